@@ -1,0 +1,232 @@
+//! Adapters (`adapters/*.toml`): one per supported export = transport + format + mapping.
+//! Agency IT copies one and edits it; no Rust code is involved.
+
+use super::error::{ConfigError, ConfigErrors, load_toml};
+use crate::formats::delimited::{DelimitedOptions, default_max_record_bytes};
+use crate::mapping::{Mapping, Provenance};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdapterSpec {
+    pub description: Option<String>,
+    /// The mapping file, relative to this adapter file.
+    pub mapping: String,
+    #[serde(default)]
+    pub source: SourceSpec,
+    pub format: FormatSpec,
+    #[serde(default)]
+    pub transport: TransportSpec,
+}
+
+/// Facts about the sender stamped on every incident.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    pub agency_ori: Option<String>,
+    pub system: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FormatSpec {
+    /// Delimited text; `delimiter` defaults to `,`.
+    Csv(DelimitedSpec),
+    /// Delimited text; `delimiter` defaults to a tab.
+    Tsv(DelimitedSpec),
+    /// Delimited text; `delimiter` defaults to `|`.
+    Psv(DelimitedSpec),
+    /// One JSON object per line.
+    Ndjson {
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: usize,
+    },
+    /// A JSON document: one object, or an array of objects.
+    Json {},
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelimitedSpec {
+    pub delimiter: Option<char>,
+    pub quote: Option<char>,
+    pub header: Option<bool>,
+    pub columns: Option<Vec<String>>,
+    pub max_record_bytes: Option<usize>,
+}
+
+/// A format ready for a reader.
+#[derive(Debug, Clone)]
+pub enum Format {
+    Delimited(DelimitedOptions),
+    Ndjson { max_record_bytes: usize },
+    Json,
+}
+
+impl FormatSpec {
+    pub fn resolve(&self) -> Result<Format, String> {
+        let delimited = |d: &DelimitedSpec, delimiter: char| {
+            let o = DelimitedOptions {
+                delimiter: d.delimiter.unwrap_or(delimiter),
+                quote: d.quote.unwrap_or('"'),
+                header: d.header.unwrap_or(true),
+                columns: d.columns.clone(),
+                max_record_bytes: d.max_record_bytes.unwrap_or_else(default_max_record_bytes),
+            };
+            o.validate().map(|()| Format::Delimited(o))
+        };
+        match self {
+            FormatSpec::Csv(d) => delimited(d, ','),
+            FormatSpec::Tsv(d) => delimited(d, '\t'),
+            FormatSpec::Psv(d) => delimited(d, '|'),
+            FormatSpec::Ndjson { max_record_bytes } => Ok(Format::Ndjson {
+                max_record_bytes: *max_record_bytes,
+            }),
+            FormatSpec::Json {} => Ok(Format::Json),
+        }
+    }
+}
+
+/// How files reach the adapter: dropped in a folder the gateway watches (the folder itself is
+/// named per site in gateway.toml), or given on the command line.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransportSpec {
+    /// File names to read, a glob with `*` and `?` (default `*`).
+    #[serde(default = "default_pattern")]
+    pub pattern: String,
+    /// What to do with a file once fully read: `keep` (default: the export is never touched)
+    /// or `move` it into `move_to`.
+    #[serde(default)]
+    pub after: After,
+    /// Folder (relative to the drop folder) that read files move to with `after = "move"`.
+    #[serde(default = "default_move_to")]
+    pub move_to: String,
+}
+
+fn default_pattern() -> String {
+    "*".into()
+}
+fn default_move_to() -> String {
+    "processed".into()
+}
+
+impl Default for TransportSpec {
+    fn default() -> Self {
+        TransportSpec {
+            pattern: default_pattern(),
+            after: After::Keep,
+            move_to: default_move_to(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum After {
+    #[default]
+    Keep,
+    Move,
+}
+
+/// A loaded, checked adapter.
+#[derive(Debug, Clone)]
+pub struct Adapter {
+    pub name: String,
+    pub path: PathBuf,
+    pub description: Option<String>,
+    pub format: Format,
+    pub mapping: Mapping,
+    pub provenance: Provenance,
+    pub transport: TransportSpec,
+}
+
+impl Adapter {
+    /// Loads an adapter file and its mapping; every problem found is reported.
+    pub fn load(path: &Path) -> Result<Adapter, ConfigErrors> {
+        let (spec, _text) = load_toml::<AdapterSpec>(path)?;
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut errors = Vec::new();
+        let format = spec.format.resolve().map_err(|e| {
+            errors.push(ConfigError::new(path, e).field("format"));
+        });
+        if spec.transport.pattern.is_empty() {
+            errors.push(ConfigError::new(path, "must not be empty").field("transport.pattern"));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mapping = Mapping::load(&base.join(&spec.mapping)).map_err(|e| errors.extend(e.0));
+        match (format, mapping) {
+            (Ok(format), Ok(mapping)) if errors.is_empty() => Ok(Adapter {
+                provenance: Provenance {
+                    adapter: name.clone(),
+                    agency_ori: spec.source.agency_ori,
+                    system: spec.source.system,
+                },
+                name,
+                path: path.to_owned(),
+                description: spec.description,
+                format,
+                mapping,
+                transport: spec.transport,
+            }),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// Finds an adapter by name in `dirs` (as `NAME.toml`), or takes `name` as a path.
+    pub fn resolve(name: &str, dirs: &[PathBuf]) -> Result<PathBuf, String> {
+        let p = Path::new(name);
+        if name.ends_with(".toml") || name.contains('/') || name.contains('\\') {
+            return if p.is_file() {
+                Ok(p.to_owned())
+            } else {
+                Err(format!("no adapter file {name}"))
+            };
+        }
+        for d in dirs {
+            let candidate = d.join(format!("{name}.toml"));
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        Err(format!(
+            "no adapter named `{name}` in {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// Matches a file name against a glob of `*` and `?`.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[char], n: &[char]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some(('*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some(('?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    go(&p, &n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*.csv", "calls_2023.csv"));
+        assert!(!glob_match("*.csv", "calls.csv.part"));
+        assert!(glob_match("cfs_??.txt", "cfs_01.txt"));
+        assert!(glob_match("*", "x"));
+    }
+}

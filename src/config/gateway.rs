@@ -1,0 +1,126 @@
+//! gateway.toml: where the store lives, the program's eligibility rules, and the pipelines
+//! (an adapter reading a drop folder). Relative paths are relative to the config file.
+
+use super::adapter::{Adapter, After};
+use super::error::{ConfigError, ConfigErrors, load_toml};
+use crate::policy::ProgramRules;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySpec {
+    #[serde(default)]
+    pub store: StoreSpec,
+    /// Where adapters are looked up by name (default `adapters`).
+    pub adapters_dir: Option<String>,
+    #[serde(default)]
+    pub program: ProgramRules,
+    #[serde(default, rename = "pipeline")]
+    pub pipelines: Vec<PipelineSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSpec {
+    #[serde(default = "default_store")]
+    pub path: String,
+}
+
+fn default_store() -> String {
+    "pnp-gateway.db".into()
+}
+
+impl Default for StoreSpec {
+    fn default() -> Self {
+        StoreSpec {
+            path: default_store(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSpec {
+    /// An adapter name (looked up in `adapters_dir`) or a path to an adapter file.
+    pub adapter: String,
+    /// The drop folder the agency's CAD/RMS writes exports into.
+    pub folder: String,
+    /// Overrides the adapter's `transport.pattern`.
+    pub pattern: Option<String>,
+    /// Overrides the adapter's `transport.after`.
+    pub after: Option<After>,
+}
+
+/// A loaded, checked gateway configuration.
+#[derive(Debug)]
+pub struct Gateway {
+    pub path: PathBuf,
+    pub store_path: PathBuf,
+    pub adapters_dir: PathBuf,
+    pub program: ProgramRules,
+    pub pipelines: Vec<Pipeline>,
+}
+
+#[derive(Debug)]
+pub struct Pipeline {
+    pub adapter: Adapter,
+    pub folder: PathBuf,
+    pub pattern: String,
+    pub after: After,
+}
+
+impl Gateway {
+    pub fn load(path: &Path) -> Result<Gateway, ConfigErrors> {
+        let (spec, text) = load_toml::<GatewaySpec>(path)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut errors = Vec::new();
+        if let Err(e) = spec.program.validate() {
+            errors.push(ConfigError::new(path, e).field("program"));
+        }
+        let adapters_dir = base.join(spec.adapters_dir.as_deref().unwrap_or("adapters"));
+        let mut pipelines = Vec::new();
+        for (i, p) in spec.pipelines.iter().enumerate() {
+            let line = text
+                .match_indices("[[pipeline]]")
+                .nth(i)
+                .map(|(off, _)| super::error::line_of(&text, off));
+            let at = |e: ConfigError| match line {
+                Some(l) => e.at(l),
+                None => e,
+            };
+            let apath = match Adapter::resolve(&p.adapter, std::slice::from_ref(&adapters_dir)) {
+                Ok(a) => a,
+                Err(_) if !p.adapter.ends_with(".toml") => {
+                    errors.push(at(ConfigError::new(path, format!(
+                        "no adapter named `{}` in {}",
+                        p.adapter,
+                        adapters_dir.display()
+                    ))
+                    .field("pipeline.adapter")));
+                    continue;
+                }
+                Err(_) => base.join(&p.adapter),
+            };
+            match Adapter::load(&apath) {
+                Ok(adapter) => pipelines.push(Pipeline {
+                    folder: base.join(&p.folder),
+                    pattern: p.pattern.clone().unwrap_or_else(|| adapter.transport.pattern.clone()),
+                    after: p.after.unwrap_or(adapter.transport.after),
+                    adapter,
+                }),
+                Err(e) => errors.extend(e.0),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Gateway {
+            path: path.to_owned(),
+            store_path: base.join(&spec.store.path),
+            adapters_dir,
+            program: spec.program,
+            pipelines,
+        })
+    }
+}

@@ -1,0 +1,10 @@
+//! Configuration files: gateway.toml and adapters. Each is parsed with unknown fields denied,
+//! then checked (no I/O beyond reading the files it names) before anything runs.
+
+pub mod adapter;
+pub mod error;
+pub mod gateway;
+
+pub use adapter::Adapter;
+pub use error::{ConfigError, ConfigErrors};
+pub use gateway::Gateway;

@@ -1,0 +1,547 @@
+//! The mapping engine: applies a declarative mapping file (`mappings/*.toml`) to parsed records
+//! and produces canonical incidents. No agency code is ever written in Rust.
+//!
+//! A mapping is loaded and checked once (unknown targets, tables, formats and columns are errors
+//! with file and line), bound to a file's header once, then applied per record.
+
+pub mod datetime;
+pub mod spec;
+pub mod target;
+pub mod transform;
+
+use crate::config::error::{ConfigError, ConfigErrors, line_of};
+use crate::formats::{RecordView, Rejection};
+use crate::model::{Category, Incident, Person, Role};
+use datetime::TimeParser;
+use serde_json::Value;
+use spec::{FieldSpec, MappingSpec, SourceSpec, TableSpec};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use target::{IncidentField, PersonField, ValueKind};
+use transform::{Step, Table, Transform};
+
+/// A compiled field: where its value comes from, how it is transformed, where it goes.
+#[derive(Debug, Clone)]
+struct Field<T> {
+    target: T,
+    name: String,
+    /// Source ids (see [`Mapping::sources`]).
+    sources: Vec<usize>,
+    constant: Option<String>,
+    sep: String,
+    transforms: Vec<Transform>,
+    time: Option<TimeParser>,
+    required: bool,
+}
+
+#[derive(Debug, Clone)]
+struct PersonBlock {
+    role: Role,
+    fields: Vec<Field<PersonField>>,
+}
+
+#[derive(Debug, Clone)]
+struct Example {
+    name: String,
+    line: usize,
+    input: Value,
+    expect: Option<serde_json::Map<String, Value>>,
+    rejected: Option<String>,
+}
+
+/// A checked, compiled mapping.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub path: PathBuf,
+    fields: Vec<Field<IncidentField>>,
+    persons: Vec<PersonBlock>,
+    tables: Vec<Table>,
+    /// Distinct source names (column names or JSON pointers), by id.
+    sources: Vec<String>,
+    examples: Vec<Example>,
+}
+
+/// A code that had no entry in its table: a mapping gap the agency should close.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Gap {
+    pub table: String,
+    pub code: String,
+}
+
+/// The columns of one delimited file, resolved for this mapping's sources.
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    columns: Vec<Option<usize>>,
+}
+
+/// Context an adapter adds to every incident it produces.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub adapter: String,
+    pub agency_ori: Option<String>,
+    pub system: Option<String>,
+}
+
+impl Mapping {
+    /// Loads and checks a mapping file; reports every problem found, each with file and line.
+    pub fn load(path: &Path) -> Result<Mapping, ConfigErrors> {
+        let (spec, text) = crate::config::error::load_toml::<MappingSpec>(path)?;
+        Mapping::compile(path, &text, spec)
+    }
+
+    fn compile(path: &Path, text: &str, spec: MappingSpec) -> Result<Mapping, ConfigErrors> {
+        let mut errors = Vec::new();
+        let err = |line: usize, field: &str, msg: String| {
+            ConfigError::new(path, msg).at(line).field(field)
+        };
+        let d = &spec.defaults;
+        let tz = d.timezone.clone().unwrap_or_else(|| datetime::DEFAULT_TIMEZONE.into());
+        let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let dt_formats = d
+            .datetime_formats
+            .clone()
+            .unwrap_or_else(|| owned(datetime::DEFAULT_DATETIME_FORMATS));
+        let date_formats = d
+            .date_formats
+            .clone()
+            .unwrap_or_else(|| owned(datetime::DEFAULT_DATE_FORMATS));
+        let default_time = match TimeParser::new(&tz, &dt_formats, &date_formats) {
+            Ok(t) => t,
+            Err(e) => {
+                errors.push(ConfigError::new(path, e).field("defaults"));
+                TimeParser::default()
+            }
+        };
+
+        let base = path.parent().unwrap_or(Path::new("."));
+        let mut tables = Vec::new();
+        for (name, t) in &spec.tables {
+            let line = line_of(text, t.span().start);
+            match load_table(base, name, t.get_ref()) {
+                Ok(table) => tables.push(table),
+                Err(e) => errors.push(err(line, &format!("tables.{name}"), e)),
+            }
+        }
+        let table_id = |n: &str| tables.iter().position(|t: &Table| t.name == n);
+
+        let mut sources: Vec<String> = Vec::new();
+        let mut compile_field = |f: &FieldSpec,
+                                 kind: ValueKind,
+                                 identifying: bool,
+                                 errors: &mut Vec<ConfigError>|
+         -> Option<(Vec<usize>, Vec<Transform>, Option<TimeParser>)> {
+            let line = line_of(text, f.target.span().start);
+            let name = f.target.get_ref();
+            let mut ok = true;
+            let mut src_ids = Vec::new();
+            match (&f.source, &f.value) {
+                (Some(_), Some(_)) => {
+                    errors.push(err(line, name, "give `source` or `value`, not both".into()));
+                    ok = false;
+                }
+                (None, None) => {
+                    errors.push(err(line, name, "needs a `source` (column or JSON pointer) or a constant `value`".into()));
+                    ok = false;
+                }
+                (Some(s), None) => {
+                    let names = s.names();
+                    if names.is_empty() || names.iter().any(|n| n.is_empty()) {
+                        errors.push(err(line, name, "`source` names must not be empty".into()));
+                        ok = false;
+                    }
+                    for n in names {
+                        let id = match sources.iter().position(|x| *x == n) {
+                            Some(i) => i,
+                            None => {
+                                sources.push(n);
+                                sources.len() - 1
+                            }
+                        };
+                        src_ids.push(id);
+                    }
+                }
+                (None, Some(_)) => {}
+            }
+            let _ = identifying;
+            let mut ts = Vec::new();
+            for t in &f.transforms {
+                match Transform::compile(t, &table_id) {
+                    Ok(t) => ts.push(t),
+                    Err(e) => {
+                        errors.push(err(line, name, e));
+                        ok = false;
+                    }
+                }
+            }
+            let time = if f.formats.is_some() || f.timezone.is_some() {
+                if !matches!(kind, ValueKind::DateTime | ValueKind::Date) {
+                    errors.push(err(line, name, "`formats` and `timezone` apply only to date and time fields".into()));
+                    ok = false;
+                    None
+                } else {
+                    let fmts = f.formats.clone().unwrap_or_else(|| {
+                        if kind == ValueKind::Date { date_formats.clone() } else { dt_formats.clone() }
+                    });
+                    let (dt, date) = if kind == ValueKind::Date {
+                        (dt_formats.clone(), fmts)
+                    } else {
+                        (fmts, date_formats.clone())
+                    };
+                    match TimeParser::new(f.timezone.as_deref().unwrap_or(&tz), &dt, &date) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            errors.push(err(line, name, e));
+                            ok = false;
+                            None
+                        }
+                    }
+                }
+            } else {
+                None
+            };
+            if kind == ValueKind::Category
+                && let Some(Transform::Table { table, .. }) = ts.iter().rev().find(|t| matches!(t, Transform::Table { .. }))
+            {
+                let t = &tables[*table];
+                let mut bad: Vec<&String> = t.map.values().filter(|v| Category::parse(v).is_none()).collect();
+                bad.sort();
+                bad.dedup();
+                if !bad.is_empty() {
+                    errors.push(err(line, name, format!(
+                        "table `{}` maps codes to values that are not program categories: {}",
+                        t.name,
+                        bad.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+                    )));
+                    ok = false;
+                }
+            }
+            ok.then_some((src_ids, ts, time))
+        };
+
+        let mut fields = Vec::new();
+        for f in &spec.fields {
+            let line = line_of(text, f.target.span().start);
+            let name = f.target.get_ref().clone();
+            let Some(target) = IncidentField::parse(&name) else {
+                let hint = if PersonField::parse(&name).is_some() {
+                    " (a person field: put it inside a [[person]] block)".to_string()
+                } else {
+                    format!("; known: {}", target::INCIDENT_FIELDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
+                };
+                errors.push(err(line, &name, format!("unknown canonical field `{name}`{hint}")));
+                continue;
+            };
+            if let Some((srcs, ts, time)) = compile_field(f, target.kind(), target.is_identifying(), &mut errors) {
+                fields.push(field(target, name, f, srcs, ts, time));
+            }
+        }
+        let mut persons = Vec::new();
+        for p in &spec.persons {
+            let mut block = PersonBlock { role: p.role, fields: Vec::new() };
+            for f in &p.fields {
+                let line = line_of(text, f.target.span().start);
+                let name = f.target.get_ref().clone();
+                let Some(target) = PersonField::parse(&name) else {
+                    errors.push(err(line, &name, format!(
+                        "unknown person field `{name}`; known: {}",
+                        target::PERSON_FIELDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+                    )));
+                    continue;
+                };
+                if let Some((srcs, ts, time)) = compile_field(f, target.kind(), target.is_identifying(), &mut errors) {
+                    block.fields.push(field(target, name, f, srcs, ts, time));
+                }
+            }
+            persons.push(block);
+        }
+        if !fields.iter().any(|f| f.target == IncidentField::IncidentId) && !spec.fields.iter().any(|f| f.target.get_ref() == "incident_id") {
+            errors.push(ConfigError::new(path, "the mapping has no field with target `incident_id`"));
+        }
+
+        let mut examples = Vec::new();
+        for (i, ex) in spec.examples.iter().enumerate() {
+            let line = line_of(text, ex.span().start);
+            let e = ex.get_ref();
+            let name = e.name.clone().unwrap_or_else(|| format!("example {}", i + 1));
+            let to_json = |t: &toml::Table| serde_json::to_value(t).unwrap_or(Value::Null);
+            if e.expect.is_some() == e.rejected.is_some() {
+                errors.push(err(line, &name, "an example needs exactly one of `expect` or `rejected`".into()));
+                continue;
+            }
+            examples.push(Example {
+                name,
+                line,
+                input: to_json(&e.input),
+                expect: e.expect.as_ref().and_then(|t| to_json(t).as_object().cloned()),
+                rejected: e.rejected.clone(),
+            });
+        }
+
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let mut m = Mapping {
+            path: path.to_owned(),
+            fields,
+            persons,
+            tables,
+            sources,
+            examples,
+        };
+        // Every field without its own formats uses the mapping's defaults.
+        for f in &mut m.fields {
+            f.time.get_or_insert_with(|| default_time.clone());
+        }
+        for p in &mut m.persons {
+            for f in &mut p.fields {
+                f.time.get_or_insert_with(|| default_time.clone());
+            }
+        }
+        Ok(m)
+    }
+
+    /// The source names (columns or JSON pointers) this mapping reads.
+    pub fn source_names(&self) -> &[String] {
+        &self.sources
+    }
+
+    /// Resolves column names against a delimited file's header. Names missing from the header
+    /// are an error for the whole file: nothing is guessed.
+    pub fn bind(&self, headers: &[String]) -> Result<Binding, String> {
+        let mut missing = Vec::new();
+        let columns = self
+            .sources
+            .iter()
+            .map(|s| {
+                let i = headers.iter().position(|h| h == s);
+                if i.is_none() {
+                    missing.push(format!("`{s}`"));
+                }
+                i
+            })
+            .collect();
+        if missing.is_empty() {
+            Ok(Binding { columns })
+        } else {
+            Err(format!(
+                "the header lacks column(s) the mapping reads: {}",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    fn lookup<'a>(&self, rec: &RecordView<'a>, b: &Binding, id: usize) -> Option<Cow<'a, str>> {
+        match rec {
+            RecordView::Row(row) => b.columns.get(id).copied().flatten().and_then(|i| row.get(i)).map(Cow::Borrowed),
+            RecordView::Json(v) => {
+                let name = &self.sources[id];
+                let found = if name.starts_with('/') { v.pointer(name) } else { v.get(name) };
+                match found? {
+                    Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+                    Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                    Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn eval<T>(
+        &self,
+        f: &Field<T>,
+        rec: &RecordView,
+        b: &Binding,
+        gaps: &mut Vec<Gap>,
+    ) -> Result<String, Rejection> {
+        let mut v = match &f.constant {
+            Some(c) => c.clone(),
+            None if f.sources.len() == 1 => self.lookup(rec, b, f.sources[0]).map(Cow::into_owned).unwrap_or_default(),
+            None => {
+                let mut s = String::new();
+                for &id in &f.sources {
+                    if let Some(part) = self.lookup(rec, b, id) {
+                        let part = part.trim();
+                        if !part.is_empty() {
+                            if !s.is_empty() {
+                                s.push_str(&f.sep);
+                            }
+                            s.push_str(part);
+                        }
+                    }
+                }
+                s
+            }
+        };
+        for t in &f.transforms {
+            v = match t.apply(v, &self.tables) {
+                Step::Value(v) => v,
+                Step::Gap { table, code, value } => {
+                    gaps.push(Gap { table: self.tables[table].name.clone(), code });
+                    value
+                }
+                Step::Reject(reason) => {
+                    return Err(Rejection::new("unmapped_code", reason).with_field(&f.name));
+                }
+            };
+        }
+        if v.is_empty() && f.required {
+            return Err(Rejection::new("missing_required", format!("required field `{}` is empty", f.name)).with_field(&f.name));
+        }
+        Ok(v)
+    }
+
+    /// Maps one record. `gaps` receives the codes that had no table entry.
+    pub fn apply(
+        &self,
+        prov: &Provenance,
+        rec: &RecordView,
+        b: &Binding,
+        gaps: &mut Vec<Gap>,
+    ) -> Result<Incident, Rejection> {
+        let mut inc = Incident::new(&prov.adapter);
+        inc.source.agency_ori = prov.agency_ori.clone();
+        inc.source.system = prov.system.clone();
+        for f in &self.fields {
+            let v = self.eval(f, rec, b, gaps)?;
+            if v.is_empty() {
+                continue;
+            }
+            let time = f.time.as_ref().expect("compiled with a time parser");
+            f.target.set(&mut inc, v, time).map_err(|e| set_error(&f.name, f.target.kind(), e))?;
+        }
+        for p in &self.persons {
+            let mut person = Person::new(p.role);
+            for f in &p.fields {
+                let v = self.eval(f, rec, b, gaps)?;
+                if v.is_empty() {
+                    continue;
+                }
+                let time = f.time.as_ref().expect("compiled with a time parser");
+                f.target.set(&mut person, v, time).map_err(|e| set_error(&f.name, f.target.kind(), e))?;
+            }
+            if !person.is_empty() {
+                inc.persons.push(person);
+            }
+        }
+        if inc.incident_id.trim().is_empty() {
+            return Err(Rejection::new("missing_incident_id", "the incident id is empty").with_field("incident_id"));
+        }
+        if inc.source.record_id.is_empty() {
+            inc.source.record_id = inc.incident_id.clone();
+        }
+        Ok(inc)
+    }
+
+    /// Runs the mapping's examples; each failure names the example's line.
+    pub fn run_examples(&self, prov: &Provenance, rules: &crate::policy::ProgramRules) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        let b = Binding::default();
+        for ex in &self.examples {
+            let err = |msg: String| ConfigError::new(&self.path, msg).at(ex.line).field(format!("example `{}`", ex.name));
+            let mut gaps = Vec::new();
+            let out = self.apply(prov, &RecordView::Json(&ex.input), &b, &mut gaps);
+            match (out, &ex.expect, &ex.rejected) {
+                (Ok(mut inc), Some(expect), _) => {
+                    rules.apply(&mut inc);
+                    let got = serde_json::to_value(&inc).unwrap_or(Value::Null);
+                    for (k, want) in expect {
+                        let have = got.get(k).unwrap_or(&Value::Null);
+                        if have != want {
+                            errors.push(err(format!("`{k}`: expected {want}, got {have}")));
+                        }
+                    }
+                }
+                (Ok(_), None, Some(kind)) => errors.push(err(format!("expected a rejection ({kind}), got an incident"))),
+                (Err(r), _, Some(kind)) if r.kind == kind => {}
+                (Err(r), _, _) => errors.push(err(format!("rejected ({}): {}", r.kind, r.reason))),
+                (Ok(_), None, None) => {}
+            }
+        }
+        errors
+    }
+
+    /// Code tables by name (for listing mapping gaps).
+    pub fn table_names(&self) -> impl Iterator<Item = &str> {
+        self.tables.iter().map(|t| t.name.as_str())
+    }
+}
+
+fn field<T>(target: T, name: String, f: &FieldSpec, sources: Vec<usize>, transforms: Vec<Transform>, time: Option<TimeParser>) -> Field<T> {
+    Field {
+        target,
+        name,
+        sources,
+        constant: f.value.clone(),
+        sep: f.sep.clone().unwrap_or_else(|| " ".into()),
+        transforms,
+        time,
+        required: f.required,
+    }
+}
+
+fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {
+    let k = match kind {
+        ValueKind::DateTime if e.contains("does not exist") || e.contains("happens twice") => "ambiguous_local_time",
+        ValueKind::DateTime | ValueKind::Date => "bad_date",
+        ValueKind::Number => "bad_number",
+        ValueKind::Bool => "bad_boolean",
+        ValueKind::Category => "bad_category",
+        ValueKind::Action => "bad_action",
+        ValueKind::Text => "bad_value",
+    };
+    Rejection::new(k, e).with_field(name)
+}
+
+fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
+    let mut map = HashMap::new();
+    let key_of = |k: &str| if t.ignore_case { k.to_ascii_uppercase() } else { k.to_owned() };
+    if let Some(file) = &t.file {
+        let path = base.join(file);
+        let mut rdr = csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_path(&path)
+            .map_err(|e| format!("cannot read lookup file {}: {e}", path.display()))?;
+        let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
+        let col = |want: &Option<String>, default: usize| -> Result<usize, String> {
+            match want {
+                None => Ok(default),
+                Some(w) => headers.iter().position(|h| h.trim() == w).ok_or_else(|| {
+                    format!("lookup file {} has no column `{w}`", path.display())
+                }),
+            }
+        };
+        let (k, v) = (col(&t.key, 0)?, col(&t.value, 1)?);
+        for (i, rec) in rdr.records().enumerate() {
+            let rec = rec.map_err(|e| format!("{}: row {}: {e}", path.display(), i + 2))?;
+            let (Some(code), Some(val)) = (rec.get(k), rec.get(v)) else {
+                continue;
+            };
+            let code = code.trim();
+            if !code.is_empty() {
+                // The first entry for a code wins (lookup exports repeat rows).
+                map.entry(key_of(code)).or_insert_with(|| val.trim().to_owned());
+            }
+        }
+    } else if t.key.is_some() || t.value.is_some() {
+        return Err("`key` and `value` name columns of a lookup `file`".into());
+    }
+    for (k, v) in &t.entries {
+        map.insert(key_of(k), v.clone());
+    }
+    if map.is_empty() {
+        return Err(format!("table `{name}` is empty: give `entries` or a `file`"));
+    }
+    Ok(Table {
+        name: name.to_owned(),
+        map,
+        ignore_case: t.ignore_case,
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Mapping>();
+    let _ = SourceSpec::One(String::new());
+}

@@ -1,0 +1,363 @@
+//! The canonical fields a mapping may write, by name, and how a text value is stored in each.
+//!
+//! This registry is the single list of mapping targets: `check` rejects any other name, and
+//! `docs/mapping.md` lists these (a test keeps the two in step).
+
+use super::datetime::TimeParser;
+use crate::model::{
+    Category, Coded, Identifier, IdentifierKind, Incident, Person, Sensitive,
+};
+
+/// A canonical field of the incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncidentField {
+    IncidentId,
+    Action,
+    RecordId,
+    AgencyOri,
+    System,
+    CallTypeCode,
+    CallTypeText,
+    Category,
+    Priority,
+    Received,
+    Dispatched,
+    Arrived,
+    Cleared,
+    Street,
+    City,
+    County,
+    State,
+    Zip,
+    Lat,
+    Lon,
+    Beat,
+    DispositionCode,
+    DispositionText,
+    Narrative,
+    NaloxoneAdministered,
+    Weapon,
+    Violence,
+}
+
+/// A canonical field of a person (inside a `[[person]]` block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonField {
+    /// A whole name, split: "LAST, FIRST MIDDLE" or "FIRST MIDDLE LAST".
+    Name,
+    Last,
+    First,
+    Middle,
+    Suffix,
+    Dob,
+    Age,
+    Sex,
+    Race,
+    Ethnicity,
+    Phone,
+    Email,
+    Street,
+    City,
+    State,
+    Zip,
+    Id(IdentifierKind),
+}
+
+pub const INCIDENT_FIELDS: &[(&str, IncidentField)] = &[
+    ("incident_id", IncidentField::IncidentId),
+    ("action", IncidentField::Action),
+    ("source.record_id", IncidentField::RecordId),
+    ("source.agency_ori", IncidentField::AgencyOri),
+    ("source.system", IncidentField::System),
+    ("call_type.code", IncidentField::CallTypeCode),
+    ("call_type.text", IncidentField::CallTypeText),
+    ("category", IncidentField::Category),
+    ("priority", IncidentField::Priority),
+    ("times.received", IncidentField::Received),
+    ("times.dispatched", IncidentField::Dispatched),
+    ("times.arrived", IncidentField::Arrived),
+    ("times.cleared", IncidentField::Cleared),
+    ("location.street", IncidentField::Street),
+    ("location.city", IncidentField::City),
+    ("location.county", IncidentField::County),
+    ("location.state", IncidentField::State),
+    ("location.zip", IncidentField::Zip),
+    ("location.lat", IncidentField::Lat),
+    ("location.lon", IncidentField::Lon),
+    ("location.beat", IncidentField::Beat),
+    ("disposition.code", IncidentField::DispositionCode),
+    ("disposition.text", IncidentField::DispositionText),
+    ("narrative", IncidentField::Narrative),
+    ("naloxone_administered", IncidentField::NaloxoneAdministered),
+    ("flags.weapon", IncidentField::Weapon),
+    ("flags.violence", IncidentField::Violence),
+];
+
+pub const PERSON_FIELDS: &[(&str, PersonField)] = &[
+    ("name", PersonField::Name),
+    ("name.last", PersonField::Last),
+    ("name.first", PersonField::First),
+    ("name.middle", PersonField::Middle),
+    ("name.suffix", PersonField::Suffix),
+    ("dob", PersonField::Dob),
+    ("age", PersonField::Age),
+    ("sex", PersonField::Sex),
+    ("race", PersonField::Race),
+    ("ethnicity", PersonField::Ethnicity),
+    ("phone", PersonField::Phone),
+    ("email", PersonField::Email),
+    ("address.street", PersonField::Street),
+    ("address.city", PersonField::City),
+    ("address.state", PersonField::State),
+    ("address.zip", PersonField::Zip),
+    ("id.ssn", PersonField::Id(IdentifierKind::Ssn)),
+    ("id.drivers_license", PersonField::Id(IdentifierKind::DriversLicense)),
+    ("id.mrn", PersonField::Id(IdentifierKind::Mrn)),
+    ("id.plate", PersonField::Id(IdentifierKind::Plate)),
+    ("id.other", PersonField::Id(IdentifierKind::Other)),
+];
+
+/// What kind of text a target accepts; decides which options (`formats`) apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    Text,
+    DateTime,
+    Date,
+    Number,
+    Bool,
+    Category,
+    Action,
+}
+
+impl IncidentField {
+    pub fn parse(name: &str) -> Option<Self> {
+        INCIDENT_FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
+    pub fn kind(self) -> ValueKind {
+        use IncidentField::*;
+        match self {
+            Received | Dispatched | Arrived | Cleared => ValueKind::DateTime,
+            Lat | Lon => ValueKind::Number,
+            NaloxoneAdministered | Weapon | Violence => ValueKind::Bool,
+            Category => ValueKind::Category,
+            Action => ValueKind::Action,
+            _ => ValueKind::Text,
+        }
+    }
+
+    /// Whether an error about this field may quote the offending value.
+    pub fn is_identifying(self) -> bool {
+        use IncidentField::*;
+        matches!(self, Street | Zip | Lat | Lon | Narrative)
+    }
+
+    /// Stores `v` (non-empty, after transforms). Errors never quote identifying values.
+    pub fn set(self, inc: &mut Incident, v: String, time: &TimeParser) -> Result<(), String> {
+        use IncidentField::*;
+        match self {
+            IncidentId => inc.incident_id = v,
+            Action => {
+                inc.action = crate::model::Action::ALL
+                    .into_iter()
+                    .find(|a| a.as_str() == v.trim().to_ascii_lowercase())
+                    .ok_or_else(|| {
+                        format!("`{v}` is not an action (new, update, delete); map it with a table")
+                    })?
+            }
+            RecordId => inc.source.record_id = v,
+            AgencyOri => inc.source.agency_ori = Some(v),
+            System => inc.source.system = Some(v),
+            CallTypeCode => coded(&mut inc.call_type).code = v,
+            CallTypeText => coded(&mut inc.call_type).text = Some(v),
+            Category => {
+                inc.category = crate::model::Category::parse(v.trim()).ok_or_else(|| {
+                    format!("`{v}` is not a program category ({})", category_names())
+                })?
+            }
+            Priority => inc.priority = Some(v),
+            Received => inc.times.received = Some(time.datetime(&v)?),
+            Dispatched => inc.times.dispatched = Some(time.datetime(&v)?),
+            Arrived => inc.times.arrived = Some(time.datetime(&v)?),
+            Cleared => inc.times.cleared = Some(time.datetime(&v)?),
+            Street => inc.location.street = Some(Sensitive::new(v)),
+            City => inc.location.city = Some(v),
+            County => inc.location.county = Some(v),
+            State => inc.location.state = Some(v),
+            Zip => inc.location.zip = Some(Sensitive::new(v)),
+            Lat => inc.location.lat = Some(Sensitive::new(number(&v, -90.0, 90.0)?)),
+            Lon => inc.location.lon = Some(Sensitive::new(number(&v, -180.0, 180.0)?)),
+            Beat => inc.location.beat = Some(v),
+            DispositionCode => coded(&mut inc.disposition).code = v,
+            DispositionText => coded(&mut inc.disposition).text = Some(v),
+            Narrative => inc.narrative = Some(Sensitive::new(v)),
+            NaloxoneAdministered => inc.naloxone_administered = Some(boolean(&v)?),
+            Weapon => inc.flags.weapon = Some(boolean(&v)?),
+            Violence => inc.flags.violence = Some(boolean(&v)?),
+        }
+        Ok(())
+    }
+}
+
+impl PersonField {
+    pub fn parse(name: &str) -> Option<Self> {
+        PERSON_FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+    }
+
+    pub fn kind(self) -> ValueKind {
+        match self {
+            PersonField::Dob => ValueKind::Date,
+            PersonField::Age => ValueKind::Number,
+            _ => ValueKind::Text,
+        }
+    }
+
+    pub fn is_identifying(self) -> bool {
+        !matches!(
+            self,
+            PersonField::Sex | PersonField::Race | PersonField::Ethnicity | PersonField::State
+        )
+    }
+
+    pub fn set(self, p: &mut Person, v: String, time: &TimeParser) -> Result<(), String> {
+        use PersonField::*;
+        let s = |v: String| Some(Sensitive::new(v));
+        match self {
+            Name => split_name(p, &v),
+            Last => p.name.last = s(v),
+            First => p.name.first = s(v),
+            Middle => p.name.middle = s(v),
+            Suffix => p.name.suffix = s(v),
+            Dob => p.dob = Some(Sensitive::new(time.date(&v)?)),
+            Age => {
+                let age: u16 = v
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|a| *a <= 130)
+                    .ok_or("not an age in years (0 to 130)")?;
+                p.age = Some(Sensitive::new(age));
+            }
+            Sex => p.sex = Some(v),
+            Race => p.race = Some(v),
+            Ethnicity => p.ethnicity = Some(v),
+            Phone => p.phones.push(Sensitive::new(v)),
+            Email => p.emails.push(Sensitive::new(v)),
+            Street => p.address.street = s(v),
+            City => p.address.city = s(v),
+            State => p.address.state = Some(v),
+            Zip => p.address.zip = s(v),
+            Id(kind) => p.identifiers.push(Identifier {
+                kind,
+                value: Sensitive::new(v),
+                issuer: None,
+            }),
+        }
+        Ok(())
+    }
+}
+
+fn coded(slot: &mut Option<Coded>) -> &mut Coded {
+    slot.get_or_insert_with(Coded::default)
+}
+
+fn category_names() -> String {
+    Category::ALL.map(|c| c.as_str()).join(", ")
+}
+
+fn number(v: &str, min: f64, max: f64) -> Result<f64, String> {
+    v.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && (min..=max).contains(n))
+        .ok_or_else(|| format!("not a number between {min} and {max}"))
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "y" | "1" | "t" => Ok(true),
+        "false" | "no" | "n" | "0" | "f" => Ok(false),
+        _ => Err(format!(
+            "`{v}` is not a yes/no value (true/false, yes/no, y/n, 1/0)"
+        )),
+    }
+}
+
+/// "LAST, FIRST MIDDLE SUFFIX" when there is a comma, else "FIRST MIDDLE LAST".
+fn split_name(p: &mut Person, v: &str) {
+    const SUFFIXES: &[&str] = &["JR", "SR", "II", "III", "IV", "V"];
+    let s = |x: &str| Some(Sensitive::new(x.to_owned()));
+    let is_suffix = |w: &str| SUFFIXES.contains(&w.trim_end_matches('.').to_ascii_uppercase().as_str());
+    if let Some((last, rest)) = v.split_once(',') {
+        p.name.last = s(last.trim()).filter(|x| !x.expose().is_empty());
+        let mut words: Vec<&str> = rest.split_whitespace().collect();
+        if words.len() > 1 && words.last().is_some_and(|w| is_suffix(w)) {
+            p.name.suffix = words.pop().and_then(s);
+        }
+        let mut it = words.into_iter();
+        p.name.first = it.next().and_then(s);
+        let middle = it.collect::<Vec<_>>().join(" ");
+        if !middle.is_empty() {
+            p.name.middle = s(&middle);
+        }
+    } else {
+        let mut words: Vec<&str> = v.split_whitespace().collect();
+        if words.len() > 2 && words.last().is_some_and(|w| is_suffix(w)) {
+            p.name.suffix = words.pop().and_then(s);
+        }
+        match words.as_slice() {
+            [] => {}
+            [only] => p.name.last = s(only),
+            [first, middle @ .., last] => {
+                p.name.first = s(first);
+                p.name.last = s(last);
+                if !middle.is_empty() {
+                    p.name.middle = s(&middle.join(" "));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Action, Role};
+
+    fn name(v: &str) -> [Option<String>; 4] {
+        let mut p = Person::new(Role::Subject);
+        split_name(&mut p, v);
+        let f = |x: &Option<Sensitive<String>>| x.as_ref().map(|s| s.expose().clone());
+        [f(&p.name.last), f(&p.name.first), f(&p.name.middle), f(&p.name.suffix)]
+    }
+
+    #[test]
+    fn splits_last_comma_first_middle() {
+        let o = |s: &str| Some(s.to_string());
+        assert_eq!(name("DOE, JANE Q"), [o("DOE"), o("JANE"), o("Q"), None]);
+        assert_eq!(name("Smith, John Paul Jr."), [o("Smith"), o("John"), o("Paul"), o("Jr.")]);
+        assert_eq!(name("Jane Q Doe"), [o("Doe"), o("Jane"), o("Q"), None]);
+        assert_eq!(name("DOE"), [o("DOE"), None, None, None]);
+        assert_eq!(name(", "), [None, None, None, None]);
+    }
+
+    #[test]
+    fn every_target_name_parses() {
+        for (n, f) in INCIDENT_FIELDS {
+            assert_eq!(IncidentField::parse(n), Some(*f));
+        }
+        for (n, f) in PERSON_FIELDS {
+            assert_eq!(PersonField::parse(n), Some(*f));
+        }
+        assert_eq!(IncidentField::parse("location.streeet"), None);
+    }
+
+    #[test]
+    fn action_needs_a_canonical_word() {
+        let t = TimeParser::default();
+        let mut inc = Incident::new("t");
+        IncidentField::Action.set(&mut inc, "Delete".into(), &t).unwrap();
+        assert_eq!(inc.action, Action::Delete);
+        assert!(IncidentField::Action.set(&mut inc, "D".into(), &t).is_err());
+    }
+}

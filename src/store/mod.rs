@@ -1,0 +1,342 @@
+//! The embedded store: one SQLite file (WAL), migrations built in.
+//!
+//! SQLite was chosen for a file format that stays readable across years of upgrades and for
+//! agency IT's `sqlite3` CLI. It holds the ingest ledger (what has been read, up to where), the
+//! quarantine (rejected records: where they are and why, never their content), the staged
+//! incidents that later stages consume, and the mapping gaps (codes with no table entry).
+
+use crate::formats::{Checkpoint, Position, Rejection};
+use crate::mapping::Gap;
+use crate::model::Incident;
+use rusqlite::{Connection, OptionalExtension, params};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store: cannot create its folder: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("store: the file was written by a newer pnp-gateway (schema {found}, this one knows {known})")]
+    TooNew { found: i64, known: i64 },
+    #[error("store: cannot encode an incident: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// Migrations, in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: ingest ledger, quarantine, staged incidents, mapping gaps.
+    "CREATE TABLE ingest_ledger (
+        adapter TEXT NOT NULL,
+        path TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        head_hash TEXT NOT NULL,
+        content_hash TEXT,
+        byte_offset INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        record INTEGER NOT NULL,
+        done INTEGER NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (adapter, path)
+    );
+    CREATE TABLE quarantine (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        adapter TEXT NOT NULL,
+        file TEXT NOT NULL,
+        record INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        byte_offset INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        field TEXT,
+        reason TEXT NOT NULL
+    );
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        adapter TEXT NOT NULL,
+        file TEXT NOT NULL,
+        record INTEGER NOT NULL,
+        line INTEGER NOT NULL,
+        incident_id TEXT NOT NULL,
+        action TEXT NOT NULL,
+        category TEXT NOT NULL,
+        eligible INTEGER NOT NULL,
+        rule TEXT NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX incidents_by_source ON incidents (adapter, file, record);
+    CREATE TABLE mapping_gaps (
+        adapter TEXT NOT NULL,
+        code_table TEXT NOT NULL,
+        code TEXT NOT NULL,
+        count INTEGER NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        PRIMARY KEY (adapter, code_table, code)
+    );",
+];
+
+/// What the ledger knows of one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub size: u64,
+    pub head_hash: String,
+    pub content_hash: Option<String>,
+    pub checkpoint: Checkpoint,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineRow {
+    pub id: i64,
+    pub at: String,
+    pub adapter: String,
+    pub file: String,
+    pub record: u64,
+    pub line: u64,
+    pub kind: String,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+pub struct Store {
+    conn: Connection,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // An acknowledged write survives power loss.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let mut store = Store { conn };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    pub fn ledger(&self, adapter: &str, path: &str) -> Result<Option<LedgerEntry>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT size, head_hash, content_hash, byte_offset, line, record, done
+                 FROM ingest_ledger WHERE adapter = ?1 AND path = ?2",
+                params![adapter, path],
+                |r| {
+                    Ok(LedgerEntry {
+                        size: r.get::<_, i64>(0)? as u64,
+                        head_hash: r.get(1)?,
+                        content_hash: r.get(2)?,
+                        checkpoint: Checkpoint {
+                            byte: r.get::<_, i64>(3)? as u64,
+                            line: r.get::<_, i64>(4)? as u64,
+                            record: r.get::<_, i64>(5)? as u64,
+                        },
+                        done: r.get(6)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Forgets a file (its content was replaced): it will be read from the start.
+    pub fn forget(&self, adapter: &str, path: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM ingest_ledger WHERE adapter = ?1 AND path = ?2",
+            params![adapter, path],
+        )?;
+        Ok(())
+    }
+
+    /// Starts a batch: records and the reading position are committed together, so a crash
+    /// at any moment neither loses a record nor stores it twice.
+    pub fn batch(&mut self) -> Result<Batch<'_>> {
+        Ok(Batch {
+            tx: self.conn.transaction()?,
+        })
+    }
+
+    pub fn quarantine(&self) -> Result<Vec<QuarantineRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, at, adapter, file, record, line, kind, field, reason FROM quarantine ORDER BY id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(QuarantineRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                adapter: r.get(2)?,
+                file: r.get(3)?,
+                record: r.get::<_, i64>(4)? as u64,
+                line: r.get::<_, i64>(5)? as u64,
+                kind: r.get(6)?,
+                field: r.get(7)?,
+                reason: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Codes seen with no table entry: (adapter, table, code, count), most frequent first.
+    pub fn mapping_gaps(&self) -> Result<Vec<(String, String, String, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT adapter, code_table, code, count FROM mapping_gaps ORDER BY count DESC, adapter, code_table, code",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Staged incidents per (category, eligible).
+    pub fn incident_counts(&self) -> Result<Vec<(String, bool, u64)>> {
+        let mut st = self.conn.prepare(
+            "SELECT category, eligible, count(*) FROM incidents GROUP BY category, eligible ORDER BY category, eligible",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Staged incidents' JSON bodies, in the order they were read.
+    pub fn incidents(&self) -> Result<Vec<(String, u64, Incident)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT file, record, body FROM incidents ORDER BY id")?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (file, record, body) = row?;
+            out.push((file, record, serde_json::from_str(&body)?));
+        }
+        Ok(out)
+    }
+}
+
+/// One transaction of ingest results; dropped without `commit`, it stores nothing.
+pub struct Batch<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Batch<'_> {
+    pub fn incident(&self, adapter: &str, file: &str, pos: Position, inc: &Incident) -> Result<()> {
+        let body = serde_json::to_string(inc)?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO incidents (at, adapter, file, record, line, incident_id, action, category, eligible, rule, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                now(),
+                adapter,
+                file,
+                pos.record as i64,
+                pos.line as i64,
+                inc.incident_id,
+                inc.action.as_str(),
+                inc.category.as_str(),
+                inc.eligibility.eligible,
+                inc.eligibility.rule,
+                body
+            ])?;
+        Ok(())
+    }
+
+    pub fn reject(&self, adapter: &str, file: &str, pos: Position, r: &Rejection) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO quarantine (at, adapter, file, record, line, byte_offset, kind, field, reason)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                now(),
+                adapter,
+                file,
+                pos.record as i64,
+                pos.line as i64,
+                pos.byte as i64,
+                r.kind,
+                r.field,
+                r.reason
+            ])?;
+        Ok(())
+    }
+
+    pub fn gap(&self, adapter: &str, gap: &Gap) -> Result<()> {
+        let t = now();
+        self.tx
+            .prepare_cached(
+                "INSERT INTO mapping_gaps (adapter, code_table, code, count, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, 1, ?4, ?4)
+                 ON CONFLICT (adapter, code_table, code) DO UPDATE SET count = count + 1, last_seen = ?4",
+            )?
+            .execute(params![adapter, gap.table, gap.code, t])?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn ledger(
+        &self,
+        adapter: &str,
+        path: &str,
+        size: u64,
+        head_hash: &str,
+        content_hash: Option<&str>,
+        cp: Checkpoint,
+        done: bool,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO ingest_ledger (adapter, path, size, head_hash, content_hash, byte_offset, line, record, done, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (adapter, path) DO UPDATE SET size = ?3, head_hash = ?4, content_hash = ?5,
+                   byte_offset = ?6, line = ?7, record = ?8, done = ?9, updated_at = ?10",
+            )?
+            .execute(params![
+                adapter,
+                path,
+                size as i64,
+                head_hash,
+                content_hash,
+                cp.byte as i64,
+                cp.line as i64,
+                cp.record as i64,
+                done,
+                now()
+            ])?;
+        Ok(())
+    }
+
+    pub fn commit(self) -> Result<()> {
+        self.tx.commit()?;
+        Ok(())
+    }
+}
