@@ -7,3 +7,6 @@ pub mod mapping;
 pub mod model;
 pub mod policy;
 pub mod store;
+pub mod pipeline;
+pub mod ingest;
+pub mod demo;

@@ -1,1 +1,384 @@
-fn main(){}
+//! The `pnp-gateway` command line. Parses arguments and calls the library; nothing else.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use pnp_gateway::config::{Adapter, ConfigErrors, Gateway};
+use pnp_gateway::ingest;
+use pnp_gateway::pipeline::sinks::JsonLines;
+use pnp_gateway::pipeline::{FileRun, PipelineError, Stats};
+use pnp_gateway::policy::ProgramRules;
+use pnp_gateway::store::Store;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "pnp-gateway", version, about = "Police and Peers integration gateway: CAD/RMS exports in, canonical incidents out")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate the config, its adapters, their mappings and the mappings' examples.
+    Check {
+        /// gateway.toml; without it, every adapter in --adapters-dir is checked.
+        #[arg(long, env = "PNP_GATEWAY_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "adapters")]
+        adapters_dir: PathBuf,
+    },
+    /// Print canonical incidents as JSON lines (stdout); rejected records as JSON lines (stderr).
+    Normalize {
+        /// An adapter name (looked up in --adapters-dir) or an adapter file.
+        #[arg(long)]
+        adapter: String,
+        #[arg(long, default_value = "adapters")]
+        adapters_dir: PathBuf,
+        /// Take the program's eligibility rules from this gateway.toml.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// Run the configured pipelines: read drop folders into the store.
+    Run {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// Drain the drop folders once and exit.
+        #[arg(long)]
+        once: bool,
+        /// Stop after this many records (the rest is read by the next run).
+        #[arg(long)]
+        max_records: Option<u64>,
+    },
+    /// Rejected records and why.
+    Quarantine {
+        #[command(subcommand)]
+        command: QuarantineCommand,
+    },
+    /// Run the embedded demo: sample exports through the demo config, with a summary.
+    Demo {
+        /// Folder to write the demo's config, exports and store into.
+        #[arg(long, default_value = "pnp-demo")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuarantineCommand {
+    /// List rejected records with file, record, line and reason.
+    List {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Run { .. } => "info",
+        _ => "warn",
+    };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .init();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<ExitCode> {
+    match cmd {
+        Command::Check { config, adapters_dir } => check(config.as_deref(), &adapters_dir),
+        Command::Normalize { adapter, adapters_dir, config, inputs } => normalize(&adapter, &adapters_dir, config.as_deref(), &inputs),
+        Command::Run { config, once, max_records } => {
+            let gw = load_gateway(&config)?;
+            let stats = run(&gw, once, max_records)?;
+            print_summary(&gw, &stats)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine { command: QuarantineCommand::List { config, json } } => quarantine_list(&config, json),
+        Command::Demo { out } => demo(&out),
+    }
+}
+
+fn load_gateway(path: &Path) -> Result<Gateway> {
+    if !path.exists() {
+        bail!("no config at {} (give --config, or try `pnp-gateway demo`)", path.display());
+    }
+    Gateway::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn print_errors(e: &ConfigErrors) {
+    for err in &e.0 {
+        eprintln!("error: {err}");
+    }
+}
+
+fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
+    let mut errors = ConfigErrors::default();
+    let mut adapters = Vec::new();
+    let mut rules = ProgramRules::default();
+    let mut gateway = None;
+    let dir = match config {
+        Some(c) => match Gateway::load(c) {
+            Ok(gw) => {
+                rules = gw.program.clone();
+                let d = gw.adapters_dir.clone();
+                gateway = Some(gw);
+                d
+            }
+            Err(e) => {
+                print_errors(&e);
+                return Ok(ExitCode::FAILURE);
+            }
+        },
+        None => adapters_dir.to_owned(),
+    };
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
+        Err(e) => bail!("cannot list adapters in {}: {e}", dir.display()),
+    };
+    if let Some(gw) = &gateway {
+        for p in &gw.pipelines {
+            if !paths.contains(&p.adapter.path) {
+                paths.push(p.adapter.path.clone());
+            }
+        }
+    }
+    paths.sort();
+    for p in &paths {
+        match Adapter::load(p) {
+            Ok(a) => adapters.push(a),
+            Err(e) => errors.0.extend(e.0),
+        }
+    }
+    let mut examples = 0;
+    for a in &adapters {
+        errors.0.extend(a.mapping.run_examples(&a.provenance, &rules));
+        examples += a.mapping.examples_len();
+    }
+    if let Some(gw) = &gateway
+        && gw.store_path.exists()
+    {
+        let store = Store::open(&gw.store_path)?;
+        let gaps = store.mapping_gaps()?;
+        if !gaps.is_empty() {
+            println!("mapping gaps seen in {} (codes with no table entry; their incidents are `unmapped`):", gw.store_path.display());
+            for (adapter, table, code, n) in gaps {
+                println!("  {adapter}: table `{table}`: code `{code}` ({n} records)");
+            }
+        }
+    }
+    if errors.0.is_empty() {
+        println!("ok: {} adapter(s), {} example(s) checked", adapters.len(), examples);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        print_errors(&errors);
+        eprintln!("{} error(s)", errors.0.len());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn normalize(adapter: &str, adapters_dir: &Path, config: Option<&Path>, inputs: &[PathBuf]) -> Result<ExitCode> {
+    let (rules, dirs) = match config {
+        Some(c) => {
+            let gw = load_gateway(c)?;
+            (gw.program, vec![gw.adapters_dir, adapters_dir.to_owned()])
+        }
+        None => (ProgramRules::default(), vec![adapters_dir.to_owned()]),
+    };
+    let path = Adapter::resolve(adapter, &dirs).map_err(anyhow::Error::msg)?;
+    let adapter = match Adapter::load(&path) {
+        Ok(a) => a,
+        Err(e) => {
+            print_errors(&e);
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let stdout = std::io::stdout();
+    let stderr = std::io::stderr();
+    let mut stats = Stats::default();
+    for input in inputs {
+        let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let err = std::io::BufWriter::new(stderr.lock());
+        let mut sink = JsonLines::new(input.display().to_string(), out, err);
+        let run = FileRun { adapter: &adapter, rules: &rules, resume: None, limit: None, progress: None };
+        match run.run(input, &mut sink, &mut stats) {
+            Ok(_) => {}
+            Err(PipelineError::File { path, source }) => {
+                drop(sink);
+                let line = serde_json::json!({"rejected": {"file": path, "record": 0, "line": 0, "kind": "unreadable_file", "reason": source.to_string()}});
+                eprintln!("{line}");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let gaps: Vec<_> = stats.gaps.iter().map(|(g, n)| serde_json::json!({"table": g.table, "code": g.code, "records": n})).collect();
+    let summary = serde_json::json!({"summary": {
+        "files": stats.files, "records": stats.records, "incidents": stats.incidents,
+        "rejected": stats.rejected, "unmapped_codes": gaps,
+    }});
+    writeln!(std::io::stderr(), "{summary}")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+struct Progress {
+    on: bool,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress { on: std::io::stderr().is_terminal(), last: Instant::now(), shown: false }
+    }
+
+    fn update(&mut self, file: &Path, read: u64, total: u64) {
+        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let pct = if total > 0 { read as f64 * 100.0 / total as f64 } else { 100.0 };
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        eprint!("\r\x1b[K{name}: {:.1} of {:.1} MB ({pct:.0}%)", read as f64 / 1e6, total as f64 / 1e6);
+    }
+
+    fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+fn run(gw: &Gateway, once: bool, max_records: Option<u64>) -> Result<Stats> {
+    let mut store = Store::open(&gw.store_path).with_context(|| format!("opening the store {}", gw.store_path.display()))?;
+    let mut stats = Stats::default();
+    let mut progress = Progress::new();
+    let mut limit = max_records;
+    for p in &gw.pipelines {
+        std::fs::create_dir_all(&p.folder).with_context(|| format!("creating drop folder {}", p.folder.display()))?;
+    }
+    if once || max_records.is_some() {
+        for p in &gw.pipelines {
+            let go_on = ingest::drain_folder(&mut store, p, &gw.program, &mut limit, &mut |_| true, &mut |f, r, t| progress.update(f, r, t), &mut stats)?;
+            progress.clear();
+            if !go_on {
+                break;
+            }
+        }
+        return Ok(stats);
+    }
+    watch(gw, &mut store, &mut stats)?;
+    Ok(stats)
+}
+
+/// Watches the drop folders until killed. A file is read once its size has stayed the same for
+/// one scan (so a file still being written is not read half-way); every commit is durable, so
+/// stopping the process at any moment loses nothing.
+fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_| {
+        let _ = tx.send(());
+    })?;
+    for p in &gw.pipelines {
+        watcher.watch(&p.folder, RecursiveMode::NonRecursive)?;
+    }
+    tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
+    let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
+    let mut progress = Progress::new();
+    loop {
+        for p in &gw.pipelines {
+            let mut settled = |path: &Path| {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                sizes.insert(path.to_owned(), size) == Some(size)
+            };
+            let mut none = None;
+            if let Err(e) = ingest::drain_folder(store, p, &gw.program, &mut none, &mut settled, &mut |f, r, t| progress.update(f, r, t), stats) {
+                tracing::error!(adapter = %p.adapter.name, error = %e, "pipeline error; retrying at the next scan");
+            }
+            progress.clear();
+        }
+        // Wake on a change, or rescan after a second anyway.
+        let _ = rx.recv_timeout(Duration::from_secs(1));
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "files read:     {}", stats.files)?;
+    writeln!(o, "records read:   {}", stats.records)?;
+    writeln!(o, "incidents:      {}", stats.incidents)?;
+    let eligible: u64 = stats.eligible.values().sum();
+    writeln!(o, "eligible:       {eligible}")?;
+    for (c, n) in &stats.by_category {
+        writeln!(o, "  {:<20} {:>6} incidents, {:>6} eligible", c.as_str(), n, stats.eligible.get(c).copied().unwrap_or(0))?;
+    }
+    writeln!(o, "rejected:       {}", stats.rejected_total())?;
+    for (k, n) in &stats.rejected {
+        writeln!(o, "  {k:<20} {n:>6}")?;
+    }
+    if !stats.gaps.is_empty() {
+        writeln!(o, "unmapped codes (add them to the mapping's tables):")?;
+        for (g, n) in &stats.gaps {
+            writeln!(o, "  table `{}`: `{}` ({} records)", g.table, g.code, n)?;
+        }
+    }
+    let cfg = gw.path.display();
+    writeln!(o, "results:        staged in {}", gw.store_path.display())?;
+    writeln!(o, "  incidents:    sqlite3 {} 'SELECT incident_id, category, eligible, rule FROM incidents'", gw.store_path.display())?;
+    writeln!(o, "  rejections:   pnp-gateway quarantine list --config {cfg}")?;
+    Ok(())
+}
+
+fn quarantine_list(config: &Path, json: bool) -> Result<ExitCode> {
+    let gw = load_gateway(config)?;
+    let store = Store::open(&gw.store_path)?;
+    let rows = store.quarantine()?;
+    let mut o = std::io::stdout().lock();
+    for r in &rows {
+        if json {
+            let v = serde_json::json!({"id": r.id, "at": r.at, "adapter": r.adapter, "file": r.file, "record": r.record, "line": r.line, "kind": r.kind, "field": r.field, "reason": r.reason});
+            writeln!(o, "{v}")?;
+        } else {
+            let field = r.field.as_deref().map(|f| format!(" field `{f}`:")).unwrap_or_default();
+            writeln!(o, "{}:{} (record {}) [{}] {}:{} {}", r.file, r.line, r.record, r.adapter, r.kind, field, r.reason)?;
+        }
+    }
+    if !json {
+        writeln!(o, "{} rejected record(s)", rows.len())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn demo(out: &Path) -> Result<ExitCode> {
+    let config = pnp_gateway::demo::write_tree(out).with_context(|| format!("writing the demo into {}", out.display()))?;
+    let gw = load_gateway(&config)?;
+    println!("pnp-gateway demo: {} pipeline(s) from {}", gw.pipelines.len(), config.display());
+    for p in &gw.pipelines {
+        println!("  {} <- {}", p.adapter.name, p.folder.display());
+    }
+    let stats = run(&gw, true, None)?;
+    println!();
+    print_summary(&gw, &stats)?;
+    Ok(ExitCode::SUCCESS)
+}

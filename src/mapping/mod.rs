@@ -461,6 +461,10 @@ impl Mapping {
         errors
     }
 
+    pub fn examples_len(&self) -> usize {
+        self.examples.len()
+    }
+
     /// Code tables by name (for listing mapping gaps).
     pub fn table_names(&self) -> impl Iterator<Item = &str> {
         self.tables.iter().map(|t| t.name.as_str())
@@ -536,6 +540,7 @@ fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
         name: name.to_owned(),
         map,
         ignore_case: t.ignore_case,
+        partial: t.partial,
     })
 }
 

@@ -52,6 +52,10 @@ pub struct TableSpec {
     /// Match codes ignoring ASCII case (default false).
     #[serde(default)]
     pub ignore_case: bool,
+    /// The table lists only some codes on purpose (e.g. the call types that involve a weapon):
+    /// a code missing from it is not a mapping gap.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// One canonical field and where its value comes from.

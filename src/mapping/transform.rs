@@ -24,6 +24,7 @@ pub struct Table {
     pub name: String,
     pub map: HashMap<String, String>,
     pub ignore_case: bool,
+    pub partial: bool,
 }
 
 impl Table {
@@ -130,6 +131,12 @@ impl Transform {
                 match t.get(&v) {
                     Some(found) => found.to_owned(),
                     None => {
+                        if t.partial {
+                            return Step::Value(match missing {
+                                Missing::Keep => v,
+                                _ => String::new(),
+                            });
+                        }
                         return match missing {
                             Missing::Reject => Step::Reject(format!(
                                 "code `{v}` is not in table `{}`",

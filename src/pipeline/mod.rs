@@ -1,0 +1,313 @@
+//! The wiring of ingest stages: a file is read by its adapter's format reader, each record is
+//! mapped and given its eligibility, and the results go to a [`Sink`] together with the reading
+//! position, so that a sink that stores both in one transaction loses nothing on a crash.
+
+pub mod sinks;
+
+use crate::config::Adapter;
+use crate::config::adapter::Format;
+use crate::formats::delimited::{DelimitedReader, Row};
+use crate::formats::json::{NdjsonReader, stream_document};
+use crate::formats::{Checkpoint, FileError, Item, Position, RecordView, Rejection};
+use crate::mapping::{Binding, Gap};
+use crate::model::{Category, Incident};
+use crate::policy::ProgramRules;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Seek, SeekFrom};
+use std::path::Path;
+
+/// How many records go into one checkpointed batch.
+pub const BATCH: u64 = 1000;
+
+/// Where results go. Called in reading order; `checkpoint` follows the items it covers.
+pub trait Sink {
+    fn incident(&mut self, pos: Position, inc: Incident) -> Result<(), SinkError>;
+    fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError>;
+    fn gap(&mut self, gap: Gap) -> Result<(), SinkError>;
+    /// Everything before `cp` has been handed over; `done` when the file is fully read.
+    fn checkpoint(&mut self, cp: Checkpoint, done: bool) -> Result<(), SinkError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot write output: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot encode output: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("{path}: {source}")]
+    File { path: String, source: FileError },
+}
+
+/// Counts for the summary that `run`, `normalize` and `demo` print.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub files: u64,
+    pub records: u64,
+    pub incidents: u64,
+    pub eligible: BTreeMap<Category, u64>,
+    pub by_category: BTreeMap<Category, u64>,
+    pub rejected: BTreeMap<String, u64>,
+    pub gaps: BTreeMap<Gap, u64>,
+    pub bytes: u64,
+}
+
+impl Stats {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    pub fn merge(&mut self, o: &Stats) {
+        self.files += o.files;
+        self.records += o.records;
+        self.incidents += o.incidents;
+        self.bytes += o.bytes;
+        for (k, v) in &o.eligible {
+            *self.eligible.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.by_category {
+            *self.by_category.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.rejected {
+            *self.rejected.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.gaps {
+            *self.gaps.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// How a file's reading ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Read to its end.
+    Done,
+    /// Stopped early (a record limit); resumable from the last checkpoint.
+    Stopped,
+}
+
+/// Reads one file through an adapter.
+pub struct FileRun<'a, 'p> {
+    pub adapter: &'a Adapter,
+    pub rules: &'a ProgramRules,
+    /// Where to start (a checkpoint from the ledger), or the beginning.
+    pub resume: Option<Checkpoint>,
+    /// Stop after this many records (the rest stays for the next run).
+    pub limit: Option<u64>,
+    /// Called now and then with the bytes read so far.
+    pub progress: Option<&'p mut dyn FnMut(u64)>,
+}
+
+impl FileRun<'_, '_> {
+    pub fn run(mut self, path: &Path, sink: &mut dyn Sink, stats: &mut Stats) -> Result<Ended, PipelineError> {
+        let file_err = |source: FileError| PipelineError::File {
+            path: path.display().to_string(),
+            source,
+        };
+        stats.files += 1;
+        let mut file = File::open(path).map_err(|e| file_err(e.into()))?;
+        let size = file.metadata().map_err(|e| file_err(e.into()))?.len();
+        if size == 0 {
+            let r = Rejection::new("empty_file", "the file is empty (0 bytes)");
+            count_reject(stats, &r);
+            sink.rejected(Position::default(), r)?;
+            sink.checkpoint(Checkpoint::default(), true)?;
+            return Ok(Ended::Done);
+        }
+        let mut state = MapState {
+            adapter: self.adapter,
+            rules: self.rules,
+            binding: Binding::default(),
+            gaps: Vec::new(),
+            since_checkpoint: 0,
+            limit: self.limit,
+            read: 0,
+        };
+        match &self.adapter.format {
+            Format::Delimited(opts) => {
+                let reader = DelimitedReader::new(&mut file, opts.clone(), self.resume);
+                let mut reader = match reader {
+                    Ok(r) => r,
+                    Err(FileError::Header(msg)) => return file_rejected(sink, stats, "bad_header", msg),
+                    Err(e) => return Err(file_err(e)),
+                };
+                match self.adapter.mapping.bind(reader.headers()) {
+                    Ok(b) => state.binding = b,
+                    Err(msg) => return file_rejected(sink, stats, "missing_columns", msg),
+                }
+                let mut row = Row::default();
+                while let Some(item) = reader.next_item(&mut row).map_err(file_err)? {
+                    let item = match item {
+                        Item::Record(pos, ()) => Item::Record(pos, RecordView::Row(&row)),
+                        Item::Rejected(pos, r) => Item::Rejected(pos, r),
+                    };
+                    if state.handle(item, sink, stats)? {
+                        sink.checkpoint(reader.checkpoint(), false)?;
+                        if state.stop() {
+                            return Ok(Ended::Stopped);
+                        }
+                        if let Some(p) = self.progress.as_mut() {
+                            p(reader.checkpoint().byte);
+                        }
+                    }
+                }
+                stats.bytes += size - self.resume.map_or(0, |c| c.byte);
+                sink.checkpoint(reader.checkpoint(), true)?;
+            }
+            Format::Ndjson { max_record_bytes } => {
+                let start = self.resume.unwrap_or(Checkpoint { byte: 0, line: 1, record: 0 });
+                file.seek(SeekFrom::Start(start.byte)).map_err(|e| file_err(e.into()))?;
+                let mut reader = NdjsonReader::new(BufReader::new(&mut file), *max_record_bytes, start);
+                while let Some(item) = reader.next_item().map_err(file_err)? {
+                    let item = match &item {
+                        Item::Record(pos, v) => Item::Record(*pos, RecordView::Json(v)),
+                        Item::Rejected(pos, r) => Item::Rejected(*pos, r.clone()),
+                    };
+                    if state.handle(item, sink, stats)? {
+                        sink.checkpoint(reader.checkpoint(), false)?;
+                        if state.stop() {
+                            return Ok(Ended::Stopped);
+                        }
+                        if let Some(p) = self.progress.as_mut() {
+                            p(reader.checkpoint().byte);
+                        }
+                    }
+                }
+                stats.bytes += size - start.byte;
+                sink.checkpoint(reader.checkpoint(), true)?;
+            }
+            Format::Json => {
+                let skip = self.resume.map_or(0, |c| c.record);
+                let mut err = None;
+                let mut last = skip;
+                let mut stopped = false;
+                let result = stream_document(BufReader::new(&mut file), skip, &mut |item| {
+                    let (rec, item) = match &item {
+                        Item::Record(pos, v) => (pos.record, Item::Record(*pos, RecordView::Json(v))),
+                        Item::Rejected(pos, r) => (pos.record, Item::Rejected(*pos, r.clone())),
+                    };
+                    last = rec;
+                    match state.handle(item, sink, stats) {
+                        Ok(true) => {
+                            let cp = Checkpoint { byte: 0, line: 0, record: rec };
+                            if let Err(e) = sink.checkpoint(cp, false) {
+                                err = Some(e);
+                                return false;
+                            }
+                            if state.stop() {
+                                stopped = true;
+                                return false;
+                            }
+                            true
+                        }
+                        Ok(false) => true,
+                        Err(e) => {
+                            err = Some(e);
+                            false
+                        }
+                    }
+                });
+                if let Some(e) = err {
+                    return Err(e.into());
+                }
+                if stopped {
+                    return Ok(Ended::Stopped);
+                }
+                let end = Checkpoint { byte: size, line: 0, record: last };
+                match result {
+                    Ok(()) => {}
+                    Err(FileError::JsonSyntax { line, column, message }) => {
+                        let r = Rejection::new(
+                            "invalid_json",
+                            format!("{message} at line {line}, column {column}; the rest of the document cannot be read"),
+                        );
+                        count_reject(stats, &r);
+                        sink.rejected(Position { byte: 0, line: line as u64, record: last + 1 }, r)?;
+                    }
+                    Err(e) => return Err(file_err(e)),
+                }
+                stats.bytes += size;
+                sink.checkpoint(end, true)?;
+            }
+        }
+        Ok(Ended::Done)
+    }
+}
+
+fn count_reject(stats: &mut Stats, r: &Rejection) {
+    *stats.rejected.entry(r.kind.to_owned()).or_default() += 1;
+}
+
+/// A problem with the whole file (header, columns): one quarantine entry, and the file is done.
+fn file_rejected(sink: &mut dyn Sink, stats: &mut Stats, kind: &'static str, msg: String) -> Result<Ended, PipelineError> {
+    let r = Rejection::new(kind, msg);
+    count_reject(stats, &r);
+    sink.rejected(Position { byte: 0, line: 1, record: 0 }, r)?;
+    sink.checkpoint(Checkpoint::default(), true)?;
+    Ok(Ended::Done)
+}
+
+struct MapState<'a> {
+    adapter: &'a Adapter,
+    rules: &'a ProgramRules,
+    binding: Binding,
+    gaps: Vec<Gap>,
+    since_checkpoint: u64,
+    limit: Option<u64>,
+    read: u64,
+}
+
+impl MapState<'_> {
+    /// Handles one item; returns true when a checkpoint is due.
+    fn handle(&mut self, item: Item<RecordView>, sink: &mut dyn Sink, stats: &mut Stats) -> Result<bool, SinkError> {
+        stats.records += 1;
+        self.read += 1;
+        self.since_checkpoint += 1;
+        match item {
+            Item::Record(pos, view) => {
+                self.gaps.clear();
+                let out = self.adapter.mapping.apply(&self.adapter.provenance, &view, &self.binding, &mut self.gaps);
+                for g in self.gaps.drain(..) {
+                    *stats.gaps.entry(g.clone()).or_default() += 1;
+                    sink.gap(g)?;
+                }
+                match out {
+                    Ok(mut inc) => {
+                        self.rules.apply(&mut inc);
+                        stats.incidents += 1;
+                        *stats.by_category.entry(inc.category).or_default() += 1;
+                        if inc.eligibility.eligible {
+                            *stats.eligible.entry(inc.category).or_default() += 1;
+                        }
+                        sink.incident(pos, inc)?;
+                    }
+                    Err(r) => {
+                        count_reject(stats, &r);
+                        sink.rejected(pos, r)?;
+                    }
+                }
+            }
+            Item::Rejected(pos, r) => {
+                count_reject(stats, &r);
+                sink.rejected(pos, r)?;
+            }
+        }
+        let due = self.since_checkpoint >= BATCH || self.stop();
+        if due {
+            self.since_checkpoint = 0;
+        }
+        Ok(due)
+    }
+
+    fn stop(&self) -> bool {
+        self.limit.is_some_and(|l| self.read >= l)
+    }
+}

@@ -1,0 +1,146 @@
+//! Sinks: JSON lines on stdout/stderr (`normalize`), and the embedded store (`run`).
+
+use super::{Sink, SinkError};
+use crate::formats::{Checkpoint, Position, Rejection};
+use crate::mapping::Gap;
+use crate::model::Incident;
+use crate::store::Store;
+use serde::Serialize;
+use std::io::Write;
+
+/// Incidents as JSON lines to `out`; each rejection as one JSON line to `err`.
+pub struct JsonLines<'a, O: Write, E: Write> {
+    pub file: String,
+    pub out: O,
+    pub err: E,
+    _p: std::marker::PhantomData<&'a ()>,
+}
+
+impl<O: Write, E: Write> JsonLines<'_, O, E> {
+    pub fn new(file: String, out: O, err: E) -> Self {
+        JsonLines {
+            file,
+            out,
+            err,
+            _p: std::marker::PhantomData,
+        }
+    }
+}
+
+/// The stderr line for a rejected record: `{"rejected": {...}}`.
+#[derive(Serialize)]
+pub struct RejectedLine<'a> {
+    pub rejected: RejectedBody<'a>,
+}
+
+#[derive(Serialize)]
+pub struct RejectedBody<'a> {
+    pub file: &'a str,
+    pub record: u64,
+    pub line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<&'a str>,
+    pub kind: &'a str,
+    pub reason: &'a str,
+}
+
+impl<O: Write, E: Write> Sink for JsonLines<'_, O, E> {
+    fn incident(&mut self, _pos: Position, inc: Incident) -> Result<(), SinkError> {
+        serde_json::to_writer(&mut self.out, &inc)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
+        let line = RejectedLine {
+            rejected: RejectedBody {
+                file: &self.file,
+                record: pos.record,
+                line: pos.line,
+                field: r.field.as_deref(),
+                kind: r.kind,
+                reason: &r.reason,
+            },
+        };
+        serde_json::to_writer(&mut self.err, &line)?;
+        self.err.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn gap(&mut self, _gap: Gap) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, _cp: Checkpoint, done: bool) -> Result<(), SinkError> {
+        if done {
+            self.out.flush()?;
+            self.err.flush()?;
+        }
+        Ok(())
+    }
+}
+
+enum Pending {
+    Incident(Position, Incident),
+    Rejected(Position, Rejection),
+    Gap(Gap),
+}
+
+/// Stages results in the store; each checkpoint commits the batch and the reading position in
+/// one transaction.
+pub struct StoreSink<'a> {
+    pub store: &'a mut Store,
+    pub adapter: String,
+    pub file: String,
+    pub size: u64,
+    pub head_hash: String,
+    /// Computed when the file is done (the whole content).
+    pub content_hash: Option<String>,
+    pending: Vec<Pending>,
+}
+
+impl<'a> StoreSink<'a> {
+    pub fn new(store: &'a mut Store, adapter: &str, file: &str, size: u64, head_hash: String) -> Self {
+        StoreSink {
+            store,
+            adapter: adapter.to_owned(),
+            file: file.to_owned(),
+            size,
+            head_hash,
+            content_hash: None,
+            pending: Vec::new(),
+        }
+    }
+}
+
+impl Sink for StoreSink<'_> {
+    fn incident(&mut self, pos: Position, inc: Incident) -> Result<(), SinkError> {
+        self.pending.push(Pending::Incident(pos, inc));
+        Ok(())
+    }
+
+    fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
+        self.pending.push(Pending::Rejected(pos, r));
+        Ok(())
+    }
+
+    fn gap(&mut self, gap: Gap) -> Result<(), SinkError> {
+        self.pending.push(Pending::Gap(gap));
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, cp: Checkpoint, done: bool) -> Result<(), SinkError> {
+        let batch = self.store.batch()?;
+        for p in self.pending.drain(..) {
+            match p {
+                Pending::Incident(pos, inc) => batch.incident(&self.adapter, &self.file, pos, &inc)?,
+                Pending::Rejected(pos, r) => batch.reject(&self.adapter, &self.file, pos, &r)?,
+                Pending::Gap(g) => batch.gap(&self.adapter, &g)?,
+            }
+        }
+        let content = if done { self.content_hash.as_deref() } else { None };
+        batch.ledger(&self.adapter, &self.file, self.size, &self.head_hash, content, cp, done)?;
+        batch.commit()?;
+        Ok(())
+    }
+}
