@@ -314,9 +314,15 @@ impl<R: Read + Seek> DelimitedReader<R> {
     /// The next record or rejection; `None` at the end of the file.
     pub fn next_item(&mut self, row: &mut Row) -> Result<Option<Item<()>>, FileError> {
         loop {
+            // After a CR, csv-core leaves the LF of a CRLF for the next read: count it here so
+            // that the record's position is its first byte and line.
+            if self.buf_pos == self.buf_len && !self.eof {
+                self.fill()?;
+            }
+            let lf = usize::from(self.buf.get(self.buf_pos..self.buf_len).is_some_and(|b| b.first() == Some(&b'\n')));
             let start = Position {
-                byte: self.offset(),
-                line: self.line,
+                byte: self.offset() + lf as u64,
+                line: self.line + lf as u64,
                 record: self.record + 1,
             };
             let raw = self.read_raw()?;
