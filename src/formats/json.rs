@@ -5,7 +5,7 @@ use super::{FileError, Item, Position, Rejection};
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead};
 
 /// Reads NDJSON: one record per line; blank lines are skipped; a line longer than
 /// `max_record_bytes` is rejected without being held in memory.
@@ -139,17 +139,15 @@ pub fn read_bounded_line<R: BufRead>(
 /// Streams a JSON document: a top-level array yields each element as a record, a top-level
 /// object is one record. `skip` records are parsed but not emitted (resuming a partly read
 /// file). `emit` returns `false` to stop early.
-pub fn stream_document<R: Read>(
-    reader: R,
+pub fn stream_document<R: BufRead>(
+    mut reader: R,
     skip: u64,
     emit: &mut dyn FnMut(Item<Value>) -> bool,
 ) -> Result<(), FileError> {
-    let counter = LineCounter {
-        inner: reader,
-        line: 1,
-        bom_checked: false,
-    };
-    let mut de = serde_json::Deserializer::from_reader(counter);
+    if reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
+    let mut de = serde_json::Deserializer::from_reader(reader);
     let seed = TopLevel { skip, emit };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     match result {
@@ -227,40 +225,3 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 }
 
 use serde::Deserialize;
-
-/// Skips a leading UTF-8 BOM; counts lines (kept for future line-accurate positions).
-struct LineCounter<R> {
-    inner: R,
-    line: u64,
-    bom_checked: bool,
-}
-
-impl<R: Read> Read for LineCounter<R> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if !self.bom_checked {
-            self.bom_checked = true;
-            let mut head = [0u8; 3];
-            let mut n = 0;
-            while n < 3 {
-                let k = self.inner.read(&mut head[n..])?;
-                if k == 0 {
-                    break;
-                }
-                n += k;
-            }
-            if n == 3 && head == *b"\xEF\xBB\xBF" {
-                // dropped
-            } else {
-                let k = n.min(out.len());
-                out[..k].copy_from_slice(&head[..k]);
-                if k < n {
-                    return Err(io::Error::other("read buffer smaller than 3 bytes"));
-                }
-                return Ok(k);
-            }
-        }
-        let n = self.inner.read(out)?;
-        self.line += out[..n].iter().filter(|&&b| b == b'\n').count() as u64;
-        Ok(n)
-    }
-}

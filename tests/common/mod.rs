@@ -1,0 +1,106 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use pnp_gateway::config::Adapter;
+use pnp_gateway::formats::{Checkpoint, Position, Rejection};
+use pnp_gateway::mapping::Gap;
+use pnp_gateway::model::Incident;
+use pnp_gateway::pipeline::{FileRun, Sink, SinkError, Stats};
+use pnp_gateway::policy::ProgramRules;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn adapter(name: &str) -> Adapter {
+    Adapter::load(&repo().join("adapters").join(format!("{name}.toml"))).expect("adapter loads")
+}
+
+/// Collects everything a file run produces.
+#[derive(Default)]
+pub struct Collect {
+    pub incidents: Vec<(Position, Incident)>,
+    pub rejected: Vec<(Position, Rejection)>,
+    pub gaps: Vec<Gap>,
+    pub checkpoints: Vec<(Checkpoint, bool)>,
+}
+
+impl Sink for Collect {
+    fn incident(&mut self, pos: Position, inc: Incident) -> Result<(), SinkError> {
+        self.incidents.push((pos, inc));
+        Ok(())
+    }
+    fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
+        self.rejected.push((pos, r));
+        Ok(())
+    }
+    fn gap(&mut self, gap: Gap) -> Result<(), SinkError> {
+        self.gaps.push(gap);
+        Ok(())
+    }
+    fn checkpoint(&mut self, cp: Checkpoint, done: bool) -> Result<(), SinkError> {
+        self.checkpoints.push((cp, done));
+        Ok(())
+    }
+}
+
+pub fn read(adapter: &Adapter, path: &Path) -> Collect {
+    let mut c = Collect::default();
+    let mut stats = Stats::default();
+    FileRun {
+        adapter,
+        rules: &ProgramRules::default(),
+        resume: None,
+        limit: None,
+        progress: None,
+    }
+    .run(path, &mut c, &mut stats)
+    .expect("file run");
+    c
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pnp-gateway"))
+}
+
+/// Writes `adapters/NAME.toml` and `mappings/NAME.toml` into `dir`.
+pub fn write_adapter(dir: &Path, name: &str, format: &str, mapping: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("adapters")).unwrap();
+    std::fs::create_dir_all(dir.join("mappings")).unwrap();
+    std::fs::write(dir.join("mappings").join(format!("{name}.toml")), mapping).unwrap();
+    let a = dir.join("adapters").join(format!("{name}.toml"));
+    std::fs::write(
+        &a,
+        format!("mapping = \"../mappings/{name}.toml\"\n[format]\n{format}\n"),
+    )
+    .unwrap();
+    a
+}
+
+/// A small mapping over columns id, when, code, name, note.
+pub const SMALL_MAPPING: &str = r#"
+[defaults]
+datetime_formats = ["%Y-%m-%d %H:%M:%S"]
+[tables.cat]
+entries = { OD = "overdose", MH = "behavioral_health", X = "other" }
+[[field]]
+target = "incident_id"
+source = "id"
+[[field]]
+target = "times.received"
+source = "when"
+[[field]]
+target = "category"
+source = "code"
+transforms = [{ op = "table", table = "cat" }]
+[[field]]
+target = "narrative"
+source = "note"
+[[person]]
+role = "subject"
+[[person.field]]
+target = "name"
+source = "name"
+"#;
