@@ -1,0 +1,105 @@
+//! `pnp-gateway check`: configuration errors name file, line and field; examples run.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn shipped_adapters_and_examples_pass() {
+    let out = bin().current_dir(repo()).arg("check").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("example(s) checked"));
+}
+
+#[test]
+fn demo_config_checks() {
+    let out = bin()
+        .current_dir(repo())
+        .args(["check", "--config", "examples/demo/gateway.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn unknown_canonical_field_is_reported_with_file_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let mapping = SMALL_MAPPING.replace("target = \"narrative\"", "target = \"narative\"");
+    write_adapter(d.path(), "typo", "kind = \"csv\"", &mapping);
+    let out = bin()
+        .args(["check", "--adapters-dir"])
+        .arg(d.path().join("adapters"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = mapping
+        .lines()
+        .position(|l| l.contains("narative"))
+        .unwrap()
+        + 1;
+    let want = format!("mappings/typo.toml:{line}: field `narative`: unknown canonical field `narative`");
+    assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+}
+
+#[test]
+fn unknown_keys_bad_tables_and_failing_examples_are_reported() {
+    let d = tempfile::tempdir().unwrap();
+    let mapping = format!(
+        "{SMALL_MAPPING}\n[[field]]\ntarget = \"location.city\"\nsource = \"x\"\ntransforms = [{{ op = \"table\", table = \"nope\" }}]\n\n[[example]]\ninput = {{ id = \"9\", when = \"2024-01-01 10:00:00\", code = \"OD\" }}\nexpect = {{ category = \"behavioral_health\" }}\n"
+    );
+    write_adapter(d.path(), "m", "kind = \"csv\"", &mapping);
+    let out = bin()
+        .args(["check", "--adapters-dir"])
+        .arg(d.path().join("adapters"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("no table named `nope`"), "{stderr}");
+
+    // Fix the table: now the example runs, and its wrong expectation is reported.
+    let mapping = mapping.replace("table = \"nope\"", "table = \"cat\"");
+    write_adapter(d.path(), "m", "kind = \"csv\"", &mapping);
+    let out = bin()
+        .args(["check", "--adapters-dir"])
+        .arg(d.path().join("adapters"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("`category`: expected \"behavioral_health\", got \"overdose\""),
+        "{stderr}"
+    );
+
+    // An unknown key in the adapter file.
+    std::fs::write(
+        d.path().join("adapters/m.toml"),
+        "mapping = \"../mappings/m.toml\"\nformat = { kind = \"csv\", delimter = \";\" }\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "--adapters-dir"])
+        .arg(d.path().join("adapters"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("adapters/m.toml:2"), "{stderr}");
+    assert!(stderr.contains("delimter"), "{stderr}");
+}
+
+#[test]
+fn category_tables_must_name_categories() {
+    let d = tempfile::tempdir().unwrap();
+    let mapping = SMALL_MAPPING.replace("MH = \"behavioral_health\"", "MH = \"mental\"");
+    write_adapter(d.path(), "c", "kind = \"csv\"", &mapping);
+    let out = bin()
+        .args(["check", "--adapters-dir"])
+        .arg(d.path().join("adapters"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not program categories: `mental`"), "{stderr}");
+}
