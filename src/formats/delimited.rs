@@ -416,5 +416,5 @@ impl<R: Read + Seek> DelimitedReader<R> {
 }
 
 fn memchr_count(needle: u8, hay: &[u8]) -> u64 {
-    hay.iter().filter(|&&b| b == needle).count() as u64
+    memchr::memchr_iter(needle, hay).count() as u64
 }

@@ -331,7 +331,7 @@ impl Mapping {
         }
     }
 
-    fn lookup<'a>(&self, rec: &RecordView<'a>, b: &Binding, id: usize) -> Option<Cow<'a, str>> {
+    fn lookup<'a>(&'a self, rec: &RecordView<'a>, b: &Binding, id: usize) -> Option<Cow<'a, str>> {
         match rec {
             RecordView::Row(row) => b.columns.get(id).copied().flatten().and_then(|i| row.get(i)).map(Cow::Borrowed),
             RecordView::Json(v) => {
@@ -347,16 +347,16 @@ impl Mapping {
         }
     }
 
-    fn eval<T>(
-        &self,
-        f: &Field<T>,
-        rec: &RecordView,
+    fn eval<'a, T>(
+        &'a self,
+        f: &'a Field<T>,
+        rec: &RecordView<'a>,
         b: &Binding,
         gaps: &mut Vec<Gap>,
-    ) -> Result<String, Rejection> {
-        let mut v = match &f.constant {
-            Some(c) => c.clone(),
-            None if f.sources.len() == 1 => self.lookup(rec, b, f.sources[0]).map(Cow::into_owned).unwrap_or_default(),
+    ) -> Result<Cow<'a, str>, Rejection> {
+        let mut v: Cow<'a, str> = match &f.constant {
+            Some(c) => Cow::Borrowed(c.as_str()),
+            None if f.sources.len() == 1 => self.lookup(rec, b, f.sources[0]).unwrap_or_default(),
             None => {
                 let mut s = String::new();
                 for &id in &f.sources {
@@ -370,7 +370,7 @@ impl Mapping {
                         }
                     }
                 }
-                s
+                Cow::Owned(s)
             }
         };
         for t in &f.transforms {

@@ -4,6 +4,7 @@
 //! `docs/mapping.md` lists these (a test keeps the two in step).
 
 use super::datetime::TimeParser;
+use std::borrow::Cow;
 use crate::model::{
     Category, Coded, Identifier, IdentifierKind, Incident, Person, Sensitive,
 };
@@ -153,10 +154,10 @@ impl IncidentField {
     }
 
     /// Stores `v` (non-empty, after transforms). Errors never quote identifying values.
-    pub fn set(self, inc: &mut Incident, v: String, time: &TimeParser) -> Result<(), String> {
+    pub fn set(self, inc: &mut Incident, v: Cow<str>, time: &TimeParser) -> Result<(), String> {
         use IncidentField::*;
         match self {
-            IncidentId => inc.incident_id = v,
+            IncidentId => inc.incident_id = v.into_owned(),
             Action => {
                 inc.action = crate::model::Action::ALL
                     .into_iter()
@@ -165,32 +166,32 @@ impl IncidentField {
                         format!("`{v}` is not an action (new, update, delete); map it with a table")
                     })?
             }
-            RecordId => inc.source.record_id = v,
-            AgencyOri => inc.source.agency_ori = Some(v),
-            System => inc.source.system = Some(v),
-            CallTypeCode => coded(&mut inc.call_type).code = v,
-            CallTypeText => coded(&mut inc.call_type).text = Some(v),
+            RecordId => inc.source.record_id = v.into_owned(),
+            AgencyOri => inc.source.agency_ori = Some(v.into_owned()),
+            System => inc.source.system = Some(v.into_owned()),
+            CallTypeCode => coded(&mut inc.call_type).code = v.into_owned(),
+            CallTypeText => coded(&mut inc.call_type).text = Some(v.into_owned()),
             Category => {
                 inc.category = crate::model::Category::parse(v.trim()).ok_or_else(|| {
                     format!("`{v}` is not a program category ({})", category_names())
                 })?
             }
-            Priority => inc.priority = Some(v),
+            Priority => inc.priority = Some(v.into_owned()),
             Received => inc.times.received = Some(time.datetime(&v)?),
             Dispatched => inc.times.dispatched = Some(time.datetime(&v)?),
             Arrived => inc.times.arrived = Some(time.datetime(&v)?),
             Cleared => inc.times.cleared = Some(time.datetime(&v)?),
-            Street => inc.location.street = Some(Sensitive::new(v)),
-            City => inc.location.city = Some(v),
-            County => inc.location.county = Some(v),
-            State => inc.location.state = Some(v),
-            Zip => inc.location.zip = Some(Sensitive::new(v)),
+            Street => inc.location.street = Some(Sensitive::new(v.into_owned())),
+            City => inc.location.city = Some(v.into_owned()),
+            County => inc.location.county = Some(v.into_owned()),
+            State => inc.location.state = Some(v.into_owned()),
+            Zip => inc.location.zip = Some(Sensitive::new(v.into_owned())),
             Lat => inc.location.lat = Some(Sensitive::new(number(&v, -90.0, 90.0)?)),
             Lon => inc.location.lon = Some(Sensitive::new(number(&v, -180.0, 180.0)?)),
-            Beat => inc.location.beat = Some(v),
-            DispositionCode => coded(&mut inc.disposition).code = v,
-            DispositionText => coded(&mut inc.disposition).text = Some(v),
-            Narrative => inc.narrative = Some(Sensitive::new(v)),
+            Beat => inc.location.beat = Some(v.into_owned()),
+            DispositionCode => coded(&mut inc.disposition).code = v.into_owned(),
+            DispositionText => coded(&mut inc.disposition).text = Some(v.into_owned()),
+            Narrative => inc.narrative = Some(Sensitive::new(v.into_owned())),
             NaloxoneAdministered => inc.naloxone_administered = Some(boolean(&v)?),
             Weapon => inc.flags.weapon = Some(boolean(&v)?),
             Violence => inc.flags.violence = Some(boolean(&v)?),
@@ -219,15 +220,15 @@ impl PersonField {
         )
     }
 
-    pub fn set(self, p: &mut Person, v: String, time: &TimeParser) -> Result<(), String> {
+    pub fn set(self, p: &mut Person, v: Cow<str>, time: &TimeParser) -> Result<(), String> {
         use PersonField::*;
-        let s = |v: String| Some(Sensitive::new(v));
+        let s = |v: &str| Some(Sensitive::new(v.to_owned()));
         match self {
             Name => split_name(p, &v),
-            Last => p.name.last = s(v),
-            First => p.name.first = s(v),
-            Middle => p.name.middle = s(v),
-            Suffix => p.name.suffix = s(v),
+            Last => p.name.last = s(&v),
+            First => p.name.first = s(&v),
+            Middle => p.name.middle = s(&v),
+            Suffix => p.name.suffix = s(&v),
             Dob => p.dob = Some(Sensitive::new(time.date(&v)?)),
             Age => {
                 let age: u16 = v
@@ -238,18 +239,18 @@ impl PersonField {
                     .ok_or("not an age in years (0 to 130)")?;
                 p.age = Some(Sensitive::new(age));
             }
-            Sex => p.sex = Some(v),
-            Race => p.race = Some(v),
-            Ethnicity => p.ethnicity = Some(v),
-            Phone => p.phones.push(Sensitive::new(v)),
-            Email => p.emails.push(Sensitive::new(v)),
-            Street => p.address.street = s(v),
-            City => p.address.city = s(v),
-            State => p.address.state = Some(v),
-            Zip => p.address.zip = s(v),
+            Sex => p.sex = Some(v.into_owned()),
+            Race => p.race = Some(v.into_owned()),
+            Ethnicity => p.ethnicity = Some(v.into_owned()),
+            Phone => p.phones.push(Sensitive::new(v.into_owned())),
+            Email => p.emails.push(Sensitive::new(v.into_owned())),
+            Street => p.address.street = s(&v),
+            City => p.address.city = s(&v),
+            State => p.address.state = Some(v.into_owned()),
+            Zip => p.address.zip = s(&v),
             Id(kind) => p.identifiers.push(Identifier {
                 kind,
-                value: Sensitive::new(v),
+                value: Sensitive::new(v.into_owned()),
                 issuer: None,
             }),
         }

@@ -2,6 +2,7 @@
 
 use super::spec::{Missing, TransformSpec};
 use regex::Regex;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
@@ -38,9 +39,13 @@ impl Table {
 }
 
 /// What a step produced: a value, or a gap to report (a code missing from a table).
-pub enum Step {
-    Value(String),
-    Gap { table: usize, code: String, value: String },
+pub enum Step<'a> {
+    Value(Cow<'a, str>),
+    Gap {
+        table: usize,
+        code: String,
+        value: Cow<'a, str>,
+    },
     Reject(String),
 }
 
@@ -87,16 +92,21 @@ impl Transform {
         })
     }
 
-    pub fn apply(&self, v: String, tables: &[Table]) -> Step {
+    pub fn apply<'a>(&self, v: Cow<'a, str>, tables: &'a [Table]) -> Step<'a> {
+        let owned = |s: String| Cow::Owned(s);
         Step::Value(match self {
-            Transform::Trim => {
-                let t = v.trim();
-                if t.len() == v.len() { v } else { t.to_owned() }
-            }
-            Transform::Upper => v.to_uppercase(),
-            Transform::Lower => v.to_lowercase(),
-            Transform::Title => title(&v),
-            Transform::Digits => v.chars().filter(char::is_ascii_digit).collect(),
+            Transform::Trim => match v {
+                Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+                Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),
+                Cow::Owned(o) => owned(o.trim().to_owned()),
+            },
+            Transform::Upper if !v.chars().any(char::is_lowercase) => v,
+            Transform::Upper => owned(v.to_uppercase()),
+            Transform::Lower if !v.chars().any(char::is_uppercase) => v,
+            Transform::Lower => owned(v.to_lowercase()),
+            Transform::Title => owned(title(&v)),
+            Transform::Digits if v.bytes().all(|b| b.is_ascii_digit()) => v,
+            Transform::Digits => owned(v.chars().filter(char::is_ascii_digit).collect()),
             Transform::Split { sep, index } => {
                 let parts: Vec<&str> = v.split(sep.as_str()).collect();
                 let i = if *index < 0 {
@@ -104,21 +114,27 @@ impl Transform {
                 } else {
                     *index
                 };
-                usize::try_from(i)
-                    .ok()
-                    .and_then(|i| parts.get(i))
-                    .map(|s| s.to_string())
-                    .unwrap_or_default()
+                owned(
+                    usize::try_from(i)
+                        .ok()
+                        .and_then(|i| parts.get(i))
+                        .map(|s| s.to_string())
+                        .unwrap_or_default(),
+                )
             }
-            Transform::Regex { re, group } => re
-                .captures(&v)
-                .and_then(|c| c.get(*group))
-                .map(|m| m.as_str().to_owned())
-                .unwrap_or_default(),
-            Transform::Replace { re, with } => re.replace_all(&v, with.as_str()).into_owned(),
+            Transform::Regex { re, group } => owned(
+                re.captures(&v)
+                    .and_then(|c| c.get(*group))
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_default(),
+            ),
+            Transform::Replace { re, with } => match re.replace_all(&v, with.as_str()) {
+                Cow::Borrowed(_) => v,
+                Cow::Owned(o) => owned(o),
+            },
             Transform::Default(d) => {
                 if v.is_empty() {
-                    d.clone()
+                    Cow::Owned(d.clone())
                 } else {
                     v
                 }
@@ -129,12 +145,12 @@ impl Transform {
                 }
                 let t = &tables[*table];
                 match t.get(&v) {
-                    Some(found) => found.to_owned(),
+                    Some(found) => Cow::Borrowed(found),
                     None => {
                         if t.partial {
                             return Step::Value(match missing {
                                 Missing::Keep => v,
-                                _ => String::new(),
+                                _ => Cow::Borrowed(""),
                             });
                         }
                         return match missing {
@@ -144,13 +160,13 @@ impl Transform {
                             )),
                             Missing::Empty => Step::Gap {
                                 table: *table,
-                                code: v,
-                                value: String::new(),
+                                code: v.into_owned(),
+                                value: Cow::Borrowed(""),
                             },
                             Missing::Keep => Step::Gap {
                                 table: *table,
-                                value: v.clone(),
-                                code: v,
+                                code: v.to_string(),
+                                value: v,
                             },
                         };
                     }
@@ -184,8 +200,8 @@ mod tests {
     use super::*;
 
     fn run(t: Transform, v: &str) -> String {
-        match t.apply(v.to_owned(), &[]) {
-            Step::Value(s) => s,
+        match t.apply(Cow::Borrowed(v), &[]) {
+            Step::Value(s) => s.into_owned(),
             _ => panic!("not a value"),
         }
     }

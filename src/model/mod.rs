@@ -3,6 +3,7 @@
 //! Identifying values are wrapped in [`Sensitive`]; see `docs/canonical-model.md` for the JSON
 //! form (kept in sync with these types by a test).
 
+mod rfc3339;
 mod sensitive;
 
 pub use sensitive::{REDACTED, Sensitive};
@@ -178,13 +179,13 @@ pub struct Eligibility {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Times {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
     pub received: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
     pub dispatched: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
     pub arrived: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
     pub cleared: Option<DateTime<FixedOffset>>,
 }
 
