@@ -30,7 +30,10 @@ pub fn write_tree(out: &Path) -> io::Result<PathBuf> {
         }
     }
     std::fs::create_dir_all(out)?;
-    std::fs::write(out.join(MARKER), b"written by pnp-gateway demo; safe to delete\n")?;
+    std::fs::write(
+        out.join(MARKER),
+        b"written by pnp-gateway demo; safe to delete\n",
+    )?;
     for (rel, bytes) in embedded::FILES {
         let p = out.join(rel);
         if let Some(dir) = p.parent() {

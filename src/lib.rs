@@ -2,11 +2,11 @@
 //! referrals and de-identified program data to their recipients. See ARCHITECTURE.md.
 
 pub mod config;
+pub mod demo;
 pub mod formats;
+pub mod ingest;
 pub mod mapping;
 pub mod model;
+pub mod pipeline;
 pub mod policy;
 pub mod store;
-pub mod pipeline;
-pub mod ingest;
-pub mod demo;

@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use pnp_gateway::config::{Adapter, ConfigErrors, Gateway};
 use pnp_gateway::ingest;
 use pnp_gateway::pipeline::sinks::JsonLines;
-use pnp_gateway::pipeline::{FileRun, PipelineError, Stats};
+use pnp_gateway::pipeline::{FileRun, PipelineError, SinkError, Stats};
 use pnp_gateway::policy::ProgramRules;
 use pnp_gateway::store::Store;
 use std::io::{IsTerminal, Write};
@@ -14,7 +14,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(name = "pnp-gateway", version, about = "Police and Peers integration gateway: CAD/RMS exports in, canonical incidents out")]
+#[command(
+    name = "pnp-gateway",
+    version,
+    about = "Police and Peers integration gateway: CAD/RMS exports in, canonical incidents out"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -103,22 +107,39 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: Command) -> Result<ExitCode> {
     match cmd {
-        Command::Check { config, adapters_dir } => check(config.as_deref(), &adapters_dir),
-        Command::Normalize { adapter, adapters_dir, config, inputs } => normalize(&adapter, &adapters_dir, config.as_deref(), &inputs),
-        Command::Run { config, once, max_records } => {
+        Command::Check {
+            config,
+            adapters_dir,
+        } => check(config.as_deref(), &adapters_dir),
+        Command::Normalize {
+            adapter,
+            adapters_dir,
+            config,
+            inputs,
+        } => normalize(&adapter, &adapters_dir, config.as_deref(), &inputs),
+        Command::Run {
+            config,
+            once,
+            max_records,
+        } => {
             let gw = load_gateway(&config)?;
             let stats = run(&gw, once, max_records)?;
             print_summary(&gw, &stats)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Quarantine { command: QuarantineCommand::List { config, json } } => quarantine_list(&config, json),
+        Command::Quarantine {
+            command: QuarantineCommand::List { config, json },
+        } => quarantine_list(&config, json),
         Command::Demo { out } => demo(&out),
     }
 }
 
 fn load_gateway(path: &Path) -> Result<Gateway> {
     if !path.exists() {
-        bail!("no config at {} (give --config, or try `pnp-gateway demo`)", path.display());
+        bail!(
+            "no config at {} (give --config, or try `pnp-gateway demo`)",
+            path.display()
+        );
     }
     Gateway::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
@@ -150,7 +171,11 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
         None => adapters_dir.to_owned(),
     };
     let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect(),
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
         Err(e) => bail!("cannot list adapters in {}: {e}", dir.display()),
     };
     if let Some(gw) = &gateway {
@@ -169,7 +194,9 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
     }
     let mut examples = 0;
     for a in &adapters {
-        errors.0.extend(a.mapping.run_examples(&a.provenance, &rules));
+        errors
+            .0
+            .extend(a.mapping.run_examples(&a.provenance, &rules));
         examples += a.mapping.examples_len();
     }
     if let Some(gw) = &gateway
@@ -178,14 +205,21 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
         let store = Store::open(&gw.store_path)?;
         let gaps = store.mapping_gaps()?;
         if !gaps.is_empty() {
-            println!("mapping gaps seen in {} (codes with no table entry; their incidents are `unmapped`):", gw.store_path.display());
+            println!(
+                "mapping gaps seen in {} (codes with no table entry; their incidents are `unmapped`):",
+                gw.store_path.display()
+            );
             for (adapter, table, code, n) in gaps {
                 println!("  {adapter}: table `{table}`: code `{code}` ({n} records)");
             }
         }
     }
     if errors.0.is_empty() {
-        println!("ok: {} adapter(s), {} example(s) checked", adapters.len(), examples);
+        println!(
+            "ok: {} adapter(s), {} example(s) checked",
+            adapters.len(),
+            examples
+        );
         Ok(ExitCode::SUCCESS)
     } else {
         print_errors(&errors);
@@ -194,7 +228,12 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
     }
 }
 
-fn normalize(adapter: &str, adapters_dir: &Path, config: Option<&Path>, inputs: &[PathBuf]) -> Result<ExitCode> {
+fn normalize(
+    adapter: &str,
+    adapters_dir: &Path,
+    config: Option<&Path>,
+    inputs: &[PathBuf],
+) -> Result<ExitCode> {
     let (rules, dirs) = match config {
         Some(c) => {
             let gw = load_gateway(c)?;
@@ -217,7 +256,13 @@ fn normalize(adapter: &str, adapters_dir: &Path, config: Option<&Path>, inputs: 
         let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let err = std::io::BufWriter::new(stderr.lock());
         let mut sink = JsonLines::new(input.display().to_string(), out, err);
-        let run = FileRun { adapter: &adapter, rules: &rules, resume: None, limit: None, progress: None };
+        let run = FileRun {
+            adapter: &adapter,
+            rules: &rules,
+            resume: None,
+            limit: None,
+            progress: None,
+        };
         match run.run(input, &mut sink, &mut stats) {
             Ok(_) => {}
             Err(PipelineError::File { path, source }) => {
@@ -225,16 +270,32 @@ fn normalize(adapter: &str, adapters_dir: &Path, config: Option<&Path>, inputs: 
                 let line = serde_json::json!({"rejected": {"file": path, "record": 0, "line": 0, "kind": "unreadable_file", "reason": source.to_string()}});
                 eprintln!("{line}");
             }
+            Err(PipelineError::Sink(e)) if broken_pipe(&e) => {
+                // The reader went away (`| head`): stop quietly, like other Unix filters.
+                return Ok(ExitCode::SUCCESS);
+            }
             Err(e) => return Err(e.into()),
         }
     }
-    let gaps: Vec<_> = stats.gaps.iter().map(|(g, n)| serde_json::json!({"table": g.table, "code": g.code, "records": n})).collect();
+    let gaps: Vec<_> = stats
+        .gaps
+        .iter()
+        .map(|(g, n)| serde_json::json!({"table": g.table, "code": g.code, "records": n}))
+        .collect();
     let summary = serde_json::json!({"summary": {
         "files": stats.files, "records": stats.records, "incidents": stats.incidents,
         "rejected": stats.rejected, "unmapped_codes": gaps,
     }});
     writeln!(std::io::stderr(), "{summary}")?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn broken_pipe(e: &SinkError) -> bool {
+    match e {
+        SinkError::Io(e) => e.kind() == std::io::ErrorKind::BrokenPipe,
+        SinkError::Json(e) => e.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe),
+        SinkError::Store(_) => false,
+    }
 }
 
 /// A one-line progress display on stderr, only when stderr is a terminal.
@@ -246,7 +307,11 @@ struct Progress {
 
 impl Progress {
     fn new() -> Self {
-        Progress { on: std::io::stderr().is_terminal(), last: Instant::now(), shown: false }
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            last: Instant::now(),
+            shown: false,
+        }
     }
 
     fn update(&mut self, file: &Path, read: u64, total: u64) {
@@ -255,9 +320,17 @@ impl Progress {
         }
         self.last = Instant::now();
         self.shown = true;
-        let pct = if total > 0 { read as f64 * 100.0 / total as f64 } else { 100.0 };
+        let pct = if total > 0 {
+            read as f64 * 100.0 / total as f64
+        } else {
+            100.0
+        };
         let name = file.file_name().unwrap_or_default().to_string_lossy();
-        eprint!("\r\x1b[K{name}: {:.1} of {:.1} MB ({pct:.0}%)", read as f64 / 1e6, total as f64 / 1e6);
+        eprint!(
+            "\r\x1b[K{name}: {:.1} of {:.1} MB ({pct:.0}%)",
+            read as f64 / 1e6,
+            total as f64 / 1e6
+        );
     }
 
     fn clear(&mut self) {
@@ -269,16 +342,26 @@ impl Progress {
 }
 
 fn run(gw: &Gateway, once: bool, max_records: Option<u64>) -> Result<Stats> {
-    let mut store = Store::open(&gw.store_path).with_context(|| format!("opening the store {}", gw.store_path.display()))?;
+    let mut store = Store::open(&gw.store_path)
+        .with_context(|| format!("opening the store {}", gw.store_path.display()))?;
     let mut stats = Stats::default();
     let mut progress = Progress::new();
     let mut limit = max_records;
     for p in &gw.pipelines {
-        std::fs::create_dir_all(&p.folder).with_context(|| format!("creating drop folder {}", p.folder.display()))?;
+        std::fs::create_dir_all(&p.folder)
+            .with_context(|| format!("creating drop folder {}", p.folder.display()))?;
     }
     if once || max_records.is_some() {
         for p in &gw.pipelines {
-            let go_on = ingest::drain_folder(&mut store, p, &gw.program, &mut limit, &mut |_| true, &mut |f, r, t| progress.update(f, r, t), &mut stats)?;
+            let go_on = ingest::drain_folder(
+                &mut store,
+                p,
+                &gw.program,
+                &mut limit,
+                &mut |_| true,
+                &mut |f, r, t| progress.update(f, r, t),
+                &mut stats,
+            )?;
             progress.clear();
             if !go_on {
                 break;
@@ -312,7 +395,15 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
                 sizes.insert(path.to_owned(), size) == Some(size)
             };
             let mut none = None;
-            if let Err(e) = ingest::drain_folder(store, p, &gw.program, &mut none, &mut settled, &mut |f, r, t| progress.update(f, r, t), stats) {
+            if let Err(e) = ingest::drain_folder(
+                store,
+                p,
+                &gw.program,
+                &mut none,
+                &mut settled,
+                &mut |f, r, t| progress.update(f, r, t),
+                stats,
+            ) {
                 tracing::error!(adapter = %p.adapter.name, error = %e, "pipeline error; retrying at the next scan");
             }
             progress.clear();
@@ -331,7 +422,13 @@ fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
     let eligible: u64 = stats.eligible.values().sum();
     writeln!(o, "eligible:       {eligible}")?;
     for (c, n) in &stats.by_category {
-        writeln!(o, "  {:<20} {:>6} incidents, {:>6} eligible", c.as_str(), n, stats.eligible.get(c).copied().unwrap_or(0))?;
+        writeln!(
+            o,
+            "  {:<20} {:>6} incidents, {:>6} eligible",
+            c.as_str(),
+            n,
+            stats.eligible.get(c).copied().unwrap_or(0)
+        )?;
     }
     writeln!(o, "rejected:       {}", stats.rejected_total())?;
     for (k, n) in &stats.rejected {
@@ -345,8 +442,15 @@ fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
     }
     let cfg = gw.path.display();
     writeln!(o, "results:        staged in {}", gw.store_path.display())?;
-    writeln!(o, "  incidents:    sqlite3 {} 'SELECT incident_id, category, eligible, rule FROM incidents'", gw.store_path.display())?;
-    writeln!(o, "  rejections:   pnp-gateway quarantine list --config {cfg}")?;
+    writeln!(
+        o,
+        "  incidents:    sqlite3 {} 'SELECT incident_id, category, eligible, rule FROM incidents'",
+        gw.store_path.display()
+    )?;
+    writeln!(
+        o,
+        "  rejections:   pnp-gateway quarantine list --config {cfg}"
+    )?;
     Ok(())
 }
 
@@ -360,8 +464,16 @@ fn quarantine_list(config: &Path, json: bool) -> Result<ExitCode> {
             let v = serde_json::json!({"id": r.id, "at": r.at, "adapter": r.adapter, "file": r.file, "record": r.record, "line": r.line, "kind": r.kind, "field": r.field, "reason": r.reason});
             writeln!(o, "{v}")?;
         } else {
-            let field = r.field.as_deref().map(|f| format!(" field `{f}`:")).unwrap_or_default();
-            writeln!(o, "{}:{} (record {}) [{}] {}:{} {}", r.file, r.line, r.record, r.adapter, r.kind, field, r.reason)?;
+            let field = r
+                .field
+                .as_deref()
+                .map(|f| format!(" field `{f}`:"))
+                .unwrap_or_default();
+            writeln!(
+                o,
+                "{}:{} (record {}) [{}] {}:{} {}",
+                r.file, r.line, r.record, r.adapter, r.kind, field, r.reason
+            )?;
         }
     }
     if !json {
@@ -371,9 +483,14 @@ fn quarantine_list(config: &Path, json: bool) -> Result<ExitCode> {
 }
 
 fn demo(out: &Path) -> Result<ExitCode> {
-    let config = pnp_gateway::demo::write_tree(out).with_context(|| format!("writing the demo into {}", out.display()))?;
+    let config = pnp_gateway::demo::write_tree(out)
+        .with_context(|| format!("writing the demo into {}", out.display()))?;
     let gw = load_gateway(&config)?;
-    println!("pnp-gateway demo: {} pipeline(s) from {}", gw.pipelines.len(), config.display());
+    println!(
+        "pnp-gateway demo: {} pipeline(s) from {}",
+        gw.pipelines.len(),
+        config.display()
+    );
     for p in &gw.pipelines {
         println!("  {} <- {}", p.adapter.name, p.folder.display());
     }

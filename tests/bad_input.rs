@@ -46,7 +46,11 @@ fn unterminated_quote_does_not_swallow_the_rest() {
     let c = read(&a, &f);
     assert_eq!(kinds(&c)[0], (2, "wrong_column_count"));
     assert!(c.rejected[0].1.reason.contains("unterminated quote"));
-    let ids: Vec<_> = c.incidents.iter().map(|(_, i)| i.incident_id.as_str()).collect();
+    let ids: Vec<_> = c
+        .incidents
+        .iter()
+        .map(|(_, i)| i.incident_id.as_str())
+        .collect();
     assert_eq!(ids, ["2", "3"], "records after the broken quote are read");
     assert_eq!(c.incidents[0].0.line, 3);
 }
@@ -57,7 +61,9 @@ fn invalid_utf8_names_the_field() {
     let a = small(d.path(), "kind = \"csv\"");
     let f = d.path().join("x.csv");
     let mut bytes = HEADER.as_bytes().to_vec();
-    bytes.extend_from_slice(b"1,2024-01-01 10:00:00,OD,A B,caf\xe9\n2,2024-01-01 10:00:00,OD,A B,ok\n");
+    bytes.extend_from_slice(
+        b"1,2024-01-01 10:00:00,OD,A B,caf\xe9\n2,2024-01-01 10:00:00,OD,A B,ok\n",
+    );
     std::fs::write(&f, bytes).unwrap();
     let c = read(&a, &f);
     assert_eq!(kinds(&c), vec![(2, "invalid_utf8")]);
@@ -100,7 +106,8 @@ fn a_100_mb_line_is_rejected_and_the_rest_read() {
     for _ in 0..100 {
         w.write_all(&chunk).unwrap();
     }
-    w.write_all(b"\n2,2024-01-01 10:00:00,MH,C D,fine\n").unwrap();
+    w.write_all(b"\n2,2024-01-01 10:00:00,MH,C D,fine\n")
+        .unwrap();
     drop(w);
     let c = read(&a, &f);
     assert_eq!(kinds(&c), vec![(2, "record_too_long")]);
@@ -156,7 +163,11 @@ fn tsv_pipe_bom_and_crlf() {
     assert_eq!(inc.narrative.as_ref().unwrap().expose(), "multi\r\nline");
     let psv = small(&d.path().join("p"), "kind = \"psv\"");
     let f = d.path().join("x.psv");
-    std::fs::write(&f, "id|when|code|name|note\n7|2024-01-01 10:00:00|MH|X Y|z\n").unwrap();
+    std::fs::write(
+        &f,
+        "id|when|code|name|note\n7|2024-01-01 10:00:00|MH|X Y|z\n",
+    )
+    .unwrap();
     assert_eq!(read(&psv, &f).incidents[0].1.incident_id, "7");
 }
 
@@ -172,11 +183,19 @@ fn ndjson_and_json_documents() {
     )
     .unwrap();
     let c = read(&nd, &f);
-    let ids: Vec<_> = c.incidents.iter().map(|(_, i)| i.incident_id.as_str()).collect();
+    let ids: Vec<_> = c
+        .incidents
+        .iter()
+        .map(|(_, i)| i.incident_id.as_str())
+        .collect();
     assert_eq!(ids, ["1", "3"]);
     assert_eq!(
         kinds(&c),
-        vec![(3, "truncated_json"), (4, "not_an_object"), (5, "invalid_json")]
+        vec![
+            (3, "truncated_json"),
+            (4, "not_an_object"),
+            (5, "invalid_json")
+        ]
     );
 
     let js = small(&d.path().join("j"), "kind = \"json\"");
@@ -187,7 +206,11 @@ fn ndjson_and_json_documents() {
     )
     .unwrap();
     let c = read(&js, &f);
-    let ids: Vec<_> = c.incidents.iter().map(|(_, i)| i.incident_id.as_str()).collect();
+    let ids: Vec<_> = c
+        .incidents
+        .iter()
+        .map(|(_, i)| i.incident_id.as_str())
+        .collect();
     assert_eq!(ids, ["1", "2"]);
     let k: Vec<_> = c.rejected.iter().map(|(_, r)| r.kind).collect();
     assert_eq!(k, ["not_an_object", "invalid_json"]);

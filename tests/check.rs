@@ -8,7 +8,11 @@ use common::*;
 fn shipped_adapters_and_examples_pass() {
     let out = bin().current_dir(repo()).arg("check").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("example(s) checked"));
 }
 
@@ -19,7 +23,11 @@ fn demo_config_checks() {
         .args(["check", "--config", "examples/demo/gateway.toml"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -39,7 +47,8 @@ fn unknown_canonical_field_is_reported_with_file_and_line() {
         .position(|l| l.contains("narative"))
         .unwrap()
         + 1;
-    let want = format!("mappings/typo.toml:{line}: field `narative`: unknown canonical field `narative`");
+    let want =
+        format!("mappings/typo.toml:{line}: field `narative`: unknown canonical field `narative`");
     assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
 }
 
@@ -101,5 +110,8 @@ fn category_tables_must_name_categories() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("not program categories: `mental`"), "{stderr}");
+    assert!(
+        stderr.contains("not program categories: `mental`"),
+        "{stderr}"
+    );
 }

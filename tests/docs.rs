@@ -14,9 +14,15 @@ fn full_incident() -> Incident {
     inc.source.system = Some("CAD export".into());
     inc.source.record_id = "2026-000123".into();
     inc.incident_id = "2026-000123".into();
-    inc.call_type = Some(Coded { code: "OD".into(), text: Some("OVERDOSE".into()) });
+    inc.call_type = Some(Coded {
+        code: "OD".into(),
+        text: Some("OVERDOSE".into()),
+    });
     inc.category = Category::Overdose;
-    inc.eligibility = Eligibility { eligible: true, rule: "category:overdose:included".into() };
+    inc.eligibility = Eligibility {
+        eligible: true,
+        rule: "category:overdose:included".into(),
+    };
     inc.priority = Some("1".into());
     inc.times = Times {
         received: t("2026-03-14T22:15:09-04:00"),
@@ -34,13 +40,24 @@ fn full_incident() -> Incident {
         lon: Some(Sensitive::new(-81.6326)),
         beat: Some("B2".into()),
     };
-    inc.disposition = Some(Coded { code: "REF".into(), text: Some("REFERRED TO PEER".into()) });
+    inc.disposition = Some(Coded {
+        code: "REF".into(),
+        text: Some("REFERRED TO PEER".into()),
+    });
     inc.narrative = s("Caller reports female unresponsive; naloxone given.");
     inc.naloxone_administered = Some(true);
-    inc.flags = Flags { weapon: Some(false), violence: Some(false) };
+    inc.flags = Flags {
+        weapon: Some(false),
+        violence: Some(false),
+    };
     inc.persons.push(Person {
         role: Role::Subject,
-        name: Name { last: s("DOE"), first: s("JANE"), middle: s("Q"), suffix: s("JR") },
+        name: Name {
+            last: s("DOE"),
+            first: s("JANE"),
+            middle: s("Q"),
+            suffix: s("JR"),
+        },
         dob: Some(Sensitive::new(NaiveDate::from_ymd_opt(1990, 7, 4).unwrap())),
         age: Some(Sensitive::new(35)),
         sex: Some("female".into()),
@@ -55,8 +72,16 @@ fn full_incident() -> Incident {
             zip: s("25301"),
         },
         identifiers: vec![
-            Identifier { kind: IdentifierKind::Ssn, value: Sensitive::new("123456789".into()), issuer: None },
-            Identifier { kind: IdentifierKind::DriversLicense, value: Sensitive::new("A123456".into()), issuer: Some("WV".into()) },
+            Identifier {
+                kind: IdentifierKind::Ssn,
+                value: Sensitive::new("123456789".into()),
+                issuer: None,
+            },
+            Identifier {
+                kind: IdentifierKind::DriversLicense,
+                value: Sensitive::new("A123456".into()),
+                issuer: Some("WV".into()),
+            },
         ],
     });
     inc
@@ -73,13 +98,25 @@ fn canonical_model_doc_matches_the_types() {
     let doc = std::fs::read_to_string(common::repo().join("docs/canonical-model.md")).unwrap();
     let documented = json_block(&doc);
     let inc = full_incident();
-    assert_eq!(serde_json::to_value(&inc).unwrap(), documented, "update docs/canonical-model.md");
+    assert_eq!(
+        serde_json::to_value(&inc).unwrap(),
+        documented,
+        "update docs/canonical-model.md"
+    );
     // And the documented JSON reads back into the same incident (unknown keys are refused).
     let back: Incident = serde_json::from_value(documented).unwrap();
     assert_eq!(back, inc);
     // Debug of the whole incident shows no identifying value.
     let dbg = format!("{inc:?}");
-    for secret in ["DOE", "123456789", "3045550100", "CAPITOL", "1990", "naloxone given", "38.3498"] {
+    for secret in [
+        "DOE",
+        "123456789",
+        "3045550100",
+        "CAPITOL",
+        "1990",
+        "naloxone given",
+        "38.3498",
+    ] {
         assert!(!dbg.contains(secret), "Debug leaks {secret}");
     }
 }
@@ -87,8 +124,14 @@ fn canonical_model_doc_matches_the_types() {
 #[test]
 fn mapping_doc_lists_every_target() {
     let doc = std::fs::read_to_string(common::repo().join("docs/mapping.md")).unwrap();
-    let names = INCIDENT_FIELDS.iter().map(|(n, _)| *n).chain(PERSON_FIELDS.iter().map(|(n, _)| *n));
+    let names = INCIDENT_FIELDS
+        .iter()
+        .map(|(n, _)| *n)
+        .chain(PERSON_FIELDS.iter().map(|(n, _)| *n));
     for name in names {
-        assert!(doc.contains(&format!("`{name}`")), "docs/mapping.md does not list `{name}`");
+        assert!(
+            doc.contains(&format!("`{name}`")),
+            "docs/mapping.md does not list `{name}`"
+        );
     }
 }

@@ -10,7 +10,12 @@ use std::time::{Duration, Instant};
 
 /// A gateway in `dir` with one pipeline over `drop/`, using the small test mapping.
 fn gateway(dir: &Path, after: &str) -> PathBuf {
-    write_adapter(dir, "small", "kind = \"csv\"\n[transport]\npattern = \"*.csv\"", SMALL_MAPPING);
+    write_adapter(
+        dir,
+        "small",
+        "kind = \"csv\"\n[transport]\npattern = \"*.csv\"",
+        SMALL_MAPPING,
+    );
     let cfg = dir.join("gateway.toml");
     std::fs::write(
         &cfg,
@@ -23,25 +28,41 @@ fn gateway(dir: &Path, after: &str) -> PathBuf {
 
 fn write_rows(path: &Path, from: u64, to: u64, header: bool) {
     let mut w = std::io::BufWriter::new(
-        std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap(),
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap(),
     );
     if header {
         w.write_all(b"id,when,code,name,note\n").unwrap();
     }
     for i in from..to {
         let code = ["OD", "MH", "X", "ZZ"][(i % 4) as usize];
-        writeln!(w, "{i},2024-01-01 10:00:00,{code},\"DOE, JANE {i}\",note {i}").unwrap();
+        writeln!(
+            w,
+            "{i},2024-01-01 10:00:00,{code},\"DOE, JANE {i}\",note {i}"
+        )
+        .unwrap();
     }
 }
 
 /// (records staged, distinct records, rejections) from the store.
 fn counts(dir: &Path) -> (u64, u64, u64) {
     let c = rusqlite::Connection::open(dir.join("state/g.db")).unwrap();
-    let n: i64 = c.query_row("SELECT count(*) FROM incidents", [], |r| r.get(0)).unwrap();
-    let d: i64 = c
-        .query_row("SELECT count(DISTINCT file || ':' || record) FROM incidents", [], |r| r.get(0))
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM incidents", [], |r| r.get(0))
         .unwrap();
-    let q: i64 = c.query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0)).unwrap();
+    let d: i64 = c
+        .query_row(
+            "SELECT count(DISTINCT file || ':' || record) FROM incidents",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let q: i64 = c
+        .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))
+        .unwrap();
     (n as u64, d as u64, q as u64)
 }
 
@@ -52,7 +73,11 @@ fn run(cfg: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -136,7 +161,11 @@ fn grown_export_is_read_on_and_replaced_export_read_again() {
     assert_eq!(counts(d.path()), (15, 15, 0));
     // Replaced with different content under the same name: read from the start.
     std::fs::remove_file(&f).unwrap();
-    std::fs::write(&f, "id,when,code,name,note\n99,2024-01-01 10:00:00,OD,A B,new\n").unwrap();
+    std::fs::write(
+        &f,
+        "id,when,code,name,note\n99,2024-01-01 10:00:00,OD,A B,new\n",
+    )
+    .unwrap();
     run(&cfg, &[]);
     assert_eq!(counts(d.path()).0, 16);
 }
@@ -149,7 +178,11 @@ fn exports_are_kept_unless_the_adapter_says_move() {
     write_rows(&f, 1, 5, true);
     let before = std::fs::read(&f).unwrap();
     run(&cfg, &[]);
-    assert_eq!(std::fs::read(&f).unwrap(), before, "the export is untouched");
+    assert_eq!(
+        std::fs::read(&f).unwrap(),
+        before,
+        "the export is untouched"
+    );
 
     let d = tempfile::tempdir().unwrap();
     let cfg = gateway(d.path(), "move");

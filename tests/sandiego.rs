@@ -14,7 +14,10 @@ fn every_row_is_an_incident_or_a_precise_rejection() {
     let out = read(&a, &repo().join(SAMPLE));
     assert_eq!(out.incidents.len() + out.rejected.len(), 300);
     for (pos, r) in &out.rejected {
-        assert!(pos.line >= 2 && pos.record >= 1, "rejection without a position: {r:?}");
+        assert!(
+            pos.line >= 2 && pos.record >= 1,
+            "rejection without a position: {r:?}"
+        );
         assert!(!r.reason.is_empty());
     }
     // This export is clean: every row maps.
@@ -85,7 +88,11 @@ fn normalize_cli_writes_json_lines_and_a_summary() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 300);
-    assert!(lines.iter().all(|l| l["source"]["adapter"] == "sandiego-cfs"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["source"]["adapter"] == "sandiego-cfs")
+    );
     let stderr = String::from_utf8(out.stderr).unwrap();
     let summary: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
     assert_eq!(summary["summary"]["incidents"], 300);

@@ -92,11 +92,14 @@ impl Gateway {
             let apath = match Adapter::resolve(&p.adapter, std::slice::from_ref(&adapters_dir)) {
                 Ok(a) => a,
                 Err(_) if !p.adapter.ends_with(".toml") => {
-                    errors.push(at(ConfigError::new(path, format!(
-                        "no adapter named `{}` in {}",
-                        p.adapter,
-                        adapters_dir.display()
-                    ))
+                    errors.push(at(ConfigError::new(
+                        path,
+                        format!(
+                            "no adapter named `{}` in {}",
+                            p.adapter,
+                            adapters_dir.display()
+                        ),
+                    )
                     .field("pipeline.adapter")));
                     continue;
                 }
@@ -105,7 +108,10 @@ impl Gateway {
             match Adapter::load(&apath) {
                 Ok(adapter) => pipelines.push(Pipeline {
                     folder: base.join(&p.folder),
-                    pattern: p.pattern.clone().unwrap_or_else(|| adapter.transport.pattern.clone()),
+                    pattern: p
+                        .pattern
+                        .clone()
+                        .unwrap_or_else(|| adapter.transport.pattern.clone()),
                     after: p.after.unwrap_or(adapter.transport.after),
                     adapter,
                 }),

@@ -319,7 +319,11 @@ impl<R: Read + Seek> DelimitedReader<R> {
             if self.buf_pos == self.buf_len && !self.eof {
                 self.fill()?;
             }
-            let lf = usize::from(self.buf.get(self.buf_pos..self.buf_len).is_some_and(|b| b.first() == Some(&b'\n')));
+            let lf = usize::from(
+                self.buf
+                    .get(self.buf_pos..self.buf_len)
+                    .is_some_and(|b| b.first() == Some(&b'\n')),
+            );
             let start = Position {
                 byte: self.offset() + lf as u64,
                 line: self.line + lf as u64,
@@ -343,21 +347,19 @@ impl<R: Read + Seek> DelimitedReader<R> {
                         self.opts.max_record_bytes
                     ),
                 )),
-                _ if !self.headers.is_empty() && n != self.headers.len() => {
-                    Some(Rejection::new(
-                        "wrong_column_count",
-                        format!(
-                            "expected {} fields (as the header), found {}{}",
-                            self.headers.len(),
-                            n,
-                            if spans_lines {
-                                "; the record spans several lines: an unterminated quote?"
-                            } else {
-                                ""
-                            }
-                        ),
-                    ))
-                }
+                _ if !self.headers.is_empty() && n != self.headers.len() => Some(Rejection::new(
+                    "wrong_column_count",
+                    format!(
+                        "expected {} fields (as the header), found {}{}",
+                        self.headers.len(),
+                        n,
+                        if spans_lines {
+                            "; the record spans several lines: an unterminated quote?"
+                        } else {
+                            ""
+                        }
+                    ),
+                )),
                 _ => None,
             };
             if let Some(rejection) = rejection {
@@ -381,7 +383,10 @@ impl<R: Read + Seek> DelimitedReader<R> {
                 }
                 Err(e) => {
                     let bad = e.valid_up_to();
-                    let idx = self.ends[..n].iter().position(|&end| end > bad).unwrap_or(0);
+                    let idx = self.ends[..n]
+                        .iter()
+                        .position(|&end| end > bad)
+                        .unwrap_or(0);
                     let name = self
                         .headers
                         .get(idx)
@@ -389,8 +394,11 @@ impl<R: Read + Seek> DelimitedReader<R> {
                         .unwrap_or_else(|| format!("column {}", idx + 1));
                     return Ok(Some(Item::Rejected(
                         start,
-                        Rejection::new("invalid_utf8", format!("field is not valid UTF-8 (column {})", idx + 1))
-                            .with_field(name),
+                        Rejection::new(
+                            "invalid_utf8",
+                            format!("field is not valid UTF-8 (column {})", idx + 1),
+                        )
+                        .with_field(name),
                     )));
                 }
             }

@@ -75,7 +75,9 @@ pub enum FileError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Header(String),
-    #[error("JSON syntax error at line {line}, column {column}: {message}; records before it were read")]
+    #[error(
+        "JSON syntax error at line {line}, column {column}: {message}; records before it were read"
+    )]
     JsonSyntax {
         line: usize,
         column: usize,

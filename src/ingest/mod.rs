@@ -64,7 +64,10 @@ pub fn plan(store: &Store, adapter: &Adapter, path: &Path, size: u64) -> Result<
     let Some(entry) = store.ledger(&adapter.name, &key)? else {
         return Ok(Plan::Fresh);
     };
-    let io = |source| IngestError::Io { path: key.clone(), source };
+    let io = |source| IngestError::Io {
+        path: key.clone(),
+        source,
+    };
     let head_len = HEAD.min(entry.checkpoint.byte.max(entry.size.min(HEAD)));
     let head = hash_prefix(path, head_len).map_err(io)?;
     let same_head = head == entry.head_hash;
@@ -94,7 +97,10 @@ pub fn ingest_file(
     stats: &mut Stats,
 ) -> Result<Option<Ended>, IngestError> {
     let key = path.display().to_string();
-    let io = |source| IngestError::Io { path: key.clone(), source };
+    let io = |source| IngestError::Io {
+        path: key.clone(),
+        source,
+    };
     let size = std::fs::metadata(path).map_err(io)?.len();
     let resume = match plan(store, adapter, path, size)? {
         Plan::Skip => return Ok(None),
@@ -138,7 +144,11 @@ pub fn list_folder(folder: &Path, pattern: &str) -> io::Result<Vec<PathBuf>> {
 pub fn move_done(path: &Path, folder: &Path, move_to: &str) -> io::Result<PathBuf> {
     let dest_dir = folder.join(move_to);
     std::fs::create_dir_all(&dest_dir)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
     let mut dest = dest_dir.join(&name);
     let mut n = 1;
     while dest.exists() {
@@ -171,17 +181,27 @@ pub fn drain_folder(
         let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         let before = stats.records;
         let mut prog = |b: u64| progress(&path, b, size);
-        let ended = ingest_file(store, &p.adapter, rules, &path, *limit, Some(&mut prog), stats)?;
+        let ended = ingest_file(
+            store,
+            &p.adapter,
+            rules,
+            &path,
+            *limit,
+            Some(&mut prog),
+            stats,
+        )?;
         if let Some(l) = limit.as_mut() {
             *l = l.saturating_sub(stats.records - before);
         }
         match ended {
             Some(Ended::Stopped) => return Ok(false),
             Some(Ended::Done) if p.after == After::Move => {
-                let dest = move_done(&path, &p.folder, &p.adapter.transport.move_to).map_err(|source| IngestError::Io {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let dest = move_done(&path, &p.folder, &p.adapter.transport.move_to).map_err(
+                    |source| IngestError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    },
+                )?;
                 tracing::info!(file = %path.display(), to = %dest.display(), "moved read export");
             }
             _ => {}

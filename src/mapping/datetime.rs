@@ -76,7 +76,11 @@ impl TimeParser {
         let tz: Tz = tz
             .parse()
             .map_err(|_| format!("`{tz}` is not an IANA time zone (e.g. America/New_York)"))?;
-        let compile = |l: &[String]| l.iter().map(|f| Format::compile(f)).collect::<Result<Vec<_>, _>>();
+        let compile = |l: &[String]| {
+            l.iter()
+                .map(|f| Format::compile(f))
+                .collect::<Result<Vec<_>, _>>()
+        };
         Ok(TimeParser {
             tz,
             datetime: compile(datetime)?,
@@ -187,7 +191,9 @@ mod tests {
     #[test]
     fn offsets_in_the_value_are_kept() {
         assert_eq!(
-            ny().datetime("2023-07-01T12:00:00+02:00").unwrap().to_rfc3339(),
+            ny().datetime("2023-07-01T12:00:00+02:00")
+                .unwrap()
+                .to_rfc3339(),
             "2023-07-01T12:00:00+02:00"
         );
     }
@@ -207,6 +213,9 @@ mod tests {
         assert!(TimeParser::new("Mars/Olympus", &[], &[]).is_err());
         assert!(TimeParser::new("UTC", &["%Q".into()], &[]).is_err());
         let e = ny().date("1985-13-45").unwrap_err();
-        assert!(!e.contains("1985"), "a DOB error must not quote the value: {e}");
+        assert!(
+            !e.contains("1985"),
+            "a DOB error must not quote the value: {e}"
+        );
     }
 }

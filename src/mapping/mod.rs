@@ -14,7 +14,7 @@ use crate::formats::{RecordView, Rejection};
 use crate::model::{Category, Incident, Person, Role};
 use datetime::TimeParser;
 use serde_json::Value;
-use spec::{FieldSpec, MappingSpec, SourceSpec, TableSpec};
+use spec::{FieldSpec, MappingSpec, TableSpec};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -96,7 +96,10 @@ impl Mapping {
             ConfigError::new(path, msg).at(line).field(field)
         };
         let d = &spec.defaults;
-        let tz = d.timezone.clone().unwrap_or_else(|| datetime::DEFAULT_TIMEZONE.into());
+        let tz = d
+            .timezone
+            .clone()
+            .unwrap_or_else(|| datetime::DEFAULT_TIMEZONE.into());
         let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let dt_formats = d
             .datetime_formats
@@ -126,98 +129,117 @@ impl Mapping {
         let table_id = |n: &str| tables.iter().position(|t: &Table| t.name == n);
 
         let mut sources: Vec<String> = Vec::new();
-        let mut compile_field = |f: &FieldSpec,
-                                 kind: ValueKind,
-                                 identifying: bool,
-                                 errors: &mut Vec<ConfigError>|
-         -> Option<(Vec<usize>, Vec<Transform>, Option<TimeParser>)> {
-            let line = line_of(text, f.target.span().start);
-            let name = f.target.get_ref();
-            let mut ok = true;
-            let mut src_ids = Vec::new();
-            match (&f.source, &f.value) {
-                (Some(_), Some(_)) => {
-                    errors.push(err(line, name, "give `source` or `value`, not both".into()));
-                    ok = false;
-                }
-                (None, None) => {
-                    errors.push(err(line, name, "needs a `source` (column or JSON pointer) or a constant `value`".into()));
-                    ok = false;
-                }
-                (Some(s), None) => {
-                    let names = s.names();
-                    if names.is_empty() || names.iter().any(|n| n.is_empty()) {
-                        errors.push(err(line, name, "`source` names must not be empty".into()));
+        let mut compile_field =
+            |f: &FieldSpec,
+             kind: ValueKind,
+             errors: &mut Vec<ConfigError>|
+             -> Option<(Vec<usize>, Vec<Transform>, Option<TimeParser>)> {
+                let line = line_of(text, f.target.span().start);
+                let name = f.target.get_ref();
+                let mut ok = true;
+                let mut src_ids = Vec::new();
+                match (&f.source, &f.value) {
+                    (Some(_), Some(_)) => {
+                        errors.push(err(line, name, "give `source` or `value`, not both".into()));
                         ok = false;
                     }
-                    for n in names {
-                        let id = match sources.iter().position(|x| *x == n) {
-                            Some(i) => i,
-                            None => {
-                                sources.push(n);
-                                sources.len() - 1
-                            }
-                        };
-                        src_ids.push(id);
-                    }
-                }
-                (None, Some(_)) => {}
-            }
-            let _ = identifying;
-            let mut ts = Vec::new();
-            for t in &f.transforms {
-                match Transform::compile(t, &table_id) {
-                    Ok(t) => ts.push(t),
-                    Err(e) => {
-                        errors.push(err(line, name, e));
+                    (None, None) => {
+                        errors.push(err(
+                            line,
+                            name,
+                            "needs a `source` (column or JSON pointer) or a constant `value`"
+                                .into(),
+                        ));
                         ok = false;
                     }
+                    (Some(s), None) => {
+                        let names = s.names();
+                        if names.is_empty() || names.iter().any(|n| n.is_empty()) {
+                            errors.push(err(line, name, "`source` names must not be empty".into()));
+                            ok = false;
+                        }
+                        for n in names {
+                            let id = match sources.iter().position(|x| *x == n) {
+                                Some(i) => i,
+                                None => {
+                                    sources.push(n);
+                                    sources.len() - 1
+                                }
+                            };
+                            src_ids.push(id);
+                        }
+                    }
+                    (None, Some(_)) => {}
                 }
-            }
-            let time = if f.formats.is_some() || f.timezone.is_some() {
-                if !matches!(kind, ValueKind::DateTime | ValueKind::Date) {
-                    errors.push(err(line, name, "`formats` and `timezone` apply only to date and time fields".into()));
-                    ok = false;
-                    None
-                } else {
-                    let fmts = f.formats.clone().unwrap_or_else(|| {
-                        if kind == ValueKind::Date { date_formats.clone() } else { dt_formats.clone() }
-                    });
-                    let (dt, date) = if kind == ValueKind::Date {
-                        (dt_formats.clone(), fmts)
-                    } else {
-                        (fmts, date_formats.clone())
-                    };
-                    match TimeParser::new(f.timezone.as_deref().unwrap_or(&tz), &dt, &date) {
-                        Ok(t) => Some(t),
+                let mut ts = Vec::new();
+                for t in &f.transforms {
+                    match Transform::compile(t, &table_id) {
+                        Ok(t) => ts.push(t),
                         Err(e) => {
                             errors.push(err(line, name, e));
                             ok = false;
-                            None
                         }
                     }
                 }
-            } else {
-                None
-            };
-            if kind == ValueKind::Category
-                && let Some(Transform::Table { table, .. }) = ts.iter().rev().find(|t| matches!(t, Transform::Table { .. }))
-            {
-                let t = &tables[*table];
-                let mut bad: Vec<&String> = t.map.values().filter(|v| Category::parse(v).is_none()).collect();
-                bad.sort();
-                bad.dedup();
-                if !bad.is_empty() {
-                    errors.push(err(line, name, format!(
+                let time = if f.formats.is_some() || f.timezone.is_some() {
+                    if !matches!(kind, ValueKind::DateTime | ValueKind::Date) {
+                        errors.push(err(
+                            line,
+                            name,
+                            "`formats` and `timezone` apply only to date and time fields".into(),
+                        ));
+                        ok = false;
+                        None
+                    } else {
+                        let fmts = f.formats.clone().unwrap_or_else(|| {
+                            if kind == ValueKind::Date {
+                                date_formats.clone()
+                            } else {
+                                dt_formats.clone()
+                            }
+                        });
+                        let (dt, date) = if kind == ValueKind::Date {
+                            (dt_formats.clone(), fmts)
+                        } else {
+                            (fmts, date_formats.clone())
+                        };
+                        match TimeParser::new(f.timezone.as_deref().unwrap_or(&tz), &dt, &date) {
+                            Ok(t) => Some(t),
+                            Err(e) => {
+                                errors.push(err(line, name, e));
+                                ok = false;
+                                None
+                            }
+                        }
+                    }
+                } else {
+                    None
+                };
+                if kind == ValueKind::Category
+                    && let Some(Transform::Table { table, .. }) = ts
+                        .iter()
+                        .rev()
+                        .find(|t| matches!(t, Transform::Table { .. }))
+                {
+                    let t = &tables[*table];
+                    let mut bad: Vec<&String> = t
+                        .map
+                        .values()
+                        .filter(|v| Category::parse(v).is_none())
+                        .collect();
+                    bad.sort();
+                    bad.dedup();
+                    if !bad.is_empty() {
+                        errors.push(err(line, name, format!(
                         "table `{}` maps codes to values that are not program categories: {}",
                         t.name,
                         bad.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
                     )));
-                    ok = false;
+                        ok = false;
+                    }
                 }
-            }
-            ok.then_some((src_ids, ts, time))
-        };
+                ok.then_some((src_ids, ts, time))
+            };
 
         let mut fields = Vec::new();
         for f in &spec.fields {
@@ -227,53 +249,93 @@ impl Mapping {
                 let hint = if PersonField::parse(&name).is_some() {
                     " (a person field: put it inside a [[person]] block)".to_string()
                 } else {
-                    format!("; known: {}", target::INCIDENT_FIELDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "; known: {}",
+                        target::INCIDENT_FIELDS
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 };
-                errors.push(err(line, &name, format!("unknown canonical field `{name}`{hint}")));
+                errors.push(err(
+                    line,
+                    &name,
+                    format!("unknown canonical field `{name}`{hint}"),
+                ));
                 continue;
             };
-            if let Some((srcs, ts, time)) = compile_field(f, target.kind(), target.is_identifying(), &mut errors) {
+            if let Some((srcs, ts, time)) = compile_field(f, target.kind(), &mut errors) {
                 fields.push(field(target, name, f, srcs, ts, time));
             }
         }
         let mut persons = Vec::new();
         for p in &spec.persons {
-            let mut block = PersonBlock { role: p.role, fields: Vec::new() };
+            let mut block = PersonBlock {
+                role: p.role,
+                fields: Vec::new(),
+            };
             for f in &p.fields {
                 let line = line_of(text, f.target.span().start);
                 let name = f.target.get_ref().clone();
                 let Some(target) = PersonField::parse(&name) else {
-                    errors.push(err(line, &name, format!(
-                        "unknown person field `{name}`; known: {}",
-                        target::PERSON_FIELDS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                    )));
+                    errors.push(err(
+                        line,
+                        &name,
+                        format!(
+                            "unknown person field `{name}`; known: {}",
+                            target::PERSON_FIELDS
+                                .iter()
+                                .map(|(n, _)| *n)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
                     continue;
                 };
-                if let Some((srcs, ts, time)) = compile_field(f, target.kind(), target.is_identifying(), &mut errors) {
+                if let Some((srcs, ts, time)) = compile_field(f, target.kind(), &mut errors) {
                     block.fields.push(field(target, name, f, srcs, ts, time));
                 }
             }
             persons.push(block);
         }
-        if !fields.iter().any(|f| f.target == IncidentField::IncidentId) && !spec.fields.iter().any(|f| f.target.get_ref() == "incident_id") {
-            errors.push(ConfigError::new(path, "the mapping has no field with target `incident_id`"));
+        if !fields.iter().any(|f| f.target == IncidentField::IncidentId)
+            && !spec
+                .fields
+                .iter()
+                .any(|f| f.target.get_ref() == "incident_id")
+        {
+            errors.push(ConfigError::new(
+                path,
+                "the mapping has no field with target `incident_id`",
+            ));
         }
 
         let mut examples = Vec::new();
         for (i, ex) in spec.examples.iter().enumerate() {
             let line = line_of(text, ex.span().start);
             let e = ex.get_ref();
-            let name = e.name.clone().unwrap_or_else(|| format!("example {}", i + 1));
+            let name = e
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("example {}", i + 1));
             let to_json = |t: &toml::Table| serde_json::to_value(t).unwrap_or(Value::Null);
             if e.expect.is_some() == e.rejected.is_some() {
-                errors.push(err(line, &name, "an example needs exactly one of `expect` or `rejected`".into()));
+                errors.push(err(
+                    line,
+                    &name,
+                    "an example needs exactly one of `expect` or `rejected`".into(),
+                ));
                 continue;
             }
             examples.push(Example {
                 name,
                 line,
                 input: to_json(&e.input),
-                expect: e.expect.as_ref().and_then(|t| to_json(t).as_object().cloned()),
+                expect: e
+                    .expect
+                    .as_ref()
+                    .and_then(|t| to_json(t).as_object().cloned()),
                 rejected: e.rejected.clone(),
             });
         }
@@ -333,10 +395,20 @@ impl Mapping {
 
     fn lookup<'a>(&'a self, rec: &RecordView<'a>, b: &Binding, id: usize) -> Option<Cow<'a, str>> {
         match rec {
-            RecordView::Row(row) => b.columns.get(id).copied().flatten().and_then(|i| row.get(i)).map(Cow::Borrowed),
+            RecordView::Row(row) => b
+                .columns
+                .get(id)
+                .copied()
+                .flatten()
+                .and_then(|i| row.get(i))
+                .map(Cow::Borrowed),
             RecordView::Json(v) => {
                 let name = &self.sources[id];
-                let found = if name.starts_with('/') { v.pointer(name) } else { v.get(name) };
+                let found = if name.starts_with('/') {
+                    v.pointer(name)
+                } else {
+                    v.get(name)
+                };
                 match found? {
                     Value::String(s) => Some(Cow::Borrowed(s.as_str())),
                     Value::Number(n) => Some(Cow::Owned(n.to_string())),
@@ -377,7 +449,10 @@ impl Mapping {
             v = match t.apply(v, &self.tables) {
                 Step::Value(v) => v,
                 Step::Gap { table, code, value } => {
-                    gaps.push(Gap { table: self.tables[table].name.clone(), code });
+                    gaps.push(Gap {
+                        table: self.tables[table].name.clone(),
+                        code,
+                    });
                     value
                 }
                 Step::Reject(reason) => {
@@ -386,7 +461,11 @@ impl Mapping {
             };
         }
         if v.is_empty() && f.required {
-            return Err(Rejection::new("missing_required", format!("required field `{}` is empty", f.name)).with_field(&f.name));
+            return Err(Rejection::new(
+                "missing_required",
+                format!("required field `{}` is empty", f.name),
+            )
+            .with_field(&f.name));
         }
         Ok(v)
     }
@@ -408,7 +487,9 @@ impl Mapping {
                 continue;
             }
             let time = f.time.as_ref().expect("compiled with a time parser");
-            f.target.set(&mut inc, v, time).map_err(|e| set_error(&f.name, f.target.kind(), e))?;
+            f.target
+                .set(&mut inc, v, time)
+                .map_err(|e| set_error(&f.name, f.target.kind(), e))?;
         }
         for p in &self.persons {
             let mut person = Person::new(p.role);
@@ -418,14 +499,19 @@ impl Mapping {
                     continue;
                 }
                 let time = f.time.as_ref().expect("compiled with a time parser");
-                f.target.set(&mut person, v, time).map_err(|e| set_error(&f.name, f.target.kind(), e))?;
+                f.target
+                    .set(&mut person, v, time)
+                    .map_err(|e| set_error(&f.name, f.target.kind(), e))?;
             }
             if !person.is_empty() {
                 inc.persons.push(person);
             }
         }
         if inc.incident_id.trim().is_empty() {
-            return Err(Rejection::new("missing_incident_id", "the incident id is empty").with_field("incident_id"));
+            return Err(
+                Rejection::new("missing_incident_id", "the incident id is empty")
+                    .with_field("incident_id"),
+            );
         }
         if inc.source.record_id.is_empty() {
             inc.source.record_id = inc.incident_id.clone();
@@ -434,11 +520,19 @@ impl Mapping {
     }
 
     /// Runs the mapping's examples; each failure names the example's line.
-    pub fn run_examples(&self, prov: &Provenance, rules: &crate::policy::ProgramRules) -> Vec<ConfigError> {
+    pub fn run_examples(
+        &self,
+        prov: &Provenance,
+        rules: &crate::policy::ProgramRules,
+    ) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let b = Binding::default();
         for ex in &self.examples {
-            let err = |msg: String| ConfigError::new(&self.path, msg).at(ex.line).field(format!("example `{}`", ex.name));
+            let err = |msg: String| {
+                ConfigError::new(&self.path, msg)
+                    .at(ex.line)
+                    .field(format!("example `{}`", ex.name))
+            };
             let mut gaps = Vec::new();
             let out = self.apply(prov, &RecordView::Json(&ex.input), &b, &mut gaps);
             match (out, &ex.expect, &ex.rejected) {
@@ -452,7 +546,9 @@ impl Mapping {
                         }
                     }
                 }
-                (Ok(_), None, Some(kind)) => errors.push(err(format!("expected a rejection ({kind}), got an incident"))),
+                (Ok(_), None, Some(kind)) => errors.push(err(format!(
+                    "expected a rejection ({kind}), got an incident"
+                ))),
                 (Err(r), _, Some(kind)) if r.kind == kind => {}
                 (Err(r), _, _) => errors.push(err(format!("rejected ({}): {}", r.kind, r.reason))),
                 (Ok(_), None, None) => {}
@@ -471,7 +567,14 @@ impl Mapping {
     }
 }
 
-fn field<T>(target: T, name: String, f: &FieldSpec, sources: Vec<usize>, transforms: Vec<Transform>, time: Option<TimeParser>) -> Field<T> {
+fn field<T>(
+    target: T,
+    name: String,
+    f: &FieldSpec,
+    sources: Vec<usize>,
+    transforms: Vec<Transform>,
+    time: Option<TimeParser>,
+) -> Field<T> {
     Field {
         target,
         name,
@@ -486,7 +589,9 @@ fn field<T>(target: T, name: String, f: &FieldSpec, sources: Vec<usize>, transfo
 
 fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {
     let k = match kind {
-        ValueKind::DateTime if e.contains("does not exist") || e.contains("happens twice") => "ambiguous_local_time",
+        ValueKind::DateTime if e.contains("does not exist") || e.contains("happens twice") => {
+            "ambiguous_local_time"
+        }
         ValueKind::DateTime | ValueKind::Date => "bad_date",
         ValueKind::Number => "bad_number",
         ValueKind::Bool => "bad_boolean",
@@ -499,20 +604,30 @@ fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {
 
 fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
     let mut map = HashMap::new();
-    let key_of = |k: &str| if t.ignore_case { k.to_ascii_uppercase() } else { k.to_owned() };
+    let key_of = |k: &str| {
+        if t.ignore_case {
+            k.to_ascii_uppercase()
+        } else {
+            k.to_owned()
+        }
+    };
     if let Some(file) = &t.file {
         let path = base.join(file);
         let mut rdr = csv::ReaderBuilder::new()
             .flexible(true)
             .from_path(&path)
             .map_err(|e| format!("cannot read lookup file {}: {e}", path.display()))?;
-        let headers = rdr.headers().map_err(|e| format!("{}: {e}", path.display()))?.clone();
+        let headers = rdr
+            .headers()
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .clone();
         let col = |want: &Option<String>, default: usize| -> Result<usize, String> {
             match want {
                 None => Ok(default),
-                Some(w) => headers.iter().position(|h| h.trim() == w).ok_or_else(|| {
-                    format!("lookup file {} has no column `{w}`", path.display())
-                }),
+                Some(w) => headers
+                    .iter()
+                    .position(|h| h.trim() == w)
+                    .ok_or_else(|| format!("lookup file {} has no column `{w}`", path.display())),
             }
         };
         let (k, v) = (col(&t.key, 0)?, col(&t.value, 1)?);
@@ -524,7 +639,8 @@ fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
             let code = code.trim();
             if !code.is_empty() {
                 // The first entry for a code wins (lookup exports repeat rows).
-                map.entry(key_of(code)).or_insert_with(|| val.trim().to_owned());
+                map.entry(key_of(code))
+                    .or_insert_with(|| val.trim().to_owned());
             }
         }
     } else if t.key.is_some() || t.value.is_some() {
@@ -534,7 +650,9 @@ fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
         map.insert(key_of(k), v.clone());
     }
     if map.is_empty() {
-        return Err(format!("table `{name}` is empty: give `entries` or a `file`"));
+        return Err(format!(
+            "table `{name}` is empty: give `entries` or a `file`"
+        ));
     }
     Ok(Table {
         name: name.to_owned(),
@@ -542,11 +660,4 @@ fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
         ignore_case: t.ignore_case,
         partial: t.partial,
     })
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn is<T: Send + Sync>() {}
-    is::<Mapping>();
-    let _ = SourceSpec::One(String::new());
 }

@@ -117,7 +117,10 @@ pub enum TransformSpec {
     /// Keep only the digits (phones, SSNs).
     Digits,
     /// Split on `sep`, keep the part at `index` (0-based; negative counts from the end).
-    Split { sep: String, index: i64 },
+    Split {
+        sep: String,
+        index: i64,
+    },
     /// Keep capture `group` (default 1) of the first match; no match gives an empty value.
     Regex {
         pattern: String,
@@ -125,9 +128,14 @@ pub enum TransformSpec {
         group: usize,
     },
     /// Replace every match of `pattern` with `with` (`$1` refers to captures).
-    Replace { pattern: String, with: String },
+    Replace {
+        pattern: String,
+        with: String,
+    },
     /// Use `value` when the value is empty.
-    Default { value: String },
+    Default {
+        value: String,
+    },
     /// Look the value up in a code table.
     Table {
         table: String,

@@ -4,10 +4,8 @@
 //! `docs/mapping.md` lists these (a test keeps the two in step).
 
 use super::datetime::TimeParser;
+use crate::model::{Category, Coded, Identifier, IdentifierKind, Incident, Person, Sensitive};
 use std::borrow::Cow;
-use crate::model::{
-    Category, Coded, Identifier, IdentifierKind, Incident, Person, Sensitive,
-};
 
 /// A canonical field of the incident.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +110,10 @@ pub const PERSON_FIELDS: &[(&str, PersonField)] = &[
     ("address.state", PersonField::State),
     ("address.zip", PersonField::Zip),
     ("id.ssn", PersonField::Id(IdentifierKind::Ssn)),
-    ("id.drivers_license", PersonField::Id(IdentifierKind::DriversLicense)),
+    (
+        "id.drivers_license",
+        PersonField::Id(IdentifierKind::DriversLicense),
+    ),
     ("id.mrn", PersonField::Id(IdentifierKind::Mrn)),
     ("id.plate", PersonField::Id(IdentifierKind::Plate)),
     ("id.other", PersonField::Id(IdentifierKind::Other)),
@@ -132,7 +133,10 @@ pub enum ValueKind {
 
 impl IncidentField {
     pub fn parse(name: &str) -> Option<Self> {
-        INCIDENT_FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+        INCIDENT_FIELDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
     }
 
     pub fn kind(self) -> ValueKind {
@@ -202,7 +206,10 @@ impl IncidentField {
 
 impl PersonField {
     pub fn parse(name: &str) -> Option<Self> {
-        PERSON_FIELDS.iter().find(|(n, _)| *n == name).map(|(_, f)| *f)
+        PERSON_FIELDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| *f)
     }
 
     pub fn kind(self) -> ValueKind {
@@ -288,7 +295,8 @@ fn boolean(v: &str) -> Result<bool, String> {
 fn split_name(p: &mut Person, v: &str) {
     const SUFFIXES: &[&str] = &["JR", "SR", "II", "III", "IV", "V"];
     let s = |x: &str| Some(Sensitive::new(x.to_owned()));
-    let is_suffix = |w: &str| SUFFIXES.contains(&w.trim_end_matches('.').to_ascii_uppercase().as_str());
+    let is_suffix =
+        |w: &str| SUFFIXES.contains(&w.trim_end_matches('.').to_ascii_uppercase().as_str());
     if let Some((last, rest)) = v.split_once(',') {
         p.name.last = s(last.trim()).filter(|x| !x.expose().is_empty());
         let mut words: Vec<&str> = rest.split_whitespace().collect();
@@ -329,14 +337,22 @@ mod tests {
         let mut p = Person::new(Role::Subject);
         split_name(&mut p, v);
         let f = |x: &Option<Sensitive<String>>| x.as_ref().map(|s| s.expose().clone());
-        [f(&p.name.last), f(&p.name.first), f(&p.name.middle), f(&p.name.suffix)]
+        [
+            f(&p.name.last),
+            f(&p.name.first),
+            f(&p.name.middle),
+            f(&p.name.suffix),
+        ]
     }
 
     #[test]
     fn splits_last_comma_first_middle() {
         let o = |s: &str| Some(s.to_string());
         assert_eq!(name("DOE, JANE Q"), [o("DOE"), o("JANE"), o("Q"), None]);
-        assert_eq!(name("Smith, John Paul Jr."), [o("Smith"), o("John"), o("Paul"), o("Jr.")]);
+        assert_eq!(
+            name("Smith, John Paul Jr."),
+            [o("Smith"), o("John"), o("Paul"), o("Jr.")]
+        );
         assert_eq!(name("Jane Q Doe"), [o("Doe"), o("Jane"), o("Q"), None]);
         assert_eq!(name("DOE"), [o("DOE"), None, None, None]);
         assert_eq!(name(", "), [None, None, None, None]);
@@ -357,7 +373,9 @@ mod tests {
     fn action_needs_a_canonical_word() {
         let t = TimeParser::default();
         let mut inc = Incident::new("t");
-        IncidentField::Action.set(&mut inc, "Delete".into(), &t).unwrap();
+        IncidentField::Action
+            .set(&mut inc, "Delete".into(), &t)
+            .unwrap();
         assert_eq!(inc.action, Action::Delete);
         assert!(IncidentField::Action.set(&mut inc, "D".into(), &t).is_err());
     }

@@ -86,7 +86,8 @@ impl Transform {
             },
             TransformSpec::Default { value } => Transform::Default(value.clone()),
             TransformSpec::Table { table, missing } => Transform::Table {
-                table: table_id(table).ok_or_else(|| format!("no table named `{table}` in [tables]"))?,
+                table: table_id(table)
+                    .ok_or_else(|| format!("no table named `{table}` in [tables]"))?,
                 missing: *missing,
             },
         })
@@ -154,10 +155,9 @@ impl Transform {
                             });
                         }
                         return match missing {
-                            Missing::Reject => Step::Reject(format!(
-                                "code `{v}` is not in table `{}`",
-                                t.name
-                            )),
+                            Missing::Reject => {
+                                Step::Reject(format!("code `{v}` is not in table `{}`", t.name))
+                            }
                             Missing::Empty => Step::Gap {
                                 table: *table,
                                 code: v.into_owned(),
@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn steps() {
         assert_eq!(run(Transform::Trim, "  a b "), "a b");
-        assert_eq!(run(Transform::Title, "o'BRIEN-SMITH jr"), "O'brien-Smith Jr");
+        assert_eq!(
+            run(Transform::Title, "o'BRIEN-SMITH jr"),
+            "O'brien-Smith Jr"
+        );
         assert_eq!(run(Transform::Digits, "(304) 555-0100"), "3045550100");
         let split = |index| Transform::Split {
             sep: ",".into(),

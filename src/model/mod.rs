@@ -116,7 +116,9 @@ pub struct Coded {
 }
 
 /// The program category an agency call type maps to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     Overdose,
@@ -179,13 +181,29 @@ pub struct Eligibility {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Times {
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::serialize"
+    )]
     pub received: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::serialize"
+    )]
     pub dispatched: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::serialize"
+    )]
     pub arrived: Option<DateTime<FixedOffset>>,
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "rfc3339::serialize")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::serialize"
+    )]
     pub cleared: Option<DateTime<FixedOffset>>,
 }
 

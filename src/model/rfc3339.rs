@@ -4,7 +4,10 @@
 use chrono::{DateTime, Datelike, FixedOffset, SecondsFormat, Timelike};
 use serde::Serializer;
 
-pub fn serialize<S: Serializer>(v: &Option<DateTime<FixedOffset>>, s: S) -> Result<S::Ok, S::Error> {
+pub fn serialize<S: Serializer>(
+    v: &Option<DateTime<FixedOffset>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     match v {
         None => s.serialize_none(),
         Some(dt) => {

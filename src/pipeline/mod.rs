@@ -107,7 +107,12 @@ pub struct FileRun<'a, 'p> {
 }
 
 impl FileRun<'_, '_> {
-    pub fn run(mut self, path: &Path, sink: &mut dyn Sink, stats: &mut Stats) -> Result<Ended, PipelineError> {
+    pub fn run(
+        mut self,
+        path: &Path,
+        sink: &mut dyn Sink,
+        stats: &mut Stats,
+    ) -> Result<Ended, PipelineError> {
         let file_err = |source: FileError| PipelineError::File {
             path: path.display().to_string(),
             source,
@@ -136,7 +141,9 @@ impl FileRun<'_, '_> {
                 let reader = DelimitedReader::new(&mut file, opts.clone(), self.resume);
                 let mut reader = match reader {
                     Ok(r) => r,
-                    Err(FileError::Header(msg)) => return file_rejected(sink, stats, "bad_header", msg),
+                    Err(FileError::Header(msg)) => {
+                        return file_rejected(sink, stats, "bad_header", msg);
+                    }
                     Err(e) => return Err(file_err(e)),
                 };
                 match self.adapter.mapping.bind(reader.headers()) {
@@ -163,9 +170,15 @@ impl FileRun<'_, '_> {
                 sink.checkpoint(reader.checkpoint(), true)?;
             }
             Format::Ndjson { max_record_bytes } => {
-                let start = self.resume.unwrap_or(Checkpoint { byte: 0, line: 1, record: 0 });
-                file.seek(SeekFrom::Start(start.byte)).map_err(|e| file_err(e.into()))?;
-                let mut reader = NdjsonReader::new(BufReader::new(&mut file), *max_record_bytes, start);
+                let start = self.resume.unwrap_or(Checkpoint {
+                    byte: 0,
+                    line: 1,
+                    record: 0,
+                });
+                file.seek(SeekFrom::Start(start.byte))
+                    .map_err(|e| file_err(e.into()))?;
+                let mut reader =
+                    NdjsonReader::new(BufReader::new(&mut file), *max_record_bytes, start);
                 while let Some(item) = reader.next_item().map_err(file_err)? {
                     let item = match &item {
                         Item::Record(pos, v) => Item::Record(*pos, RecordView::Json(v)),
@@ -191,13 +204,19 @@ impl FileRun<'_, '_> {
                 let mut stopped = false;
                 let result = stream_document(BufReader::new(&mut file), skip, &mut |item| {
                     let (rec, item) = match &item {
-                        Item::Record(pos, v) => (pos.record, Item::Record(*pos, RecordView::Json(v))),
+                        Item::Record(pos, v) => {
+                            (pos.record, Item::Record(*pos, RecordView::Json(v)))
+                        }
                         Item::Rejected(pos, r) => (pos.record, Item::Rejected(*pos, r.clone())),
                     };
                     last = rec;
                     match state.handle(item, sink, stats) {
                         Ok(true) => {
-                            let cp = Checkpoint { byte: 0, line: 0, record: rec };
+                            let cp = Checkpoint {
+                                byte: 0,
+                                line: 0,
+                                record: rec,
+                            };
                             if let Err(e) = sink.checkpoint(cp, false) {
                                 err = Some(e);
                                 return false;
@@ -221,16 +240,33 @@ impl FileRun<'_, '_> {
                 if stopped {
                     return Ok(Ended::Stopped);
                 }
-                let end = Checkpoint { byte: size, line: 0, record: last };
+                let end = Checkpoint {
+                    byte: size,
+                    line: 0,
+                    record: last,
+                };
                 match result {
                     Ok(()) => {}
-                    Err(FileError::JsonSyntax { line, column, message }) => {
+                    Err(FileError::JsonSyntax {
+                        line,
+                        column,
+                        message,
+                    }) => {
                         let r = Rejection::new(
                             "invalid_json",
-                            format!("{message} at line {line}, column {column}; the rest of the document cannot be read"),
+                            format!(
+                                "{message} at line {line}, column {column}; the rest of the document cannot be read"
+                            ),
                         );
                         count_reject(stats, &r);
-                        sink.rejected(Position { byte: 0, line: line as u64, record: last + 1 }, r)?;
+                        sink.rejected(
+                            Position {
+                                byte: 0,
+                                line: line as u64,
+                                record: last + 1,
+                            },
+                            r,
+                        )?;
                     }
                     Err(e) => return Err(file_err(e)),
                 }
@@ -247,10 +283,22 @@ fn count_reject(stats: &mut Stats, r: &Rejection) {
 }
 
 /// A problem with the whole file (header, columns): one quarantine entry, and the file is done.
-fn file_rejected(sink: &mut dyn Sink, stats: &mut Stats, kind: &'static str, msg: String) -> Result<Ended, PipelineError> {
+fn file_rejected(
+    sink: &mut dyn Sink,
+    stats: &mut Stats,
+    kind: &'static str,
+    msg: String,
+) -> Result<Ended, PipelineError> {
     let r = Rejection::new(kind, msg);
     count_reject(stats, &r);
-    sink.rejected(Position { byte: 0, line: 1, record: 0 }, r)?;
+    sink.rejected(
+        Position {
+            byte: 0,
+            line: 1,
+            record: 0,
+        },
+        r,
+    )?;
     sink.checkpoint(Checkpoint::default(), true)?;
     Ok(Ended::Done)
 }
@@ -267,14 +315,24 @@ struct MapState<'a> {
 
 impl MapState<'_> {
     /// Handles one item; returns true when a checkpoint is due.
-    fn handle(&mut self, item: Item<RecordView>, sink: &mut dyn Sink, stats: &mut Stats) -> Result<bool, SinkError> {
+    fn handle(
+        &mut self,
+        item: Item<RecordView>,
+        sink: &mut dyn Sink,
+        stats: &mut Stats,
+    ) -> Result<bool, SinkError> {
         stats.records += 1;
         self.read += 1;
         self.since_checkpoint += 1;
         match item {
             Item::Record(pos, view) => {
                 self.gaps.clear();
-                let out = self.adapter.mapping.apply(&self.adapter.provenance, &view, &self.binding, &mut self.gaps);
+                let out = self.adapter.mapping.apply(
+                    &self.adapter.provenance,
+                    &view,
+                    &self.binding,
+                    &mut self.gaps,
+                );
                 for g in self.gaps.drain(..) {
                     *stats.gaps.entry(g.clone()).or_default() += 1;
                     sink.gap(g)?;

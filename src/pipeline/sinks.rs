@@ -9,21 +9,15 @@ use serde::Serialize;
 use std::io::Write;
 
 /// Incidents as JSON lines to `out`; each rejection as one JSON line to `err`.
-pub struct JsonLines<'a, O: Write, E: Write> {
+pub struct JsonLines<O: Write, E: Write> {
     pub file: String,
     pub out: O,
     pub err: E,
-    _p: std::marker::PhantomData<&'a ()>,
 }
 
-impl<O: Write, E: Write> JsonLines<'_, O, E> {
+impl<O: Write, E: Write> JsonLines<O, E> {
     pub fn new(file: String, out: O, err: E) -> Self {
-        JsonLines {
-            file,
-            out,
-            err,
-            _p: std::marker::PhantomData,
-        }
+        JsonLines { file, out, err }
     }
 }
 
@@ -44,7 +38,7 @@ pub struct RejectedBody<'a> {
     pub reason: &'a str,
 }
 
-impl<O: Write, E: Write> Sink for JsonLines<'_, O, E> {
+impl<O: Write, E: Write> Sink for JsonLines<O, E> {
     fn incident(&mut self, _pos: Position, inc: Incident) -> Result<(), SinkError> {
         serde_json::to_writer(&mut self.out, &inc)?;
         self.out.write_all(b"\n")?;
@@ -81,7 +75,7 @@ impl<O: Write, E: Write> Sink for JsonLines<'_, O, E> {
 }
 
 enum Pending {
-    Incident(Position, Incident),
+    Incident(Position, Box<Incident>),
     Rejected(Position, Rejection),
     Gap(Gap),
 }
@@ -100,7 +94,13 @@ pub struct StoreSink<'a> {
 }
 
 impl<'a> StoreSink<'a> {
-    pub fn new(store: &'a mut Store, adapter: &str, file: &str, size: u64, head_hash: String) -> Self {
+    pub fn new(
+        store: &'a mut Store,
+        adapter: &str,
+        file: &str,
+        size: u64,
+        head_hash: String,
+    ) -> Self {
         StoreSink {
             store,
             adapter: adapter.to_owned(),
@@ -115,7 +115,7 @@ impl<'a> StoreSink<'a> {
 
 impl Sink for StoreSink<'_> {
     fn incident(&mut self, pos: Position, inc: Incident) -> Result<(), SinkError> {
-        self.pending.push(Pending::Incident(pos, inc));
+        self.pending.push(Pending::Incident(pos, Box::new(inc)));
         Ok(())
     }
 
@@ -133,13 +133,27 @@ impl Sink for StoreSink<'_> {
         let batch = self.store.batch()?;
         for p in self.pending.drain(..) {
             match p {
-                Pending::Incident(pos, inc) => batch.incident(&self.adapter, &self.file, pos, &inc)?,
+                Pending::Incident(pos, inc) => {
+                    batch.incident(&self.adapter, &self.file, pos, &inc)?
+                }
                 Pending::Rejected(pos, r) => batch.reject(&self.adapter, &self.file, pos, &r)?,
                 Pending::Gap(g) => batch.gap(&self.adapter, &g)?,
             }
         }
-        let content = if done { self.content_hash.as_deref() } else { None };
-        batch.ledger(&self.adapter, &self.file, self.size, &self.head_hash, content, cp, done)?;
+        let content = if done {
+            self.content_hash.as_deref()
+        } else {
+            None
+        };
+        batch.ledger(
+            &self.adapter,
+            &self.file,
+            self.size,
+            &self.head_hash,
+            content,
+            cp,
+            done,
+        )?;
         batch.commit()?;
         Ok(())
     }

@@ -59,7 +59,10 @@ impl ProgramRules {
             return Err(format!("category `{c}` is both included and excluded"));
         }
         if self.include.contains(&Category::Unmapped) {
-            return Err("`unmapped` cannot be included: a code with no table entry is never eligible".into());
+            return Err(
+                "`unmapped` cannot be included: a code with no table entry is never eligible"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -123,14 +126,29 @@ mod tests {
     #[test]
     fn rules_decide_in_order() {
         let r = ProgramRules::default();
-        assert_eq!(r.decide(&inc(Category::Overdose)).rule, "category:overdose:included");
+        assert_eq!(
+            r.decide(&inc(Category::Overdose)).rule,
+            "category:overdose:included"
+        );
         assert!(r.decide(&inc(Category::Overdose)).eligible);
-        assert_eq!(r.decide(&inc(Category::Violent)).rule, "category:violent:excluded");
+        assert_eq!(
+            r.decide(&inc(Category::Violent)).rule,
+            "category:violent:excluded"
+        );
         assert_eq!(r.decide(&inc(Category::Unmapped)).rule, "category:unmapped");
-        assert_eq!(r.decide(&inc(Category::Other)).rule, "category:other:not-in-program");
+        assert_eq!(
+            r.decide(&inc(Category::Other)).rule,
+            "category:other:not-in-program"
+        );
         let mut armed = inc(Category::BehavioralHealth);
         armed.flags.weapon = Some(true);
-        assert_eq!(r.decide(&armed), Eligibility { eligible: false, rule: "flag:weapon".into() });
+        assert_eq!(
+            r.decide(&armed),
+            Eligibility {
+                eligible: false,
+                rule: "flag:weapon".into()
+            }
+        );
         let mut del = inc(Category::Overdose);
         del.action = Action::Delete;
         assert_eq!(r.decide(&del).rule, "action:delete");

@@ -17,7 +17,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store: cannot create its folder: {0}")]
     Io(#[from] std::io::Error),
-    #[error("store: the file was written by a newer pnp-gateway (schema {found}, this one knows {known})")]
+    #[error(
+        "store: the file was written by a newer pnp-gateway (schema {found}, this one knows {known})"
+    )]
     TooNew { found: i64, known: i64 },
     #[error("store: cannot encode an incident: {0}")]
     Json(#[from] serde_json::Error),
@@ -126,7 +128,9 @@ impl Store {
     }
 
     fn migrate(&mut self) -> Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -220,7 +224,9 @@ impl Store {
         let mut st = self.conn.prepare(
             "SELECT category, eligible, count(*) FROM incidents GROUP BY category, eligible ORDER BY category, eligible",
         )?;
-        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64)))?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -230,7 +236,11 @@ impl Store {
             .conn
             .prepare("SELECT file, record, body FROM incidents ORDER BY id")?;
         let rows = st.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
