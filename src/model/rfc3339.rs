@@ -20,7 +20,7 @@ pub fn serialize<S: Serializer>(
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS±HH:MM`, or `None` when chrono's fuller form is needed (fractional
+/// `YYYY-MM-DDTHH:MM:SS±HH:MM` (or `Z`), or `None` when chrono's fuller form is needed (fractional
 /// seconds, years outside 0..=9999, offsets with seconds).
 fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Option<&'b str> {
     let off = dt.offset().local_minus_utc();
@@ -45,6 +45,11 @@ fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Option<&'b st
     two(&mut buf[14..16], dt.minute());
     buf[16] = b':';
     two(&mut buf[17..19], dt.second());
+    if off == 0 {
+        // chrono writes a zero offset as `Z`.
+        buf[19] = b'Z';
+        return std::str::from_utf8(&buf[..20]).ok();
+    }
     buf[19] = if off < 0 { b'-' } else { b'+' };
     let m = off.unsigned_abs() / 60;
     two(&mut buf[20..22], m / 60);
