@@ -4,6 +4,19 @@ mod common;
 
 use common::*;
 
+/// `check --adapters-dir DIR/adapters`: exit code and stderr.
+fn check_dir(dir: &std::path::Path) -> (Option<i32>, String) {
+    let out = bin()
+        .args(["check", "--adapters-dir"])
+        .arg(dir.join("adapters"))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 #[test]
 fn shipped_adapters_and_examples_pass() {
     let out = bin().current_dir(repo()).arg("check").output().unwrap();
@@ -35,13 +48,8 @@ fn unknown_canonical_field_is_reported_with_file_and_line() {
     let d = tempfile::tempdir().unwrap();
     let mapping = SMALL_MAPPING.replace("target = \"narrative\"", "target = \"narative\"");
     write_adapter(d.path(), "typo", "kind = \"csv\"", &mapping);
-    let out = bin()
-        .args(["check", "--adapters-dir"])
-        .arg(d.path().join("adapters"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_dir(d.path());
+    assert_eq!(code, Some(1));
     let line = mapping
         .lines()
         .position(|l| l.contains("narative"))
@@ -59,25 +67,15 @@ fn unknown_keys_bad_tables_and_failing_examples_are_reported() {
         "{SMALL_MAPPING}\n[[field]]\ntarget = \"location.city\"\nsource = \"x\"\ntransforms = [{{ op = \"table\", table = \"nope\" }}]\n\n[[example]]\ninput = {{ id = \"9\", when = \"2024-01-01 10:00:00\", code = \"OD\" }}\nexpect = {{ category = \"behavioral_health\" }}\n"
     );
     write_adapter(d.path(), "m", "kind = \"csv\"", &mapping);
-    let out = bin()
-        .args(["check", "--adapters-dir"])
-        .arg(d.path().join("adapters"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, stderr) = check_dir(d.path());
+    assert_eq!(code, Some(1));
     assert!(stderr.contains("no table named `nope`"), "{stderr}");
 
     // Fix the table: now the example runs, and its wrong expectation is reported.
     let mapping = mapping.replace("table = \"nope\"", "table = \"cat\"");
     write_adapter(d.path(), "m", "kind = \"csv\"", &mapping);
-    let out = bin()
-        .args(["check", "--adapters-dir"])
-        .arg(d.path().join("adapters"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, stderr) = check_dir(d.path());
+    assert_eq!(code, Some(1));
     assert!(
         stderr.contains("`category`: expected \"behavioral_health\", got \"overdose\""),
         "{stderr}"
@@ -89,12 +87,8 @@ fn unknown_keys_bad_tables_and_failing_examples_are_reported() {
         "mapping = \"../mappings/m.toml\"\nformat = { kind = \"csv\", delimter = \";\" }\n",
     )
     .unwrap();
-    let out = bin()
-        .args(["check", "--adapters-dir"])
-        .arg(d.path().join("adapters"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_dir(d.path());
+    assert_eq!(code, Some(1));
     assert!(stderr.contains("adapters/m.toml:2"), "{stderr}");
     assert!(stderr.contains("delimter"), "{stderr}");
 }
@@ -104,12 +98,8 @@ fn category_tables_must_name_categories() {
     let d = tempfile::tempdir().unwrap();
     let mapping = SMALL_MAPPING.replace("MH = \"behavioral_health\"", "MH = \"mental\"");
     write_adapter(d.path(), "c", "kind = \"csv\"", &mapping);
-    let out = bin()
-        .args(["check", "--adapters-dir"])
-        .arg(d.path().join("adapters"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = check_dir(d.path());
+    assert_eq!(code, Some(1));
     assert!(
         stderr.contains("not program categories: `mental`"),
         "{stderr}"

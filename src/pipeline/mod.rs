@@ -156,14 +156,9 @@ impl FileRun<'_, '_> {
                         Item::Record(pos, ()) => Item::Record(pos, RecordView::Row(&row)),
                         Item::Rejected(pos, r) => Item::Rejected(pos, r),
                     };
-                    if state.handle(item, sink, stats)? {
-                        sink.checkpoint(reader.checkpoint(), false)?;
-                        if state.stop() {
-                            return Ok(Ended::Stopped);
-                        }
-                        if let Some(p) = self.progress.as_mut() {
-                            p(reader.checkpoint().byte);
-                        }
+                    let cp = reader.checkpoint();
+                    if state.step(item, cp, sink, stats, &mut self.progress)? {
+                        return Ok(Ended::Stopped);
                     }
                 }
                 stats.bytes += size - self.resume.map_or(0, |c| c.byte);
@@ -184,14 +179,9 @@ impl FileRun<'_, '_> {
                         Item::Record(pos, v) => Item::Record(*pos, RecordView::Json(v)),
                         Item::Rejected(pos, r) => Item::Rejected(*pos, r.clone()),
                     };
-                    if state.handle(item, sink, stats)? {
-                        sink.checkpoint(reader.checkpoint(), false)?;
-                        if state.stop() {
-                            return Ok(Ended::Stopped);
-                        }
-                        if let Some(p) = self.progress.as_mut() {
-                            p(reader.checkpoint().byte);
-                        }
+                    let cp = reader.checkpoint();
+                    if state.step(item, cp, sink, stats, &mut self.progress)? {
+                        return Ok(Ended::Stopped);
                     }
                 }
                 stats.bytes += size - start.byte;
@@ -363,6 +353,29 @@ impl MapState<'_> {
             self.since_checkpoint = 0;
         }
         Ok(due)
+    }
+
+    /// Handles one item; at a batch boundary commits `cp` (where reading will go on) and
+    /// reports progress. Returns true when the record limit says stop.
+    fn step(
+        &mut self,
+        item: Item<RecordView>,
+        cp: Checkpoint,
+        sink: &mut dyn Sink,
+        stats: &mut Stats,
+        progress: &mut Option<&mut dyn FnMut(u64)>,
+    ) -> Result<bool, SinkError> {
+        if !self.handle(item, sink, stats)? {
+            return Ok(false);
+        }
+        sink.checkpoint(cp, false)?;
+        if self.stop() {
+            return Ok(true);
+        }
+        if let Some(p) = progress.as_mut() {
+            p(cp.byte);
+        }
+        Ok(false)
     }
 
     fn stop(&self) -> bool {
