@@ -295,36 +295,43 @@ fn boolean(v: &str) -> Result<bool, String> {
 fn split_name(p: &mut Person, v: &str) {
     const SUFFIXES: &[&str] = &["JR", "SR", "II", "III", "IV", "V"];
     let s = |x: &str| Some(Sensitive::new(x.to_owned()));
-    let is_suffix =
-        |w: &str| SUFFIXES.contains(&w.trim_end_matches('.').to_ascii_uppercase().as_str());
-    if let Some((last, rest)) = v.split_once(',') {
-        p.name.last = s(last.trim()).filter(|x| !x.expose().is_empty());
-        let mut words: Vec<&str> = rest.split_whitespace().collect();
-        if words.len() > 1 && words.last().is_some_and(|w| is_suffix(w)) {
-            p.name.suffix = words.pop().and_then(s);
-        }
-        let mut it = words.into_iter();
-        p.name.first = it.next().and_then(s);
-        let middle = it.collect::<Vec<_>>().join(" ");
-        if !middle.is_empty() {
-            p.name.middle = s(&middle);
-        }
-    } else {
-        let mut words: Vec<&str> = v.split_whitespace().collect();
-        if words.len() > 2 && words.last().is_some_and(|w| is_suffix(w)) {
-            p.name.suffix = words.pop().and_then(s);
-        }
-        match words.as_slice() {
-            [] => {}
-            [only] => p.name.last = s(only),
-            [first, middle @ .., last] => {
-                p.name.first = s(first);
-                p.name.last = s(last);
-                if !middle.is_empty() {
-                    p.name.middle = s(&middle.join(" "));
-                }
+    let is_suffix = |w: &str| {
+        let w = w.trim_end_matches('.');
+        SUFFIXES.iter().any(|x| x.eq_ignore_ascii_case(w))
+    };
+    // The text from the start of word `a` to the end of word `b` (both slices of `v`).
+    let span = |a: &str, b: &str| {
+        let start = a.as_ptr() as usize - v.as_ptr() as usize;
+        let end = b.as_ptr() as usize - v.as_ptr() as usize + b.len();
+        &v[start..end]
+    };
+    // With a comma: "LAST, FIRST MIDDLE"; `last` is Some (possibly empty) only then.
+    let (last, rest, min_words) = match v.split_once(',') {
+        Some((last, rest)) => (Some(last.trim()), rest, 2),
+        None => (None, v, 3),
+    };
+    let mut words: Vec<&str> = rest.split_whitespace().collect();
+    if words.len() >= min_words && words.last().is_some_and(|w| is_suffix(w)) {
+        p.name.suffix = words.pop().and_then(s);
+    }
+    match (last, words.as_slice()) {
+        (Some(l), [first, middle @ ..]) => {
+            p.name.last = s(l).filter(|_| !l.is_empty());
+            p.name.first = s(first);
+            if let (Some(a), Some(b)) = (middle.first(), middle.last()) {
+                p.name.middle = s(span(a, b));
             }
         }
+        (Some(l), []) => p.name.last = s(l).filter(|_| !l.is_empty()),
+        (None, [first, middle @ .., last]) => {
+            p.name.first = s(first);
+            p.name.last = s(last);
+            if let (Some(a), Some(b)) = (middle.first(), middle.last()) {
+                p.name.middle = s(span(a, b));
+            }
+        }
+        (None, [only]) => p.name.last = s(only),
+        (None, []) => {}
     }
 }
 
@@ -356,6 +363,11 @@ mod tests {
         assert_eq!(name("Jane Q Doe"), [o("Doe"), o("Jane"), o("Q"), None]);
         assert_eq!(name("DOE"), [o("DOE"), None, None, None]);
         assert_eq!(name(", "), [None, None, None, None]);
+        assert_eq!(name(", JANE"), [None, o("JANE"), None, None]);
+        assert_eq!(
+            name("Mary Ann  Lee Smith"),
+            [o("Smith"), o("Mary"), o("Ann  Lee"), None]
+        );
     }
 
     #[test]

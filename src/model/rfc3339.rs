@@ -24,6 +24,7 @@ pub fn serialize<S: Serializer>(
 /// seconds, years outside 0..=9999, offsets with seconds).
 fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Option<&'b str> {
     let off = dt.offset().local_minus_utc();
+    let dt = dt.naive_local();
     let year = dt.year();
     if dt.nanosecond() != 0 || !(0..=9999).contains(&year) || off % 60 != 0 {
         return None;
