@@ -3,8 +3,13 @@
 //! Identifying values are wrapped in [`Sensitive`]; see `docs/canonical-model.md` for the JSON
 //! form (kept in sync with these types by a test).
 
+mod consent;
+mod engagement;
 mod rfc3339;
 mod sensitive;
+
+pub use consent::{Consent, ConsentRecord, InfoClass};
+pub use engagement::{Engagement, Prss, Service};
 
 pub use sensitive::{REDACTED, Sensitive};
 

@@ -1,5 +1,8 @@
 //! Policy: decisions over canonical incidents. Pure functions; no I/O.
 
+pub mod consent;
 pub mod eligibility;
 
 pub use eligibility::ProgramRules;
+pub mod fields;
+pub mod scrub;
