@@ -1,6 +1,9 @@
 //! The `pnp-gateway` command line. Parses arguments and calls the library; nothing else.
 
+mod cmd;
+
 use anyhow::{Context, Result, bail};
+use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use pnp_gateway::config::{Adapter, ConfigErrors, Gateway};
 use pnp_gateway::ingest;
@@ -63,11 +66,111 @@ enum Command {
         #[command(subcommand)]
         command: QuarantineCommand,
     },
+    /// The consent registry (42 CFR Part 2 consents).
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+    /// PRSS engagements: who was engaged, with which consent, for which service and provider.
+    Engagement {
+        #[command(subcommand)]
+        command: EngagementCommand,
+    },
+    /// The audit trail of disclosure decisions.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// For every incident and destination: the decision, its reasons and the exact payload.
+    /// Sends nothing; works on a temporary copy of the store.
+    Preview {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// The adapter for all inputs (default: the pipeline whose pattern matches each file).
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Decide as of this date (YYYY-MM-DD; default today in America/New_York).
+        #[arg(long)]
+        today: Option<NaiveDate>,
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+    },
+    /// The vault and audit secrets.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Run the embedded demo: sample exports through the demo config, with a summary.
     Demo {
         /// Folder to write the demo's config, exports and store into.
         #[arg(long, default_value = "pnp-demo")]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    /// Import consents from CSV or JSON (all or nothing).
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// Record consents that lack 2.31 elements (they will permit nothing).
+        #[arg(long)]
+        accept_incomplete: bool,
+        #[arg(long)]
+        today: Option<NaiveDate>,
+    },
+    /// Record a written revocation.
+    Revoke {
+        id: String,
+        /// The date it takes effect (default today).
+        #[arg(long)]
+        on: Option<NaiveDate>,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// List consents and their state.
+    List {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        today: Option<NaiveDate>,
+    },
+}
+
+#[derive(Subcommand)]
+enum EngagementCommand {
+    /// Import engagements from CSV or JSON (all or nothing).
+    Import {
+        file: PathBuf,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain: fails on an edited, removed or reordered entry.
+    Verify {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// A person's disclosures (the accounting of 42 CFR 2.24), by pseudonymous token.
+    Disclosures {
+        #[arg(long)]
+        person: String,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the key files named in [keys] (random; never overwrites).
+    Init {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
     },
 }
 
@@ -130,6 +233,51 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Quarantine {
             command: QuarantineCommand::List { config, json },
         } => quarantine_list(&config, json),
+        Command::Consent { command } => match command {
+            ConsentCommand::Import {
+                file,
+                config,
+                accept_incomplete,
+                today,
+            } => cmd::privacy::consent_import(
+                &load_gateway(&config)?,
+                &file,
+                accept_incomplete,
+                today.unwrap_or_else(cmd::privacy::today),
+            ),
+            ConsentCommand::Revoke { id, on, config } => cmd::privacy::consent_revoke(
+                &load_gateway(&config)?,
+                &id,
+                on.unwrap_or_else(cmd::privacy::today),
+            ),
+            ConsentCommand::List { config, today } => cmd::privacy::consent_list(
+                &load_gateway(&config)?,
+                today.unwrap_or_else(cmd::privacy::today),
+            ),
+        },
+        Command::Engagement {
+            command: EngagementCommand::Import { file, config },
+        } => cmd::privacy::engagement_import(&load_gateway(&config)?, &file),
+        Command::Audit { command } => match command {
+            AuditCommand::Verify { config } => cmd::privacy::audit_verify(&load_gateway(&config)?),
+            AuditCommand::Disclosures { person, config } => {
+                cmd::privacy::audit_disclosures(&load_gateway(&config)?, &person)
+            }
+        },
+        Command::Preview {
+            config,
+            adapter,
+            today,
+            inputs,
+        } => cmd::privacy::preview(
+            &load_gateway(&config)?,
+            adapter.as_deref(),
+            &inputs,
+            today.unwrap_or_else(cmd::privacy::today),
+        ),
+        Command::Keys {
+            command: KeysCommand::Init { config },
+        } => cmd::privacy::keys_init(&load_gateway(&config)?),
         Command::Demo { out } => demo(&out),
     }
 }
@@ -482,10 +630,20 @@ fn quarantine_list(config: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The date the demo decides as of, so that its consents (valid until 2027) and their defects
+/// show the same way whenever it runs.
+const DEMO_TODAY: &str = "2026-11-27";
+
 fn demo(out: &Path) -> Result<ExitCode> {
     let config = pnp_gateway::demo::write_tree(out)
         .with_context(|| format!("writing the demo into {}", out.display()))?;
     let gw = load_gateway(&config)?;
+    for f in [&gw.vault_key_file, &gw.audit_key_file]
+        .into_iter()
+        .flatten()
+    {
+        cmd::privacy::ensure_key_file(f)?;
+    }
     println!(
         "pnp-gateway demo: {} pipeline(s) from {}",
         gw.pipelines.len(),
@@ -497,5 +655,99 @@ fn demo(out: &Path) -> Result<ExitCode> {
     let stats = run(&gw, true, None)?;
     println!();
     print_summary(&gw, &stats)?;
+
+    // The PRSS's records: consents (some defective on purpose) and engagements.
+    let today: NaiveDate = DEMO_TODAY.parse()?;
+    let prss = config.parent().unwrap_or(Path::new(".")).join("prss");
+    println!();
+    println!("PRSS records (as of {today}):");
+    print!("  consents:     ");
+    cmd::privacy::consent_import(&gw, &prss.join("consents.json"), true, today)?;
+    print!("  engagements:  ");
+    cmd::privacy::engagement_import(&gw, &prss.join("engagements.csv"))?;
+    let mut store = Store::open(&gw.store_path)?;
+    store.revoke_consent("C-2026-005", "2026-11-20".parse()?)?;
+    println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");
+
+    // Who would get what.
+    let keys = gw.keys().map_err(anyhow::Error::msg)?;
+    let incidents = store.incidents()?;
+    let adapters: Vec<String> = incidents
+        .iter()
+        .map(|(_, _, i)| i.source.adapter.clone())
+        .collect();
+    let mut d = pnp_gateway::pipeline::disclosure::Disclosure {
+        store: &mut store,
+        keys: &keys,
+        destinations: &gw.destinations,
+        roster: &gw.roster,
+        today,
+    };
+    let mut per_dest: std::collections::BTreeMap<
+        String,
+        (u64, std::collections::BTreeMap<String, u64>),
+    > = Default::default();
+    let mut referrals = Vec::new();
+    for ((_, _, inc), adapter) in incidents.iter().zip(&adapters) {
+        for dec in d.decide(adapter, inc)? {
+            let e = per_dest.entry(dec.destination.clone()).or_default();
+            if dec.delivers() {
+                e.0 += 1;
+                if dec.profile == "consented-referral" {
+                    referrals.push(format!(
+                        "{} -> {}: {}",
+                        dec.incident,
+                        dec.destination,
+                        dec.fields.join(", ")
+                    ));
+                }
+            } else {
+                let kind = dec
+                    .reasons
+                    .first()
+                    .and_then(|r| r.split(':').next())
+                    .unwrap_or("?")
+                    .to_string();
+                *e.1.entry(kind).or_default() += 1;
+            }
+        }
+    }
+    println!();
+    println!(
+        "who would get what ({} incidents x {} destinations; every decision is in the audit trail):",
+        incidents.len(),
+        gw.destinations.len()
+    );
+    for dest in &gw.destinations {
+        let (n, withheld) = per_dest.get(&dest.id).cloned().unwrap_or_default();
+        println!(
+            "  {:<14} {:<19} deliver {:>4}",
+            dest.id,
+            dest.profile.kind.as_str(),
+            n
+        );
+        for (k, c) in withheld {
+            println!("  {:<34} withhold {:>4}  {k}", "", c);
+        }
+    }
+    println!("consented referrals (fields sent, never values in logs):");
+    for r in &referrals {
+        println!("  {r}");
+    }
+    let cfg = gw.path.display();
+    println!("next:");
+    println!(
+        "  pnp-gateway preview --config {cfg} {}",
+        gw.pipelines
+            .last()
+            .map(|p| p
+                .folder
+                .join("cad_export_2026-03.csv")
+                .display()
+                .to_string())
+            .unwrap_or_default()
+    );
+    println!("  pnp-gateway audit verify --config {cfg}");
+    println!("  pnp-gateway consent list --config {cfg}");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,11 @@
 //! (an adapter reading a drop folder). Relative paths are relative to the config file.
 
 use super::adapter::{Adapter, After};
+use super::destination::{DestinationSpec, Keys, KeysSpec, load_key};
 use super::error::{ConfigError, ConfigErrors, load_toml};
+use crate::model::Prss;
 use crate::policy::ProgramRules;
+use crate::policy::disclose::Destination;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +21,13 @@ pub struct GatewaySpec {
     pub program: ProgramRules,
     #[serde(default, rename = "pipeline")]
     pub pipelines: Vec<PipelineSpec>,
+    #[serde(default, rename = "destination")]
+    pub destinations: Vec<DestinationSpec>,
+    /// The PRSS roster: certified peers (dates as "YYYY-MM-DD" strings).
+    #[serde(default, rename = "prss")]
+    pub roster: Vec<Prss>,
+    #[serde(default)]
+    pub keys: KeysSpec,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,6 +70,10 @@ pub struct Gateway {
     pub adapters_dir: PathBuf,
     pub program: ProgramRules,
     pub pipelines: Vec<Pipeline>,
+    pub destinations: Vec<Destination>,
+    pub roster: Vec<Prss>,
+    pub vault_key_file: Option<PathBuf>,
+    pub audit_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -118,6 +132,32 @@ impl Gateway {
                 Err(e) => errors.extend(e.0),
             }
         }
+        let mut destinations = Vec::new();
+        for (i, d) in spec.destinations.iter().enumerate() {
+            let line = text
+                .match_indices("[[destination]]")
+                .nth(i)
+                .map(|(off, _)| super::error::line_of(&text, off));
+            match d.build() {
+                Ok(dest) => destinations.push(dest),
+                Err(es) => errors.extend(es.into_iter().map(|e| {
+                    let err = ConfigError::new(path, e).field(format!("destination `{}`", d.id));
+                    match line {
+                        Some(l) => err.at(l),
+                        None => err,
+                    }
+                })),
+            }
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for d in &spec.destinations {
+            if !ids.insert(&d.id) {
+                errors.push(
+                    ConfigError::new(path, format!("destination id `{}` is used twice", d.id))
+                        .field("destination"),
+                );
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -127,6 +167,18 @@ impl Gateway {
             adapters_dir,
             program: spec.program,
             pipelines,
+            destinations,
+            roster: spec.roster,
+            vault_key_file: spec.keys.vault_key_file.as_ref().map(|f| base.join(f)),
+            audit_key_file: spec.keys.audit_key_file.as_ref().map(|f| base.join(f)),
+        })
+    }
+
+    /// The vault and audit secrets (environment first, then the configured files).
+    pub fn keys(&self) -> Result<Keys, String> {
+        Ok(Keys {
+            vault: load_key("PNP_GATEWAY_VAULT_KEY", self.vault_key_file.as_deref())?,
+            audit: load_key("PNP_GATEWAY_AUDIT_KEY", self.audit_key_file.as_deref())?,
         })
     }
 }

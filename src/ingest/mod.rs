@@ -7,6 +7,8 @@
 //! same name is read again from the start. Exports are never modified or deleted unless the
 //! adapter says `after = "move"`.
 
+pub mod records;
+
 use crate::config::adapter::{After, Format};
 use crate::config::gateway::Pipeline;
 use crate::config::{Adapter, adapter::glob_match};

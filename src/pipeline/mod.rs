@@ -2,6 +2,7 @@
 //! mapped and given its eligibility, and the results go to a [`Sink`] together with the reading
 //! position, so that a sink that stores both in one transaction loses nothing on a crash.
 
+pub mod disclosure;
 pub mod sinks;
 
 use crate::config::Adapter;

@@ -38,6 +38,28 @@ pub struct RejectedBody<'a> {
     pub reason: &'a str,
 }
 
+/// Writes one `{"rejected": {...}}` line.
+pub fn write_rejected(
+    w: &mut impl Write,
+    file: &str,
+    pos: Position,
+    r: &Rejection,
+) -> Result<(), SinkError> {
+    let line = RejectedLine {
+        rejected: RejectedBody {
+            file,
+            record: pos.record,
+            line: pos.line,
+            field: r.field.as_deref(),
+            kind: r.kind,
+            reason: &r.reason,
+        },
+    };
+    serde_json::to_writer(&mut *w, &line)?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
 impl<O: Write, E: Write> Sink for JsonLines<O, E> {
     fn incident(&mut self, _pos: Position, inc: Incident) -> Result<(), SinkError> {
         serde_json::to_writer(&mut self.out, &inc)?;
@@ -46,19 +68,7 @@ impl<O: Write, E: Write> Sink for JsonLines<O, E> {
     }
 
     fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
-        let line = RejectedLine {
-            rejected: RejectedBody {
-                file: &self.file,
-                record: pos.record,
-                line: pos.line,
-                field: r.field.as_deref(),
-                kind: r.kind,
-                reason: &r.reason,
-            },
-        };
-        serde_json::to_writer(&mut self.err, &line)?;
-        self.err.write_all(b"\n")?;
-        Ok(())
+        write_rejected(&mut self.err, &self.file, pos, &r)
     }
 
     fn gap(&mut self, _gap: Gap) -> Result<(), SinkError> {
@@ -155,6 +165,32 @@ impl Sink for StoreSink<'_> {
             done,
         )?;
         batch.commit()?;
+        Ok(())
+    }
+}
+
+/// Keeps incidents in memory (for `preview`) and writes rejections as JSON lines to `err`.
+pub struct Memory<E: Write> {
+    pub file: String,
+    pub incidents: Vec<Incident>,
+    pub err: E,
+}
+
+impl<E: Write> Sink for Memory<E> {
+    fn incident(&mut self, _pos: Position, inc: Incident) -> Result<(), SinkError> {
+        self.incidents.push(inc);
+        Ok(())
+    }
+
+    fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
+        write_rejected(&mut self.err, &self.file, pos, &r)
+    }
+
+    fn gap(&mut self, _gap: Gap) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, _cp: Checkpoint, _done: bool) -> Result<(), SinkError> {
         Ok(())
     }
 }

@@ -64,7 +64,7 @@ use Kind as K;
 use Level as L;
 
 pub const FIELDS: &[FieldDef] = &[
-    f("incident_id", false, C::PoliceRecord, L::Direct, K::Token),
+    f("incident_id", false, C::PoliceRecord, L::Direct, K::Text),
     f("action", false, C::Referral, L::None, K::Text),
     f("category", false, C::Referral, L::None, K::Text),
     f("eligible", false, C::Referral, L::None, K::Bool),

@@ -4,5 +4,7 @@ pub mod consent;
 pub mod eligibility;
 
 pub use eligibility::ProgramRules;
+pub mod disclose;
 pub mod fields;
+pub mod profile;
 pub mod scrub;

@@ -11,6 +11,10 @@ use crate::model::Incident;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
+pub mod audit;
+pub mod registry;
+pub mod vault;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -21,11 +25,13 @@ pub enum StoreError {
         "store: the file was written by a newer pnp-gateway (schema {found}, this one knows {known})"
     )]
     TooNew { found: i64, known: i64 },
-    #[error("store: cannot encode an incident: {0}")]
+    #[error("store: cannot encode a record: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("{0}")]
+    Invalid(String),
 }
 
-type Result<T> = std::result::Result<T, StoreError>;
+pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Migrations, in order; `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -79,6 +85,56 @@ const MIGRATIONS: &[&str] = &[
         last_seen TEXT NOT NULL,
         PRIMARY KEY (adapter, code_table, code)
     );",
+    // 2: consent registry, engagements, pseudonym vault, audit trail.
+    "CREATE TABLE consents (
+        id TEXT PRIMARY KEY,
+        body TEXT NOT NULL,
+        revoked_on TEXT,
+        imported_at TEXT NOT NULL
+    );
+    CREATE TABLE engagements (
+        id TEXT PRIMARY KEY,
+        incident_id TEXT NOT NULL,
+        adapter TEXT,
+        provider TEXT NOT NULL,
+        consent_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        imported_at TEXT NOT NULL
+    );
+    CREATE INDEX engagements_by_incident ON engagements (incident_id);
+    CREATE TABLE vault_persons (
+        token TEXT PRIMARY KEY,
+        shift_days INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE vault_keys (
+        match_key TEXT PRIMARY KEY,
+        token TEXT NOT NULL REFERENCES vault_persons (token)
+    );
+    CREATE TABLE vault_incidents (
+        match_key TEXT PRIMARY KEY,
+        token TEXT NOT NULL UNIQUE,
+        shift_days INTEGER NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        destination TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        decision TEXT NOT NULL,
+        reasons TEXT NOT NULL,
+        person_token TEXT,
+        consent_id TEXT,
+        fields TEXT NOT NULL,
+        payload_digest TEXT,
+        mac TEXT NOT NULL
+    );
+    CREATE INDEX audit_by_person ON audit (person_token);
+    CREATE TABLE audit_head (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        seq INTEGER NOT NULL,
+        mac TEXT NOT NULL
+    );",
 ];
 
 /// What the ledger knows of one file.
@@ -105,10 +161,10 @@ pub struct QuarantineRow {
 }
 
 pub struct Store {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
@@ -169,6 +225,13 @@ impl Store {
                 },
             )
             .optional()?)
+    }
+
+    /// Writes a consistent copy of the whole store to `dest` (SQLite `VACUUM INTO`).
+    pub fn copy_to(&self, dest: &Path) -> Result<()> {
+        self.conn
+            .execute("VACUUM INTO ?1", [dest.to_string_lossy().as_ref()])?;
+        Ok(())
     }
 
     /// Forgets a file (its content was replaced): it will be read from the start.

@@ -1,0 +1,3 @@
+//! Command handlers that would crowd main.rs: the privacy engine's commands.
+
+pub mod privacy;

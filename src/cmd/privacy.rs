@@ -1,0 +1,363 @@
+//! `consent`, `engagement`, `audit`, `preview` and `keys` commands.
+
+use anyhow::{Context, Result, bail};
+use chrono::NaiveDate;
+use pnp_gateway::config::destination::Keys;
+use pnp_gateway::config::{Adapter, Gateway, adapter::glob_match};
+use pnp_gateway::ingest::records;
+use pnp_gateway::model::{Consent, Engagement};
+use pnp_gateway::pipeline::disclosure::Disclosure;
+use pnp_gateway::pipeline::sinks::Memory;
+use pnp_gateway::pipeline::{FileRun, Stats};
+use pnp_gateway::policy::consent::missing_elements;
+use pnp_gateway::store::Store;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Today in West Virginia.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::New_York)
+        .date_naive()
+}
+
+fn keys(gw: &Gateway) -> Result<Keys> {
+    gw.keys().map_err(anyhow::Error::msg)
+}
+
+fn fail(errors: &[String]) -> ExitCode {
+    for e in errors {
+        eprintln!("error: {e}");
+    }
+    eprintln!("nothing imported");
+    ExitCode::FAILURE
+}
+
+/// Checks consents before import: every element present (unless `accept_incomplete`), signed
+/// no later than today, unique ids, recipients that are destinations or their designations.
+pub fn consent_import(
+    gw: &Gateway,
+    file: &Path,
+    accept_incomplete: bool,
+    today: NaiveDate,
+) -> Result<ExitCode> {
+    let rows: Vec<(usize, Consent)> = match records::read(file) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let name = file.display();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (row, c) in &rows {
+        let at = format!("{name}: row {row}: consent {}", c.id);
+        if c.id.trim().is_empty() {
+            errors.push(format!("{name}: row {row}: field `id` is empty"));
+        }
+        if !seen.insert(c.id.clone()) {
+            errors.push(format!("{at}: the id appears twice in the file"));
+        }
+        let missing = missing_elements(c);
+        if !missing.is_empty() && !accept_incomplete {
+            errors.push(format!(
+                "{at}: lacks element(s) {} (42 CFR 2.31(a)); --accept-incomplete records it anyway, and it will permit nothing",
+                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if let Some(s) = c.signed_on
+            && s > today
+        {
+            errors.push(format!("{at}: field `signed_on` is in the future ({s})"));
+        }
+        for r in &c.recipients {
+            let known = gw.destinations.iter().any(|d| {
+                d.id == *r
+                    || r.strip_prefix("general:")
+                        .is_some_and(|g| d.designations.iter().any(|x| x == g))
+            });
+            if !known {
+                errors.push(format!(
+                    "{at}: field `recipients`: `{r}` is no destination id or designation in {}",
+                    gw.path.display()
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(fail(&errors));
+    }
+    let mut store = Store::open(&gw.store_path)?;
+    let consents: Vec<Consent> = rows.into_iter().map(|(_, c)| c).collect();
+    match store.import_consents(&consents) {
+        Ok(n) => {
+            println!(
+                "imported {n} consent(s) ({} already present)",
+                consents.len() - n
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(&[e.to_string()])),
+    }
+}
+
+pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode> {
+    let mut store = Store::open(&gw.store_path)?;
+    match store.revoke_consent(id, on) {
+        Ok(()) => {
+            println!("consent {id} revoked as of {on}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn consent_list(gw: &Gateway, today: NaiveDate) -> Result<ExitCode> {
+    let store = Store::open(&gw.store_path)?;
+    let mut o = std::io::stdout().lock();
+    for rec in store.consents()? {
+        let c = &rec.consent;
+        let missing = missing_elements(c);
+        let state = if !missing.is_empty() {
+            format!("incomplete (lacks {})", missing.join(", "))
+        } else if rec.revoked_on.is_some_and(|r| r <= today) {
+            format!("revoked {}", rec.revoked_on.unwrap())
+        } else if c.expires_on.is_some_and(|e| e < today) {
+            format!("expired {}", c.expires_on.unwrap())
+        } else {
+            "in force".into()
+        };
+        let classes: Vec<&str> = c.information.iter().map(|i| i.as_str()).collect();
+        writeln!(
+            o,
+            "{}  {}  to {}  for {}  [{}]",
+            c.id,
+            state,
+            c.recipients.join(", "),
+            c.purpose.as_deref().unwrap_or("?"),
+            classes.join(", ")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn engagement_import(gw: &Gateway, file: &Path) -> Result<ExitCode> {
+    let rows: Vec<(usize, Engagement)> = match records::read(file) {
+        Ok(r) => r,
+        Err(e) => return Ok(fail(&e)),
+    };
+    let name = file.display();
+    let mut errors = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (row, e) in &rows {
+        let at = format!("{name}: row {row}: engagement {}", e.id);
+        if !seen.insert(e.id.clone()) {
+            errors.push(format!("{at}: the id appears twice in the file"));
+        }
+        if !gw.destinations.iter().any(|d| d.id == e.provider) {
+            errors.push(format!(
+                "{at}: field `provider`: `{}` is no destination in {}",
+                e.provider,
+                gw.path.display()
+            ));
+        }
+        if !gw.roster.iter().any(|p| p.id == e.prss_id) {
+            errors.push(format!(
+                "{at}: field `prss_id`: `{}` is not on the PRSS roster",
+                e.prss_id
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Ok(fail(&errors));
+    }
+    let mut store = Store::open(&gw.store_path)?;
+    let es: Vec<Engagement> = rows.into_iter().map(|(_, e)| e).collect();
+    match store.import_engagements(&es) {
+        Ok(n) => {
+            println!(
+                "imported {n} engagement(s) ({} already present)",
+                es.len() - n
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(fail(
+            &e.to_string()
+                .lines()
+                .map(|l| format!("{name}: {l}"))
+                .collect::<Vec<_>>(),
+        )),
+    }
+}
+
+pub fn audit_verify(gw: &Gateway) -> Result<ExitCode> {
+    let store = Store::open(&gw.store_path)?;
+    match store.audit_verify(&keys(gw)?.audit)? {
+        Ok(n) => {
+            println!("audit trail intact: {n} entries");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(b) => {
+            eprintln!("audit trail BROKEN at entry {}: {}", b.seq, b.what);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+pub fn audit_disclosures(gw: &Gateway, person: &str) -> Result<ExitCode> {
+    let store = Store::open(&gw.store_path)?;
+    let mut o = std::io::stdout().lock();
+    for row in store.audit_disclosures(person)? {
+        writeln!(o, "{}", serde_json::to_string(&row)?)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the configured key files (random, 64 hex characters, owner-only) if absent.
+pub fn keys_init(gw: &Gateway) -> Result<ExitCode> {
+    for (what, f) in [("vault", &gw.vault_key_file), ("audit", &gw.audit_key_file)] {
+        let Some(f) = f else {
+            bail!("[keys] names no {what}_key_file in {}", gw.path.display());
+        };
+        if ensure_key_file(f)? {
+            println!("created {what} key {}", f.display());
+        } else {
+            println!("{what} key {} exists; left as it is", f.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn ensure_key_file(f: &Path) -> Result<bool> {
+    if f.exists() {
+        return Ok(false);
+    }
+    if let Some(d) = f.parent() {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut file = opts
+        .open(f)
+        .with_context(|| format!("creating {}", f.display()))?;
+    writeln!(file, "{hex}")?;
+    Ok(true)
+}
+
+/// The adapter for a preview input: the named one; else the pipeline whose drop folder holds
+/// the file; else the only pipeline whose pattern matches its name.
+fn adapter_for(gw: &Gateway, named: Option<&Adapter>, input: &Path) -> Result<Adapter> {
+    if let Some(a) = named {
+        return Ok(a.clone());
+    }
+    let dir = input.parent().and_then(|d| {
+        std::fs::canonicalize(if d.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            d
+        })
+        .ok()
+    });
+    if let Some(p) = gw
+        .pipelines
+        .iter()
+        .find(|p| dir.is_some() && std::fs::canonicalize(&p.folder).ok() == dir)
+    {
+        return Ok(p.adapter.clone());
+    }
+    let name = input.file_name().unwrap_or_default().to_string_lossy();
+    let matching: Vec<_> = gw
+        .pipelines
+        .iter()
+        .filter(|p| glob_match(&p.pattern, &name))
+        .collect();
+    match matching.as_slice() {
+        [one] => Ok(one.adapter.clone()),
+        [] => bail!("no pipeline's pattern matches {name}; give --adapter"),
+        _ => bail!("several pipelines' patterns match {name}; give --adapter"),
+    }
+}
+
+/// For every incident × destination, one JSON line: the decision, its reasons and the payload.
+/// Works on a copy of the store in a temporary folder: nothing is sent, the real store is not
+/// written.
+pub fn preview(
+    gw: &Gateway,
+    adapter: Option<&str>,
+    inputs: &[PathBuf],
+    today: NaiveDate,
+) -> Result<ExitCode> {
+    let keys = keys(gw)?;
+    let tmp = tempdir()?;
+    let copy = tmp.join("preview.db");
+    if gw.store_path.exists() {
+        let src = Store::open(&gw.store_path)?;
+        src.copy_to(&copy)?;
+    }
+    let mut store = Store::open(&copy)?;
+    let named = match adapter {
+        Some(a) => Some(
+            Adapter::load(
+                &Adapter::resolve(a, std::slice::from_ref(&gw.adapters_dir))
+                    .map_err(anyhow::Error::msg)?,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        None => None,
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for input in inputs {
+        let a = adapter_for(gw, named.as_ref(), input)?;
+        let mut sink = Memory {
+            file: input.display().to_string(),
+            incidents: Vec::new(),
+            err: std::io::stderr(),
+        };
+        FileRun {
+            adapter: &a,
+            rules: &gw.program,
+            resume: None,
+            limit: None,
+            progress: None,
+        }
+        .run(input, &mut sink, &mut Stats::default())?;
+        let mut d = Disclosure {
+            store: &mut store,
+            keys: &keys,
+            destinations: &gw.destinations,
+            roster: &gw.roster,
+            today,
+        };
+        for inc in &sink.incidents {
+            for decision in d.decide(&a.name, inc)? {
+                serde_json::to_writer(&mut out, &decision)?;
+                out.write_all(b"\n")?;
+            }
+        }
+    }
+    out.flush()?;
+    drop(store);
+    let _ = std::fs::remove_dir_all(&tmp);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempdir() -> Result<PathBuf> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let d = std::env::temp_dir().join(format!(
+        "pnp-preview-{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    ));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}

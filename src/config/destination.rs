@@ -1,0 +1,110 @@
+//! `[[destination]]` in gateway.toml: who receives what. Each destination has a disclosure
+//! profile (`safe-harbor`, `limited-data-set`, `consented-referral`) and may override the
+//! profile's field methods; the profile's rules are checked before anything runs.
+
+use crate::policy::disclose::Destination;
+use crate::policy::profile::{Method, Profile, ProfileKind};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationSpec {
+    pub id: String,
+    pub name: Option<String>,
+    pub profile: ProfileKind,
+    /// The purpose this destination receives data for; a consent must name it.
+    #[serde(default = "default_purpose")]
+    pub purpose: String,
+    /// General designations (42 CFR 2.31(a)(4)) this recipient falls under.
+    #[serde(default)]
+    pub designations: Vec<String>,
+    /// Only referrals by a PRSS with a current certification.
+    #[serde(default)]
+    pub require_certified_prss: bool,
+    /// The data use agreement a limited data set needs (164.514(e)(4)).
+    pub dua: Option<String>,
+    /// Overrides the Safe Harbor restricted ZIP3 list.
+    pub restricted_zip3: Option<Vec<String>>,
+    /// Field → method overrides of the profile's preset (`redact` removes a field).
+    #[serde(default)]
+    pub fields: BTreeMap<String, Method>,
+}
+
+fn default_purpose() -> String {
+    "treatment_referral".into()
+}
+
+impl DestinationSpec {
+    /// Pure checks and the compiled destination.
+    pub fn build(&self) -> Result<Destination, Vec<String>> {
+        let mut errors = Vec::new();
+        if self.id.trim().is_empty() || self.id.contains(char::is_whitespace) {
+            errors.push("`id` must be a non-empty word".to_string());
+        }
+        if self.profile == ProfileKind::LimitedDataSet
+            && self.dua.as_deref().is_none_or(str::is_empty)
+        {
+            errors
+                .push("a limited-data-set destination needs `dua` (its data use agreement)".into());
+        }
+        let profile = Profile::build(self.profile, &self.fields, self.restricted_zip3.as_deref())
+            .map_err(|e| errors.extend(e));
+        match profile {
+            Ok(profile) if errors.is_empty() => Ok(Destination {
+                id: self.id.clone(),
+                profile,
+                purpose: self.purpose.clone(),
+                designations: self.designations.clone(),
+                require_certified_prss: self.require_certified_prss,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+/// `[keys]`: where the vault's and the audit trail's secrets are. Environment variables
+/// `PNP_GATEWAY_VAULT_KEY` and `PNP_GATEWAY_AUDIT_KEY` take precedence. Never in this file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSpec {
+    pub vault_key_file: Option<String>,
+    pub audit_key_file: Option<String>,
+}
+
+/// The secrets, loaded.
+#[derive(Clone)]
+pub struct Keys {
+    pub vault: Vec<u8>,
+    pub audit: Vec<u8>,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(<redacted>)")
+    }
+}
+
+/// Reads one secret: the environment variable, else the file; at least 32 bytes.
+pub fn load_key(env: &str, file: Option<&std::path::Path>) -> Result<Vec<u8>, String> {
+    let key = match std::env::var(env) {
+        Ok(v) => v.trim().as_bytes().to_vec(),
+        Err(_) => {
+            let f =
+                file.ok_or_else(|| format!("no key: set {env} or name a key file in [keys]"))?;
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                format!(
+                    "cannot read key file {}: {e} (`pnp-gateway keys init` creates it)",
+                    f.display()
+                )
+            })?;
+            text.trim().as_bytes().to_vec()
+        }
+    };
+    if key.len() < 32 {
+        return Err(format!(
+            "the key from {env} or its file is shorter than 32 bytes"
+        ));
+    }
+    Ok(key)
+}

@@ -1,0 +1,193 @@
+//! The audit trail: every disclosure decision (delivered, or withheld and why) appended to a hash
+//! chain keyed with a secret kept outside the database. An entry holds the time, destination,
+//! profile, the person's pseudonymous token, the consent id, the names of the fields disclosed
+//! (never their values) and the payload's digest. `verify` finds an edited, removed or reordered
+//! entry; `disclosures` lists a person's disclosures (the accounting of 42 CFR 2.24).
+
+use super::{Result, Store, now};
+use hmac::{Hmac, KeyInit, Mac};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use sha2::Sha256;
+
+/// One entry, as appended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub destination: String,
+    pub profile: String,
+    pub decision: String,
+    pub reasons: Vec<String>,
+    pub person_token: Option<String>,
+    pub consent_id: Option<String>,
+    pub fields: Vec<String>,
+    pub payload_digest: Option<String>,
+}
+
+/// An entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Row {
+    pub seq: i64,
+    pub at: String,
+    #[serde(flatten)]
+    pub entry: Entry,
+    #[serde(skip)]
+    pub mac: String,
+}
+
+const GENESIS: &str = "pnp-gateway audit trail v1";
+
+fn mac(key: &[u8], prev: &str, seq: i64, at: &str, e: &Entry) -> String {
+    let body = serde_json::to_string(&(seq, at, e)).expect("entries serialize");
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(prev.as_bytes());
+    m.update(b"\n");
+    m.update(body.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Why verification failed: the first entry that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub seq: i64,
+    pub what: String,
+}
+
+impl Store {
+    pub fn audit_append(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
+        let tx = self.conn.transaction()?;
+        let (seq, prev): (i64, String) = tx
+            .query_row("SELECT seq, mac FROM audit_head WHERE one = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?
+            .unwrap_or((0, GENESIS.to_string()));
+        let seq = seq + 1;
+        let at = now();
+        let m = mac(key, &prev, seq, &at, e);
+        tx.execute(
+            "INSERT INTO audit (seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                seq,
+                at,
+                e.destination,
+                e.profile,
+                e.decision,
+                serde_json::to_string(&e.reasons)?,
+                e.person_token,
+                e.consent_id,
+                serde_json::to_string(&e.fields)?,
+                e.payload_digest,
+                m
+            ],
+        )?;
+        tx.execute(
+            "INSERT INTO audit_head (one, seq, mac) VALUES (1, ?1, ?2)
+             ON CONFLICT (one) DO UPDATE SET seq = ?1, mac = ?2",
+            params![seq, m],
+        )?;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    fn audit_rows(&self, person: Option<&str>) -> Result<Vec<Row>> {
+        let sql = "SELECT seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac FROM audit";
+        let sql = match person {
+            Some(_) => format!("{sql} WHERE person_token = ?1 ORDER BY seq"),
+            None => format!("{sql} ORDER BY rowid"),
+        };
+        let mut st = self.conn.prepare(&sql)?;
+        let map = |r: &rusqlite::Row| -> rusqlite::Result<(Row, String, String)> {
+            Ok((
+                Row {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    entry: Entry {
+                        destination: r.get(2)?,
+                        profile: r.get(3)?,
+                        decision: r.get(4)?,
+                        reasons: Vec::new(),
+                        person_token: r.get(6)?,
+                        consent_id: r.get(7)?,
+                        fields: Vec::new(),
+                        payload_digest: r.get(9)?,
+                    },
+                    mac: r.get(10)?,
+                },
+                r.get(5)?,
+                r.get(8)?,
+            ))
+        };
+        let rows = match person {
+            Some(p) => st
+                .query_map([p], map)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+            None => st
+                .query_map([], map)?
+                .collect::<rusqlite::Result<Vec<_>>>()?,
+        };
+        let mut out = Vec::new();
+        for (mut row, reasons, fields) in rows {
+            row.entry.reasons = serde_json::from_str(&reasons)?;
+            row.entry.fields = serde_json::from_str(&fields)?;
+            out.push(row);
+        }
+        Ok(out)
+    }
+
+    /// Checks the whole chain, in storage order. `Ok(n)`: n entries, all intact.
+    pub fn audit_verify(&self, key: &[u8]) -> Result<std::result::Result<usize, Broken>> {
+        let rows = self.audit_rows(None)?;
+        let mut prev = GENESIS.to_string();
+        for (i, row) in rows.iter().enumerate() {
+            let want_seq = i as i64 + 1;
+            if row.seq != want_seq {
+                return Ok(Err(Broken {
+                    seq: row.seq,
+                    what: format!(
+                        "entry {want_seq} is missing or out of order (found {} in its place)",
+                        row.seq
+                    ),
+                }));
+            }
+            if mac(key, &prev, row.seq, &row.at, &row.entry) != row.mac {
+                return Ok(Err(Broken {
+                    seq: row.seq,
+                    what: format!("entry {} was altered (or the chain before it was)", row.seq),
+                }));
+            }
+            prev = row.mac.clone();
+        }
+        let head: Option<(i64, String)> = self
+            .conn
+            .query_row("SELECT seq, mac FROM audit_head WHERE one = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        let last = rows.last().map(|r| (r.seq, r.mac.clone()));
+        if head != last {
+            let n = head.map_or(0, |h| h.0);
+            return Ok(Err(Broken {
+                seq: n,
+                what: format!(
+                    "the trail ends at entry {} but its head records entry {n}: entries were removed from the end",
+                    rows.len()
+                ),
+            }));
+        }
+        Ok(Ok(rows.len()))
+    }
+
+    /// A person's disclosures (decisions that delivered), oldest first.
+    pub fn audit_disclosures(&self, person_token: &str) -> Result<Vec<Row>> {
+        Ok(self
+            .audit_rows(Some(person_token))?
+            .into_iter()
+            .filter(|r| r.entry.decision == "deliver")
+            .collect())
+    }
+}

@@ -1,0 +1,160 @@
+//! The consent registry and the PRSS engagements. Imports are all or nothing: one transaction
+//! per file, and any error leaves the registry as it was.
+
+use super::{Result, Store, StoreError, now};
+use crate::model::{Consent, ConsentRecord, Engagement};
+use chrono::NaiveDate;
+use rusqlite::{OptionalExtension, params};
+
+impl Store {
+    /// Imports consents in one transaction. A consent already in the registry with the same
+    /// content is skipped; with different content it is an error. Returns the number added.
+    pub fn import_consents(&mut self, consents: &[Consent]) -> Result<usize> {
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        for c in consents {
+            let body = serde_json::to_string(c)?;
+            let existing: Option<String> = tx
+                .query_row("SELECT body FROM consents WHERE id = ?1", [&c.id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match existing {
+                Some(b) if b == body => {}
+                Some(_) => {
+                    return Err(StoreError::Invalid(format!(
+                        "consent {} is already in the registry with different content; revoke it and import the new consent under a new id",
+                        c.id
+                    )));
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
+                        params![c.id, body, now()],
+                    )?;
+                    added += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    pub fn consent(&self, id: &str) -> Result<Option<ConsentRecord>> {
+        let row: Option<(String, Option<String>)> = self
+            .conn
+            .query_row(
+                "SELECT body, revoked_on FROM consents WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(body, revoked)| record(&body, revoked))
+            .transpose()
+    }
+
+    pub fn consents(&self) -> Result<Vec<ConsentRecord>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT body, revoked_on FROM consents ORDER BY id")?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter().map(|(b, r)| record(&b, r)).collect()
+    }
+
+    /// Records a written revocation taking effect `on`. Unknown ids are an error.
+    pub fn revoke_consent(&mut self, id: &str, on: NaiveDate) -> Result<()> {
+        let n = self.conn.execute(
+            "UPDATE consents SET revoked_on = ?2 WHERE id = ?1",
+            params![id, on.to_string()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::Invalid(format!(
+                "no consent {id} in the registry"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether an incident with this id (from this adapter, if given) has been read.
+    pub fn has_incident(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
+        let n: i64 = self.conn.query_row(
+            "SELECT count(*) FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)",
+            params![incident_id, adapter],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Imports engagements in one transaction; each must name a known incident and consent.
+    pub fn import_engagements(&mut self, es: &[Engagement]) -> Result<usize> {
+        let mut problems = Vec::new();
+        for e in es {
+            if !self.has_incident(&e.incident_id, e.adapter.as_deref())? {
+                problems.push(format!(
+                    "engagement {}: no incident {} has been read",
+                    e.id, e.incident_id
+                ));
+            }
+            if self.consent(&e.consent_id)?.is_none() {
+                problems.push(format!(
+                    "engagement {}: consent {} is not in the registry",
+                    e.id, e.consent_id
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(StoreError::Invalid(problems.join("\n")));
+        }
+        let tx = self.conn.transaction()?;
+        let mut added = 0;
+        for e in es {
+            let body = serde_json::to_string(e)?;
+            let existing: Option<String> = tx
+                .query_row("SELECT body FROM engagements WHERE id = ?1", [&e.id], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            match existing {
+                Some(b) if b == body => {}
+                Some(_) => {
+                    return Err(StoreError::Invalid(format!(
+                        "engagement {} is already recorded with different content",
+                        e.id
+                    )));
+                }
+                None => {
+                    tx.execute(
+                        "INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, now()],
+                    )?;
+                    added += 1;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(added)
+    }
+
+    /// Engagements recorded for an incident (of this adapter, or with no adapter named).
+    pub fn engagements_for(&self, incident_id: &str, adapter: &str) -> Result<Vec<Engagement>> {
+        let mut st = self.conn.prepare(
+            "SELECT body FROM engagements WHERE incident_id = ?1 AND (adapter IS NULL OR adapter = ?2) ORDER BY id",
+        )?;
+        let rows = st
+            .query_map(params![incident_id, adapter], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.iter().map(|b| Ok(serde_json::from_str(b)?)).collect()
+    }
+}
+
+fn record(body: &str, revoked: Option<String>) -> Result<ConsentRecord> {
+    Ok(ConsentRecord {
+        consent: serde_json::from_str(body)?,
+        revoked_on: revoked.and_then(|r| r.parse().ok()),
+    })
+}

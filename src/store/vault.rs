@@ -1,0 +1,141 @@
+//! The pseudonym vault: a person gets a random token (never a hash of their data: 45 CFR
+//! 164.514(c)); the same person across incidents, matched locally on normalized name + date of
+//! birth or on SSN, gets the same token, so DHHR can count people, not incidents. The matching
+//! keys are HMACs under a key kept outside the store and never leave it.
+
+use super::{Result, Store, now};
+use crate::model::{IdentifierKind, Person};
+use crate::policy::profile::Pseudonym;
+use hmac::{Hmac, KeyInit, Mac};
+use rusqlite::{OptionalExtension, params};
+use sha2::Sha256;
+
+fn hmac_hex(key: &[u8], data: &str) -> String {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(data.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// 16 random bytes as hex, and a date shift in -180..=180 days.
+pub(crate) fn random_token(prefix: &str) -> Result<(String, i64)> {
+    let mut b = [0u8; 18];
+    getrandom::fill(&mut b)
+        .map_err(|e| super::StoreError::Invalid(format!("no randomness: {e}")))?;
+    let token = format!(
+        "{prefix}{}",
+        b[..16]
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<String>()
+    );
+    let shift = (u16::from_le_bytes([b[16], b[17]]) % 361) as i64 - 180;
+    Ok((token, shift))
+}
+
+fn norm(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// The keys a person can be matched on (keyed, so the store never holds the values).
+pub fn match_keys(key: &[u8], p: &Person) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let (Some(l), Some(f), Some(d)) = (&p.name.last, &p.name.first, &p.dob) {
+        let (l, f) = (norm(l.expose()), norm(f.expose()));
+        if !l.is_empty() && !f.is_empty() {
+            keys.push(hmac_hex(key, &format!("name:{l}|{f}|{}", d.expose())));
+        }
+    }
+    for id in p
+        .identifiers
+        .iter()
+        .filter(|i| i.kind == IdentifierKind::Ssn)
+    {
+        let digits: String = id
+            .value
+            .expose()
+            .chars()
+            .filter(char::is_ascii_digit)
+            .collect();
+        if digits.len() == 9 {
+            keys.push(hmac_hex(key, &format!("ssn:{digits}")));
+        }
+    }
+    keys
+}
+
+impl Store {
+    /// The person's token: found through any of their matching keys, or new.
+    pub fn person_pseudonym(&mut self, key: &[u8], p: &Person) -> Result<Pseudonym> {
+        let keys = match_keys(key, p);
+        let tx = self.conn.transaction()?;
+        let mut found: Option<(String, i64)> = None;
+        for k in &keys {
+            found = tx
+                .query_row(
+                    "SELECT v.token, v.shift_days FROM vault_keys k JOIN vault_persons v ON v.token = k.token WHERE k.match_key = ?1",
+                    [k],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            if found.is_some() {
+                break;
+            }
+        }
+        let (token, shift_days) = match found {
+            Some(t) => t,
+            None => {
+                let (token, shift) = random_token("P-")?;
+                tx.execute(
+                    "INSERT INTO vault_persons (token, shift_days, created_at) VALUES (?1, ?2, ?3)",
+                    params![token, shift, now()],
+                )?;
+                (token, shift)
+            }
+        };
+        for k in &keys {
+            tx.execute(
+                "INSERT OR IGNORE INTO vault_keys (match_key, token) VALUES (?1, ?2)",
+                params![k, token],
+            )?;
+        }
+        tx.commit()?;
+        Ok(Pseudonym { token, shift_days })
+    }
+
+    /// The incident's token (stable for the agency's incident id, random otherwise).
+    pub fn incident_pseudonym(
+        &mut self,
+        key: &[u8],
+        adapter: &str,
+        incident_id: &str,
+    ) -> Result<Pseudonym> {
+        let k = hmac_hex(key, &format!("incident:{adapter}|{incident_id}"));
+        if let Some((token, shift_days)) = self
+            .conn
+            .query_row(
+                "SELECT token, shift_days FROM vault_incidents WHERE match_key = ?1",
+                [&k],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+        {
+            return Ok(Pseudonym { token, shift_days });
+        }
+        let (token, shift) = random_token("I-")?;
+        self.conn.execute(
+            "INSERT INTO vault_incidents (match_key, token, shift_days) VALUES (?1, ?2, ?3)",
+            params![k, token, shift],
+        )?;
+        Ok(Pseudonym {
+            token,
+            shift_days: shift,
+        })
+    }
+}
