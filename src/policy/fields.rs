@@ -262,29 +262,45 @@ pub fn read(inc: &Incident, person: Option<&Person>, name: &str) -> Option<Raw> 
 /// must never contain. Used by the scrubber (to remove the incident's own names and numbers
 /// from free text) and by tests.
 pub fn identifying_values(inc: &Incident) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut push = |r: Option<Raw>| match r {
+    let mut out = incident_values(inc);
+    for p in &inc.persons {
+        out.extend(person_values(inc, p));
+    }
+    out
+}
+
+fn push(out: &mut Vec<String>, r: Option<Raw>) {
+    match r {
         Some(Raw::Text(s)) if !s.trim().is_empty() => out.push(s),
         Some(Raw::List(l)) => out.extend(l.into_iter().filter(|s| !s.trim().is_empty())),
         Some(Raw::Date(d)) => out.push(d.to_string()),
         _ => {}
-    };
+    }
+}
+
+/// The identifying values of the incident itself (number, street, ZIP).
+pub fn incident_values(inc: &Incident) -> Vec<String> {
+    let mut out = Vec::new();
     for d in FIELDS
         .iter()
-        .filter(|d| d.level == Level::Direct && d.kind != Kind::Number)
+        .filter(|d| !d.person && d.level == Level::Direct && d.kind != Kind::Number)
     {
-        if d.person {
-            for p in &inc.persons {
-                push(read(inc, Some(p), d.name));
-            }
-        } else {
-            push(read(inc, None, d.name));
-        }
+        push(&mut out, read(inc, None, d.name));
     }
-    for p in &inc.persons {
-        push(read(inc, Some(p), "dob"));
-        push(read(inc, Some(p), "address.zip"));
+    push(&mut out, read(inc, None, "location.zip"));
+    out
+}
+
+/// The identifying values of one person (names, contacts, identifiers, DOB, ZIP).
+pub fn person_values(inc: &Incident, p: &Person) -> Vec<String> {
+    let mut out = Vec::new();
+    for d in FIELDS
+        .iter()
+        .filter(|d| d.person && d.level == Level::Direct)
+    {
+        push(&mut out, read(inc, Some(p), d.name));
     }
-    push(read(inc, None, "location.zip"));
+    push(&mut out, read(inc, Some(p), "dob"));
+    push(&mut out, read(inc, Some(p), "address.zip"));
     out
 }

@@ -176,7 +176,38 @@ impl Profile {
         persons: &[(&Person, &Pseudonym)],
         classes: Option<&[InfoClass]>,
     ) -> Produced {
-        let known = fields::identifying_values(inc);
+        // Free text under a consent: the other persons' identifying values always go; when the
+        // consent does not cover every identifying class, the recognisable patterns go too.
+        let narrative = match classes {
+            None => Narrative {
+                known: fields::identifying_values(inc),
+                patterns: true,
+            },
+            Some(c) => {
+                let full = [
+                    InfoClass::Identity,
+                    InfoClass::Contact,
+                    InfoClass::Identifiers,
+                    InfoClass::Location,
+                    InfoClass::PoliceRecord,
+                ]
+                .iter()
+                .all(|x| c.contains(x));
+                let mut known: Vec<String> = inc
+                    .persons
+                    .iter()
+                    .filter(|p| !persons.iter().any(|(q, _)| std::ptr::eq(*p, *q)))
+                    .flat_map(|p| fields::person_values(inc, p))
+                    .collect();
+                if !full {
+                    known = fields::identifying_values(inc);
+                }
+                Narrative {
+                    known,
+                    patterns: !full,
+                }
+            }
+        };
         let when = inc.times.received.map(|t| t.date_naive());
         let mut out = Produced {
             incident: Map::new(),
@@ -185,7 +216,16 @@ impl Profile {
         };
         let in_scope = |d: &FieldDef| classes.is_none_or(|c| c.contains(&d.class));
         for (d, m) in self.fields.iter().filter(|(d, _)| !d.person && in_scope(d)) {
-            if let Some(v) = self.value(inc, None, d, *m, incident_pseudo, &known, when) {
+            if let Some(v) = self.value(
+                inc,
+                None,
+                d,
+                *m,
+                incident_pseudo,
+                &narrative,
+                when,
+                classes.is_some(),
+            ) {
                 set_path(&mut out.incident, d.name, v);
                 out.fields.push(format!("incident.{}", d.name));
             }
@@ -193,7 +233,16 @@ impl Profile {
         for (p, pseudo) in persons {
             let mut obj = Map::new();
             for (d, m) in self.fields.iter().filter(|(d, _)| d.person && in_scope(d)) {
-                if let Some(v) = self.value(inc, Some(p), d, *m, pseudo, &known, when) {
+                if let Some(v) = self.value(
+                    inc,
+                    Some(p),
+                    d,
+                    *m,
+                    pseudo,
+                    &narrative,
+                    when,
+                    classes.is_some(),
+                ) {
                     set_path(&mut obj, d.name, v);
                     let name = format!("person.{}", d.name);
                     if !out.fields.contains(&name) {
@@ -214,8 +263,9 @@ impl Profile {
         d: &FieldDef,
         m: Method,
         pseudo: &Pseudonym,
-        known: &[String],
+        narrative: &Narrative,
         when: Option<NaiveDate>,
+        consented: bool,
     ) -> Option<Value> {
         if m == Method::Pseudonymize {
             return Some(json!(pseudo.token));
@@ -227,6 +277,19 @@ impl Profile {
         }
         let raw = fields::read(inc, person, d.name)?;
         match m {
+            // Free text under a consent keeps only what the consent covers.
+            Method::Keep
+                if consented && d.kind == Kind::Text && d.class == InfoClass::Narrative =>
+            {
+                match raw {
+                    Raw::Text(t) => Some(json!(scrub::scrub_with(
+                        &t,
+                        &narrative.known,
+                        narrative.patterns
+                    ))),
+                    _ => None,
+                }
+            }
             Method::Keep => Some(raw.to_json()),
             Method::Redact | Method::Pseudonymize => None, // pseudonymize: returned above
             Method::Generalize => match (d.kind, &raw) {
@@ -245,11 +308,17 @@ impl Profile {
                 }
             }
             Method::Scrub => match raw {
-                Raw::Text(t) => Some(json!(scrub::scrub(&t, known))),
+                Raw::Text(t) => Some(json!(scrub::scrub(&t, &narrative.known))),
                 _ => None,
             },
         }
     }
+}
+
+/// What free text must lose.
+struct Narrative {
+    known: Vec<String>,
+    patterns: bool,
 }
 
 /// Whether `m` may be used on `d` under `kind`.

@@ -92,13 +92,18 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
 /// Finds identifying spans in `text`: the patterns first, then the known values. `known` are values of the incident's own persons (names,
 /// identifiers, streets): each word of two or more letters is found wherever it stands alone.
 pub fn find(text: &str, known: &[String]) -> Vec<Span> {
+    find_with(text, known, true)
+}
+
+/// As [`find`]; without `patterns`, only the known values.
+pub fn find_with(text: &str, known: &[String], patterns: bool) -> Vec<Span> {
     let mut taken: Vec<Span> = Vec::new();
     let add = |s: Span, taken: &mut Vec<Span>| {
         if !taken.iter().any(|t| s.start < t.end && t.start < s.end) {
             taken.push(s);
         }
     };
-    for p in PATTERNS.iter() {
+    for p in PATTERNS.iter().filter(|_| patterns) {
         // Not `find_iter`: a match refused (overlap, or its check) must not hide a later match
         // that starts inside it.
         let mut pos = 0;
@@ -160,9 +165,14 @@ pub fn find(text: &str, known: &[String]) -> Vec<Span> {
 
 /// `text` with every found span replaced by `[LABEL]`.
 pub fn scrub(text: &str, known: &[String]) -> String {
+    scrub_with(text, known, true)
+}
+
+/// As [`scrub`]; without `patterns`, only the known values are removed.
+pub fn scrub_with(text: &str, known: &[String], patterns: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for s in find(text, known) {
+    for s in find_with(text, known, patterns) {
         out.push_str(&text[at..s.start]);
         out.push('[');
         out.push_str(s.label);

@@ -1,0 +1,436 @@
+//! The privacy engine end to end: consents withheld for each defect and after revocation, the
+//! audit trail's tamper detection, all-or-nothing imports, preview on the demo config, and no
+//! identifying value in any log line.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+/// Writes the demo into a temp folder (without running it) and returns (tempdir, config).
+fn demo_tree() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    (d, cfg)
+}
+
+fn gw(args: &[&str], cfg: &Path) -> Output {
+    bin().args(args).arg("--config").arg(cfg).output().unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The demo tree with its exports read, keys made, and the given consents imported.
+fn prepared() -> (tempfile::TempDir, PathBuf) {
+    let (d, cfg) = demo_tree();
+    ok(&gw(&["keys", "init"], &cfg));
+    ok(&gw(&["run", "--once"], &cfg));
+    (d, cfg)
+}
+
+fn prss(cfg: &Path, f: &str) -> PathBuf {
+    cfg.parent().unwrap().join("prss").join(f)
+}
+
+fn decisions(cfg: &Path, today: &str) -> Vec<serde_json::Value> {
+    let export = cfg
+        .parent()
+        .unwrap()
+        .join("exports/generic/cad_export_2026-03.csv");
+    let out = bin()
+        .args(["preview", "--today", today, "--config"])
+        .arg(cfg)
+        .arg(&export)
+        .output()
+        .unwrap();
+    ok(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn decision<'a>(ds: &'a [serde_json::Value], incident: &str, dest: &str) -> &'a serde_json::Value {
+    ds.iter()
+        .find(|d| d["incident"] == incident && d["destination"] == dest)
+        .unwrap_or_else(|| panic!("no decision for {incident} -> {dest}"))
+}
+
+fn reason_kinds(d: &serde_json::Value) -> Vec<String> {
+    d["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().split(':').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn each_consent_defect_withholds_with_its_reason_and_revocation_stops_delivery() {
+    let (_d, cfg) = prepared();
+    ok(&bin()
+        .args([
+            "consent",
+            "import",
+            "--accept-incomplete",
+            "--today",
+            "2026-11-27",
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(prss(&cfg, "consents.json"))
+        .output()
+        .unwrap());
+    ok(&bin()
+        .args(["engagement", "import", "--config"])
+        .arg(&cfg)
+        .arg(prss(&cfg, "engagements.csv"))
+        .output()
+        .unwrap());
+    let ds = decisions(&cfg, "2026-11-27");
+    let valid = decision(&ds, "2026-000101", "prestera");
+    assert_eq!(valid["decision"], "deliver", "{valid}");
+    let payload = &valid["payload"];
+    assert_eq!(
+        payload["notice"],
+        "42 CFR part 2 prohibits unauthorized use or disclosure of these records."
+    );
+    assert_eq!(payload["consent"]["id"], "C-2026-001");
+    assert_eq!(payload["person"]["name"]["last"], "DOE");
+    // The consent covers identity, contact and referral: no police details, no narrative, no SSN.
+    let text = payload.to_string();
+    for absent in [
+        "2026-000101",
+        "REF",
+        "narrative",
+        "123456789",
+        "OVERDOSE",
+        "ROE",
+    ] {
+        assert!(!text.contains(absent), "{absent} in {text}");
+    }
+    assert_eq!(
+        reason_kinds(decision(&ds, "2026-000102", "prestera")),
+        ["consent_expired"]
+    );
+    assert_eq!(
+        reason_kinds(decision(&ds, "2026-000105", "prestera")),
+        ["prss_not_certified", "consent_other_recipient"]
+    );
+    assert_eq!(
+        reason_kinds(decision(&ds, "2026-000107", "qrt-kanawha")),
+        ["consent_incomplete"]
+    );
+    assert_eq!(
+        reason_kinds(decision(&ds, "2026-000101", "qrt-kanawha")),
+        ["consent_other_purpose"]
+    );
+    // C-2026-005 is valid until revoked.
+    assert_eq!(
+        decision(&ds, "2026-000114", "qrt-kanawha")["decision"],
+        "deliver"
+    );
+    ok(&bin()
+        .args([
+            "consent",
+            "revoke",
+            "C-2026-005",
+            "--on",
+            "2026-11-20",
+            "--config",
+        ])
+        .arg(&cfg)
+        .output()
+        .unwrap());
+    let ds = decisions(&cfg, "2026-11-27");
+    assert_eq!(
+        reason_kinds(decision(&ds, "2026-000114", "qrt-kanawha")),
+        ["consent_revoked"]
+    );
+    // The valid consent expires in time too (and so does the PRSS's certification).
+    let later = decisions(&cfg, "2028-01-01");
+    assert_eq!(
+        reason_kinds(decision(&later, "2026-000101", "prestera")),
+        ["prss_not_certified", "consent_expired"]
+    );
+    // De-identified destinations get eligible incidents whatever the consents say.
+    assert_eq!(
+        decision(&ds, "2026-000102", "dhhr-program")["decision"],
+        "deliver"
+    );
+    assert_eq!(
+        reason_kinds(decision(&ds, "2026-000104", "dhhr-program")),
+        ["not_eligible"]
+    );
+}
+
+#[test]
+fn imports_are_all_or_nothing_with_clear_errors() {
+    let (d, cfg) = prepared();
+    let dir = d.path();
+    let consent = |id: &str, extra: &str| {
+        format!(
+            r#"{{"id":"{id}","patient_name":"DOE, JANE Q","disclosing":"program","information":["identity"],"recipients":["prestera"],"purpose":"treatment_referral","right_to_revoke_statement":"I may revoke.","expires_on":"2027-01-01","signature":"J","signed_on":"2026-03-01"{extra}}}"#
+        )
+    };
+    let cases = [
+        (
+            format!(
+                "[{}]",
+                consent("A", "").replace(r#","right_to_revoke_statement":"I may revoke.""#, "")
+            ),
+            "lacks element(s) `right_to_revoke_statement`",
+        ),
+        (
+            format!(
+                "[{}]",
+                consent("A", "").replace(r#"["prestera"]"#, r#"["nobody-clinic"]"#)
+            ),
+            "`nobody-clinic` is no destination",
+        ),
+        (
+            format!("[{}]", consent("A", "").replace("2026-03-01", "2099-01-01")),
+            "`signed_on` is in the future",
+        ),
+        (
+            format!("[{},{}]", consent("A", ""), consent("A", "")),
+            "the id appears twice",
+        ),
+        (
+            format!("[{}]", consent("A", r#","colour":"blue""#)),
+            "unknown field `colour`",
+        ),
+    ];
+    for (i, (body, want)) in cases.iter().enumerate() {
+        // A good consent first in the same file: it must not be imported either.
+        let body = body.replacen('[', &format!("[{},", consent(&format!("GOOD-{i}"), "")), 1);
+        let f = dir.join(format!("c{i}.json"));
+        std::fs::write(&f, body).unwrap();
+        let out = bin()
+            .args(["consent", "import", "--today", "2026-11-27", "--config"])
+            .arg(&cfg)
+            .arg(&f)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{want}: {err}");
+        assert!(err.contains(want), "want {want:?} in {err}");
+        assert!(err.contains("nothing imported"));
+    }
+    let list = ok(&gw(&["consent", "list"], &cfg));
+    assert_eq!(list, "", "nothing was imported: {list}");
+
+    let f = dir.join("e.csv");
+    std::fs::write(&f, "id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,C-9,mat,prestera,2026-03-01\n").unwrap();
+    let out = bin()
+        .args(["engagement", "import", "--config"])
+        .arg(&cfg)
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.contains("no incident NO-SUCH-INCIDENT has been read"),
+        "{err}"
+    );
+    assert!(err.contains("consent C-9 is not in the registry"), "{err}");
+
+    let out = bin()
+        .args(["consent", "revoke", "C-404", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no consent C-404"));
+}
+
+#[test]
+fn audit_verify_detects_edits_removals_and_reordering() {
+    let (_d, cfg) = prepared();
+    decisions(&cfg, "2026-11-27"); // preview writes only to its temporary copy
+    let out = ok(&bin()
+        .arg("demo")
+        .arg("--out")
+        .arg(
+            cfg.parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("demo2"),
+        )
+        .output()
+        .unwrap());
+    assert!(out.contains("who would get what"));
+    let cfg = cfg
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("demo2/examples/demo/gateway.toml");
+    let db = cfg.parent().unwrap().join("state/gateway.db");
+    let verify = || {
+        bin()
+            .args(["audit", "verify", "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap()
+    };
+    let good = ok(&verify());
+    assert!(
+        good.starts_with("audit trail intact: 1240 entries"),
+        "{good}"
+    );
+    let sql = |q: &str| {
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute_batch(q)
+            .unwrap()
+    };
+    let copy = db.with_extension("bak");
+    std::fs::copy(&db, &copy).unwrap();
+    let restore = || std::fs::copy(&copy, &db).unwrap();
+    let broken = |what: &str| {
+        let o = verify();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(1), "{what}: {err}");
+        err
+    };
+    sql("UPDATE audit SET decision = 'deliver' WHERE seq = 7");
+    assert!(broken("edit").contains("entry 7 was altered"));
+    restore();
+    sql("DELETE FROM audit WHERE seq = 100");
+    assert!(broken("delete").contains("entry 100 is missing"));
+    restore();
+    sql(
+        "UPDATE audit SET seq = -1 WHERE seq = 10; UPDATE audit SET seq = 10 WHERE seq = 11; UPDATE audit SET seq = 11 WHERE seq = -1;",
+    );
+    broken("reorder");
+    restore();
+    sql("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)");
+    assert!(broken("truncate").contains("removed from the end"));
+    restore();
+    ok(&verify());
+    // A person's accounting of disclosures.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let token: String = conn
+        .query_row("SELECT person_token FROM audit WHERE destination = 'prestera' AND decision = 'deliver'", [], |r| r.get(0))
+        .unwrap();
+    let acc = ok(&bin()
+        .args(["audit", "disclosures", "--person", &token, "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap());
+    let dests: Vec<serde_json::Value> = acc
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        dests
+            .iter()
+            .any(|d| d["destination"] == "prestera" && d["consent_id"] == "C-2026-001"),
+        "{acc}"
+    );
+    assert!(
+        dests.iter().all(
+            |d| d["decision"] == "deliver" && d["payload_digest"].as_str().unwrap().len() == 64
+        )
+    );
+    // With another key the chain does not verify.
+    let o = bin()
+        .args(["audit", "verify", "--config"])
+        .arg(&cfg)
+        .env(
+            "PNP_GATEWAY_AUDIT_KEY",
+            "a-different-key-that-is-long-enough-0123456789",
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn no_identifying_value_in_any_log_line() {
+    let (_d, cfg) = demo_tree();
+    let seeded = [
+        "DOE",
+        "JANE",
+        "Jane",
+        "SMITH",
+        "BACON",
+        "Bacon",
+        "123-45-6789",
+        "123456789",
+        "555-0100",
+        "3045550100",
+        "EXAMPLE AVE",
+        "07/04/1990",
+        "1990-07-04",
+        "1985-02-11",
+        "13/45/1990",
+        "unresponsive",
+        "CAPITOL",
+        "38.3498",
+        "Caf",
+    ];
+    let mut logs = String::new();
+    let mut run = |args: &[&str], extra: &[&Path]| {
+        let out = bin()
+            .args(args)
+            .arg("--config")
+            .arg(&cfg)
+            .args(extra)
+            .env("RUST_LOG", "trace")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        logs.push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    run(&["keys", "init"], &[]);
+    run(&["run", "--once"], &[]);
+    let consents = prss(&cfg, "consents.json");
+    let engagements = prss(&cfg, "engagements.csv");
+    run(
+        &[
+            "consent",
+            "import",
+            "--accept-incomplete",
+            "--today",
+            "2026-11-27",
+        ],
+        &[&consents],
+    );
+    run(&["engagement", "import"], &[&engagements]);
+    let export = cfg
+        .parent()
+        .unwrap()
+        .join("exports/generic/cad_export_2026-03.csv");
+    let preview = run(&["preview", "--today", "2026-11-27"], &[&export]);
+    run(&["quarantine", "list"], &[]);
+    // The payloads (stdout of preview) do carry the consented values: that is the product.
+    assert!(String::from_utf8_lossy(&preview.stdout).contains("DOE"));
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG") || logs.contains("INFO"),
+        "no logs captured: {logs}"
+    );
+    for v in seeded {
+        assert!(!logs.contains(v), "log output contains `{v}`:\n{logs}");
+    }
+}
