@@ -434,3 +434,49 @@ fn no_identifying_value_in_any_log_line() {
         assert!(!logs.contains(v), "log output contains `{v}`:\n{logs}");
     }
 }
+
+#[test]
+fn fhir_r4_consents_import() {
+    use pnp_gateway::ingest::records;
+    // The official R4 example lacks most 42 CFR 2.31 elements: refused, each element named.
+    let (_d, cfg) = prepared();
+    let example = repo().join("tests/data/fhir/r4core_Consent-consent-example-basic.json");
+    let out = bin().args(["consent", "import", "--today", "2026-11-27", "--config"]).arg(&cfg).arg(&example).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    for m in ["`information`", "`recipients`", "`purpose`", "`right_to_revoke_statement`", "`signature`"] {
+        assert!(err.contains(m), "{m} not named in {err}");
+    }
+    let c = &records::read_consents(&example).unwrap()[0].1;
+    assert_eq!(c.id, "consent-example-basic");
+    assert_eq!(c.signed_on, "2016-05-11".parse().ok());
+    assert_eq!(c.expires_on, "2016-01-01".parse().ok());
+    assert_eq!(c.disclosing.as_deref(), Some("f001"));
+
+    // A complete one, as a Bundle, imports and permits.
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": {
+            "resourceType": "Consent", "id": "FHIR-1", "status": "active",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}],
+            "patient": {"display": "DOE, JANE Q"},
+            "dateTime": "2026-03-01",
+            "organization": [{"display": "Kanawha County Police and Peers program"}],
+            "extension": [{"url": records::EXT_RIGHT_TO_REVOKE, "valueString": "I may revoke this consent in writing."}],
+            "verification": [{"verified": true, "verifiedWith": {"display": "Jane Q Doe"}}],
+            "provision": {
+                "type": "permit",
+                "period": {"start": "2026-03-01", "end": "2027-03-01"},
+                "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": "Organization/prestera"}}],
+                "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+                "class": [{"code": "identity"}, {"code": "referral"}]
+            }
+        }}]
+    });
+    let f = cfg.parent().unwrap().join("bundle.json");
+    std::fs::write(&f, bundle.to_string()).unwrap();
+    ok(&bin().args(["consent", "import", "--today", "2026-11-27", "--config"]).arg(&cfg).arg(&f).output().unwrap());
+    let list = ok(&gw(&["consent", "list", "--today", "2026-11-27"], &cfg));
+    assert!(list.contains("FHIR-1  in force  to prestera  for treatment_referral  [identity, referral]"), "{list}");
+}

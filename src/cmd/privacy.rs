@@ -42,7 +42,7 @@ pub fn consent_import(
     accept_incomplete: bool,
     today: NaiveDate,
 ) -> Result<ExitCode> {
-    let rows: Vec<(usize, Consent)> = match records::read(file) {
+    let rows: Vec<(usize, Consent)> = match records::read_consents(file) {
         Ok(r) => r,
         Err(e) => return Ok(fail(&e)),
     };

@@ -142,3 +142,128 @@ impl KindStr for csv::Error {
         }
     }
 }
+
+/// Extension URLs for the 42 CFR 2.31 elements FHIR R4 Consent has no element for.
+pub const EXT_RIGHT_TO_REVOKE: &str = "https://pnp-gateway.example/fhir/StructureDefinition/right-to-revoke-statement";
+pub const EXT_REDISCLOSURE: &str = "https://pnp-gateway.example/fhir/StructureDefinition/redisclosure-statement";
+pub const EXT_EXPIRY_EVENT: &str = "https://pnp-gateway.example/fhir/StructureDefinition/expiry-event";
+
+/// Reads consents: our CSV or JSON, or FHIR R4 `Consent` resources (one, or a Bundle of them).
+pub fn read_consents(path: &Path) -> Result<Vec<(usize, crate::model::Consent)>, Vec<String>> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
+    let fhir: Option<Vec<Value>> = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
+        match v.get("resourceType").and_then(Value::as_str) {
+            Some("Consent") => Some(vec![v]),
+            Some("Bundle") => Some(
+                v["entry"]
+                    .as_array()
+                    .map(|es| es.iter().map(|e| e["resource"].clone()).collect())
+                    .unwrap_or_default(),
+            ),
+            _ => None,
+        }
+    });
+    let Some(resources) = fhir else {
+        return read(path);
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    for (i, r) in resources.iter().enumerate() {
+        match fhir_consent(r) {
+            Ok(c) => out.push((i + 1, c)),
+            Err(e) => errors.push(format!("{name}: resource {}: {e}", i + 1)),
+        }
+    }
+    if errors.is_empty() { Ok(out) } else { Err(errors) }
+}
+
+/// Maps a FHIR R4 Consent (see docs/privacy.md for the mapping) to a consent; elements FHIR
+/// lacks come from extensions, and a missing one makes the consent incomplete, not guessed.
+pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
+    use crate::model::{Consent, InfoClass, Sensitive};
+    if r["resourceType"] != "Consent" {
+        return Err("not a Consent resource".into());
+    }
+    let status = r["status"].as_str().unwrap_or("");
+    if status != "active" {
+        return Err(format!("status is `{status}`, not `active`"));
+    }
+    let provision = &r["provision"];
+    if provision["type"] == "deny" {
+        return Err("a `deny` provision permits no disclosure".into());
+    }
+    let s = |v: &Value| v.as_str().map(str::to_owned).filter(|s| !s.trim().is_empty());
+    let date = |v: &Value, what: &str| -> Result<Option<chrono::NaiveDate>, String> {
+        match v.as_str() {
+            None => Ok(None),
+            Some(t) => t
+                .get(..10)
+                .and_then(|d| d.parse().ok())
+                .map(Some)
+                .ok_or_else(|| format!("`{what}` is not a date")),
+        }
+    };
+    let ext = |url: &str| {
+        r["extension"]
+            .as_array()
+            .and_then(|es| es.iter().find(|e| e["url"] == url))
+            .and_then(|e| s(&e["valueString"]))
+    };
+    let reference_id = |v: &Value| {
+        s(&v["reference"])
+            .map(|r| r.rsplit('/').next().unwrap_or(&r).to_string())
+            .or_else(|| s(&v["display"]))
+    };
+    let recipients = provision["actor"]
+        .as_array()
+        .map(|actors| {
+            actors
+                .iter()
+                .filter(|a| {
+                    a["role"]["coding"]
+                        .as_array()
+                        .is_some_and(|cs| cs.iter().any(|c| c["code"] == "IRCP"))
+                })
+                .filter_map(|a| reference_id(&a["reference"]))
+                .collect()
+        })
+        .unwrap_or_default();
+    let purpose = provision["purpose"].as_array().and_then(|ps| ps.first()).and_then(|p| {
+        s(&p["code"]).map(|c| match c.as_str() {
+            "TREAT" => "treatment_referral".to_string(),
+            "HPAYMT" => "payment".to_string(),
+            "HOPERAT" => "health_care_operations".to_string(),
+            other => other.to_ascii_lowercase(),
+        })
+    });
+    let mut information = Vec::new();
+    for c in provision["class"].as_array().into_iter().flatten() {
+        let code = c["code"].as_str().unwrap_or("");
+        information.push(InfoClass::parse(code).ok_or_else(|| format!("provision.class `{code}` is not an information class"))?);
+    }
+    let signature = r["verification"]
+        .as_array()
+        .and_then(|vs| vs.iter().find(|v| v["verified"] == true))
+        .and_then(|v| s(&v["verifiedWith"]["display"]));
+    let tpo = provision["purpose"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| matches!(p["code"].as_str(), Some("TREAT" | "HPAYMT" | "HOPERAT"))))
+        && ext(EXT_REDISCLOSURE).is_some();
+    Ok(Consent {
+        id: s(&r["id"]).ok_or("no `id`")?,
+        patient_name: s(&r["patient"]["display"]).map(Sensitive::new),
+        patient_dob: None,
+        disclosing: r["organization"].as_array().and_then(|o| o.first()).and_then(reference_id),
+        information,
+        recipients,
+        purpose,
+        right_to_revoke_statement: ext(EXT_RIGHT_TO_REVOKE),
+        expires_on: date(&provision["period"]["end"], "provision.period.end")?,
+        expires_event: ext(EXT_EXPIRY_EVENT),
+        signature: signature.map(Sensitive::new),
+        signed_on: date(&r["dateTime"], "dateTime")?,
+        tpo,
+        redisclosure_statement: ext(EXT_REDISCLOSURE),
+    })
+}
