@@ -49,7 +49,10 @@ fn full_incident() -> Incident {
     inc.flags = Flags {
         weapon: Some(false),
         violence: Some(false),
+        substance_use: Some(true),
     };
+    inc.offenses = vec!["35A".into()];
+    inc.drugs = vec!["E".into()];
     inc.persons.push(Person {
         role: Role::Subject,
         name: Name {
@@ -60,6 +63,9 @@ fn full_incident() -> Incident {
         },
         dob: Some(Sensitive::new(NaiveDate::from_ymd_opt(1990, 7, 4).unwrap())),
         age: Some(Sensitive::new(35)),
+        age_min: Some(Sensitive::new(30)),
+        age_max: Some(Sensitive::new(39)),
+        age_text: Some("about 35".into()),
         sex: Some("female".into()),
         race: Some("W".into()),
         ethnicity: Some("N".into()),

@@ -441,10 +441,21 @@ fn fhir_r4_consents_import() {
     // The official R4 example lacks most 42 CFR 2.31 elements: refused, each element named.
     let (_d, cfg) = prepared();
     let example = repo().join("tests/data/fhir/r4core_Consent-consent-example-basic.json");
-    let out = bin().args(["consent", "import", "--today", "2026-11-27", "--config"]).arg(&cfg).arg(&example).output().unwrap();
+    let out = bin()
+        .args(["consent", "import", "--today", "2026-11-27", "--config"])
+        .arg(&cfg)
+        .arg(&example)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    for m in ["`information`", "`recipients`", "`purpose`", "`right_to_revoke_statement`", "`signature`"] {
+    for m in [
+        "`information`",
+        "`recipients`",
+        "`purpose`",
+        "`right_to_revoke_statement`",
+        "`signature`",
+    ] {
         assert!(err.contains(m), "{m} not named in {err}");
     }
     let c = &records::read_consents(&example).unwrap()[0].1;
@@ -476,7 +487,17 @@ fn fhir_r4_consents_import() {
     });
     let f = cfg.parent().unwrap().join("bundle.json");
     std::fs::write(&f, bundle.to_string()).unwrap();
-    ok(&bin().args(["consent", "import", "--today", "2026-11-27", "--config"]).arg(&cfg).arg(&f).output().unwrap());
+    ok(&bin()
+        .args(["consent", "import", "--today", "2026-11-27", "--config"])
+        .arg(&cfg)
+        .arg(&f)
+        .output()
+        .unwrap());
     let list = ok(&gw(&["consent", "list", "--today", "2026-11-27"], &cfg));
-    assert!(list.contains("FHIR-1  in force  to prestera  for treatment_referral  [identity, referral]"), "{list}");
+    assert!(
+        list.contains(
+            "FHIR-1  in force  to prestera  for treatment_referral  [identity, referral]"
+        ),
+        "{list}"
+    );
 }

@@ -144,16 +144,21 @@ impl KindStr for csv::Error {
 }
 
 /// Extension URLs for the 42 CFR 2.31 elements FHIR R4 Consent has no element for.
-pub const EXT_RIGHT_TO_REVOKE: &str = "https://pnp-gateway.example/fhir/StructureDefinition/right-to-revoke-statement";
-pub const EXT_REDISCLOSURE: &str = "https://pnp-gateway.example/fhir/StructureDefinition/redisclosure-statement";
-pub const EXT_EXPIRY_EVENT: &str = "https://pnp-gateway.example/fhir/StructureDefinition/expiry-event";
+pub const EXT_RIGHT_TO_REVOKE: &str =
+    "https://pnp-gateway.example/fhir/StructureDefinition/right-to-revoke-statement";
+pub const EXT_REDISCLOSURE: &str =
+    "https://pnp-gateway.example/fhir/StructureDefinition/redisclosure-statement";
+pub const EXT_EXPIRY_EVENT: &str =
+    "https://pnp-gateway.example/fhir/StructureDefinition/expiry-event";
 
 /// Reads consents: our CSV or JSON, or FHIR R4 `Consent` resources (one, or a Bundle of them).
 pub fn read_consents(path: &Path) -> Result<Vec<(usize, crate::model::Consent)>, Vec<String>> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
-    let fhir: Option<Vec<Value>> = serde_json::from_str::<Value>(&text).ok().and_then(|v| {
-        match v.get("resourceType").and_then(Value::as_str) {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
+    let fhir: Option<Vec<Value>> = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| match v.get("resourceType").and_then(Value::as_str) {
             Some("Consent") => Some(vec![v]),
             Some("Bundle") => Some(
                 v["entry"]
@@ -162,8 +167,7 @@ pub fn read_consents(path: &Path) -> Result<Vec<(usize, crate::model::Consent)>,
                     .unwrap_or_default(),
             ),
             _ => None,
-        }
-    });
+        });
     let Some(resources) = fhir else {
         return read(path);
     };
@@ -175,7 +179,11 @@ pub fn read_consents(path: &Path) -> Result<Vec<(usize, crate::model::Consent)>,
             Err(e) => errors.push(format!("{name}: resource {}: {e}", i + 1)),
         }
     }
-    if errors.is_empty() { Ok(out) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Maps a FHIR R4 Consent (see docs/privacy.md for the mapping) to a consent; elements FHIR
@@ -193,7 +201,11 @@ pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
     if provision["type"] == "deny" {
         return Err("a `deny` provision permits no disclosure".into());
     }
-    let s = |v: &Value| v.as_str().map(str::to_owned).filter(|s| !s.trim().is_empty());
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_owned)
+            .filter(|s| !s.trim().is_empty())
+    };
     let date = |v: &Value, what: &str| -> Result<Option<chrono::NaiveDate>, String> {
         match v.as_str() {
             None => Ok(None),
@@ -229,32 +241,41 @@ pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
                 .collect()
         })
         .unwrap_or_default();
-    let purpose = provision["purpose"].as_array().and_then(|ps| ps.first()).and_then(|p| {
-        s(&p["code"]).map(|c| match c.as_str() {
-            "TREAT" => "treatment_referral".to_string(),
-            "HPAYMT" => "payment".to_string(),
-            "HOPERAT" => "health_care_operations".to_string(),
-            other => other.to_ascii_lowercase(),
-        })
-    });
+    let purpose = provision["purpose"]
+        .as_array()
+        .and_then(|ps| ps.first())
+        .and_then(|p| {
+            s(&p["code"]).map(|c| match c.as_str() {
+                "TREAT" => "treatment_referral".to_string(),
+                "HPAYMT" => "payment".to_string(),
+                "HOPERAT" => "health_care_operations".to_string(),
+                other => other.to_ascii_lowercase(),
+            })
+        });
     let mut information = Vec::new();
     for c in provision["class"].as_array().into_iter().flatten() {
         let code = c["code"].as_str().unwrap_or("");
-        information.push(InfoClass::parse(code).ok_or_else(|| format!("provision.class `{code}` is not an information class"))?);
+        information.push(
+            InfoClass::parse(code)
+                .ok_or_else(|| format!("provision.class `{code}` is not an information class"))?,
+        );
     }
     let signature = r["verification"]
         .as_array()
         .and_then(|vs| vs.iter().find(|v| v["verified"] == true))
         .and_then(|v| s(&v["verifiedWith"]["display"]));
-    let tpo = provision["purpose"]
-        .as_array()
-        .is_some_and(|ps| ps.iter().any(|p| matches!(p["code"].as_str(), Some("TREAT" | "HPAYMT" | "HOPERAT"))))
-        && ext(EXT_REDISCLOSURE).is_some();
+    let tpo = provision["purpose"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| matches!(p["code"].as_str(), Some("TREAT" | "HPAYMT" | "HOPERAT")))
+    }) && ext(EXT_REDISCLOSURE).is_some();
     Ok(Consent {
         id: s(&r["id"]).ok_or("no `id`")?,
         patient_name: s(&r["patient"]["display"]).map(Sensitive::new),
         patient_dob: None,
-        disclosing: r["organization"].as_array().and_then(|o| o.first()).and_then(reference_id),
+        disclosing: r["organization"]
+            .as_array()
+            .and_then(|o| o.first())
+            .and_then(reference_id),
         information,
         recipients,
         purpose,

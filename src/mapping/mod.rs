@@ -38,7 +38,75 @@ struct Field<T> {
 #[derive(Debug, Clone)]
 struct PersonBlock {
     role: Role,
+    /// A JSON pointer to an array: one person per element, sources relative to it.
+    each: Option<String>,
     fields: Vec<Field<PersonField>>,
+}
+
+/// A source's value: one text, or the elements of a JSON array.
+enum Raw<'a> {
+    One(Cow<'a, str>),
+    Many(&'a [Value]),
+}
+
+fn scalar(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+/// When several codes of one record map to categories (NIBRS offenses), the first of these wins:
+/// an exclusion (violent) before anything the program takes, the most urgent first.
+pub const CATEGORY_PRECEDENCE: [Category; 8] = [
+    Category::Violent,
+    Category::Overdose,
+    Category::SubstanceUse,
+    Category::BehavioralHealth,
+    Category::WelfareCheck,
+    Category::DomesticNonviolent,
+    Category::Other,
+    Category::Unmapped,
+];
+
+/// What a field writes into: an incident or a person.
+trait Target: Copy {
+    type Into;
+    fn set_value(self, into: &mut Self::Into, v: Cow<str>, t: &TimeParser) -> Result<(), String>;
+    fn value_kind(self) -> ValueKind;
+    /// Whether each value adds to a list.
+    fn is_list(self) -> bool;
+}
+
+impl Target for IncidentField {
+    type Into = Incident;
+    fn set_value(self, into: &mut Incident, v: Cow<str>, t: &TimeParser) -> Result<(), String> {
+        self.set(into, v, t)
+    }
+    fn value_kind(self) -> ValueKind {
+        self.kind()
+    }
+    fn is_list(self) -> bool {
+        matches!(self, IncidentField::Offense | IncidentField::Drug)
+    }
+}
+
+impl Target for PersonField {
+    type Into = Person;
+    fn set_value(self, into: &mut Person, v: Cow<str>, t: &TimeParser) -> Result<(), String> {
+        self.set(into, v, t)
+    }
+    fn value_kind(self) -> ValueKind {
+        self.kind()
+    }
+    fn is_list(self) -> bool {
+        matches!(
+            self,
+            PersonField::Phone | PersonField::Email | PersonField::Id(_)
+        )
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -273,6 +341,7 @@ impl Mapping {
         for p in &spec.persons {
             let mut block = PersonBlock {
                 role: p.role,
+                each: p.each.clone(),
                 fields: Vec::new(),
             };
             for f in &p.fields {
@@ -393,7 +462,7 @@ impl Mapping {
         }
     }
 
-    fn lookup<'a>(&'a self, rec: &RecordView<'a>, b: &Binding, id: usize) -> Option<Cow<'a, str>> {
+    fn lookup<'a>(&'a self, rec: &RecordView<'a>, b: &Binding, id: usize) -> Option<Raw<'a>> {
         match rec {
             RecordView::Row(row) => b
                 .columns
@@ -401,7 +470,7 @@ impl Mapping {
                 .copied()
                 .flatten()
                 .and_then(|i| row.get(i))
-                .map(Cow::Borrowed),
+                .map(|v| Raw::One(Cow::Borrowed(v))),
             RecordView::Json(v) => {
                 let name = &self.sources[id];
                 let found = if name.starts_with('/') {
@@ -410,29 +479,25 @@ impl Mapping {
                     v.get(name)
                 };
                 match found? {
-                    Value::String(s) => Some(Cow::Borrowed(s.as_str())),
-                    Value::Number(n) => Some(Cow::Owned(n.to_string())),
-                    Value::Bool(b) => Some(Cow::Owned(b.to_string())),
-                    _ => None,
+                    Value::Array(items) => Some(Raw::Many(items)),
+                    other => scalar(other).map(Raw::One),
                 }
             }
         }
     }
 
-    fn eval<'a, T>(
-        &'a self,
-        f: &'a Field<T>,
-        rec: &RecordView<'a>,
-        b: &Binding,
-        gaps: &mut Vec<Gap>,
-    ) -> Result<Cow<'a, str>, Rejection> {
-        let mut v: Cow<'a, str> = match &f.constant {
-            Some(c) => Cow::Borrowed(c.as_str()),
-            None if f.sources.len() == 1 => self.lookup(rec, b, f.sources[0]).unwrap_or_default(),
+    /// The value(s) of a field before its transforms: a constant, one source, several sources
+    /// joined, or the elements of a JSON array.
+    fn raw<'a, T>(&'a self, f: &'a Field<T>, rec: &RecordView<'a>, b: &Binding) -> Raw<'a> {
+        match &f.constant {
+            Some(c) => Raw::One(Cow::Borrowed(c.as_str())),
+            None if f.sources.len() == 1 => self
+                .lookup(rec, b, f.sources[0])
+                .unwrap_or(Raw::One(Cow::Borrowed(""))),
             None => {
                 let mut s = String::new();
                 for &id in &f.sources {
-                    if let Some(part) = self.lookup(rec, b, id) {
+                    if let Some(Raw::One(part)) = self.lookup(rec, b, id) {
                         let part = part.trim();
                         if !part.is_empty() {
                             if !s.is_empty() {
@@ -442,9 +507,17 @@ impl Mapping {
                         }
                     }
                 }
-                Cow::Owned(s)
+                Raw::One(Cow::Owned(s))
             }
-        };
+        }
+    }
+
+    fn transform<'a, T>(
+        &'a self,
+        f: &Field<T>,
+        mut v: Cow<'a, str>,
+        gaps: &mut Vec<Gap>,
+    ) -> Result<Cow<'a, str>, Rejection> {
         for t in &f.transforms {
             v = match t.apply(v, &self.tables) {
                 Step::Value(v) => v,
@@ -460,14 +533,78 @@ impl Mapping {
                 }
             };
         }
-        if v.is_empty() && f.required {
-            return Err(Rejection::new(
-                "missing_required",
-                format!("required field `{}` is empty", f.name),
-            )
-            .with_field(&f.name));
-        }
         Ok(v)
+    }
+
+    /// Evaluates one field and stores its value(s). A list target (phone, offense, ...) takes
+    /// every element of an array source; `category` takes the weightiest of them (see
+    /// [`CATEGORY_PRECEDENCE`]); any other target the first.
+    fn apply_field<T: Target>(
+        &self,
+        f: &Field<T>,
+        rec: &RecordView,
+        b: &Binding,
+        gaps: &mut Vec<Gap>,
+        into: &mut T::Into,
+    ) -> Result<(), Rejection> {
+        let time = f.time.as_ref().expect("compiled with a time parser");
+        let set = |into: &mut T::Into, v: Cow<str>| {
+            f.target
+                .set_value(into, v, time)
+                .map_err(|e| set_error(&f.name, f.target.value_kind(), e))
+        };
+        let mut values: Vec<Cow<str>> = Vec::new();
+        match self.raw(f, rec, b) {
+            Raw::One(v) => {
+                let v = self.transform(f, v, gaps)?;
+                if !v.is_empty() {
+                    return set(into, v);
+                }
+            }
+            Raw::Many(items) => {
+                for item in items {
+                    if let Some(v) = scalar(item) {
+                        let v = self.transform(f, v, gaps)?;
+                        if !v.is_empty() {
+                            values.push(v);
+                        }
+                    }
+                }
+            }
+        }
+        if values.is_empty() {
+            if f.required {
+                return Err(Rejection::new(
+                    "missing_required",
+                    format!("required field `{}` is empty", f.name),
+                )
+                .with_field(&f.name));
+            }
+            return Ok(());
+        }
+        if f.target.is_list() {
+            for v in values {
+                set(into, v)?;
+            }
+            return Ok(());
+        }
+        let pick = if f.target.value_kind() == ValueKind::Category {
+            values
+                .iter()
+                .min_by_key(|v| {
+                    CATEGORY_PRECEDENCE
+                        .iter()
+                        .position(|c| c.as_str() == v.trim())
+                        .unwrap_or(usize::MAX)
+                })
+                .cloned()
+        } else {
+            values.into_iter().next()
+        };
+        match pick {
+            Some(v) => set(into, v),
+            None => Ok(()),
+        }
     }
 
     /// Maps one record. `gaps` receives the codes that had no table entry.
@@ -482,29 +619,29 @@ impl Mapping {
         inc.source.agency_ori = prov.agency_ori.clone();
         inc.source.system = prov.system.clone();
         for f in &self.fields {
-            let v = self.eval(f, rec, b, gaps)?;
-            if v.is_empty() {
-                continue;
-            }
-            let time = f.time.as_ref().expect("compiled with a time parser");
-            f.target
-                .set(&mut inc, v, time)
-                .map_err(|e| set_error(&f.name, f.target.kind(), e))?;
+            self.apply_field(f, rec, b, gaps, &mut inc)?;
         }
         for p in &self.persons {
-            let mut person = Person::new(p.role);
-            for f in &p.fields {
-                let v = self.eval(f, rec, b, gaps)?;
-                if v.is_empty() {
-                    continue;
+            let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
+                let mut person = Person::new(p.role);
+                for f in &p.fields {
+                    self.apply_field(f, view, b, gaps, &mut person)?;
                 }
-                let time = f.time.as_ref().expect("compiled with a time parser");
-                f.target
-                    .set(&mut person, v, time)
-                    .map_err(|e| set_error(&f.name, f.target.kind(), e))?;
-            }
-            if !person.is_empty() {
-                inc.persons.push(person);
+                if !person.is_empty() {
+                    inc.persons.push(person);
+                }
+                Ok(())
+            };
+            match (&p.each, rec) {
+                (None, _) => one(rec, &mut inc)?,
+                (Some(ptr), RecordView::Json(v)) => {
+                    if let Some(Value::Array(items)) = v.pointer(ptr) {
+                        for item in items {
+                            one(&RecordView::Json(item), &mut inc)?;
+                        }
+                    }
+                }
+                (Some(_), RecordView::Row(_)) => {}
             }
         }
         if inc.incident_id.trim().is_empty() {

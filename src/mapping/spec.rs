@@ -101,6 +101,8 @@ impl SourceSpec {
 #[serde(deny_unknown_fields)]
 pub struct PersonSpec {
     pub role: Role,
+    /// A JSON pointer to an array: one person per element, with sources relative to it.
+    pub each: Option<String>,
     #[serde(default, rename = "field")]
     pub fields: Vec<FieldSpec>,
 }

@@ -37,6 +37,9 @@ pub enum IncidentField {
     NaloxoneAdministered,
     Weapon,
     Violence,
+    SubstanceUse,
+    Offense,
+    Drug,
 }
 
 /// A canonical field of a person (inside a `[[person]]` block).
@@ -50,6 +53,9 @@ pub enum PersonField {
     Suffix,
     Dob,
     Age,
+    AgeMin,
+    AgeMax,
+    AgeText,
     Sex,
     Race,
     Ethnicity,
@@ -90,6 +96,9 @@ pub const INCIDENT_FIELDS: &[(&str, IncidentField)] = &[
     ("naloxone_administered", IncidentField::NaloxoneAdministered),
     ("flags.weapon", IncidentField::Weapon),
     ("flags.violence", IncidentField::Violence),
+    ("flags.substance_use", IncidentField::SubstanceUse),
+    ("offense", IncidentField::Offense),
+    ("drug", IncidentField::Drug),
 ];
 
 pub const PERSON_FIELDS: &[(&str, PersonField)] = &[
@@ -100,6 +109,9 @@ pub const PERSON_FIELDS: &[(&str, PersonField)] = &[
     ("name.suffix", PersonField::Suffix),
     ("dob", PersonField::Dob),
     ("age", PersonField::Age),
+    ("age.min", PersonField::AgeMin),
+    ("age.max", PersonField::AgeMax),
+    ("age.text", PersonField::AgeText),
     ("sex", PersonField::Sex),
     ("race", PersonField::Race),
     ("ethnicity", PersonField::Ethnicity),
@@ -144,7 +156,7 @@ impl IncidentField {
         match self {
             Received | Dispatched | Arrived | Cleared => ValueKind::DateTime,
             Lat | Lon => ValueKind::Number,
-            NaloxoneAdministered | Weapon | Violence => ValueKind::Bool,
+            NaloxoneAdministered | Weapon | Violence | SubstanceUse => ValueKind::Bool,
             Category => ValueKind::Category,
             Action => ValueKind::Action,
             _ => ValueKind::Text,
@@ -199,6 +211,9 @@ impl IncidentField {
             NaloxoneAdministered => inc.naloxone_administered = Some(boolean(&v)?),
             Weapon => inc.flags.weapon = Some(boolean(&v)?),
             Violence => inc.flags.violence = Some(boolean(&v)?),
+            SubstanceUse => inc.flags.substance_use = Some(boolean(&v)?),
+            Offense => inc.offenses.push(v.into_owned()),
+            Drug => inc.drugs.push(v.into_owned()),
         }
         Ok(())
     }
@@ -215,7 +230,7 @@ impl PersonField {
     pub fn kind(self) -> ValueKind {
         match self {
             PersonField::Dob => ValueKind::Date,
-            PersonField::Age => ValueKind::Number,
+            PersonField::Age | PersonField::AgeMin | PersonField::AgeMax => ValueKind::Number,
             _ => ValueKind::Text,
         }
     }
@@ -223,7 +238,11 @@ impl PersonField {
     pub fn is_identifying(self) -> bool {
         !matches!(
             self,
-            PersonField::Sex | PersonField::Race | PersonField::Ethnicity | PersonField::State
+            PersonField::Sex
+                | PersonField::Race
+                | PersonField::Ethnicity
+                | PersonField::State
+                | PersonField::AgeText
         )
     }
 
@@ -237,15 +256,10 @@ impl PersonField {
             Middle => p.name.middle = s(&v),
             Suffix => p.name.suffix = s(&v),
             Dob => p.dob = Some(Sensitive::new(time.date(&v)?)),
-            Age => {
-                let age: u16 = v
-                    .trim()
-                    .parse()
-                    .ok()
-                    .filter(|a| *a <= 130)
-                    .ok_or("not an age in years (0 to 130)")?;
-                p.age = Some(Sensitive::new(age));
-            }
+            Age => p.age = Some(Sensitive::new(years(&v)?)),
+            AgeMin => p.age_min = Some(Sensitive::new(years(&v)?)),
+            AgeMax => p.age_max = Some(Sensitive::new(years(&v)?)),
+            AgeText => p.age_text = Some(v.into_owned()),
             Sex => p.sex = Some(v.into_owned()),
             Race => p.race = Some(v.into_owned()),
             Ethnicity => p.ethnicity = Some(v.into_owned()),
@@ -263,6 +277,14 @@ impl PersonField {
         }
         Ok(())
     }
+}
+
+fn years(v: &str) -> Result<u16, String> {
+    v.trim()
+        .parse()
+        .ok()
+        .filter(|a| *a <= 130)
+        .ok_or_else(|| "not an age in years (0 to 130)".to_string())
 }
 
 fn coded(slot: &mut Option<Coded>) -> &mut Coded {

@@ -42,6 +42,12 @@ pub struct Incident {
     pub naloxone_administered: Option<bool>,
     #[serde(default, skip_serializing_if = "Flags::is_empty")]
     pub flags: Flags,
+    /// Offense codes (e.g. NIBRS UCR codes such as 35A).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub offenses: Vec<String>,
+    /// Drug categories involved (e.g. NIBRS drug type codes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drugs: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub persons: Vec<Person>,
 }
@@ -66,6 +72,8 @@ impl Incident {
             narrative: None,
             naloxone_administered: None,
             flags: Flags::default(),
+            offenses: Vec::new(),
+            drugs: Vec::new(),
             persons: Vec::new(),
         }
     }
@@ -255,6 +263,9 @@ pub struct Flags {
     pub weapon: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub violence: Option<bool>,
+    /// Someone involved was suspected of using drugs (e.g. NIBRS "offender suspected of using" D).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substance_use: Option<bool>,
 }
 
 impl Flags {
@@ -309,6 +320,14 @@ pub struct Person {
     /// Age in years when the source gives an age instead of (or beside) a date of birth.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age: Option<Sensitive<u16>>,
+    /// An age range in years, when that is all the source knows (NIBRS "25 to 32").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_min: Option<Sensitive<u16>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_max: Option<Sensitive<u16>>,
+    /// An age the source gives as text or a code ("under 24 hours", "unknown", "over 98").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sex: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

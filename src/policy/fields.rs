@@ -119,6 +119,8 @@ pub const FIELDS: &[FieldDef] = &[
     f("name.suffix", true, C::Identity, L::Direct, K::Text),
     f("dob", true, C::Identity, L::Quasi, K::Date),
     f("age", true, C::Identity, L::Quasi, K::Age),
+    f("age_range", true, C::Identity, L::Quasi, K::Text),
+    f("age_text", true, C::Identity, L::None, K::Text),
     f("sex", true, C::Identity, L::None, K::Text),
     f("race", true, C::Identity, L::None, K::Text),
     f("ethnicity", true, C::Identity, L::None, K::Text),
@@ -212,6 +214,19 @@ pub fn read(inc: &Incident, person: Option<&Person>, name: &str) -> Option<Raw> 
             "name.suffix" => st(&p.name.suffix),
             "dob" => p.dob.as_ref().map(|d| Raw::Date(*d.expose())),
             "age" => p.age.as_ref().map(|a| Raw::Age(*a.expose())),
+            "age_range" => match (&p.age_min, &p.age_max) {
+                (None, None) => None,
+                (a, b) => Some(Raw::Text(format!(
+                    "{}-{}",
+                    a.as_ref()
+                        .map(|x| x.expose().to_string())
+                        .unwrap_or_default(),
+                    b.as_ref()
+                        .map(|x| x.expose().to_string())
+                        .unwrap_or_default()
+                ))),
+            },
+            "age_text" => t(&p.age_text),
             "sex" => t(&p.sex),
             "race" => t(&p.race),
             "ethnicity" => t(&p.ethnicity),
@@ -254,6 +269,9 @@ pub fn read(inc: &Incident, person: Option<&Person>, name: &str) -> Option<Raw> 
         "disposition.text" => inc.disposition.as_ref().and_then(|c| t(&c.text)),
         "narrative" => st(&inc.narrative),
         "naloxone_administered" => inc.naloxone_administered.map(Raw::Bool),
+        "substance_use" => inc.flags.substance_use.map(Raw::Bool),
+        "offenses" => (!inc.offenses.is_empty()).then(|| Raw::List(inc.offenses.clone())),
+        "drugs" => (!inc.drugs.is_empty()).then(|| Raw::List(inc.drugs.clone())),
         _ => None,
     }
 }
