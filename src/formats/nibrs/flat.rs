@@ -236,10 +236,10 @@ fn offense(r: &mut Report, s: &str) {
 fn property(r: &mut Report, s: &str) {
     for k in 0..3 {
         let p = 233 + k * 15;
-        if let Some(d) = at(s, p, p) {
-            if !r.drug_categories.contains(&d) {
-                r.drug_categories.push(d);
-            }
+        if let Some(d) = at(s, p, p)
+            && !r.drug_categories.contains(&d)
+        {
+            r.drug_categories.push(d);
         }
     }
 }
