@@ -44,6 +44,14 @@ pub enum FormatSpec {
     },
     /// A JSON document: one object, or an array of objects.
     Json {},
+    /// FBI NIBRS XML (IEPD 2019.1 or 4.2), streamed report by report.
+    NibrsXml {},
+    /// FBI NIBRS fixed-width flat file.
+    NibrsFlat {},
+    /// NENA EIDO JSON (one document, or an array of them).
+    NenaEido {},
+    /// HL7 v2 messages (one or several per file; CR, LF or CRLF).
+    Hl7v2 {},
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -62,6 +70,10 @@ pub enum Format {
     Delimited(DelimitedOptions),
     Ndjson { max_record_bytes: usize },
     Json,
+    NibrsXml,
+    NibrsFlat,
+    NenaEido,
+    Hl7v2,
 }
 
 impl FormatSpec {
@@ -84,6 +96,10 @@ impl FormatSpec {
                 max_record_bytes: *max_record_bytes,
             }),
             FormatSpec::Json {} => Ok(Format::Json),
+            FormatSpec::NibrsXml {} => Ok(Format::NibrsXml),
+            FormatSpec::NibrsFlat {} => Ok(Format::NibrsFlat),
+            FormatSpec::NenaEido {} => Ok(Format::NenaEido),
+            FormatSpec::Hl7v2 {} => Ok(Format::Hl7v2),
         }
     }
 }

@@ -5,6 +5,8 @@
 //! input and holds at most one record (bounded by `max_record_bytes`) in memory.
 
 pub mod delimited;
+pub mod eido;
+pub mod hl7;
 pub mod json;
 pub mod nibrs;
 

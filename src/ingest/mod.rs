@@ -73,7 +73,8 @@ pub fn plan(store: &Store, adapter: &Adapter, path: &Path, size: u64) -> Result<
     let head_len = HEAD.min(entry.checkpoint.byte.max(entry.size.min(HEAD)));
     let head = hash_prefix(path, head_len).map_err(io)?;
     let same_head = head == entry.head_hash;
-    let resumable = !matches!(adapter.format, Format::Json) && entry.checkpoint.byte > 0;
+    let resumable = matches!(adapter.format, Format::Delimited(_) | Format::Ndjson { .. })
+        && entry.checkpoint.byte > 0;
     Ok(if !same_head || size < entry.size {
         store.forget(&adapter.name, &key)?;
         Plan::Fresh

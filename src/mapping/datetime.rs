@@ -115,8 +115,13 @@ impl TimeParser {
                         }
                         continue;
                     }
-                    let Ok(local) = p.to_naive_datetime_with_offset(0) else {
-                        continue;
+                    // A format with no time of day (`%Y-%m-%d`) gives local midnight.
+                    let local = match p.to_naive_datetime_with_offset(0) {
+                        Ok(l) => l,
+                        Err(_) => match p.to_naive_date() {
+                            Ok(d) if p.hour_div_12.is_none() => d.and_time(chrono::NaiveTime::MIN),
+                            _ => continue,
+                        },
                     };
                     return self.place(local);
                 }

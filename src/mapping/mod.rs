@@ -5,6 +5,7 @@
 //! with file and line), bound to a file's header once, then applied per record.
 
 pub mod datetime;
+pub mod hl7path;
 pub mod spec;
 pub mod target;
 pub mod transform;
@@ -30,6 +31,8 @@ struct Field<T> {
     sources: Vec<usize>,
     constant: Option<String>,
     sep: String,
+    /// Take the first source with a value instead of joining them.
+    coalesce: bool,
     transforms: Vec<Transform>,
     time: Option<TimeParser>,
     required: bool,
@@ -43,10 +46,10 @@ struct PersonBlock {
     fields: Vec<Field<PersonField>>,
 }
 
-/// A source's value: one text, or the elements of a JSON array.
+/// A source's value: one text, or several (a JSON array, an HL7 path with `*`).
 enum Raw<'a> {
     One(Cow<'a, str>),
-    Many(&'a [Value]),
+    Many(Vec<Cow<'a, str>>),
 }
 
 fn scalar(v: &Value) -> Option<Cow<'_, str>> {
@@ -125,8 +128,10 @@ pub struct Mapping {
     fields: Vec<Field<IncidentField>>,
     persons: Vec<PersonBlock>,
     tables: Vec<Table>,
-    /// Distinct source names (column names or JSON pointers), by id.
+    /// Distinct source names (column names, JSON pointers or HL7 paths), by id.
     sources: Vec<String>,
+    /// The HL7 path of each source written as one.
+    hl7: Vec<Option<hl7path::Hl7Path>>,
     examples: Vec<Example>,
 }
 
@@ -412,12 +417,14 @@ impl Mapping {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let hl7 = sources.iter().map(|s| hl7path::parse(s)).collect();
         let mut m = Mapping {
             path: path.to_owned(),
             fields,
             persons,
             tables,
             sources,
+            hl7,
             examples,
         };
         // Every field without its own formats uses the mapping's defaults.
@@ -472,6 +479,14 @@ impl Mapping {
                 .and_then(|i| row.get(i))
                 .map(|v| Raw::One(Cow::Borrowed(v))),
             RecordView::Json(v) => {
+                if let Some(p) = &self.hl7[id] {
+                    let mut found = p.resolve(v);
+                    return match found.len() {
+                        0 => None,
+                        1 => found.pop().map(|s| Raw::One(Cow::Borrowed(s))),
+                        _ => Some(Raw::Many(found.into_iter().map(Cow::Borrowed).collect())),
+                    };
+                }
                 let name = &self.sources[id];
                 let found = if name.starts_with('/') {
                     v.pointer(name)
@@ -479,7 +494,9 @@ impl Mapping {
                     v.get(name)
                 };
                 match found? {
-                    Value::Array(items) => Some(Raw::Many(items)),
+                    Value::Array(items) => {
+                        Some(Raw::Many(items.iter().filter_map(scalar).collect()))
+                    }
                     other => scalar(other).map(Raw::One),
                 }
             }
@@ -493,6 +510,15 @@ impl Mapping {
             Some(c) => Raw::One(Cow::Borrowed(c.as_str())),
             None if f.sources.len() == 1 => self
                 .lookup(rec, b, f.sources[0])
+                .unwrap_or(Raw::One(Cow::Borrowed(""))),
+            None if f.coalesce => f
+                .sources
+                .iter()
+                .find_map(|&id| match self.lookup(rec, b, id) {
+                    Some(Raw::One(v)) if !v.trim().is_empty() => Some(Raw::One(v)),
+                    Some(Raw::Many(v)) if !v.is_empty() => Some(Raw::Many(v)),
+                    _ => None,
+                })
                 .unwrap_or(Raw::One(Cow::Borrowed(""))),
             None => {
                 let mut s = String::new();
@@ -563,11 +589,9 @@ impl Mapping {
             }
             Raw::Many(items) => {
                 for item in items {
-                    if let Some(v) = scalar(item) {
-                        let v = self.transform(f, v, gaps)?;
-                        if !v.is_empty() {
-                            values.push(v);
-                        }
+                    let v = self.transform(f, item, gaps)?;
+                    if !v.is_empty() {
+                        values.push(v);
                     }
                 }
             }
@@ -718,6 +742,7 @@ fn field<T>(
         sources,
         constant: f.value.clone(),
         sep: f.sep.clone().unwrap_or_else(|| " ".into()),
+        coalesce: f.coalesce,
         transforms,
         time,
         required: f.required,

@@ -70,6 +70,9 @@ pub struct FieldSpec {
     pub value: Option<String>,
     /// Joins several sources (default one space); empty parts are skipped.
     pub sep: Option<String>,
+    /// Takes the first of several sources that has a value, instead of joining them.
+    #[serde(default)]
+    pub coalesce: bool,
     #[serde(default)]
     pub transforms: Vec<TransformSpec>,
     /// Date/time formats for this field, overriding the defaults.

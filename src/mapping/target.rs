@@ -263,8 +263,15 @@ impl PersonField {
             Sex => p.sex = Some(v.into_owned()),
             Race => p.race = Some(v.into_owned()),
             Ethnicity => p.ethnicity = Some(v.into_owned()),
+            // The same number twice (home and work) is kept once.
+            Phone if p.phones.iter().any(|x| x.expose() == &*v) => {}
             Phone => p.phones.push(Sensitive::new(v.into_owned())),
+            Email if p.emails.iter().any(|x| x.expose() == &*v) => {}
             Email => p.emails.push(Sensitive::new(v.into_owned())),
+            Id(kind)
+                if p.identifiers
+                    .iter()
+                    .any(|i| i.kind == kind && i.value.expose() == &*v) => {}
             Street => p.address.street = s(&v),
             City => p.address.city = s(&v),
             State => p.address.state = Some(v.into_owned()),

@@ -8,7 +8,11 @@ pub mod sinks;
 use crate::config::Adapter;
 use crate::config::adapter::Format;
 use crate::formats::delimited::{DelimitedReader, Row};
+use crate::formats::eido::EidoReader;
+use crate::formats::hl7::Hl7Reader;
 use crate::formats::json::{NdjsonReader, stream_document};
+use crate::formats::nibrs::flat::FlatReader;
+use crate::formats::nibrs::xml::NibrsXmlReader;
 use crate::formats::{Checkpoint, FileError, Item, Position, RecordView, Rejection};
 use crate::mapping::{Binding, Gap};
 use crate::model::{Category, Incident};
@@ -187,6 +191,58 @@ impl FileRun<'_, '_> {
                 }
                 stats.bytes += size - start.byte;
                 sink.checkpoint(reader.checkpoint(), true)?;
+            }
+            Format::NibrsXml | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 => {
+                let skip = self.resume.map_or(0, |c| c.record);
+                let reader = BufReader::new(&mut file);
+                let mut next: Box<
+                    dyn FnMut() -> Result<Option<Item<serde_json::Value>>, FileError>,
+                > = match &self.adapter.format {
+                    Format::NibrsXml => {
+                        let mut r = NibrsXmlReader::new(reader);
+                        Box::new(move || r.next_item())
+                    }
+                    Format::NibrsFlat => {
+                        let mut r = FlatReader::new(reader);
+                        Box::new(move || r.next_item())
+                    }
+                    Format::Hl7v2 => {
+                        let mut r = Hl7Reader::new(reader);
+                        Box::new(move || r.next_item())
+                    }
+                    _ => {
+                        let mut r = EidoReader::new(reader).map_err(file_err)?;
+                        Box::new(move || r.next_item())
+                    }
+                };
+                let mut n = 0u64;
+                while let Some(item) = next().map_err(file_err)? {
+                    n += 1;
+                    if n <= skip {
+                        continue;
+                    }
+                    let item = match &item {
+                        Item::Record(pos, v) => Item::Record(*pos, RecordView::Json(v)),
+                        Item::Rejected(pos, r) => Item::Rejected(*pos, r.clone()),
+                    };
+                    let cp = Checkpoint {
+                        byte: 0,
+                        line: 0,
+                        record: n,
+                    };
+                    if state.step(item, cp, sink, stats, &mut self.progress)? {
+                        return Ok(Ended::Stopped);
+                    }
+                }
+                stats.bytes += size;
+                sink.checkpoint(
+                    Checkpoint {
+                        byte: size,
+                        line: 0,
+                        record: n,
+                    },
+                    true,
+                )?;
             }
             Format::Json => {
                 let skip = self.resume.map_or(0, |c| c.record);
