@@ -474,10 +474,10 @@ fn push_uri(uri: &str, phones: &mut Vec<String>, emails: &mut Vec<String>) {
         if digits.len() >= 7 && !phones.contains(&digits) {
             phones.push(digits);
         }
-    } else if let Some(m) = uri.strip_prefix("mailto:") {
-        if !emails.iter().any(|e| e == m) {
-            emails.push(m.to_string());
-        }
+    } else if let Some(m) = uri.strip_prefix("mailto:")
+        && !emails.iter().any(|e| e == m)
+    {
+        emails.push(m.to_string());
     }
 }
 
@@ -547,12 +547,12 @@ fn xml_fields(xml: &str) -> Result<HashMap<String, String>, String> {
                         .or_insert_with(|| t.xml10_content().into_owned());
                 }
             }
-            Event::GeneralRef(e) => {
+            Event::GeneralRef(e)
                 if e.resolve_char_ref().is_err()
-                    || !e.is_char_ref() && !matches!(&*e, "amp" | "lt" | "gt" | "quot" | "apos")
-                {
-                    return Err(format!("entity `&{};` is not expanded", &*e));
-                }
+                    || !e.is_char_ref()
+                        && !matches!(&*e, "amp" | "lt" | "gt" | "quot" | "apos") =>
+            {
+                return Err(format!("entity `&{};` is not expanded", &*e));
             }
             Event::Eof => break,
             _ => {}

@@ -173,13 +173,13 @@ fn read_segment<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Res
                 r.consume(take);
                 consumed += take;
                 // A CR that ends the buffer may have its LF at the start of the next one.
-                if cr && !crlf {
-                    if let Ok(next) = r.fill_buf()
-                        && next.first() == Some(&b'\n')
-                    {
-                        r.consume(1);
-                        consumed += 1;
-                    }
+                if cr
+                    && !crlf
+                    && let Ok(next) = r.fill_buf()
+                    && next.first() == Some(&b'\n')
+                {
+                    r.consume(1);
+                    consumed += 1;
                 }
                 return Ok((consumed, overlong));
             }
