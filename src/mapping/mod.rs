@@ -646,12 +646,15 @@ impl Mapping {
             self.apply_field(f, rec, b, gaps, &mut inc)?;
         }
         for p in &self.persons {
+            // A person of a fixed block is emitted when anything is known of them; each
+            // element of an `each` array is a person the source lists, known or not.
+            let keep_empty = p.each.is_some();
             let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
                 let mut person = Person::new(p.role);
                 for f in &p.fields {
                     self.apply_field(f, view, b, gaps, &mut person)?;
                 }
-                if !person.is_empty() {
+                if keep_empty || !person.is_empty() {
                     inc.persons.push(person);
                 }
                 Ok(())
