@@ -216,3 +216,30 @@ fn ndjson_and_json_documents() {
     assert_eq!(k, ["not_an_object", "invalid_json"]);
     assert_eq!(c.gaps.len(), 1, "code Q is a mapping gap");
 }
+
+/// Found by the `delimited` fuzz target: two fields whose bytes are each invalid UTF-8 but form a
+/// valid character once the delimiter between them is removed. The header check sliced a string
+/// inside that character and panicked; a data row would have been misread. Now each field is
+/// checked on its own.
+#[test]
+fn fuzz_regression_utf8_split_across_fields() {
+    let d = tempfile::tempdir().unwrap();
+    let a = small(d.path(), "kind = \"tsv\"");
+    let crash = std::fs::read(repo().join("tests/data/fuzz/delimited-split-utf8")).unwrap();
+    // The fuzz target's first byte selects the options; the rest is the file.
+    let f = d.path().join("x.tsv");
+    std::fs::write(&f, &crash[1..]).unwrap();
+    let c = read(&a, &f);
+    assert_eq!(c.rejected.len(), 1);
+    assert_eq!(c.rejected[0].1.kind, "bad_header");
+    // The same shape in a data row: rejected, not silently emptied.
+    std::fs::write(
+        &f,
+        b"id\twhen\tcode\tname\tnote\n1\t2024-01-01 10:00:00\tOD\t\xC9\t\x89\n",
+    )
+    .unwrap();
+    let c = read(&a, &f);
+    assert_eq!(c.rejected.len(), 1, "{:?}", c.incidents);
+    assert_eq!(c.rejected[0].1.kind, "invalid_utf8");
+    assert_eq!(c.rejected[0].1.field.as_deref(), Some("name"));
+}

@@ -170,12 +170,17 @@ impl<R: Read + Seek> DelimitedReader<R> {
             match r.read_raw()? {
                 Raw::Record => {
                     let n = r.ends_len();
-                    let text = std::str::from_utf8(&r.out[..r.end_of(n)]).map_err(|_| {
-                        FileError::Header("the header row is not valid UTF-8".into())
-                    })?;
                     let mut start = 0;
-                    for &end in &r.ends[..n] {
-                        r.headers.push(text[start..end].trim().to_owned());
+                    for (i, &end) in r.ends[..n].iter().enumerate() {
+                        // Each field on its own: the bytes of two fields may join into a
+                        // character once the delimiter between them is gone.
+                        let name = std::str::from_utf8(&r.out[start..end]).map_err(|_| {
+                            FileError::Header(format!(
+                                "the header row's column {} is not valid UTF-8",
+                                i + 1
+                            ))
+                        })?;
+                        r.headers.push(name.trim().to_owned());
                         start = end;
                     }
                 }
@@ -371,22 +376,11 @@ impl<R: Read + Seek> DelimitedReader<R> {
                 }
                 return Ok(Some(Item::Rejected(start, rejection)));
             }
-            let len = self.end_of(n);
-            let bytes = &self.out[..len];
-            match std::str::from_utf8(bytes) {
-                Ok(text) => {
-                    row.data.clear();
-                    row.data.push_str(text);
-                    row.ends.clear();
-                    row.ends.extend_from_slice(&self.ends[..n]);
-                    return Ok(Some(Item::Record(start, ())));
-                }
-                Err(e) => {
-                    let bad = e.valid_up_to();
-                    let idx = self.ends[..n]
-                        .iter()
-                        .position(|&end| end > bad)
-                        .unwrap_or(0);
+            // Each field on its own: the bytes of two fields may join into a character once the
+            // delimiter between them is gone.
+            let mut from = 0;
+            for (idx, &end) in self.ends[..n].iter().enumerate() {
+                if std::str::from_utf8(&self.out[from..end]).is_err() {
                     let name = self
                         .headers
                         .get(idx)
@@ -401,7 +395,15 @@ impl<R: Read + Seek> DelimitedReader<R> {
                         .with_field(name),
                     )));
                 }
+                from = end;
             }
+            let text = std::str::from_utf8(&self.out[..self.end_of(n)])
+                .expect("valid fields concatenate to valid UTF-8");
+            row.data.clear();
+            row.data.push_str(text);
+            row.ends.clear();
+            row.ends.extend_from_slice(&self.ends[..n]);
+            return Ok(Some(Item::Record(start, ())));
         }
     }
 
