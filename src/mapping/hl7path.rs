@@ -107,8 +107,13 @@ impl Hl7Path {
             let Some(reps) = seg.get(self.field).and_then(Value::as_array) else {
                 continue;
             };
+            // A component is its string, or the list of its subcomponents.
             let at = |rep: &'a Value, c: usize, s: usize| -> Option<&'a str> {
-                rep.get(c - 1)?.get(s - 1)?.as_str()
+                match rep.get(c - 1)? {
+                    Value::String(x) if s == 1 => Some(x.as_str()),
+                    Value::Array(subs) => subs.get(s - 1)?.as_str(),
+                    _ => None,
+                }
             };
             let chosen: Vec<&'a Value> = match &self.repetition {
                 Sel::Nth(n) => reps.get(n - 1).into_iter().collect(),
