@@ -69,3 +69,20 @@ fn write_one_incident_as_json(bencher: divan::Bencher) {
         out.len()
     });
 }
+
+/// One HL7 v2 ADT message (as in scripts/gen_hl7.py) read into its JSON form: the parse alone,
+/// to set beside Python's `hl7.parse` of the same message (scripts/bench-standards.sh).
+#[divan::bench]
+fn hl7_read_one_message(bencher: divan::Bencher) {
+    let msg = "MSH|^~\\&|EDIS|CAMC|PNP|WV|20260301101500||ADT^A04^ADT_A01|MSG00000001|P|2.5.1\r\
+        EVN|A04|20260301101500\r\
+        PID|1||100001^^^CAMC^MR~101-11-1001^^^SSA^SS||DOE^JANE^Q^^^^L||19900704|F||W|12 EXAMPLE AVE^^CHARLESTON^WV^25301||(304)555-0001|||||||||N\r\
+        NK1|1|DOE^JOHN|SPO|12 EXAMPLE AVE^^CHARLESTON^WV^25301|(304)555-0199\r\
+        PV1|1|E|ED^01^01||||1234^WELBY^MARCUS|||||||||||V00000001|||||||||||||||||||||||||20260301101500\r\
+        DG1|1||T40.1X1A^Poisoning by heroin, accidental^I10|||A\r\
+        NTE|1||Brought in by EMS after naloxone \\T\\ peer contacted\r";
+    bencher.bench_local(|| {
+        let mut r = pnp_gateway::formats::hl7::Hl7Reader::new(divan::black_box(msg.as_bytes()));
+        r.next_item().unwrap().is_some()
+    });
+}
