@@ -10,9 +10,9 @@
 //! paths such as `PID-3[2].1` (see docs/mapping.md). To keep allocations down, an empty field is
 //! `[]` and a component without subcomponents is its string rather than `[string]`.
 
-use super::{FileError, Item, Position, Rejection};
+use super::{FileError, Item, LineEnd, Position, Rejection, read_line_bounded};
 use serde_json::{Map, Value};
-use std::io::{self, BufRead};
+use std::io::BufRead;
 
 /// Limits that keep one message bounded in memory.
 pub const MAX_SEGMENT_BYTES: usize = 1 << 20;
@@ -68,7 +68,12 @@ impl<R: BufRead> Hl7Reader<R> {
                 return Ok(self.take());
             }
             let at = self.offset;
-            let (n, overlong) = read_segment(&mut self.inner, &mut self.buf, MAX_SEGMENT_BYTES)?;
+            let (n, overlong) = read_line_bounded(
+                &mut self.inner,
+                &mut self.buf,
+                MAX_SEGMENT_BYTES,
+                LineEnd::CrOrLf,
+            )?;
             if n == 0 {
                 self.done = true;
                 continue;
@@ -145,54 +150,6 @@ impl<R: BufRead> Hl7Reader<R> {
             self.buf = owned;
             if out.is_some() {
                 return Ok(out);
-            }
-        }
-    }
-}
-
-/// Reads one segment (ended by CR, LF or CRLF) into `buf`, keeping at most `max` bytes.
-/// Returns the bytes consumed and whether the segment was cut.
-fn read_segment<R: BufRead>(r: &mut R, buf: &mut Vec<u8>, max: usize) -> io::Result<(usize, bool)> {
-    buf.clear();
-    let mut consumed = 0;
-    let mut overlong = false;
-    loop {
-        let chunk = match r.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok((consumed, overlong));
-        }
-        match chunk.iter().position(|&b| b == b'\r' || b == b'\n') {
-            Some(i) => {
-                let room = max.saturating_sub(buf.len());
-                overlong |= i > room;
-                buf.extend_from_slice(&chunk[..i.min(room)]);
-                let cr = chunk[i] == b'\r';
-                let crlf = cr && chunk.get(i + 1) == Some(&b'\n');
-                let take = if crlf { i + 2 } else { i + 1 };
-                r.consume(take);
-                consumed += take;
-                // A CR that ends the buffer may have its LF at the start of the next one.
-                if cr
-                    && !crlf
-                    && let Ok(next) = r.fill_buf()
-                    && next.first() == Some(&b'\n')
-                {
-                    r.consume(1);
-                    consumed += 1;
-                }
-                return Ok((consumed, overlong));
-            }
-            None => {
-                let n = chunk.len();
-                let room = max.saturating_sub(buf.len());
-                overlong |= n > room;
-                buf.extend_from_slice(&chunk[..n.min(room)]);
-                r.consume(n);
-                consumed += n;
             }
         }
     }

@@ -1,7 +1,7 @@
 //! JSON exports: NDJSON (one object per line) and JSON documents (one object, or an array of
 //! objects, streamed element by element so that file size does not change memory use).
 
-use super::{FileError, Item, Position, Rejection};
+use super::{FileError, Item, LineEnd, Position, Rejection, read_line_bounded};
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 use std::fmt;
@@ -46,7 +46,8 @@ impl<R: BufRead> NdjsonReader<R> {
                 line: self.line,
                 record: self.record + 1,
             };
-            let (consumed, overlong) = read_bounded_line(&mut self.inner, &mut self.buf, self.max)?;
+            let (consumed, overlong) =
+                read_line_bounded(&mut self.inner, &mut self.buf, self.max, LineEnd::Lf)?;
             if consumed == 0 {
                 return Ok(None);
             }
@@ -97,42 +98,6 @@ fn category(e: &serde_json::Error) -> &'static str {
         serde_json::error::Category::Syntax => "JSON syntax error",
         serde_json::error::Category::Data => "JSON data error",
         serde_json::error::Category::Eof => "JSON ends early",
-    }
-}
-
-/// Reads one line (through `\n`) into `buf`, storing at most `max` bytes. Returns the bytes
-/// consumed and whether the line was cut.
-pub fn read_bounded_line<R: BufRead>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<(usize, bool)> {
-    buf.clear();
-    let mut consumed = 0;
-    let mut overlong = false;
-    loop {
-        let chunk = match r.fill_buf() {
-            Ok(c) => c,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if chunk.is_empty() {
-            return Ok((consumed, overlong));
-        }
-        let (take, found) = match chunk.iter().position(|&b| b == b'\n') {
-            Some(i) => (i + 1, true),
-            None => (chunk.len(), false),
-        };
-        let room = max.saturating_sub(buf.len());
-        if take > room {
-            overlong = true;
-        }
-        buf.extend_from_slice(&chunk[..take.min(room)]);
-        r.consume(take);
-        consumed += take;
-        if found {
-            return Ok((consumed, overlong));
-        }
     }
 }
 

@@ -87,3 +87,65 @@ pub enum FileError {
         message: String,
     },
 }
+
+/// What ends a line for [`read_line_bounded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineEnd {
+    /// `\n` (a `\r` before it stays in the line).
+    Lf,
+    /// `\r`, `\n` or `\r\n` (HL7 segments).
+    CrOrLf,
+}
+
+/// Reads one line into `buf`, without its terminator, keeping at most `max` bytes: a longer line
+/// is consumed to its end but not stored. Returns the bytes consumed (terminator included; 0 at
+/// the end of the input) and whether the line was cut.
+pub fn read_line_bounded<R: std::io::BufRead>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+    ends: LineEnd,
+) -> std::io::Result<(usize, bool)> {
+    buf.clear();
+    let mut consumed = 0;
+    let mut overlong = false;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok((consumed, overlong));
+        }
+        let end = match ends {
+            LineEnd::Lf => memchr::memchr(b'\n', chunk),
+            LineEnd::CrOrLf => memchr::memchr2(b'\r', b'\n', chunk),
+        };
+        let stop = end.unwrap_or(chunk.len());
+        let room = max.saturating_sub(buf.len());
+        overlong |= stop > room;
+        buf.extend_from_slice(&chunk[..stop.min(room)]);
+        let Some(i) = end else {
+            let n = chunk.len();
+            r.consume(n);
+            consumed += n;
+            continue;
+        };
+        let cr = chunk[i] == b'\r';
+        let crlf = cr && chunk.get(i + 1) == Some(&b'\n');
+        let take = if crlf { i + 2 } else { i + 1 };
+        r.consume(take);
+        consumed += take;
+        // A CR that ends the buffer may have its LF at the start of the next one.
+        if cr
+            && !crlf
+            && let Ok(next) = r.fill_buf()
+            && next.first() == Some(&b'\n')
+        {
+            r.consume(1);
+            consumed += 1;
+        }
+        return Ok((consumed, overlong));
+    }
+}

@@ -14,26 +14,18 @@ impl Store {
         let mut added = 0;
         for c in consents {
             let body = serde_json::to_string(c)?;
-            let existing: Option<String> = tx
-                .query_row("SELECT body FROM consents WHERE id = ?1", [&c.id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            match existing {
-                Some(b) if b == body => {}
-                Some(_) => {
-                    return Err(StoreError::Invalid(format!(
-                        "consent {} is already in the registry with different content; revoke it and import the new consent under a new id",
-                        c.id
-                    )));
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
-                        params![c.id, body, now()],
-                    )?;
-                    added += 1;
-                }
+            let new = is_new(&tx, "consents", &c.id, &body, || {
+                format!(
+                    "consent {} is already in the registry with different content; revoke it and import the new consent under a new id",
+                    c.id
+                )
+            })?;
+            if new {
+                tx.execute(
+                    "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
+                    params![c.id, body, now()],
+                )?;
+                added += 1;
             }
         }
         tx.commit()?;
@@ -113,27 +105,19 @@ impl Store {
         let mut added = 0;
         for e in es {
             let body = serde_json::to_string(e)?;
-            let existing: Option<String> = tx
-                .query_row("SELECT body FROM engagements WHERE id = ?1", [&e.id], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            match existing {
-                Some(b) if b == body => {}
-                Some(_) => {
-                    return Err(StoreError::Invalid(format!(
-                        "engagement {} is already recorded with different content",
-                        e.id
-                    )));
-                }
-                None => {
-                    tx.execute(
-                        "INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, now()],
-                    )?;
-                    added += 1;
-                }
+            let new = is_new(&tx, "engagements", &e.id, &body, || {
+                format!(
+                    "engagement {} is already recorded with different content",
+                    e.id
+                )
+            })?;
+            if new {
+                tx.execute(
+                    "INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, now()],
+                )?;
+                added += 1;
             }
         }
         tx.commit()?;
@@ -149,6 +133,29 @@ impl Store {
             .query_map(params![incident_id, adapter], |r| r.get::<_, String>(0))?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.iter().map(|b| Ok(serde_json::from_str(b)?)).collect()
+    }
+}
+
+/// Whether the record `id` is new to `table`. Imports are idempotent: the same content again is
+/// not new; other content under the same id is an error (`conflict` says which).
+fn is_new(
+    tx: &rusqlite::Transaction,
+    table: &str,
+    id: &str,
+    body: &str,
+    conflict: impl FnOnce() -> String,
+) -> Result<bool> {
+    let existing: Option<String> = tx
+        .query_row(
+            &format!("SELECT body FROM {table} WHERE id = ?1"),
+            [id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match existing {
+        None => Ok(true),
+        Some(b) if b == body => Ok(false),
+        Some(_) => Err(StoreError::Invalid(conflict())),
     }
 }
 

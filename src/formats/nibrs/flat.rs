@@ -5,8 +5,8 @@
 //! than its RDW, or too short to hold its segment's header, is rejected.
 
 use super::{Age, NibrsPerson, Offense, Report, some};
-use crate::formats::json::read_bounded_line;
 use crate::formats::{FileError, Item, Position, Rejection};
+use crate::formats::{LineEnd, read_line_bounded};
 use serde_json::Value;
 use std::io::BufRead;
 
@@ -54,7 +54,8 @@ impl<R: BufRead> FlatReader<R> {
                 return Ok(None);
             }
             let start = self.offset;
-            let (n, overlong) = read_bounded_line(&mut self.inner, &mut self.buf, MAX_LINE)?;
+            let (n, overlong) =
+                read_line_bounded(&mut self.inner, &mut self.buf, MAX_LINE, LineEnd::Lf)?;
             if n == 0 {
                 self.done = true;
                 self.flush();
