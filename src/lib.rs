@@ -2,6 +2,7 @@
 //! referrals and de-identified program data to their recipients. See ARCHITECTURE.md.
 
 pub mod config;
+pub mod deliver;
 pub mod demo;
 pub mod formats;
 pub mod ingest;

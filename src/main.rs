@@ -95,6 +95,11 @@ enum Command {
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
     },
+    /// The durable outbox: what waits, what was delivered, what was dead-lettered.
+    Outbox {
+        #[command(subcommand)]
+        command: OutboxCommand,
+    },
     /// The vault and audit secrets.
     Keys {
         #[command(subcommand)]
@@ -166,6 +171,44 @@ enum AuditCommand {
 }
 
 #[derive(Subcommand)]
+enum OutboxCommand {
+    /// Rows with their status, attempts and last error (never payloads).
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// One row's metadata (no PHI).
+    Show {
+        id: i64,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// Dead-lettered rows.
+    Dead {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// Queue rows again (linked to the originals in the audit trail), optionally elsewhere.
+    Replay {
+        #[arg(required = true)]
+        ids: Vec<i64>,
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// Purge the payloads of delivered and withdrawn rows now.
+    Purge {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum KeysCommand {
     /// Create the key files named in [keys] (random; never overwrites).
     Init {
@@ -226,7 +269,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             max_records,
         } => {
             let gw = load_gateway(&config)?;
-            let stats = run(&gw, once, max_records)?;
+            let stats = run(&gw, once, max_records, true)?;
             print_summary(&gw, &stats)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -278,6 +321,25 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Keys {
             command: KeysCommand::Init { config },
         } => cmd::privacy::keys_init(&load_gateway(&config)?),
+        Command::Outbox { command } => match command {
+            OutboxCommand::List {
+                status,
+                destination,
+                config,
+            } => cmd::outbox::list(
+                &load_gateway(&config)?,
+                status.as_deref(),
+                destination.as_deref(),
+            ),
+            OutboxCommand::Show { id, config } => cmd::outbox::show(&load_gateway(&config)?, id),
+            OutboxCommand::Dead { config } => {
+                cmd::outbox::list(&load_gateway(&config)?, Some("dead"), None)
+            }
+            OutboxCommand::Replay { ids, to, config } => {
+                cmd::outbox::replay(&load_gateway(&config)?, &ids, to.as_deref())
+            }
+            OutboxCommand::Purge { config } => cmd::outbox::purge(&load_gateway(&config)?),
+        },
         Command::Demo { out } => demo(&out),
     }
 }
@@ -489,7 +551,40 @@ impl Progress {
     }
 }
 
-fn run(gw: &Gateway, once: bool, max_records: Option<u64>) -> Result<Stats> {
+/// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
+/// config has destinations.
+fn disclose_and_dispatch(
+    gw: &Gateway,
+    store: &mut Store,
+    alerts: &mut pnp_gateway::deliver::Alerts,
+) -> Result<()> {
+    if gw.destinations.is_empty() {
+        return Ok(());
+    }
+    let keys = gw.keys().map_err(anyhow::Error::msg)?;
+    let today = cmd::privacy::today();
+    let decisions = pnp_gateway::pipeline::disclosure::disclose_staged(store, gw, &keys, today)?;
+    if !decisions.is_empty() {
+        tracing::info!(decisions = decisions.len(), "disclosure decisions made");
+    }
+    if let Some(secret) = &keys.outbox {
+        let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
+        let d = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, alerts)?;
+        let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+        if n(&d.delivered) + n(&d.retried) + n(&d.dead) + n(&d.withdrawn) > 0 {
+            tracing::info!(
+                delivered = n(&d.delivered),
+                retried = n(&d.retried),
+                dead = n(&d.dead),
+                withdrawn = n(&d.withdrawn),
+                "dispatch pass"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run(gw: &Gateway, once: bool, max_records: Option<u64>, disclose: bool) -> Result<Stats> {
     let mut store = Store::open(&gw.store_path)
         .with_context(|| format!("opening the store {}", gw.store_path.display()))?;
     let mut stats = Stats::default();
@@ -515,6 +610,9 @@ fn run(gw: &Gateway, once: bool, max_records: Option<u64>) -> Result<Stats> {
                 break;
             }
         }
+        if disclose {
+            disclose_and_dispatch(gw, &mut store, &mut Default::default())?;
+        }
         return Ok(stats);
     }
     watch(gw, &mut store, &mut stats)?;
@@ -536,6 +634,7 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
     tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
     let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
     let mut progress = Progress::new();
+    let mut alerts = pnp_gateway::deliver::Alerts::default();
     loop {
         for p in &gw.pipelines {
             let mut settled = |path: &Path| {
@@ -555,6 +654,9 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
                 tracing::error!(adapter = %p.adapter.name, error = %e, "pipeline error; retrying at the next scan");
             }
             progress.clear();
+        }
+        if let Err(e) = disclose_and_dispatch(gw, store, &mut alerts) {
+            tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
         }
         // Wake on a change, or rescan after a second anyway.
         let _ = rx.recv_timeout(Duration::from_secs(1));
@@ -638,7 +740,7 @@ fn demo(out: &Path) -> Result<ExitCode> {
     let config = pnp_gateway::demo::write_tree(out)
         .with_context(|| format!("writing the demo into {}", out.display()))?;
     let gw = load_gateway(&config)?;
-    for f in [&gw.vault_key_file, &gw.audit_key_file]
+    for f in [&gw.vault_key_file, &gw.audit_key_file, &gw.outbox_key_file]
         .into_iter()
         .flatten()
     {
@@ -652,7 +754,7 @@ fn demo(out: &Path) -> Result<ExitCode> {
     for p in &gw.pipelines {
         println!("  {} <- {}", p.adapter.name, p.folder.display());
     }
-    let stats = run(&gw, true, None)?;
+    let stats = run(&gw, true, None, false)?;
     println!();
     print_summary(&gw, &stats)?;
 
@@ -669,47 +771,49 @@ fn demo(out: &Path) -> Result<ExitCode> {
     store.revoke_consent("C-2026-005", "2026-11-20".parse()?)?;
     println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");
 
-    // Who would get what.
+    // Who would get what: the disclosure stage over every staged incident, then a dispatch.
     let keys = gw.keys().map_err(anyhow::Error::msg)?;
-    let incidents = store.incidents()?;
-    let adapters: Vec<String> = incidents
-        .iter()
-        .map(|(_, _, i)| i.source.adapter.clone())
-        .collect();
-    let mut d = pnp_gateway::pipeline::disclosure::Disclosure {
-        store: &mut store,
-        keys: &keys,
-        destinations: &gw.destinations,
-        roster: &gw.roster,
+    let decisions =
+        pnp_gateway::pipeline::disclosure::disclose_staged(&mut store, &gw, &keys, today)?;
+    let seal = pnp_gateway::store::outbox::SealKey::from_secret(
+        keys.outbox
+            .as_deref()
+            .context("the demo configures an outbox key")?,
+    );
+    let sent = pnp_gateway::deliver::dispatch(
+        &mut store,
+        &gw,
+        &seal,
+        &keys.audit,
         today,
-    };
+        &mut Default::default(),
+    )?;
+    let incidents = store.incidents()?;
     let mut per_dest: std::collections::BTreeMap<
         String,
         (u64, std::collections::BTreeMap<String, u64>),
     > = Default::default();
     let mut referrals = Vec::new();
-    for ((_, _, inc), adapter) in incidents.iter().zip(&adapters) {
-        for dec in d.decide(adapter, inc)? {
-            let e = per_dest.entry(dec.destination.clone()).or_default();
-            if dec.delivers() {
-                e.0 += 1;
-                if dec.profile == "consented-referral" {
-                    referrals.push(format!(
-                        "{} -> {}: {}",
-                        dec.incident,
-                        dec.destination,
-                        dec.fields.join(", ")
-                    ));
-                }
-            } else {
-                let kind = dec
-                    .reasons
-                    .first()
-                    .and_then(|r| r.split(':').next())
-                    .unwrap_or("?")
-                    .to_string();
-                *e.1.entry(kind).or_default() += 1;
+    for dec in &decisions {
+        let e = per_dest.entry(dec.destination.clone()).or_default();
+        if dec.delivers() {
+            e.0 += 1;
+            if dec.profile == "consented-referral" {
+                referrals.push(format!(
+                    "{} -> {}: {}",
+                    dec.incident,
+                    dec.destination,
+                    dec.fields.join(", ")
+                ));
             }
+        } else {
+            let kind = dec
+                .reasons
+                .first()
+                .and_then(|r| r.split(':').next())
+                .unwrap_or("?")
+                .to_string();
+            *e.1.entry(kind).or_default() += 1;
         }
     }
     println!();
@@ -733,6 +837,12 @@ fn demo(out: &Path) -> Result<ExitCode> {
     println!("consented referrals (fields sent, never values in logs):");
     for r in &referrals {
         println!("  {r}");
+    }
+    println!("delivered now (outbox, then the destinations' folders):");
+    for (dest, d) in &gw.deliveries {
+        let n = sent.delivered.get(dest).copied().unwrap_or(0);
+        let pnp_gateway::config::gateway::DeliveryKind::File { folder } = &d.kind;
+        println!("  {dest:<14} {n:>4} payload(s) -> {}", folder.display());
     }
     let cfg = gw.path.display();
     println!("next:");

@@ -15,11 +15,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Today in West Virginia.
+/// Today in West Virginia; `PNP_GATEWAY_TODAY` (YYYY-MM-DD) overrides it, to re-run decisions as
+/// of a past date or to pin a test's date.
 pub fn today() -> NaiveDate {
-    chrono::Utc::now()
-        .with_timezone(&chrono_tz::America::New_York)
-        .date_naive()
+    std::env::var("PNP_GATEWAY_TODAY")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| {
+            chrono::Utc::now()
+                .with_timezone(&chrono_tz::America::New_York)
+                .date_naive()
+        })
 }
 
 fn keys(gw: &Gateway) -> Result<Keys> {
@@ -105,6 +111,35 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
     match store.revoke_consent(id, on) {
         Ok(()) => {
             println!("consent {id} revoked as of {on}");
+            // What still waits under it is withdrawn now and its payload purged; a revocation
+            // dated later acts at send time, when its date has come.
+            if on <= today() {
+                let queued = store.queued_under_consent(id)?;
+                if !queued.is_empty() {
+                    let keys = keys(gw)?;
+                    let reason = format!("consent_revoked: consent {id} was revoked on {on}");
+                    for row in &queued {
+                        store.withdraw(row.id, &reason)?;
+                        store.audit_append(
+                            &keys.audit,
+                            &pnp_gateway::store::audit::Entry {
+                                destination: row.destination.clone(),
+                                profile: row.profile.clone(),
+                                decision: "withdrawn".into(),
+                                reasons: vec![reason.clone()],
+                                person_token: row.person_token.clone(),
+                                consent_id: row.consent_id.clone(),
+                                fields: row.fields.clone(),
+                                payload_digest: Some(row.payload_digest.clone()),
+                            },
+                        )?;
+                    }
+                    println!(
+                        "withdrew {} queued referral(s) and purged their payloads",
+                        queued.len()
+                    );
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -217,8 +252,15 @@ pub fn audit_disclosures(gw: &Gateway, person: &str) -> Result<ExitCode> {
 
 /// Creates the configured key files (random, 64 hex characters, owner-only) if absent.
 pub fn keys_init(gw: &Gateway) -> Result<ExitCode> {
-    for (what, f) in [("vault", &gw.vault_key_file), ("audit", &gw.audit_key_file)] {
+    for (what, f) in [
+        ("vault", &gw.vault_key_file),
+        ("audit", &gw.audit_key_file),
+        ("outbox", &gw.outbox_key_file),
+    ] {
         let Some(f) = f else {
+            if what == "outbox" {
+                continue; // only needed when a destination delivers
+            }
             bail!("[keys] names no {what}_key_file in {}", gw.path.display());
         };
         if ensure_key_file(f)? {

@@ -29,6 +29,62 @@ pub struct DestinationSpec {
     /// Field → method overrides of the profile's preset (`redact` removes a field).
     #[serde(default)]
     pub fields: BTreeMap<String, Method>,
+    /// How payloads reach the destination. Without it, decisions are previewed and audited but
+    /// nothing is queued.
+    pub deliver: Option<DeliverSpec>,
+    #[serde(default)]
+    pub retry: RetrySpec,
+    /// Hours a delivered payload stays (encrypted) in the outbox; 0, the default, purges it at
+    /// once. The audit trail keeps its digest either way.
+    #[serde(default)]
+    pub retention_hours: u64,
+}
+
+/// `[destination.deliver]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DeliverSpec {
+    /// NDJSON files in a folder (a provider's drop folder, a DHHR batch drop): written under a
+    /// temporary name, synced, then renamed, one file per dispatch.
+    File { folder: String },
+}
+
+/// `[destination.retry]`: bounded attempts and age, exponential backoff with jitter.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySpec {
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_initial")]
+    pub initial_backoff_ms: u64,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_ms: u64,
+    #[serde(default = "default_max_age")]
+    pub max_age_hours: u64,
+}
+
+fn default_attempts() -> u32 {
+    10
+}
+fn default_initial() -> u64 {
+    1_000
+}
+fn default_max_backoff() -> u64 {
+    300_000
+}
+fn default_max_age() -> u64 {
+    72
+}
+
+impl Default for RetrySpec {
+    fn default() -> Self {
+        RetrySpec {
+            max_attempts: default_attempts(),
+            initial_backoff_ms: default_initial(),
+            max_backoff_ms: default_max_backoff(),
+            max_age_hours: default_max_age(),
+        }
+    }
 }
 
 fn default_purpose() -> String {
@@ -70,6 +126,8 @@ impl DestinationSpec {
 pub struct KeysSpec {
     pub vault_key_file: Option<String>,
     pub audit_key_file: Option<String>,
+    /// Encrypts outbox payloads at rest (`PNP_GATEWAY_OUTBOX_KEY` takes precedence).
+    pub outbox_key_file: Option<String>,
 }
 
 /// The secrets, loaded.
@@ -77,6 +135,8 @@ pub struct KeysSpec {
 pub struct Keys {
     pub vault: Vec<u8>,
     pub audit: Vec<u8>,
+    /// Only needed when a destination delivers.
+    pub outbox: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Keys {

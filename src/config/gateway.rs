@@ -74,6 +74,22 @@ pub struct Gateway {
     pub roster: Vec<Prss>,
     pub vault_key_file: Option<PathBuf>,
     pub audit_key_file: Option<PathBuf>,
+    pub outbox_key_file: Option<PathBuf>,
+    /// How each delivering destination is reached, by destination id.
+    pub deliveries: std::collections::BTreeMap<String, Delivery>,
+}
+
+/// A destination's delivery, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub kind: DeliveryKind,
+    pub retry: super::destination::RetrySpec,
+    pub retention_hours: u64,
+}
+
+#[derive(Debug, Clone)]
+pub enum DeliveryKind {
+    File { folder: PathBuf },
 }
 
 #[derive(Debug)]
@@ -171,14 +187,43 @@ impl Gateway {
             roster: spec.roster,
             vault_key_file: spec.keys.vault_key_file.as_ref().map(|f| base.join(f)),
             audit_key_file: spec.keys.audit_key_file.as_ref().map(|f| base.join(f)),
+            outbox_key_file: spec.keys.outbox_key_file.as_ref().map(|f| base.join(f)),
+            deliveries: spec
+                .destinations
+                .iter()
+                .filter_map(|d| {
+                    let kind = match d.deliver.as_ref()? {
+                        super::destination::DeliverSpec::File { folder } => DeliveryKind::File {
+                            folder: base.join(folder),
+                        },
+                    };
+                    Some((
+                        d.id.clone(),
+                        Delivery {
+                            kind,
+                            retry: d.retry.clone(),
+                            retention_hours: d.retention_hours,
+                        },
+                    ))
+                })
+                .collect(),
         })
     }
 
     /// The vault and audit secrets (environment first, then the configured files).
     pub fn keys(&self) -> Result<Keys, String> {
+        let outbox = if self.deliveries.is_empty() {
+            None
+        } else {
+            Some(load_key(
+                "PNP_GATEWAY_OUTBOX_KEY",
+                self.outbox_key_file.as_deref(),
+            )?)
+        };
         Ok(Keys {
             vault: load_key("PNP_GATEWAY_VAULT_KEY", self.vault_key_file.as_deref())?,
             audit: load_key("PNP_GATEWAY_AUDIT_KEY", self.audit_key_file.as_deref())?,
+            outbox,
         })
     }
 }

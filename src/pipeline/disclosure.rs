@@ -31,8 +31,9 @@ impl Disclosure<'_> {
             self.store
                 .incident_pseudonym(&self.keys.vault, adapter, &inc.incident_id)?;
         let mut person_pseudo = Vec::with_capacity(inc.persons.len());
-        for p in &inc.persons {
-            person_pseudo.push(self.store.person_pseudonym(&self.keys.vault, p)?);
+        for (i, p) in inc.persons.iter().enumerate() {
+            let local = format!("{adapter}|{}|{i}", inc.incident_id);
+            person_pseudo.push(self.store.person_pseudonym(&self.keys.vault, p, &local)?);
         }
         let facts = Facts {
             incident: inc,
@@ -63,5 +64,71 @@ impl Disclosure<'_> {
             out.push(d);
         }
         Ok(out)
+    }
+}
+
+/// The disclosure stage over the store: every staged incident not yet through it gets its
+/// decisions (audited); the deliveries go into the outbox (encrypted), and a deleted incident
+/// withdraws what is still queued for it. Returns the decisions made.
+pub fn disclose_staged(
+    store: &mut Store,
+    gw: &crate::config::Gateway,
+    keys: &Keys,
+    today: NaiveDate,
+) -> Result<Vec<Decision>, StoreError> {
+    use crate::store::outbox::{NewRow, SealKey};
+    let seal = keys.outbox.as_deref().map(SealKey::from_secret);
+    let mut all = Vec::new();
+    loop {
+        let batch = store.undisclosed(500)?;
+        if batch.is_empty() {
+            return Ok(all);
+        }
+        for (row_id, adapter, inc) in batch {
+            let decisions = Disclosure {
+                store,
+                keys,
+                destinations: &gw.destinations,
+                roster: &gw.roster,
+                today,
+            }
+            .decide(&adapter, &inc)?;
+            if inc.action == crate::model::Action::Delete {
+                for r in store.pending_for_incident(&adapter, &inc.incident_id)? {
+                    store.withdraw(r.id, "incident_deleted: the agency deleted the incident")?;
+                }
+            }
+            for d in &decisions {
+                if !d.delivers() || !gw.deliveries.contains_key(&d.destination) {
+                    continue;
+                }
+                let seal = seal.as_ref().ok_or_else(|| {
+                    StoreError::Invalid(
+                        "no outbox key: set PNP_GATEWAY_OUTBOX_KEY or [keys] outbox_key_file"
+                            .into(),
+                    )
+                })?;
+                let payload = d
+                    .payload
+                    .as_ref()
+                    .expect("a delivering decision has a payload");
+                store.enqueue(
+                    seal,
+                    &NewRow {
+                        destination: &d.destination,
+                        adapter: &adapter,
+                        incident_id: &inc.incident_id,
+                        profile: d.profile,
+                        consent_id: d.consent_id.as_deref(),
+                        person_token: d.person_token.as_deref(),
+                        fields: &d.fields,
+                        payload,
+                        payload_digest: &d.payload_digest().unwrap_or_default(),
+                    },
+                )?;
+            }
+            store.mark_disclosed(row_id)?;
+            all.extend(decisions);
+        }
     }
 }

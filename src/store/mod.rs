@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub mod audit;
+pub mod outbox;
 pub mod registry;
 pub mod vault;
 
@@ -135,6 +136,30 @@ const MIGRATIONS: &[&str] = &[
         seq INTEGER NOT NULL,
         mac TEXT NOT NULL
     );",
+    // 3: the durable outbox; incidents remember when they went through the disclosure stage.
+    "CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        destination TEXT NOT NULL,
+        adapter TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        profile TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        last_error TEXT,
+        consent_id TEXT,
+        person_token TEXT,
+        fields TEXT NOT NULL,
+        payload BLOB,
+        payload_digest TEXT NOT NULL,
+        delivered_at TEXT,
+        replay_of INTEGER REFERENCES outbox (id)
+    );
+    CREATE INDEX outbox_due ON outbox (status, destination, next_attempt_at);
+    CREATE INDEX outbox_by_incident ON outbox (destination, adapter, incident_id, id);
+    ALTER TABLE incidents ADD COLUMN disclosed_at TEXT;",
 ];
 
 /// What the ledger knows of one file.
@@ -291,6 +316,34 @@ impl Store {
             Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Staged incidents that have not been through the disclosure stage: (row id, adapter,
+    /// incident), in the order they were read.
+    pub fn undisclosed(&self, limit: usize) -> Result<Vec<(i64, String, Incident)>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, adapter, body FROM incidents WHERE disclosed_at IS NULL ORDER BY id LIMIT ?1",
+        )?;
+        let rows = st
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(id, a, b)| Ok((id, a, serde_json::from_str(&b)?)))
+            .collect()
+    }
+
+    pub fn mark_disclosed(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE incidents SET disclosed_at = ?2 WHERE id = ?1",
+            params![id, now()],
+        )?;
+        Ok(())
     }
 
     /// Staged incidents' JSON bodies, in the order they were read.

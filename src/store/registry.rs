@@ -117,6 +117,11 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, now()],
                 )?;
+                // The incident goes through the disclosure stage again, now with its engagement.
+                tx.execute(
+                    "UPDATE incidents SET disclosed_at = NULL WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)",
+                    params![e.incident_id, e.adapter],
+                )?;
                 added += 1;
             }
         }

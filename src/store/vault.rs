@@ -71,9 +71,14 @@ pub fn match_keys(key: &[u8], p: &Person) -> Vec<String> {
 }
 
 impl Store {
-    /// The person's token: found through any of their matching keys, or new.
-    pub fn person_pseudonym(&mut self, key: &[u8], p: &Person) -> Result<Pseudonym> {
-        let keys = match_keys(key, p);
+    /// The person's token: found through any of their matching keys, or new. A person with
+    /// nothing to match on (no name and date of birth, no SSN) keeps one token within the record
+    /// they came from: `local` names that place (adapter, incident, person).
+    pub fn person_pseudonym(&mut self, key: &[u8], p: &Person, local: &str) -> Result<Pseudonym> {
+        let mut keys = match_keys(key, p);
+        if keys.is_empty() {
+            keys.push(hmac_hex(key, &format!("local:{local}")));
+        }
         let tx = self.conn.transaction()?;
         let mut found: Option<(String, i64)> = None;
         for k in &keys {

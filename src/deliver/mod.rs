@@ -1,0 +1,206 @@
+//! Delivery: from the outbox to the destinations. Each attempt re-checks the consent first (a
+//! consent revoked or expired while the referral waited withdraws it and purges its payload),
+//! classifies the outcome (done, retry later, dead-letter), backs off exponentially with jitter,
+//! and writes the outcome to the audit trail. Updates to one incident reach a destination in
+//! order; a stuck incident never blocks other incidents. Delivery never sees raw exports: only
+//! the payloads the profiles produced.
+
+pub mod file;
+
+use crate::config::gateway::{Delivery, DeliveryKind, Gateway};
+use crate::policy::consent::{self, Recipient};
+use crate::store::audit::Entry;
+use crate::store::outbox::{Row, SealKey};
+use crate::store::{Store, StoreError};
+use chrono::{NaiveDate, Utc};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Why an attempt failed, and whether trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+/// Counts of one dispatch pass.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DispatchStats {
+    pub delivered: BTreeMap<String, u64>,
+    pub retried: BTreeMap<String, u64>,
+    pub dead: BTreeMap<String, u64>,
+    pub withdrawn: BTreeMap<String, u64>,
+}
+
+/// Per-destination health, so that a destination that starts failing logs one warning, and one
+/// line when it recovers, not one per message.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    failing: BTreeMap<String, bool>,
+}
+
+impl Alerts {
+    fn failed(&mut self, dest: &str, why: &str) {
+        if !self.failing.insert(dest.to_owned(), true).unwrap_or(false) {
+            tracing::warn!(
+                destination = dest,
+                error = why,
+                "destination is failing; referrals are queuing"
+            );
+        }
+    }
+
+    fn ok(&mut self, dest: &str) {
+        if self.failing.insert(dest.to_owned(), false).unwrap_or(false) {
+            tracing::warn!(
+                destination = dest,
+                "destination recovered; the queue drains"
+            );
+        }
+    }
+}
+
+/// The delay before attempt `attempts + 1`: exponential from `initial`, capped, with ±20% jitter.
+pub fn backoff_ms(initial: u64, max: u64, attempts: u32) -> u64 {
+    let base = initial.saturating_mul(1u64 << attempts.min(30)).min(max);
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    let jitter = (u16::from_le_bytes(b) as u64 % 41) as i64 - 20; // -20..=20 %
+    (base as i64 + base as i64 * jitter / 100).max(0) as u64
+}
+
+fn stamp(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// One pass over every delivering destination.
+pub fn dispatch(
+    store: &mut Store,
+    gw: &Gateway,
+    seal: &SealKey,
+    audit_key: &[u8],
+    today: NaiveDate,
+    alerts: &mut Alerts,
+) -> Result<DispatchStats, StoreError> {
+    let mut stats = DispatchStats::default();
+    for (id, delivery) in &gw.deliveries {
+        let Some(dest) = gw.destinations.iter().find(|d| &d.id == id) else {
+            continue;
+        };
+        let recipient = Recipient {
+            id: &dest.id,
+            designations: &dest.designations,
+            purpose: &dest.purpose,
+        };
+        loop {
+            let now = Utc::now();
+            let rows = store.due(id, &stamp(now), 500)?;
+            if rows.is_empty() {
+                break;
+            }
+            let mut batch: Vec<(Row, Value)> = Vec::new();
+            for row in rows {
+                // Consent at send time, not only at decision time.
+                if let Some(cid) = &row.consent_id {
+                    let reasons = match store.consent(cid)? {
+                        Some(rec) => consent::check(&rec, &recipient, today),
+                        None => vec![format!(
+                            "consent_unknown: consent {cid} is not in the registry"
+                        )],
+                    };
+                    if !reasons.is_empty() {
+                        store.withdraw(row.id, &reasons.join("; "))?;
+                        audit(store, audit_key, &row, "withdrawn", reasons)?;
+                        *stats.withdrawn.entry(id.clone()).or_default() += 1;
+                        continue;
+                    }
+                }
+                match store.payload(seal, row.id)? {
+                    Some(p) => batch.push((row, p)),
+                    None => {
+                        store.withdraw(row.id, "payload purged before delivery")?;
+                        *stats.withdrawn.entry(id.clone()).or_default() += 1;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            let result = send(delivery, id, &batch);
+            match result {
+                Ok(()) => {
+                    alerts.ok(id);
+                    for (row, _) in &batch {
+                        store.mark_delivered(row.id, delivery.retention_hours > 0)?;
+                        audit(store, audit_key, row, "delivered", Vec::new())?;
+                        *stats.delivered.entry(id.clone()).or_default() += 1;
+                    }
+                }
+                Err(e) => {
+                    alerts.failed(id, &e.message);
+                    for (row, _) in &batch {
+                        let attempts = row.attempts as u32 + 1;
+                        let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
+                            .map(|c| (now - c.with_timezone(&Utc)).num_hours())
+                            .unwrap_or(0);
+                        let give_up = !e.retryable
+                            || attempts >= delivery.retry.max_attempts
+                            || age_h >= delivery.retry.max_age_hours as i64;
+                        if give_up {
+                            store.mark_failed(row.id, &e.message, None)?;
+                            audit(
+                                store,
+                                audit_key,
+                                row,
+                                "dead-lettered",
+                                vec![e.message.clone()],
+                            )?;
+                            *stats.dead.entry(id.clone()).or_default() += 1;
+                            tracing::warn!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
+                        } else {
+                            let wait = backoff_ms(
+                                delivery.retry.initial_backoff_ms,
+                                delivery.retry.max_backoff_ms,
+                                attempts - 1,
+                            );
+                            let next = stamp(now + chrono::Duration::milliseconds(wait as i64));
+                            store.mark_failed(row.id, &e.message, Some(&next))?;
+                            *stats.retried.entry(id.clone()).or_default() += 1;
+                        }
+                    }
+                    break; // this destination is failing: the others go on
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+fn send(delivery: &Delivery, dest: &str, batch: &[(Row, Value)]) -> Result<(), SendError> {
+    match &delivery.kind {
+        DeliveryKind::File { folder } => file::write_batch(folder, dest, batch).map(|_| ()),
+    }
+}
+
+fn audit(
+    store: &mut Store,
+    key: &[u8],
+    row: &Row,
+    what: &str,
+    reasons: Vec<String>,
+) -> Result<(), StoreError> {
+    store.audit_append(
+        key,
+        &Entry {
+            destination: row.destination.clone(),
+            profile: row.profile.clone(),
+            decision: what.to_string(),
+            reasons,
+            person_token: row.person_token.clone(),
+            consent_id: row.consent_id.clone(),
+            fields: row.fields.clone(),
+            payload_digest: Some(row.payload_digest.clone()),
+        },
+    )?;
+    Ok(())
+}
