@@ -841,8 +841,13 @@ fn demo(out: &Path) -> Result<ExitCode> {
     println!("delivered now (outbox, then the destinations' folders):");
     for (dest, d) in &gw.deliveries {
         let n = sent.delivered.get(dest).copied().unwrap_or(0);
-        let pnp_gateway::config::gateway::DeliveryKind::File { folder } = &d.kind;
-        println!("  {dest:<14} {n:>4} payload(s) -> {}", folder.display());
+        let to = match &d.kind {
+            pnp_gateway::config::gateway::DeliveryKind::File { folder } => {
+                folder.display().to_string()
+            }
+            pnp_gateway::config::gateway::DeliveryKind::Webhook { url, .. } => url.clone(),
+        };
+        println!("  {dest:<14} {n:>4} payload(s) -> {to}");
     }
     let cfg = gw.path.display();
     println!("next:");

@@ -47,6 +47,22 @@ pub enum DeliverSpec {
     /// NDJSON files in a folder (a provider's drop folder, a DHHR batch drop): written under a
     /// temporary name, synced, then renamed, one file per dispatch.
     File { folder: String },
+    /// An HTTPS POST per referral, signed with a shared secret (`secret_file`, or the
+    /// environment variable `secret_env`); `ca_file` trusts a private CA, `identity_file` (a
+    /// PEM certificate and key) authenticates the gateway.
+    Webhook {
+        url: String,
+        secret_file: Option<String>,
+        secret_env: Option<String>,
+        ca_file: Option<String>,
+        identity_file: Option<String>,
+        #[serde(default = "default_timeout")]
+        timeout_ms: u64,
+    },
+}
+
+fn default_timeout() -> u64 {
+    10_000
 }
 
 /// `[destination.retry]`: bounded attempts and age, exponential backoff with jitter.
@@ -103,6 +119,26 @@ impl DestinationSpec {
         {
             errors
                 .push("a limited-data-set destination needs `dua` (its data use agreement)".into());
+        }
+        if let Some(DeliverSpec::Webhook {
+            url,
+            secret_file,
+            secret_env,
+            ..
+        }) = &self.deliver
+        {
+            let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
+            if !url.starts_with("https://") && !local {
+                errors.push(format!(
+                    "webhook `url` must be https:// (plain http only to localhost), not `{url}`"
+                ));
+            }
+            if secret_file.is_none() && secret_env.is_none() {
+                errors.push(
+                    "a webhook needs `secret_file` or `secret_env` (the shared signing secret)"
+                        .into(),
+                );
+            }
         }
         let profile = Profile::build(self.profile, &self.fields, self.restricted_zip3.as_deref())
             .map_err(|e| errors.extend(e));

@@ -89,7 +89,17 @@ pub struct Delivery {
 
 #[derive(Debug, Clone)]
 pub enum DeliveryKind {
-    File { folder: PathBuf },
+    File {
+        folder: PathBuf,
+    },
+    Webhook {
+        url: String,
+        secret_file: Option<PathBuf>,
+        secret_env: Option<String>,
+        ca_file: Option<PathBuf>,
+        identity_file: Option<PathBuf>,
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -195,6 +205,21 @@ impl Gateway {
                     let kind = match d.deliver.as_ref()? {
                         super::destination::DeliverSpec::File { folder } => DeliveryKind::File {
                             folder: base.join(folder),
+                        },
+                        super::destination::DeliverSpec::Webhook {
+                            url,
+                            secret_file,
+                            secret_env,
+                            ca_file,
+                            identity_file,
+                            timeout_ms,
+                        } => DeliveryKind::Webhook {
+                            url: url.clone(),
+                            secret_file: secret_file.as_ref().map(|f| base.join(f)),
+                            secret_env: secret_env.clone(),
+                            ca_file: ca_file.as_ref().map(|f| base.join(f)),
+                            identity_file: identity_file.as_ref().map(|f| base.join(f)),
+                            timeout_ms: *timeout_ms,
                         },
                     };
                     Some((

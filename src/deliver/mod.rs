@@ -6,6 +6,7 @@
 //! the payloads the profiles produced.
 
 pub mod file;
+pub mod webhook;
 
 use crate::config::gateway::{Delivery, DeliveryKind, Gateway};
 use crate::policy::consent::{self, Recipient};
@@ -126,19 +127,23 @@ pub fn dispatch(
             if batch.is_empty() {
                 continue;
             }
-            let result = send(delivery, id, &batch);
-            match result {
-                Ok(()) => {
-                    alerts.ok(id);
-                    for (row, _) in &batch {
+            let outcomes = send(delivery, id, &batch);
+            let mut failed = false;
+            for ((row, _), outcome) in batch.iter().zip(outcomes) {
+                match outcome {
+                    // Not attempted: the destination failed on an earlier row of this batch.
+                    None => {}
+                    Some(Ok(())) => {
+                        alerts.ok(id);
                         store.mark_delivered(row.id, delivery.retention_hours > 0)?;
                         audit(store, audit_key, row, "delivered", Vec::new())?;
                         *stats.delivered.entry(id.clone()).or_default() += 1;
                     }
-                }
-                Err(e) => {
-                    alerts.failed(id, &e.message);
-                    for (row, _) in &batch {
+                    Some(Err(e)) => {
+                        failed |= e.retryable;
+                        if e.retryable {
+                            alerts.failed(id, &e.message);
+                        }
                         let attempts = row.attempts as u32 + 1;
                         let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
                             .map(|c| (now - c.with_timezone(&Utc)).num_hours())
@@ -168,17 +173,85 @@ pub fn dispatch(
                             *stats.retried.entry(id.clone()).or_default() += 1;
                         }
                     }
-                    break; // this destination is failing: the others go on
                 }
+            }
+            if failed {
+                break; // this destination is failing: the others go on
             }
         }
     }
     Ok(stats)
 }
 
-fn send(delivery: &Delivery, dest: &str, batch: &[(Row, Value)]) -> Result<(), SendError> {
+/// One outcome per row: `None` when the row was not attempted (the destination failed on an
+/// earlier row, so the rest wait for the next pass instead of timing out one by one).
+fn send(
+    delivery: &Delivery,
+    dest: &str,
+    batch: &[(Row, Value)],
+) -> Vec<Option<Result<(), SendError>>> {
     match &delivery.kind {
-        DeliveryKind::File { folder } => file::write_batch(folder, dest, batch).map(|_| ()),
+        DeliveryKind::File { folder } => {
+            let r = file::write_batch(folder, dest, batch).map(|_| ());
+            batch.iter().map(|_| Some(r.clone())).collect()
+        }
+        DeliveryKind::Webhook {
+            url,
+            secret_file,
+            secret_env,
+            ca_file,
+            identity_file,
+            timeout_ms,
+        } => {
+            let secret = match (
+                secret_env.as_deref().and_then(|v| std::env::var(v).ok()),
+                secret_file,
+            ) {
+                (Some(s), _) => Ok(s.trim().as_bytes().to_vec()),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map(|s| s.trim().as_bytes().to_vec())
+                    .map_err(|e| {
+                        format!(
+                            "cannot read the webhook secret {}: {}",
+                            f.display(),
+                            e.kind()
+                        )
+                    }),
+                (None, None) => Err("no webhook secret".to_string()),
+            };
+            let hook = secret.and_then(|s| {
+                webhook::Webhook::new(
+                    url,
+                    s,
+                    ca_file.as_deref(),
+                    identity_file.as_deref(),
+                    std::time::Duration::from_millis(*timeout_ms),
+                )
+            });
+            let hook = match hook {
+                Ok(h) => h,
+                Err(message) => {
+                    let e = SendError {
+                        retryable: true,
+                        message,
+                    };
+                    return batch.iter().map(|_| Some(Err(e.clone()))).collect();
+                }
+            };
+            let mut out = Vec::with_capacity(batch.len());
+            let mut down = false;
+            for (row, payload) in batch {
+                if down {
+                    out.push(None);
+                    continue;
+                }
+                let body = serde_json::to_vec(payload).unwrap_or_default();
+                let r = hook.send(&row.idempotency_key, &body);
+                down = matches!(&r, Err(e) if e.retryable);
+                out.push(Some(r));
+            }
+            out
+        }
     }
 }
 

@@ -1,0 +1,110 @@
+//! The `webhook` destination: an HTTPS POST of the JSON payload, one request per referral, with
+//! `Idempotency-Key` and a timestamped HMAC-SHA256 signature over the body (how a receiver checks
+//! it: docs/delivery.md). TLS by rustls; a private CA and a client certificate are optional.
+//! Outcomes: 2xx done; 408, 429, 5xx and network errors retried; any other 4xx dead-lettered.
+
+use super::SendError;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
+use std::path::Path;
+use std::time::Duration;
+
+pub struct Webhook {
+    client: reqwest::blocking::Client,
+    url: String,
+    secret: Vec<u8>,
+}
+
+/// `v1=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"` under the shared secret.
+pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let mut m =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(timestamp.to_string().as_bytes());
+    m.update(b".");
+    m.update(body);
+    let hex: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("v1={hex}")
+}
+
+impl Webhook {
+    pub fn new(
+        url: &str,
+        secret: Vec<u8>,
+        ca_file: Option<&Path>,
+        identity_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Webhook, String> {
+        let mut b = reqwest::blocking::Client::builder().timeout(timeout);
+        if let Some(ca) = ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+            for c in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("the CA file {}: {e}", ca.display()))?
+            {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let Some(id) = identity_file {
+            let pem = std::fs::read(id)
+                .map_err(|e| format!("cannot read the client identity {}: {e}", id.display()))?;
+            b = b.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?,
+            );
+        }
+        Ok(Webhook {
+            client: b
+                .build()
+                .map_err(|e| format!("cannot build the HTTPS client: {e}"))?,
+            url: url.to_string(),
+            secret,
+        })
+    }
+
+    pub fn send(&self, idempotency_key: &str, body: &[u8]) -> Result<(), SendError> {
+        let ts = chrono::Utc::now().timestamp();
+        let res = self
+            .client
+            .post(&self.url)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", idempotency_key)
+            .header("X-PNP-Timestamp", ts.to_string())
+            .header("X-PNP-Signature", signature(&self.secret, ts, body))
+            .body(body.to_vec())
+            .send();
+        match res {
+            Err(e) => Err(SendError {
+                retryable: true,
+                message: format!(
+                    "request failed: {}",
+                    if e.is_timeout() {
+                        "timeout".to_string()
+                    } else if e.is_connect() {
+                        "cannot connect".to_string()
+                    } else {
+                        "network error".to_string()
+                    }
+                ),
+            }),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                match status {
+                    200..=299 => Ok(()),
+                    408 | 429 | 500..=599 => Err(SendError {
+                        retryable: true,
+                        message: format!("HTTP {status}"),
+                    }),
+                    _ => Err(SendError {
+                        retryable: false,
+                        message: format!("HTTP {status}: refused by the receiver"),
+                    }),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""An independent HTTPS receiver for the webhook tests (Python's standard library only).
+
+It verifies each request the way docs/delivery.md tells a provider to: the `X-PNP-Signature`
+header must be `v1=` + hex HMAC-SHA256(secret, f"{X-PNP-Timestamp}.{body}"), and the timestamp
+within five minutes. Each request is recorded as one JSON line in LOG. The status it answers is
+read from MODE (a file the test rewrites: "200", "503", "400"...).
+
+Usage: webhook_receiver.py CERT KEY SECRET_FILE LOG MODE  (prints "PORT <n>" when listening)
+"""
+import hashlib
+import hmac
+import http.server
+import json
+import ssl
+import sys
+import time
+
+cert, key, secret_file, log_path, mode_path = sys.argv[1:6]
+secret = open(secret_file, "rb").read().strip()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        ts = self.headers.get("X-PNP-Timestamp", "")
+        want = "v1=" + hmac.new(secret, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        got = self.headers.get("X-PNP-Signature", "")
+        fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+        status = int(open(mode_path).read().strip() or "200")
+        with open(log_path, "a") as log:
+            log.write(json.dumps({
+                "path": self.path,
+                "signature_ok": hmac.compare_digest(want, got) and fresh,
+                "idempotency_key": self.headers.get("Idempotency-Key"),
+                "content_type": self.headers.get("Content-Type"),
+                "status": status,
+                "body": json.loads(body),
+            }) + "\n")
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print("PORT", server.server_address[1], flush=True)
+server.serve_forever()

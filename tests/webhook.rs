@@ -1,0 +1,299 @@
+//! The webhook destination against an independent HTTPS receiver written in Python
+//! (tests/peers/webhook_receiver.py), over TLS with a private CA: signatures verified by the
+//! receiver, idempotency keys kept across retries, 5xx retried, 4xx dead-lettered.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const TODAY: &str = "2026-11-27";
+
+struct Receiver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+    mode: PathBuf,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Receiver {
+    fn set(&self, status: u16) {
+        std::fs::write(&self.mode, status.to_string()).unwrap();
+    }
+
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// A private CA and a server certificate for localhost, made with the openssl CLI.
+fn certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let o = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            o.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=pnp test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+fn receiver(dir: &Path, secret: &Path) -> Receiver {
+    let (_, cert, key) = certs(dir);
+    let log = dir.join("requests.ndjson");
+    let mode = dir.join("mode");
+    std::fs::write(&mode, "200").unwrap();
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/peers/webhook_receiver.py"))
+        .args([&cert, &key, &secret.to_path_buf(), &log, &mode])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("the receiver prints its port")
+        .parse()
+        .unwrap();
+    Receiver {
+        child,
+        port,
+        log,
+        mode,
+    }
+}
+
+fn gw(args: &[&str], cfg: &Path) -> Output {
+    bin()
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("PNP_GATEWAY_TODAY", TODAY)
+        .output()
+        .unwrap()
+}
+
+fn ok(o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn count(cfg: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn referrals_over_https_with_signatures_retries_and_dead_letters() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("webhook.secret");
+    std::fs::write(&secret, "a-shared-secret-for-prestera-0123456789\n").unwrap();
+    let rx = receiver(d.path(), &secret);
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+        &format!(
+            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/referrals\", secret_file = \"{}\", ca_file = \"{}\" }}\nretry = {{ initial_backoff_ms = 0, max_attempts = 5 }}",
+            rx.port,
+            secret.display(),
+            d.path().join("ca.pem").display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    ok(gw(&["check"], &cfg));
+    ok(gw(&["keys", "init"], &cfg));
+    ok(gw(&["run", "--once"], &cfg));
+    let prss = cfg.parent().unwrap().join("prss");
+    ok(bin()
+        .args([
+            "consent",
+            "import",
+            "--accept-incomplete",
+            "--today",
+            TODAY,
+            "--config",
+        ])
+        .arg(&cfg)
+        .arg(prss.join("consents.json"))
+        .output()
+        .unwrap());
+    ok(bin()
+        .args(["engagement", "import", "--config"])
+        .arg(&cfg)
+        .arg(prss.join("engagements.csv"))
+        .output()
+        .unwrap());
+
+    // The provider is down (503): the referral waits, same idempotency key on every attempt.
+    rx.set(503);
+    ok(gw(&["run", "--once"], &cfg));
+    ok(gw(&["run", "--once"], &cfg));
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'pending' AND attempts = 2"
+        ),
+        1
+    );
+    // It comes back: delivered.
+    rx.set(200);
+    ok(gw(&["run", "--once"], &cfg));
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 3);
+    assert!(reqs.iter().all(|r| r["signature_ok"] == true), "{reqs:?}");
+    assert!(
+        reqs.iter()
+            .all(|r| r["idempotency_key"] == reqs[0]["idempotency_key"]),
+        "one key across retries"
+    );
+    assert_eq!(reqs[2]["path"], "/referrals");
+    assert_eq!(reqs[2]["content_type"], "application/json");
+    assert_eq!(reqs[2]["body"]["person"]["name"]["last"], "DOE");
+    assert_eq!(reqs[2]["body"]["consent"]["id"], "C-2026-001");
+    assert_eq!(
+        count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'delivered' AND payload IS NULL"
+        ),
+        1
+    );
+
+    // A refusal (400) is not retried: dead-lettered with the reason, then replayed once fixed.
+    // (A new referral: the delivered one's payload is already purged.)
+    rx.set(400);
+    let e2 = cfg.parent().unwrap().join("e2.csv");
+    std::fs::write(&e2, "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\nE-2026-007,2026-000114,generic-cad-csv,subject,PRSS-01,C-2026-005,mental_health,prestera,2026-11-03\n").unwrap();
+    let c2 = cfg.parent().unwrap().join("c2.json");
+    std::fs::write(&c2, r#"[{"id": "C-2026-007", "patient_name": "WHITE, RILEY", "disclosing": "Kanawha County Police and Peers program", "information": ["identity", "referral"], "recipients": ["prestera"], "purpose": "treatment_referral", "right_to_revoke_statement": "I may revoke this consent in writing at any time.", "expires_on": "2027-11-02", "signature": "Riley White", "signed_on": "2026-11-03"}]"#).unwrap();
+    ok(bin()
+        .args(["consent", "import", "--today", TODAY, "--config"])
+        .arg(&cfg)
+        .arg(&c2)
+        .output()
+        .unwrap());
+    let e2_text = std::fs::read_to_string(&e2)
+        .unwrap()
+        .replace("C-2026-005", "C-2026-007");
+    std::fs::write(&e2, e2_text).unwrap();
+    ok(bin()
+        .args(["engagement", "import", "--config"])
+        .arg(&cfg)
+        .arg(&e2)
+        .output()
+        .unwrap());
+    ok(gw(&["run", "--once"], &cfg));
+    let dead = ok(gw(&["outbox", "dead"], &cfg));
+    assert!(dead.contains("HTTP 400: refused by the receiver"), "{dead}");
+    let dead_id: i64 = count(&cfg, "SELECT id FROM outbox WHERE status = 'dead'");
+    rx.set(200);
+    ok(gw(&["outbox", "replay", &dead_id.to_string()], &cfg));
+    ok(gw(&["run", "--once"], &cfg));
+    let reqs = rx.requests();
+    let last = reqs.last().unwrap();
+    assert_eq!(last["status"], 200);
+    assert_eq!(last["body"]["person"]["name"]["last"], "WHITE");
+    assert_ne!(
+        last["idempotency_key"],
+        reqs[reqs.len() - 2]["idempotency_key"],
+        "a replay is a new delivery"
+    );
+    ok(gw(&["audit", "verify"], &cfg));
+}
+
+#[test]
+fn a_webhook_needs_https_and_a_secret() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+        "deliver = { kind = \"webhook\", url = \"http://provider.example/intake\" }",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = gw(&["check"], &cfg);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("must be https://"), "{err}");
+    assert!(err.contains("`secret_file` or `secret_env`"), "{err}");
+}
