@@ -5,29 +5,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-const TODAY: &str = "2026-11-27";
-
-fn gw(args: &[&str], cfg: &Path) -> Output {
-    bin()
-        .args(args)
-        .arg("--config")
-        .arg(cfg)
-        .env("PNP_GATEWAY_TODAY", TODAY)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// The demo tree with `edit` applied to its gateway.toml, keys made.
 fn demo(edit: impl Fn(String) -> String) -> (tempfile::TempDir, PathBuf) {
@@ -35,7 +12,7 @@ fn demo(edit: impl Fn(String) -> String) -> (tempfile::TempDir, PathBuf) {
     let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
     let text = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, edit(text)).unwrap();
-    ok(gw(&["keys", "init"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
     (d, cfg)
 }
 
@@ -59,40 +36,36 @@ fn db(cfg: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db")).unwrap()
 }
 
-fn count(cfg: &Path, sql: &str) -> i64 {
-    db(cfg).query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn prss(cfg: &Path, f: &str) -> PathBuf {
-    cfg.parent().unwrap().join("prss").join(f)
-}
-
 fn import(cfg: &Path) {
-    ok(bin()
-        .args([
-            "consent",
-            "import",
-            "--accept-incomplete",
-            "--today",
-            TODAY,
-            "--config",
-        ])
-        .arg(cfg)
-        .arg(prss(cfg, "consents.json"))
-        .output()
-        .unwrap());
-    ok(bin()
-        .args(["engagement", "import", "--config"])
-        .arg(cfg)
-        .arg(prss(cfg, "engagements.csv"))
-        .output()
-        .unwrap());
+    success(
+        &bin()
+            .args([
+                "consent",
+                "import",
+                "--accept-incomplete",
+                "--today",
+                TODAY,
+                "--config",
+            ])
+            .arg(cfg)
+            .arg(prss_file(cfg, "consents.json"))
+            .output()
+            .unwrap(),
+    );
+    success(
+        &bin()
+            .args(["engagement", "import", "--config"])
+            .arg(cfg)
+            .arg(prss_file(cfg, "engagements.csv"))
+            .output()
+            .unwrap(),
+    );
 }
 
 #[test]
 fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     let (_d, cfg) = demo(|t| t);
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     // DHHR's Safe Harbor drop: every eligible incident, no identifier.
     let dhhr = lines(&folder(&cfg, "dhhr-program"));
     assert_eq!(dhhr.len(), 29);
@@ -114,7 +87,7 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     assert!(lines(&folder(&cfg, "prestera")).is_empty());
     // Delivered payloads are purged from the store.
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE status = 'delivered' AND payload IS NULL"
         ),
@@ -123,7 +96,7 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
 
     // The PRSS's engagement arrives: the incident is decided again, the referral goes out once.
     import(&cfg);
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     let referrals = lines(&folder(&cfg, "prestera"));
     assert_eq!(referrals.len(), 1);
     assert_eq!(referrals[0]["payload"]["person"]["name"]["last"], "DOE");
@@ -133,13 +106,13 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     );
     // Re-deciding did not send DHHR anything twice.
     assert_eq!(lines(&folder(&cfg, "dhhr-program")).len(), 29);
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     assert_eq!(lines(&folder(&cfg, "prestera")).len(), 1);
-    let audit = ok(gw(&["audit", "verify"], &cfg));
+    let audit = success(&cli(&["audit", "verify"], &cfg));
     assert!(audit.starts_with("audit trail intact"), "{audit}");
     // 29 to DHHR, one referral to Prestera, one to the QRT (C-2026-005, not revoked here).
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM audit WHERE decision = 'delivered'"
         ),
@@ -153,10 +126,10 @@ fn revoked_while_queued_is_withdrawn_and_purged() {
     // The provider's folder cannot be created (a file stands in the way): referrals wait.
     std::fs::create_dir_all(folder(&cfg, "")).unwrap();
     std::fs::write(folder(&cfg, "qrt-kanawha"), b"not a folder").unwrap();
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     import(&cfg);
-    ok(gw(&["run", "--once"], &cfg));
-    let pending: i64 = count(
+    success(&cli(&["run", "--once"], &cfg));
+    let pending: i64 = store_count(
         &cfg,
         "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'pending'",
     );
@@ -175,23 +148,23 @@ fn revoked_while_queued_is_withdrawn_and_purged() {
     }
     // The person revokes: the queued referral is withdrawn and purged at once; when the
     // destination comes back, nothing is sent.
-    let out = ok(gw(
+    let out = success(&cli(
         &["consent", "revoke", "C-2026-005", "--on", "2026-11-26"],
         &cfg,
     ));
     assert!(out.contains("withdrew 1 queued referral"), "{out}");
     std::fs::remove_file(folder(&cfg, "qrt-kanawha")).unwrap();
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     assert!(lines(&folder(&cfg, "qrt-kanawha")).is_empty());
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'withdrawn' AND payload IS NULL"
         ),
         1
     );
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM audit WHERE decision = 'withdrawn' AND reasons LIKE '%consent_revoked%'"
         ),
@@ -209,16 +182,16 @@ fn dead_letter_then_replay() {
     });
     std::fs::create_dir_all(folder(&cfg, "")).unwrap();
     std::fs::write(folder(&cfg, "dhhr-program"), b"in the way").unwrap();
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE status = 'pending' AND attempts = 1"
         ),
         29
     );
-    ok(gw(&["run", "--once"], &cfg));
-    let dead = ok(gw(&["outbox", "dead"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
+    let dead = success(&cli(&["outbox", "dead"], &cfg));
     assert!(dead.trim_end().ends_with("29 row(s)"), "{dead}");
     assert!(dead.contains("cannot create the folder"), "{dead}");
     // The other destinations were not held up.
@@ -230,35 +203,37 @@ fn dead_letter_then_replay() {
         .map(Result::unwrap)
         .collect();
     std::fs::remove_file(folder(&cfg, "dhhr-program")).unwrap();
-    let out = ok(bin()
-        .args(["outbox", "replay"])
-        .arg(ids[0].to_string())
-        .arg(ids[1].to_string())
-        .arg("--config")
-        .arg(&cfg)
-        .output()
-        .unwrap());
+    let out = success(
+        &bin()
+            .args(["outbox", "replay"])
+            .arg(ids[0].to_string())
+            .arg(ids[1].to_string())
+            .arg("--config")
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
     assert!(out.contains("queued again"), "{out}");
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     assert_eq!(lines(&folder(&cfg, "dhhr-program")).len(), 2);
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE replay_of IS NOT NULL AND status = 'delivered'"
         ),
         2
     );
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM audit WHERE decision = 'replayed'"
         ),
         2
     );
-    let show = ok(gw(&["outbox", "show", &ids[0].to_string()], &cfg));
+    let show = success(&cli(&["outbox", "show", &ids[0].to_string()], &cfg));
     assert!(show.contains("\"status\": \"dead\""), "{show}");
     assert!(!show.contains("payload\":{"), "show prints no payload");
-    ok(gw(&["audit", "verify"], &cfg));
+    success(&cli(&["audit", "verify"], &cfg));
 }
 
 #[test]
@@ -336,11 +311,11 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
     });
     std::fs::create_dir_all(folder(&cfg, "")).unwrap();
     std::fs::write(folder(&cfg, "qrt-kanawha"), b"not a folder").unwrap();
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     import(&cfg);
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'pending'"
         ),
@@ -354,17 +329,17 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
         .env("PNP_GATEWAY_TODAY", "2027-12-01")
         .output()
         .unwrap();
-    ok(later);
+    success(&later);
     assert!(lines(&folder(&cfg, "qrt-kanawha")).is_empty());
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'withdrawn' AND payload IS NULL"
         ),
         1
     );
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM audit WHERE decision = 'withdrawn' AND reasons LIKE '%consent_expired%'"
         ),

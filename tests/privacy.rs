@@ -6,7 +6,6 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
 /// Writes the demo into a temp folder (without running it) and returns (tempdir, config).
 fn demo_tree() -> (tempfile::TempDir, PathBuf) {
@@ -15,30 +14,12 @@ fn demo_tree() -> (tempfile::TempDir, PathBuf) {
     (d, cfg)
 }
 
-fn gw(args: &[&str], cfg: &Path) -> Output {
-    bin().args(args).arg("--config").arg(cfg).output().unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 /// The demo tree with its exports read, keys made, and the given consents imported.
 fn prepared() -> (tempfile::TempDir, PathBuf) {
     let (d, cfg) = demo_tree();
-    ok(&gw(&["keys", "init"], &cfg));
-    ok(&gw(&["run", "--once"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     (d, cfg)
-}
-
-fn prss(cfg: &Path, f: &str) -> PathBuf {
-    cfg.parent().unwrap().join("prss").join(f)
 }
 
 fn decisions(cfg: &Path, today: &str) -> Vec<serde_json::Value> {
@@ -52,7 +33,7 @@ fn decisions(cfg: &Path, today: &str) -> Vec<serde_json::Value> {
         .arg(&export)
         .output()
         .unwrap();
-    ok(&out)
+    success(&out)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
@@ -76,25 +57,29 @@ fn reason_kinds(d: &serde_json::Value) -> Vec<String> {
 #[test]
 fn each_consent_defect_withholds_with_its_reason_and_revocation_stops_delivery() {
     let (_d, cfg) = prepared();
-    ok(&bin()
-        .args([
-            "consent",
-            "import",
-            "--accept-incomplete",
-            "--today",
-            "2026-11-27",
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg(prss(&cfg, "consents.json"))
-        .output()
-        .unwrap());
-    ok(&bin()
-        .args(["engagement", "import", "--config"])
-        .arg(&cfg)
-        .arg(prss(&cfg, "engagements.csv"))
-        .output()
-        .unwrap());
+    success(
+        &bin()
+            .args([
+                "consent",
+                "import",
+                "--accept-incomplete",
+                "--today",
+                "2026-11-27",
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg(prss_file(&cfg, "consents.json"))
+            .output()
+            .unwrap(),
+    );
+    success(
+        &bin()
+            .args(["engagement", "import", "--config"])
+            .arg(&cfg)
+            .arg(prss_file(&cfg, "engagements.csv"))
+            .output()
+            .unwrap(),
+    );
     let ds = decisions(&cfg, "2026-11-27");
     let valid = decision(&ds, "2026-000101", "prestera");
     assert_eq!(valid["decision"], "deliver", "{valid}");
@@ -138,18 +123,20 @@ fn each_consent_defect_withholds_with_its_reason_and_revocation_stops_delivery()
         decision(&ds, "2026-000114", "qrt-kanawha")["decision"],
         "deliver"
     );
-    ok(&bin()
-        .args([
-            "consent",
-            "revoke",
-            "C-2026-005",
-            "--on",
-            "2026-11-20",
-            "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap());
+    success(
+        &bin()
+            .args([
+                "consent",
+                "revoke",
+                "C-2026-005",
+                "--on",
+                "2026-11-20",
+                "--config",
+            ])
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
     let ds = decisions(&cfg, "2026-11-27");
     assert_eq!(
         reason_kinds(decision(&ds, "2026-000114", "qrt-kanawha")),
@@ -225,7 +212,7 @@ fn imports_are_all_or_nothing_with_clear_errors() {
         assert!(err.contains(want), "want {want:?} in {err}");
         assert!(err.contains("nothing imported"));
     }
-    let list = ok(&gw(&["consent", "list"], &cfg));
+    let list = success(&cli(&["consent", "list"], &cfg));
     assert_eq!(list, "", "nothing was imported: {list}");
 
     let f = dir.join("e.csv");
@@ -257,20 +244,22 @@ fn imports_are_all_or_nothing_with_clear_errors() {
 fn audit_verify_detects_edits_removals_and_reordering() {
     let (_d, cfg) = prepared();
     decisions(&cfg, "2026-11-27"); // preview writes only to its temporary copy
-    let out = ok(&bin()
-        .arg("demo")
-        .arg("--out")
-        .arg(
-            cfg.parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .parent()
-                .unwrap()
-                .join("demo2"),
-        )
-        .output()
-        .unwrap());
+    let out = success(
+        &bin()
+            .arg("demo")
+            .arg("--out")
+            .arg(
+                cfg.parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .parent()
+                    .unwrap()
+                    .join("demo2"),
+            )
+            .output()
+            .unwrap(),
+    );
     assert!(out.contains("who would get what"));
     let cfg = cfg
         .parent()
@@ -288,7 +277,7 @@ fn audit_verify_detects_edits_removals_and_reordering() {
             .output()
             .unwrap()
     };
-    let good = ok(&verify());
+    let good = success(&verify());
     // 310 incidents x 4 destinations decided, then the deliveries.
     let n: usize = good
         .trim_start_matches("audit trail intact: ")
@@ -327,17 +316,19 @@ fn audit_verify_detects_edits_removals_and_reordering() {
     sql("DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit)");
     assert!(broken("truncate").contains("removed from the end"));
     restore();
-    ok(&verify());
+    success(&verify());
     // A person's accounting of disclosures.
     let conn = rusqlite::Connection::open(&db).unwrap();
     let token: String = conn
         .query_row("SELECT person_token FROM audit WHERE destination = 'prestera' AND decision = 'deliver'", [], |r| r.get(0))
         .unwrap();
-    let acc = ok(&bin()
-        .args(["audit", "disclosures", "--person", &token, "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap());
+    let acc = success(
+        &bin()
+            .args(["audit", "disclosures", "--person", &token, "--config"])
+            .arg(&cfg)
+            .output()
+            .unwrap(),
+    );
     let dests: Vec<serde_json::Value> = acc
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -410,8 +401,8 @@ fn no_identifying_value_in_any_log_line() {
     };
     run(&["keys", "init"], &[]);
     run(&["run", "--once"], &[]);
-    let consents = prss(&cfg, "consents.json");
-    let engagements = prss(&cfg, "engagements.csv");
+    let consents = prss_file(&cfg, "consents.json");
+    let engagements = prss_file(&cfg, "engagements.csv");
     run(
         &[
             "consent",
@@ -492,13 +483,15 @@ fn fhir_r4_consents_import() {
     });
     let f = cfg.parent().unwrap().join("bundle.json");
     std::fs::write(&f, bundle.to_string()).unwrap();
-    ok(&bin()
-        .args(["consent", "import", "--today", "2026-11-27", "--config"])
-        .arg(&cfg)
-        .arg(&f)
-        .output()
-        .unwrap());
-    let list = ok(&gw(&["consent", "list", "--today", "2026-11-27"], &cfg));
+    success(
+        &bin()
+            .args(["consent", "import", "--today", "2026-11-27", "--config"])
+            .arg(&cfg)
+            .arg(&f)
+            .output()
+            .unwrap(),
+    );
+    let list = success(&cli(&["consent", "list", "--today", "2026-11-27"], &cfg));
     assert!(
         list.contains(
             "FHIR-1  in force  to prestera  for treatment_referral  [identity, referral]"

@@ -7,9 +7,7 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-
-const TODAY: &str = "2026-11-27";
+use std::process::{Child, Command, Stdio};
 
 struct Receiver {
     child: Child,
@@ -138,33 +136,6 @@ fn receiver(dir: &Path, secret: &Path) -> Receiver {
     }
 }
 
-fn gw(args: &[&str], cfg: &Path) -> Output {
-    bin()
-        .args(args)
-        .arg("--config")
-        .arg(cfg)
-        .env("PNP_GATEWAY_TODAY", TODAY)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn count(cfg: &Path, sql: &str) -> i64 {
-    rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db"))
-        .unwrap()
-        .query_row(sql, [], |r| r.get(0))
-        .unwrap()
-}
-
 #[test]
 fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     let d = tempfile::tempdir().unwrap();
@@ -182,36 +153,40 @@ fn referrals_over_https_with_signatures_retries_and_dead_letters() {
         ),
     );
     std::fs::write(&cfg, text).unwrap();
-    ok(gw(&["check"], &cfg));
-    ok(gw(&["keys", "init"], &cfg));
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["check"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     let prss = cfg.parent().unwrap().join("prss");
-    ok(bin()
-        .args([
-            "consent",
-            "import",
-            "--accept-incomplete",
-            "--today",
-            TODAY,
-            "--config",
-        ])
-        .arg(&cfg)
-        .arg(prss.join("consents.json"))
-        .output()
-        .unwrap());
-    ok(bin()
-        .args(["engagement", "import", "--config"])
-        .arg(&cfg)
-        .arg(prss.join("engagements.csv"))
-        .output()
-        .unwrap());
+    success(
+        &bin()
+            .args([
+                "consent",
+                "import",
+                "--accept-incomplete",
+                "--today",
+                TODAY,
+                "--config",
+            ])
+            .arg(&cfg)
+            .arg(prss.join("consents.json"))
+            .output()
+            .unwrap(),
+    );
+    success(
+        &bin()
+            .args(["engagement", "import", "--config"])
+            .arg(&cfg)
+            .arg(prss.join("engagements.csv"))
+            .output()
+            .unwrap(),
+    );
 
     // The provider is down (503): the referral waits, same idempotency key on every attempt.
     rx.set(503);
-    ok(gw(&["run", "--once"], &cfg));
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'pending' AND attempts = 2"
         ),
@@ -219,7 +194,7 @@ fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     );
     // It comes back: delivered.
     rx.set(200);
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 3);
     assert!(reqs.iter().all(|r| r["signature_ok"] == true), "{reqs:?}");
@@ -233,7 +208,7 @@ fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     assert_eq!(reqs[2]["body"]["person"]["name"]["last"], "DOE");
     assert_eq!(reqs[2]["body"]["consent"]["id"], "C-2026-001");
     assert_eq!(
-        count(
+        store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'delivered' AND payload IS NULL"
         ),
@@ -247,29 +222,33 @@ fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     std::fs::write(&e2, "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\nE-2026-007,2026-000114,generic-cad-csv,subject,PRSS-01,C-2026-005,mental_health,prestera,2026-11-03\n").unwrap();
     let c2 = cfg.parent().unwrap().join("c2.json");
     std::fs::write(&c2, r#"[{"id": "C-2026-007", "patient_name": "WHITE, RILEY", "disclosing": "Kanawha County Police and Peers program", "information": ["identity", "referral"], "recipients": ["prestera"], "purpose": "treatment_referral", "right_to_revoke_statement": "I may revoke this consent in writing at any time.", "expires_on": "2027-11-02", "signature": "Riley White", "signed_on": "2026-11-03"}]"#).unwrap();
-    ok(bin()
-        .args(["consent", "import", "--today", TODAY, "--config"])
-        .arg(&cfg)
-        .arg(&c2)
-        .output()
-        .unwrap());
+    success(
+        &bin()
+            .args(["consent", "import", "--today", TODAY, "--config"])
+            .arg(&cfg)
+            .arg(&c2)
+            .output()
+            .unwrap(),
+    );
     let e2_text = std::fs::read_to_string(&e2)
         .unwrap()
         .replace("C-2026-005", "C-2026-007");
     std::fs::write(&e2, e2_text).unwrap();
-    ok(bin()
-        .args(["engagement", "import", "--config"])
-        .arg(&cfg)
-        .arg(&e2)
-        .output()
-        .unwrap());
-    ok(gw(&["run", "--once"], &cfg));
-    let dead = ok(gw(&["outbox", "dead"], &cfg));
+    success(
+        &bin()
+            .args(["engagement", "import", "--config"])
+            .arg(&cfg)
+            .arg(&e2)
+            .output()
+            .unwrap(),
+    );
+    success(&cli(&["run", "--once"], &cfg));
+    let dead = success(&cli(&["outbox", "dead"], &cfg));
     assert!(dead.contains("HTTP 400: refused by the receiver"), "{dead}");
-    let dead_id: i64 = count(&cfg, "SELECT id FROM outbox WHERE status = 'dead'");
+    let dead_id: i64 = store_count(&cfg, "SELECT id FROM outbox WHERE status = 'dead'");
     rx.set(200);
-    ok(gw(&["outbox", "replay", &dead_id.to_string()], &cfg));
-    ok(gw(&["run", "--once"], &cfg));
+    success(&cli(&["outbox", "replay", &dead_id.to_string()], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
     let reqs = rx.requests();
     let last = reqs.last().unwrap();
     assert_eq!(last["status"], 200);
@@ -279,7 +258,7 @@ fn referrals_over_https_with_signatures_retries_and_dead_letters() {
         reqs[reqs.len() - 2]["idempotency_key"],
         "a replay is a new delivery"
     );
-    ok(gw(&["audit", "verify"], &cfg));
+    success(&cli(&["audit", "verify"], &cfg));
 }
 
 #[test]
@@ -291,7 +270,7 @@ fn a_webhook_needs_https_and_a_secret() {
         "deliver = { kind = \"webhook\", url = \"http://provider.example/intake\" }",
     );
     std::fs::write(&cfg, text).unwrap();
-    let out = gw(&["check"], &cfg);
+    let out = cli(&["check"], &cfg);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("must be https://"), "{err}");

@@ -68,16 +68,10 @@ pub fn replay(gw: &Gateway, ids: &[i64], to: Option<&str>) -> Result<ExitCode> {
                 let row = store.outbox_row(new)?.expect("just inserted");
                 store.audit_append(
                     &keys.audit,
-                    &pnp_gateway::store::audit::Entry {
-                        destination: row.destination.clone(),
-                        profile: row.profile.clone(),
-                        decision: "replayed".into(),
-                        reasons: vec![format!("replay of outbox row {id} as row {new}")],
-                        person_token: row.person_token.clone(),
-                        consent_id: row.consent_id.clone(),
-                        fields: row.fields.clone(),
-                        payload_digest: Some(row.payload_digest.clone()),
-                    },
+                    &row.audit_entry(
+                        "replayed",
+                        vec![format!("replay of outbox row {id} as row {new}")],
+                    ),
                 )?;
                 println!(
                     "row {id} queued again as row {new} (to {})",

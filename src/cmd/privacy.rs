@@ -122,16 +122,7 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
                         store.withdraw(row.id, &reason)?;
                         store.audit_append(
                             &keys.audit,
-                            &pnp_gateway::store::audit::Entry {
-                                destination: row.destination.clone(),
-                                profile: row.profile.clone(),
-                                decision: "withdrawn".into(),
-                                reasons: vec![reason.clone()],
-                                person_token: row.person_token.clone(),
-                                consent_id: row.consent_id.clone(),
-                                fields: row.fields.clone(),
-                                payload_digest: Some(row.payload_digest.clone()),
-                            },
+                            &row.audit_entry("withdrawn", vec![reason.clone()]),
                         )?;
                     }
                     println!(

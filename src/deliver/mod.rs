@@ -10,7 +10,6 @@ pub mod webhook;
 
 use crate::config::gateway::{Delivery, DeliveryKind, Gateway};
 use crate::policy::consent::{self, Recipient};
-use crate::store::audit::Entry;
 use crate::store::outbox::{Row, SealKey};
 use crate::store::{Store, StoreError};
 use chrono::{NaiveDate, Utc};
@@ -262,18 +261,6 @@ fn audit(
     what: &str,
     reasons: Vec<String>,
 ) -> Result<(), StoreError> {
-    store.audit_append(
-        key,
-        &Entry {
-            destination: row.destination.clone(),
-            profile: row.profile.clone(),
-            decision: what.to_string(),
-            reasons,
-            person_token: row.person_token.clone(),
-            consent_id: row.consent_id.clone(),
-            fields: row.fields.clone(),
-            payload_digest: Some(row.payload_digest.clone()),
-        },
-    )?;
+    store.audit_append(key, &row.audit_entry(what, reasons))?;
     Ok(())
 }

@@ -95,6 +95,22 @@ pub struct Row {
     pub has_payload: bool,
 }
 
+impl Row {
+    /// The audit entry for something that happened to this row (delivered, withdrawn, ...).
+    pub fn audit_entry(&self, what: &str, reasons: Vec<String>) -> super::audit::Entry {
+        super::audit::Entry {
+            destination: self.destination.clone(),
+            profile: self.profile.clone(),
+            decision: what.to_string(),
+            reasons,
+            person_token: self.person_token.clone(),
+            consent_id: self.consent_id.clone(),
+            fields: self.fields.clone(),
+            payload_digest: Some(self.payload_digest.clone()),
+        }
+    }
+}
+
 const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL";
 
 fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {

@@ -104,3 +104,41 @@ role = "subject"
 target = "name"
 source = "name"
 "#;
+
+/// The date the CLI tests decide as of (`PNP_GATEWAY_TODAY`), so that their consents stay valid.
+pub const TODAY: &str = "2026-11-27";
+
+/// `pnp-gateway ARGS --config CFG`, as of [`TODAY`].
+pub fn cli(args: &[&str], cfg: &Path) -> std::process::Output {
+    bin()
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("PNP_GATEWAY_TODAY", TODAY)
+        .output()
+        .unwrap()
+}
+
+/// The command's stdout, after asserting it succeeded.
+pub fn success(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A number from the config's store.
+pub fn store_count(cfg: &Path, sql: &str) -> i64 {
+    rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A file of the demo's PRSS records.
+pub fn prss_file(cfg: &Path, f: &str) -> PathBuf {
+    cfg.parent().unwrap().join("prss").join(f)
+}
