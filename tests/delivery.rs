@@ -36,32 +36,6 @@ fn db(cfg: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db")).unwrap()
 }
 
-fn import(cfg: &Path) {
-    success(
-        &bin()
-            .args([
-                "consent",
-                "import",
-                "--accept-incomplete",
-                "--today",
-                TODAY,
-                "--config",
-            ])
-            .arg(cfg)
-            .arg(prss_file(cfg, "consents.json"))
-            .output()
-            .unwrap(),
-    );
-    success(
-        &bin()
-            .args(["engagement", "import", "--config"])
-            .arg(cfg)
-            .arg(prss_file(cfg, "engagements.csv"))
-            .output()
-            .unwrap(),
-    );
-}
-
 #[test]
 fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     let (_d, cfg) = demo(|t| t);
@@ -95,7 +69,7 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     );
 
     // The PRSS's engagement arrives: the incident is decided again, the referral goes out once.
-    import(&cfg);
+    import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     let referrals = lines(&folder(&cfg, "prestera"));
     assert_eq!(referrals.len(), 1);
@@ -127,7 +101,7 @@ fn revoked_while_queued_is_withdrawn_and_purged() {
     std::fs::create_dir_all(folder(&cfg, "")).unwrap();
     std::fs::write(folder(&cfg, "qrt-kanawha"), b"not a folder").unwrap();
     success(&cli(&["run", "--once"], &cfg));
-    import(&cfg);
+    import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     let pending: i64 = store_count(
         &cfg,
@@ -312,7 +286,7 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
     std::fs::create_dir_all(folder(&cfg, "")).unwrap();
     std::fs::write(folder(&cfg, "qrt-kanawha"), b"not a folder").unwrap();
     success(&cli(&["run", "--once"], &cfg));
-    import(&cfg);
+    import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     assert_eq!(
         store_count(

@@ -57,29 +57,7 @@ fn reason_kinds(d: &serde_json::Value) -> Vec<String> {
 #[test]
 fn each_consent_defect_withholds_with_its_reason_and_revocation_stops_delivery() {
     let (_d, cfg) = prepared();
-    success(
-        &bin()
-            .args([
-                "consent",
-                "import",
-                "--accept-incomplete",
-                "--today",
-                "2026-11-27",
-                "--config",
-            ])
-            .arg(&cfg)
-            .arg(prss_file(&cfg, "consents.json"))
-            .output()
-            .unwrap(),
-    );
-    success(
-        &bin()
-            .args(["engagement", "import", "--config"])
-            .arg(&cfg)
-            .arg(prss_file(&cfg, "engagements.csv"))
-            .output()
-            .unwrap(),
-    );
+    import_demo_records(&cfg);
     let ds = decisions(&cfg, "2026-11-27");
     let valid = decision(&ds, "2026-000101", "prestera");
     assert_eq!(valid["decision"], "deliver", "{valid}");

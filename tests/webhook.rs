@@ -156,30 +156,7 @@ fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     success(&cli(&["check"], &cfg));
     success(&cli(&["keys", "init"], &cfg));
     success(&cli(&["run", "--once"], &cfg));
-    let prss = cfg.parent().unwrap().join("prss");
-    success(
-        &bin()
-            .args([
-                "consent",
-                "import",
-                "--accept-incomplete",
-                "--today",
-                TODAY,
-                "--config",
-            ])
-            .arg(&cfg)
-            .arg(prss.join("consents.json"))
-            .output()
-            .unwrap(),
-    );
-    success(
-        &bin()
-            .args(["engagement", "import", "--config"])
-            .arg(&cfg)
-            .arg(prss.join("engagements.csv"))
-            .output()
-            .unwrap(),
-    );
+    import_demo_records(&cfg);
 
     // The provider is down (503): the referral waits, same idempotency key on every attempt.
     rx.set(503);

@@ -142,3 +142,24 @@ pub fn store_count(cfg: &Path, sql: &str) -> i64 {
 pub fn prss_file(cfg: &Path, f: &str) -> PathBuf {
     cfg.parent().unwrap().join("prss").join(f)
 }
+
+/// Imports the demo's PRSS consents (defective ones too) and engagements.
+pub fn import_demo_records(cfg: &Path) {
+    let consents = prss_file(cfg, "consents.json");
+    success(&cli(
+        &[
+            "consent",
+            "import",
+            "--accept-incomplete",
+            "--today",
+            TODAY,
+            consents.to_str().unwrap(),
+        ],
+        cfg,
+    ));
+    let engagements = prss_file(cfg, "engagements.csv");
+    success(&cli(
+        &["engagement", "import", engagements.to_str().unwrap()],
+        cfg,
+    ));
+}
