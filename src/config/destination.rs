@@ -59,6 +59,69 @@ pub enum DeliverSpec {
         #[serde(default = "default_timeout")]
         timeout_ms: u64,
     },
+    /// A FHIR R4 transaction Bundle (Patient, ServiceRequest, Task, Consent) per referral, POSTed
+    /// to the FHIR server's base `url`, signed like a webhook.
+    Fhir {
+        url: String,
+        secret_file: Option<String>,
+        secret_env: Option<String>,
+        ca_file: Option<String>,
+        identity_file: Option<String>,
+        #[serde(default = "default_timeout")]
+        timeout_ms: u64,
+    },
+}
+
+impl DeliverSpec {
+    /// The HTTPS fields both HTTP kinds share, and whether the body is a FHIR Bundle.
+    #[allow(clippy::type_complexity)]
+    pub fn http(
+        &self,
+    ) -> Option<(
+        &String,
+        &Option<String>,
+        &Option<String>,
+        &Option<String>,
+        &Option<String>,
+        u64,
+        bool,
+    )> {
+        match self {
+            DeliverSpec::File { .. } => None,
+            DeliverSpec::Webhook {
+                url,
+                secret_file,
+                secret_env,
+                ca_file,
+                identity_file,
+                timeout_ms,
+            } => Some((
+                url,
+                secret_file,
+                secret_env,
+                ca_file,
+                identity_file,
+                *timeout_ms,
+                false,
+            )),
+            DeliverSpec::Fhir {
+                url,
+                secret_file,
+                secret_env,
+                ca_file,
+                identity_file,
+                timeout_ms,
+            } => Some((
+                url,
+                secret_file,
+                secret_env,
+                ca_file,
+                identity_file,
+                *timeout_ms,
+                true,
+            )),
+        }
+    }
 }
 
 fn default_timeout() -> u64 {

@@ -99,6 +99,8 @@ pub enum DeliveryKind {
         ca_file: Option<PathBuf>,
         identity_file: Option<PathBuf>,
         timeout_ms: u64,
+        /// The body is a FHIR R4 transaction Bundle built from the referral.
+        fhir: bool,
     },
 }
 
@@ -206,21 +208,26 @@ impl Gateway {
                         super::destination::DeliverSpec::File { folder } => DeliveryKind::File {
                             folder: base.join(folder),
                         },
-                        super::destination::DeliverSpec::Webhook {
-                            url,
-                            secret_file,
-                            secret_env,
-                            ca_file,
-                            identity_file,
-                            timeout_ms,
-                        } => DeliveryKind::Webhook {
-                            url: url.clone(),
-                            secret_file: secret_file.as_ref().map(|f| base.join(f)),
-                            secret_env: secret_env.clone(),
-                            ca_file: ca_file.as_ref().map(|f| base.join(f)),
-                            identity_file: identity_file.as_ref().map(|f| base.join(f)),
-                            timeout_ms: *timeout_ms,
-                        },
+                        spec => {
+                            let (
+                                url,
+                                secret_file,
+                                secret_env,
+                                ca_file,
+                                identity_file,
+                                timeout_ms,
+                                fhir,
+                            ) = spec.http().expect("the HTTP kinds");
+                            DeliveryKind::Webhook {
+                                url: url.clone(),
+                                secret_file: secret_file.as_ref().map(|f| base.join(f)),
+                                secret_env: secret_env.clone(),
+                                ca_file: ca_file.as_ref().map(|f| base.join(f)),
+                                identity_file: identity_file.as_ref().map(|f| base.join(f)),
+                                timeout_ms,
+                                fhir,
+                            }
+                        }
                     };
                     Some((
                         d.id.clone(),

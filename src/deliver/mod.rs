@@ -5,6 +5,7 @@
 //! order; a stuck incident never blocks other incidents. Delivery never sees raw exports: only
 //! the payloads the profiles produced.
 
+pub mod fhir;
 pub mod file;
 pub mod webhook;
 
@@ -201,6 +202,7 @@ fn send(
             ca_file,
             identity_file,
             timeout_ms,
+            fhir,
         } => {
             let secret = match (
                 secret_env.as_deref().and_then(|v| std::env::var(v).ok()),
@@ -244,8 +246,19 @@ fn send(
                     out.push(None);
                     continue;
                 }
-                let body = serde_json::to_vec(payload).unwrap_or_default();
-                let r = hook.send(&row.idempotency_key, &body);
+                let (body, content_type) = if *fhir {
+                    let b = fhir::bundle(payload, &row.idempotency_key);
+                    (
+                        serde_json::to_vec(&b).unwrap_or_default(),
+                        "application/fhir+json",
+                    )
+                } else {
+                    (
+                        serde_json::to_vec(payload).unwrap_or_default(),
+                        "application/json",
+                    )
+                };
+                let r = hook.send(&row.idempotency_key, &body, content_type);
                 down = matches!(&r, Err(e) if e.retryable);
                 out.push(Some(r));
             }

