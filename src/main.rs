@@ -846,6 +846,9 @@ fn demo(out: &Path) -> Result<ExitCode> {
                 folder.display().to_string()
             }
             pnp_gateway::config::gateway::DeliveryKind::Webhook { url, .. } => url.clone(),
+            pnp_gateway::config::gateway::DeliveryKind::Hl7 { address, .. } => {
+                format!("mllp://{address}")
+            }
         };
         println!("  {dest:<14} {n:>4} payload(s) -> {to}");
     }

@@ -59,6 +59,16 @@ pub enum DeliverSpec {
         #[serde(default = "default_timeout")]
         timeout_ms: u64,
     },
+    /// An HL7 v2.5.1 REF^I12 per referral over MLLP to `address` (host:port), ACK awaited.
+    Hl7 {
+        address: String,
+        #[serde(default = "default_app")]
+        receiving_application: String,
+        #[serde(default)]
+        receiving_facility: String,
+        #[serde(default = "default_timeout")]
+        timeout_ms: u64,
+    },
     /// A FHIR R4 transaction Bundle (Patient, ServiceRequest, Task, Consent) per referral, POSTed
     /// to the FHIR server's base `url`, signed like a webhook.
     Fhir {
@@ -70,6 +80,10 @@ pub enum DeliverSpec {
         #[serde(default = "default_timeout")]
         timeout_ms: u64,
     },
+}
+
+fn default_app() -> String {
+    "INTAKE".into()
 }
 
 impl DeliverSpec {
@@ -87,7 +101,7 @@ impl DeliverSpec {
         bool,
     )> {
         match self {
-            DeliverSpec::File { .. } => None,
+            DeliverSpec::File { .. } | DeliverSpec::Hl7 { .. } => None,
             DeliverSpec::Webhook {
                 url,
                 secret_file,
@@ -201,6 +215,14 @@ impl DestinationSpec {
                     "a webhook needs `secret_file` or `secret_env` (the shared signing secret)"
                         .into(),
                 );
+            }
+        }
+        if let Some(DeliverSpec::Hl7 { address, .. }) = &self.deliver {
+            if self.profile != ProfileKind::ConsentedReferral {
+                errors.push("an `hl7` delivery carries consented referrals: the profile must be consented-referral".into());
+            }
+            if address.parse::<std::net::SocketAddr>().is_err() {
+                errors.push(format!("hl7 `address` must be IP:port, not `{address}`"));
             }
         }
         let profile = Profile::build(self.profile, &self.fields, self.restricted_zip3.as_deref())

@@ -92,6 +92,11 @@ pub enum DeliveryKind {
     File {
         folder: PathBuf,
     },
+    Hl7 {
+        address: String,
+        receiver: crate::deliver::hl7out::Receiver,
+        timeout_ms: u64,
+    },
     Webhook {
         url: String,
         secret_file: Option<PathBuf>,
@@ -207,6 +212,19 @@ impl Gateway {
                     let kind = match d.deliver.as_ref()? {
                         super::destination::DeliverSpec::File { folder } => DeliveryKind::File {
                             folder: base.join(folder),
+                        },
+                        super::destination::DeliverSpec::Hl7 {
+                            address,
+                            receiving_application,
+                            receiving_facility,
+                            timeout_ms,
+                        } => DeliveryKind::Hl7 {
+                            address: address.clone(),
+                            receiver: crate::deliver::hl7out::Receiver {
+                                application: receiving_application.clone(),
+                                facility: receiving_facility.clone(),
+                            },
+                            timeout_ms: *timeout_ms,
                         },
                         spec => {
                             let (

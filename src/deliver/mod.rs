@@ -7,6 +7,8 @@
 
 pub mod fhir;
 pub mod file;
+pub mod hl7out;
+pub mod mllp;
 pub mod webhook;
 
 use crate::config::gateway::{Delivery, DeliveryKind, Gateway};
@@ -194,6 +196,31 @@ fn send(
         DeliveryKind::File { folder } => {
             let r = file::write_batch(folder, dest, batch).map(|_| ());
             batch.iter().map(|_| Some(r.clone())).collect()
+        }
+        DeliveryKind::Hl7 {
+            address,
+            receiver,
+            timeout_ms,
+        } => {
+            let mut out = Vec::with_capacity(batch.len());
+            let mut down = false;
+            for (row, payload) in batch {
+                if down {
+                    out.push(None);
+                    continue;
+                }
+                let now = chrono::Utc::now().fixed_offset();
+                let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
+                let r = hl7out::send(
+                    address,
+                    &msg,
+                    &hl7out::control_id(&row.idempotency_key),
+                    std::time::Duration::from_millis(*timeout_ms),
+                );
+                down = matches!(&r, Err(e) if e.retryable);
+                out.push(Some(r));
+            }
+            out
         }
         DeliveryKind::Webhook {
             url,

@@ -132,3 +132,60 @@ pub fn receiver(dir: &Path, secret: &Path) -> Receiver {
         mode,
     }
 }
+
+/// The MLLP peer (tests/peers/mllp_peer.py: python-hl7's MLLP server, hl7apy validation).
+pub struct MllpPeer {
+    child: Child,
+    pub port: u16,
+    log: PathBuf,
+    mode: PathBuf,
+}
+
+impl Drop for MllpPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl MllpPeer {
+    pub fn ack_with(&self, code: &str) {
+        std::fs::write(&self.mode, code).unwrap();
+    }
+
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+pub fn mllp_peer(dir: &Path, python: &str) -> MllpPeer {
+    let log = dir.join("mllp.ndjson");
+    let mode = dir.join("ack");
+    std::fs::write(&mode, "AA").unwrap();
+    let mut child = Command::new(python)
+        .arg(repo().join("tests/peers/mllp_peer.py"))
+        .args([&log, &mode])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("the peer prints its port")
+        .parse()
+        .unwrap();
+    MllpPeer {
+        child,
+        port,
+        log,
+        mode,
+    }
+}
