@@ -845,7 +845,7 @@ fn demo(out: &Path) -> Result<ExitCode> {
             pnp_gateway::config::gateway::DeliveryKind::File { folder } => {
                 folder.display().to_string()
             }
-            pnp_gateway::config::gateway::DeliveryKind::Webhook { url, .. } => url.clone(),
+            pnp_gateway::config::gateway::DeliveryKind::Webhook { http, .. } => http.url.clone(),
             pnp_gateway::config::gateway::DeliveryKind::Hl7 { address, .. } => {
                 format!("mllp://{address}")
             }

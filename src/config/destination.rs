@@ -50,15 +50,7 @@ pub enum DeliverSpec {
     /// An HTTPS POST per referral, signed with a shared secret (`secret_file`, or the
     /// environment variable `secret_env`); `ca_file` trusts a private CA, `identity_file` (a
     /// PEM certificate and key) authenticates the gateway.
-    Webhook {
-        url: String,
-        secret_file: Option<String>,
-        secret_env: Option<String>,
-        ca_file: Option<String>,
-        identity_file: Option<String>,
-        #[serde(default = "default_timeout")]
-        timeout_ms: u64,
-    },
+    Webhook(HttpSpec),
     /// An HL7 v2.5.1 REF^I12 per referral over MLLP to `address` (host:port), ACK awaited.
     Hl7 {
         address: String,
@@ -71,69 +63,33 @@ pub enum DeliverSpec {
     },
     /// A FHIR R4 transaction Bundle (Patient, ServiceRequest, Task, Consent) per referral, POSTed
     /// to the FHIR server's base `url`, signed like a webhook.
-    Fhir {
-        url: String,
-        secret_file: Option<String>,
-        secret_env: Option<String>,
-        ca_file: Option<String>,
-        identity_file: Option<String>,
-        #[serde(default = "default_timeout")]
-        timeout_ms: u64,
-    },
+    Fhir(HttpSpec),
 }
 
 fn default_app() -> String {
     "INTAKE".into()
 }
 
+/// The HTTPS settings of the `webhook` and `fhir` kinds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    pub url: String,
+    pub secret_file: Option<String>,
+    pub secret_env: Option<String>,
+    pub ca_file: Option<String>,
+    pub identity_file: Option<String>,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
 impl DeliverSpec {
-    /// The HTTPS fields both HTTP kinds share, and whether the body is a FHIR Bundle.
-    #[allow(clippy::type_complexity)]
-    pub fn http(
-        &self,
-    ) -> Option<(
-        &String,
-        &Option<String>,
-        &Option<String>,
-        &Option<String>,
-        &Option<String>,
-        u64,
-        bool,
-    )> {
+    /// The HTTPS settings, and whether the body is a FHIR Bundle.
+    pub fn http(&self) -> Option<(&HttpSpec, bool)> {
         match self {
             DeliverSpec::File { .. } | DeliverSpec::Hl7 { .. } => None,
-            DeliverSpec::Webhook {
-                url,
-                secret_file,
-                secret_env,
-                ca_file,
-                identity_file,
-                timeout_ms,
-            } => Some((
-                url,
-                secret_file,
-                secret_env,
-                ca_file,
-                identity_file,
-                *timeout_ms,
-                false,
-            )),
-            DeliverSpec::Fhir {
-                url,
-                secret_file,
-                secret_env,
-                ca_file,
-                identity_file,
-                timeout_ms,
-            } => Some((
-                url,
-                secret_file,
-                secret_env,
-                ca_file,
-                identity_file,
-                *timeout_ms,
-                true,
-            )),
+            DeliverSpec::Webhook(h) => Some((h, false)),
+            DeliverSpec::Fhir(h) => Some((h, true)),
         }
     }
 }
@@ -197,23 +153,23 @@ impl DestinationSpec {
             errors
                 .push("a limited-data-set destination needs `dua` (its data use agreement)".into());
         }
-        if let Some(DeliverSpec::Webhook {
-            url,
-            secret_file,
-            secret_env,
-            ..
-        }) = &self.deliver
-        {
-            let local = url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost");
-            if !url.starts_with("https://") && !local {
+        if let Some((h, fhir)) = self.deliver.as_ref().and_then(DeliverSpec::http) {
+            let local =
+                h.url.starts_with("http://127.0.0.1") || h.url.starts_with("http://localhost");
+            if !h.url.starts_with("https://") && !local {
                 errors.push(format!(
-                    "webhook `url` must be https:// (plain http only to localhost), not `{url}`"
+                    "`url` must be https:// (plain http only to localhost), not `{}`",
+                    h.url
                 ));
             }
-            if secret_file.is_none() && secret_env.is_none() {
+            if h.secret_file.is_none() && h.secret_env.is_none() {
                 errors.push(
-                    "a webhook needs `secret_file` or `secret_env` (the shared signing secret)"
-                        .into(),
+                    "an HTTPS delivery needs `secret_file` or `secret_env` (the shared signing secret)".into(),
+                );
+            }
+            if fhir && self.profile != ProfileKind::ConsentedReferral {
+                errors.push(
+                    "a `fhir` delivery carries consented referrals: the profile must be consented-referral".into(),
                 );
             }
         }

@@ -87,6 +87,17 @@ pub struct Delivery {
     pub retention_hours: u64,
 }
 
+/// The HTTPS settings of a webhook or FHIR destination, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct HttpDelivery {
+    pub url: String,
+    pub secret_file: Option<PathBuf>,
+    pub secret_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub identity_file: Option<PathBuf>,
+    pub timeout_ms: u64,
+}
+
 #[derive(Debug, Clone)]
 pub enum DeliveryKind {
     File {
@@ -98,12 +109,7 @@ pub enum DeliveryKind {
         timeout_ms: u64,
     },
     Webhook {
-        url: String,
-        secret_file: Option<PathBuf>,
-        secret_env: Option<String>,
-        ca_file: Option<PathBuf>,
-        identity_file: Option<PathBuf>,
-        timeout_ms: u64,
+        http: HttpDelivery,
         /// The body is a FHIR R4 transaction Bundle built from the referral.
         fhir: bool,
     },
@@ -227,22 +233,16 @@ impl Gateway {
                             timeout_ms: *timeout_ms,
                         },
                         spec => {
-                            let (
-                                url,
-                                secret_file,
-                                secret_env,
-                                ca_file,
-                                identity_file,
-                                timeout_ms,
-                                fhir,
-                            ) = spec.http().expect("the HTTP kinds");
+                            let (h, fhir) = spec.http()?;
                             DeliveryKind::Webhook {
-                                url: url.clone(),
-                                secret_file: secret_file.as_ref().map(|f| base.join(f)),
-                                secret_env: secret_env.clone(),
-                                ca_file: ca_file.as_ref().map(|f| base.join(f)),
-                                identity_file: identity_file.as_ref().map(|f| base.join(f)),
-                                timeout_ms,
+                                http: HttpDelivery {
+                                    url: h.url.clone(),
+                                    secret_file: h.secret_file.as_ref().map(|f| base.join(f)),
+                                    secret_env: h.secret_env.clone(),
+                                    ca_file: h.ca_file.as_ref().map(|f| base.join(f)),
+                                    identity_file: h.identity_file.as_ref().map(|f| base.join(f)),
+                                    timeout_ms: h.timeout_ms,
+                                },
                                 fhir,
                             }
                         }

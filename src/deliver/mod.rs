@@ -222,15 +222,15 @@ fn send(
             }
             out
         }
-        DeliveryKind::Webhook {
-            url,
-            secret_file,
-            secret_env,
-            ca_file,
-            identity_file,
-            timeout_ms,
-            fhir,
-        } => {
+        DeliveryKind::Webhook { http, fhir } => {
+            let crate::config::gateway::HttpDelivery {
+                url,
+                secret_file,
+                secret_env,
+                ca_file,
+                identity_file,
+                timeout_ms,
+            } = http;
             let secret = match (
                 secret_env.as_deref().and_then(|v| std::env::var(v).ok()),
                 secret_file,

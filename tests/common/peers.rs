@@ -6,18 +6,46 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// A peer's process, killed when dropped.
+pub struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a peer that prints `PORT <n>` once it listens.
+fn spawn(cmd: &mut Command) -> (Process, u16) {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("the peer starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("PORT ")
+        .expect("the peer prints its port")
+        .parse()
+        .unwrap();
+    (Process(child), port)
+}
+
+/// JSON lines a peer recorded.
+fn recorded(log: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 pub struct Receiver {
-    child: Child,
+    _process: Process,
     pub port: u16,
     log: PathBuf,
     mode: PathBuf,
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Receiver {
@@ -26,11 +54,7 @@ impl Receiver {
     }
 
     pub fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        recorded(&self.log)
     }
 }
 
@@ -109,24 +133,13 @@ pub fn receiver(dir: &Path, secret: &Path) -> Receiver {
     let log = dir.join("requests.ndjson");
     let mode = dir.join("mode");
     std::fs::write(&mode, "200").unwrap();
-    let mut child = Command::new("python3")
-        .arg(repo().join("tests/peers/webhook_receiver.py"))
-        .args([&cert, &key, &secret.to_path_buf(), &log, &mode])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .expect("the receiver prints its port")
-        .parse()
-        .unwrap();
+    let (process, port) = spawn(
+        Command::new("python3")
+            .arg(repo().join("tests/peers/webhook_receiver.py"))
+            .args([&cert, &key, &secret.to_path_buf(), &log, &mode]),
+    );
     Receiver {
-        child,
+        _process: process,
         port,
         log,
         mode,
@@ -135,17 +148,10 @@ pub fn receiver(dir: &Path, secret: &Path) -> Receiver {
 
 /// The MLLP peer (tests/peers/mllp_peer.py: python-hl7's MLLP server, hl7apy validation).
 pub struct MllpPeer {
-    child: Child,
+    _process: Process,
     pub port: u16,
     log: PathBuf,
     mode: PathBuf,
-}
-
-impl Drop for MllpPeer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl MllpPeer {
@@ -154,11 +160,7 @@ impl MllpPeer {
     }
 
     pub fn messages(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        recorded(&self.log)
     }
 }
 
@@ -166,24 +168,13 @@ pub fn mllp_peer(dir: &Path, python: &str) -> MllpPeer {
     let log = dir.join("mllp.ndjson");
     let mode = dir.join("ack");
     std::fs::write(&mode, "AA").unwrap();
-    let mut child = Command::new(python)
-        .arg(repo().join("tests/peers/mllp_peer.py"))
-        .args([&log, &mode])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("PORT ")
-        .expect("the peer prints its port")
-        .parse()
-        .unwrap();
+    let (process, port) = spawn(
+        Command::new(python)
+            .arg(repo().join("tests/peers/mllp_peer.py"))
+            .args([&log, &mode]),
+    );
     MllpPeer {
-        child,
+        _process: process,
         port,
         log,
         mode,
