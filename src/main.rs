@@ -553,35 +553,41 @@ impl Progress {
 
 /// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
 /// config has destinations.
+/// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
+/// config has destinations, as of `today`. Returns the decisions made and what was sent.
 fn disclose_and_dispatch(
     gw: &Gateway,
     store: &mut Store,
+    today: NaiveDate,
     alerts: &mut pnp_gateway::deliver::Alerts,
-) -> Result<()> {
+) -> Result<(
+    Vec<pnp_gateway::policy::disclose::Decision>,
+    pnp_gateway::deliver::DispatchStats,
+)> {
     if gw.destinations.is_empty() {
-        return Ok(());
+        return Ok(Default::default());
     }
     let keys = gw.keys().map_err(anyhow::Error::msg)?;
-    let today = cmd::privacy::today();
     let decisions = pnp_gateway::pipeline::disclosure::disclose_staged(store, gw, &keys, today)?;
     if !decisions.is_empty() {
         tracing::info!(decisions = decisions.len(), "disclosure decisions made");
     }
+    let mut sent = pnp_gateway::deliver::DispatchStats::default();
     if let Some(secret) = &keys.outbox {
         let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
-        let d = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, alerts)?;
+        sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, alerts)?;
         let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
-        if n(&d.delivered) + n(&d.retried) + n(&d.dead) + n(&d.withdrawn) > 0 {
+        if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
             tracing::info!(
-                delivered = n(&d.delivered),
-                retried = n(&d.retried),
-                dead = n(&d.dead),
-                withdrawn = n(&d.withdrawn),
+                delivered = n(&sent.delivered),
+                retried = n(&sent.retried),
+                dead = n(&sent.dead),
+                withdrawn = n(&sent.withdrawn),
                 "dispatch pass"
             );
         }
     }
-    Ok(())
+    Ok((decisions, sent))
 }
 
 fn run(gw: &Gateway, once: bool, max_records: Option<u64>, disclose: bool) -> Result<Stats> {
@@ -611,7 +617,12 @@ fn run(gw: &Gateway, once: bool, max_records: Option<u64>, disclose: bool) -> Re
             }
         }
         if disclose {
-            disclose_and_dispatch(gw, &mut store, &mut Default::default())?;
+            disclose_and_dispatch(
+                gw,
+                &mut store,
+                cmd::privacy::today(),
+                &mut Default::default(),
+            )?;
         }
         return Ok(stats);
     }
@@ -655,7 +666,7 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
             }
             progress.clear();
         }
-        if let Err(e) = disclose_and_dispatch(gw, store, &mut alerts) {
+        if let Err(e) = disclose_and_dispatch(gw, store, cmd::privacy::today(), &mut alerts) {
             tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
         }
         // Wake on a change, or rescan after a second anyway.
@@ -772,22 +783,7 @@ fn demo(out: &Path) -> Result<ExitCode> {
     println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");
 
     // Who would get what: the disclosure stage over every staged incident, then a dispatch.
-    let keys = gw.keys().map_err(anyhow::Error::msg)?;
-    let decisions =
-        pnp_gateway::pipeline::disclosure::disclose_staged(&mut store, &gw, &keys, today)?;
-    let seal = pnp_gateway::store::outbox::SealKey::from_secret(
-        keys.outbox
-            .as_deref()
-            .context("the demo configures an outbox key")?,
-    );
-    let sent = pnp_gateway::deliver::dispatch(
-        &mut store,
-        &gw,
-        &seal,
-        &keys.audit,
-        today,
-        &mut Default::default(),
-    )?;
+    let (decisions, sent) = disclose_and_dispatch(&gw, &mut store, today, &mut Default::default())?;
     let incidents = store.incidents()?;
     let mut per_dest: std::collections::BTreeMap<
         String,

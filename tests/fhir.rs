@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::peers::receiver;
+use common::peers::demo_with_https_prestera;
 use common::*;
 use std::process::Command;
 
@@ -20,23 +20,7 @@ fn peers() -> (String, String) {
 fn referral_bundles_validate_as_fhir_r4() {
     let (python, schema) = peers();
     let d = tempfile::tempdir().unwrap();
-    let secret = d.path().join("fhir.secret");
-    std::fs::write(&secret, "a-shared-secret-for-the-fhir-server-0123\n").unwrap();
-    let rx = receiver(d.path(), &secret);
-    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
-        &format!(
-            "deliver = {{ kind = \"fhir\", url = \"https://localhost:{}/fhir\", secret_file = \"{}\", ca_file = \"{}\" }}",
-            rx.port,
-            secret.display(),
-            d.path().join("ca.pem").display()
-        ),
-    );
-    std::fs::write(&cfg, text).unwrap();
-    success(&cli(&["check"], &cfg));
-    success(&cli(&["keys", "init"], &cfg));
-    success(&cli(&["run", "--once"], &cfg));
+    let (rx, cfg) = demo_with_https_prestera(d.path(), "fhir", "/fhir", "");
     import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     let reqs = rx.requests();

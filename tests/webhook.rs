@@ -4,29 +4,18 @@
 
 mod common;
 
-use common::peers::receiver;
+use common::peers::demo_with_https_prestera;
 use common::*;
 
 #[test]
 fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     let d = tempfile::tempdir().unwrap();
-    let secret = d.path().join("webhook.secret");
-    std::fs::write(&secret, "a-shared-secret-for-prestera-0123456789\n").unwrap();
-    let rx = receiver(d.path(), &secret);
-    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
-        &format!(
-            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/referrals\", secret_file = \"{}\", ca_file = \"{}\" }}\nretry = {{ initial_backoff_ms = 0, max_attempts = 5 }}",
-            rx.port,
-            secret.display(),
-            d.path().join("ca.pem").display()
-        ),
+    let (rx, cfg) = demo_with_https_prestera(
+        d.path(),
+        "webhook",
+        "/referrals",
+        "retry = { initial_backoff_ms = 0, max_attempts = 5 }",
     );
-    std::fs::write(&cfg, text).unwrap();
-    success(&cli(&["check"], &cfg));
-    success(&cli(&["keys", "init"], &cfg));
-    success(&cli(&["run", "--once"], &cfg));
     import_demo_records(&cfg);
 
     // The provider is down (503): the referral waits, same idempotency key on every attempt.

@@ -185,6 +185,26 @@ pub fn dispatch(
     Ok(stats)
 }
 
+/// Sends row by row; after a failure that may pass (the destination is down), the rest of the
+/// batch is not attempted and waits for the next pass instead of timing out one by one.
+fn one_by_one(
+    batch: &[(Row, Value)],
+    mut send: impl FnMut(&Row, &Value) -> Result<(), SendError>,
+) -> Vec<Option<Result<(), SendError>>> {
+    let mut down = false;
+    batch
+        .iter()
+        .map(|(row, payload)| {
+            if down {
+                return None;
+            }
+            let r = send(row, payload);
+            down = matches!(&r, Err(e) if e.retryable);
+            Some(r)
+        })
+        .collect()
+}
+
 /// One outcome per row: `None` when the row was not attempted (the destination failed on an
 /// earlier row, so the rest wait for the next pass instead of timing out one by one).
 fn send(
@@ -201,27 +221,16 @@ fn send(
             address,
             receiver,
             timeout_ms,
-        } => {
-            let mut out = Vec::with_capacity(batch.len());
-            let mut down = false;
-            for (row, payload) in batch {
-                if down {
-                    out.push(None);
-                    continue;
-                }
-                let now = chrono::Utc::now().fixed_offset();
-                let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
-                let r = hl7out::send(
-                    address,
-                    &msg,
-                    &hl7out::control_id(&row.idempotency_key),
-                    std::time::Duration::from_millis(*timeout_ms),
-                );
-                down = matches!(&r, Err(e) if e.retryable);
-                out.push(Some(r));
-            }
-            out
-        }
+        } => one_by_one(batch, |row, payload| {
+            let now = chrono::Utc::now().fixed_offset();
+            let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
+            hl7out::send(
+                address,
+                &msg,
+                &hl7out::control_id(&row.idempotency_key),
+                std::time::Duration::from_millis(*timeout_ms),
+            )
+        }),
         DeliveryKind::Webhook { http, fhir } => {
             let crate::config::gateway::HttpDelivery {
                 url,
@@ -266,13 +275,7 @@ fn send(
                     return batch.iter().map(|_| Some(Err(e.clone()))).collect();
                 }
             };
-            let mut out = Vec::with_capacity(batch.len());
-            let mut down = false;
-            for (row, payload) in batch {
-                if down {
-                    out.push(None);
-                    continue;
-                }
+            one_by_one(batch, |row, payload| {
                 let (body, content_type) = if *fhir {
                     let b = fhir::bundle(payload, &row.idempotency_key);
                     (
@@ -285,11 +288,8 @@ fn send(
                         "application/json",
                     )
                 };
-                let r = hook.send(&row.idempotency_key, &body, content_type);
-                down = matches!(&r, Err(e) if e.retryable);
-                out.push(Some(r));
-            }
-            out
+                hook.send(&row.idempotency_key, &body, content_type)
+            })
         }
     }
 }

@@ -180,3 +180,32 @@ pub fn mllp_peer(dir: &Path, python: &str) -> MllpPeer {
         mode,
     }
 }
+
+/// The demo tree (keys made, exports read) with its Prestera destination delivering over HTTPS
+/// to a fresh receiver: `kind` is `webhook` or `fhir`, `path` the URL path, `extra` more TOML for
+/// that destination (a `retry` table, say).
+pub fn demo_with_https_prestera(
+    dir: &Path,
+    kind: &str,
+    path: &str,
+    extra: &str,
+) -> (Receiver, PathBuf) {
+    let secret = dir.join("prestera.secret");
+    std::fs::write(&secret, "a-shared-secret-for-prestera-0123456789\n").unwrap();
+    let rx = receiver(dir, &secret);
+    let cfg = pnp_gateway::demo::write_tree(&dir.join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+        &format!(
+            "deliver = {{ kind = \"{kind}\", url = \"https://localhost:{}{path}\", secret_file = \"{}\", ca_file = \"{}\" }}\n{extra}",
+            rx.port,
+            secret.display(),
+            dir.join("ca.pem").display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    super::success(&super::cli(&["check"], &cfg));
+    super::success(&super::cli(&["keys", "init"], &cfg));
+    super::success(&super::cli(&["run", "--once"], &cfg));
+    (rx, cfg)
+}
