@@ -552,14 +552,12 @@ impl Progress {
 }
 
 /// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
-/// config has destinations.
-/// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
 /// config has destinations, as of `today`. Returns the decisions made and what was sent.
 fn disclose_and_dispatch(
     gw: &Gateway,
     store: &mut Store,
     today: NaiveDate,
-    alerts: &mut pnp_gateway::deliver::Alerts,
+    state: &mut pnp_gateway::deliver::Dispatcher,
 ) -> Result<(
     Vec<pnp_gateway::policy::disclose::Decision>,
     pnp_gateway::deliver::DispatchStats,
@@ -575,7 +573,7 @@ fn disclose_and_dispatch(
     let mut sent = pnp_gateway::deliver::DispatchStats::default();
     if let Some(secret) = &keys.outbox {
         let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
-        sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, alerts)?;
+        sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
         let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
         if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
             tracing::info!(
@@ -645,7 +643,7 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
     tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
     let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
     let mut progress = Progress::new();
-    let mut alerts = pnp_gateway::deliver::Alerts::default();
+    let mut dispatcher = pnp_gateway::deliver::Dispatcher::default();
     loop {
         for p in &gw.pipelines {
             let mut settled = |path: &Path| {
@@ -666,7 +664,7 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
             }
             progress.clear();
         }
-        if let Err(e) = disclose_and_dispatch(gw, store, cmd::privacy::today(), &mut alerts) {
+        if let Err(e) = disclose_and_dispatch(gw, store, cmd::privacy::today(), &mut dispatcher) {
             tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
         }
         // Wake on a change, or rescan after a second anyway.
@@ -837,15 +835,7 @@ fn demo(out: &Path) -> Result<ExitCode> {
     println!("delivered now (outbox, then the destinations' folders):");
     for (dest, d) in &gw.deliveries {
         let n = sent.delivered.get(dest).copied().unwrap_or(0);
-        let to = match &d.kind {
-            pnp_gateway::config::gateway::DeliveryKind::File { folder } => {
-                folder.display().to_string()
-            }
-            pnp_gateway::config::gateway::DeliveryKind::Webhook { http, .. } => http.url.clone(),
-            pnp_gateway::config::gateway::DeliveryKind::Hl7 { address, .. } => {
-                format!("mllp://{address}")
-            }
-        };
+        let to = d.kind.target();
         println!("  {dest:<14} {n:>4} payload(s) -> {to}");
     }
     let cfg = gw.path.display();

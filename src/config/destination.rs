@@ -64,6 +64,17 @@ pub enum DeliverSpec {
     /// A FHIR R4 transaction Bundle (Patient, ServiceRequest, Task, Consent) per referral, POSTed
     /// to the FHIR server's base `url`, signed like a webhook.
     Fhir(HttpSpec),
+    /// One JSON message per payload to a Kafka topic (DHHR's program stream), with idempotence
+    /// and `acks=all`; `properties` passes librdkafka settings such as `security.protocol`,
+    /// `ssl.ca.location` or `sasl.*` (not the ones the gateway sets itself).
+    Kafka {
+        brokers: String,
+        topic: String,
+        #[serde(default = "default_timeout")]
+        timeout_ms: u64,
+        #[serde(default)]
+        properties: BTreeMap<String, String>,
+    },
 }
 
 fn default_app() -> String {
@@ -81,13 +92,21 @@ pub struct HttpSpec {
     pub identity_file: Option<String>,
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// Referrals per request (`webhook` only): 1, the default, POSTs each payload as it is;
+    /// more POSTs a JSON array of `{"idempotency_key", "payload"}`.
+    #[serde(default = "default_batch")]
+    pub batch_max: usize,
+}
+
+fn default_batch() -> usize {
+    1
 }
 
 impl DeliverSpec {
     /// The HTTPS settings, and whether the body is a FHIR Bundle.
     pub fn http(&self) -> Option<(&HttpSpec, bool)> {
         match self {
-            DeliverSpec::File { .. } | DeliverSpec::Hl7 { .. } => None,
+            DeliverSpec::File { .. } | DeliverSpec::Hl7 { .. } | DeliverSpec::Kafka { .. } => None,
             DeliverSpec::Webhook(h) => Some((h, false)),
             DeliverSpec::Fhir(h) => Some((h, true)),
         }
@@ -167,6 +186,12 @@ impl DestinationSpec {
                     "an HTTPS delivery needs `secret_file` or `secret_env` (the shared signing secret)".into(),
                 );
             }
+            if !(1..=1000).contains(&h.batch_max) {
+                errors.push(format!("`batch_max` must be 1-1000, not {}", h.batch_max));
+            }
+            if fhir && h.batch_max != 1 {
+                errors.push("a `fhir` delivery sends one transaction Bundle per referral: `batch_max` must be 1".into());
+            }
             if fhir && self.profile != ProfileKind::ConsentedReferral {
                 errors.push(
                     "a `fhir` delivery carries consented referrals: the profile must be consented-referral".into(),
@@ -179,6 +204,30 @@ impl DestinationSpec {
             }
             if address.parse::<std::net::SocketAddr>().is_err() {
                 errors.push(format!("hl7 `address` must be IP:port, not `{address}`"));
+            }
+        }
+        if let Some(DeliverSpec::Kafka {
+            brokers,
+            topic,
+            properties,
+            ..
+        }) = &self.deliver
+        {
+            if brokers.trim().is_empty() {
+                errors.push("kafka `brokers` is empty (host:port[,host:port...])".into());
+            }
+            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) {
+                errors.push(format!(
+                    "kafka `topic` must be 1-249 of [A-Za-z0-9._-], not `{topic}`"
+                ));
+            }
+            for k in properties.keys() {
+                if crate::deliver::kafka::RESERVED.contains(&k.as_str()) {
+                    errors.push(format!(
+                        "kafka property `{k}` is set by the gateway (idempotence, acks=all, `timeout_ms`) and cannot be overridden"
+                    ));
+                }
             }
         }
         let profile = Profile::build(self.profile, &self.fields, self.restricted_zip3.as_deref())

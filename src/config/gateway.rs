@@ -96,6 +96,7 @@ pub struct HttpDelivery {
     pub ca_file: Option<PathBuf>,
     pub identity_file: Option<PathBuf>,
     pub timeout_ms: u64,
+    pub batch_max: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -113,6 +114,24 @@ pub enum DeliveryKind {
         /// The body is a FHIR R4 transaction Bundle built from the referral.
         fhir: bool,
     },
+    Kafka {
+        brokers: String,
+        topic: String,
+        timeout_ms: u64,
+        properties: std::collections::BTreeMap<String, String>,
+    },
+}
+
+impl DeliveryKind {
+    /// Where the payloads go, for summaries (no secrets: URLs, addresses, folders, topics).
+    pub fn target(&self) -> String {
+        match self {
+            DeliveryKind::File { folder } => folder.display().to_string(),
+            DeliveryKind::Webhook { http, .. } => http.url.clone(),
+            DeliveryKind::Hl7 { address, .. } => format!("mllp://{address}"),
+            DeliveryKind::Kafka { brokers, topic, .. } => format!("kafka://{brokers}/{topic}"),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -232,6 +251,17 @@ impl Gateway {
                             },
                             timeout_ms: *timeout_ms,
                         },
+                        super::destination::DeliverSpec::Kafka {
+                            brokers,
+                            topic,
+                            timeout_ms,
+                            properties,
+                        } => DeliveryKind::Kafka {
+                            brokers: brokers.clone(),
+                            topic: topic.clone(),
+                            timeout_ms: *timeout_ms,
+                            properties: properties.clone(),
+                        },
                         spec => {
                             let (h, fhir) = spec.http()?;
                             DeliveryKind::Webhook {
@@ -242,6 +272,7 @@ impl Gateway {
                                     ca_file: h.ca_file.as_ref().map(|f| base.join(f)),
                                     identity_file: h.identity_file.as_ref().map(|f| base.join(f)),
                                     timeout_ms: h.timeout_ms,
+                                    batch_max: h.batch_max,
                                 },
                                 fhir,
                             }

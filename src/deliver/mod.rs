@@ -8,6 +8,7 @@
 pub mod fhir;
 pub mod file;
 pub mod hl7out;
+pub mod kafka;
 pub mod mllp;
 pub mod webhook;
 
@@ -33,6 +34,19 @@ pub struct DispatchStats {
     pub retried: BTreeMap<String, u64>,
     pub dead: BTreeMap<String, u64>,
     pub withdrawn: BTreeMap<String, u64>,
+}
+
+/// What lives from one dispatch pass to the next: the destinations' health and their open
+/// clients (HTTPS connection pools, Kafka producers), built on first use.
+#[derive(Default)]
+pub struct Dispatcher {
+    pub alerts: Alerts,
+    sinks: BTreeMap<String, Sink>,
+}
+
+enum Sink {
+    Http(webhook::Webhook),
+    Kafka(kafka::KafkaSink),
 }
 
 /// Per-destination health, so that a destination that starts failing logs one warning, and one
@@ -83,7 +97,7 @@ pub fn dispatch(
     seal: &SealKey,
     audit_key: &[u8],
     today: NaiveDate,
-    alerts: &mut Alerts,
+    state: &mut Dispatcher,
 ) -> Result<DispatchStats, StoreError> {
     let mut stats = DispatchStats::default();
     for (id, delivery) in &gw.deliveries {
@@ -129,14 +143,14 @@ pub fn dispatch(
             if batch.is_empty() {
                 continue;
             }
-            let outcomes = send(delivery, id, &batch);
+            let outcomes = send(delivery, id, &batch, &mut state.sinks);
             let mut failed = false;
             for ((row, _), outcome) in batch.iter().zip(outcomes) {
                 match outcome {
                     // Not attempted: the destination failed on an earlier row of this batch.
                     None => {}
                     Some(Ok(())) => {
-                        alerts.ok(id);
+                        state.alerts.ok(id);
                         store.mark_delivered(row.id, delivery.retention_hours > 0)?;
                         audit(store, audit_key, row, "delivered", Vec::new())?;
                         *stats.delivered.entry(id.clone()).or_default() += 1;
@@ -144,7 +158,7 @@ pub fn dispatch(
                     Some(Err(e)) => {
                         failed |= e.retryable;
                         if e.retryable {
-                            alerts.failed(id, &e.message);
+                            state.alerts.failed(id, &e.message);
                         }
                         let attempts = row.attempts as u32 + 1;
                         let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
@@ -211,7 +225,9 @@ fn send(
     delivery: &Delivery,
     dest: &str,
     batch: &[(Row, Value)],
+    sinks: &mut BTreeMap<String, Sink>,
 ) -> Vec<Option<Result<(), SendError>>> {
+    let all = |e: SendError| batch.iter().map(|_| Some(Err(e.clone()))).collect();
     match &delivery.kind {
         DeliveryKind::File { folder } => {
             let r = file::write_batch(folder, dest, batch).map(|_| ());
@@ -231,50 +247,64 @@ fn send(
                 std::time::Duration::from_millis(*timeout_ms),
             )
         }),
-        DeliveryKind::Webhook { http, fhir } => {
-            let crate::config::gateway::HttpDelivery {
-                url,
-                secret_file,
-                secret_env,
-                ca_file,
-                identity_file,
-                timeout_ms,
-            } = http;
-            let secret = match (
-                secret_env.as_deref().and_then(|v| std::env::var(v).ok()),
-                secret_file,
-            ) {
-                (Some(s), _) => Ok(s.trim().as_bytes().to_vec()),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .map(|s| s.trim().as_bytes().to_vec())
-                    .map_err(|e| {
-                        format!(
-                            "cannot read the webhook secret {}: {}",
-                            f.display(),
-                            e.kind()
-                        )
-                    }),
-                (None, None) => Err("no webhook secret".to_string()),
-            };
-            let hook = secret.and_then(|s| {
-                webhook::Webhook::new(
-                    url,
-                    s,
-                    ca_file.as_deref(),
-                    identity_file.as_deref(),
+        DeliveryKind::Kafka {
+            brokers,
+            topic,
+            timeout_ms,
+            properties,
+        } => {
+            if !sinks.contains_key(dest) {
+                match kafka::KafkaSink::new(
+                    brokers,
+                    topic,
                     std::time::Duration::from_millis(*timeout_ms),
-                )
-            });
-            let hook = match hook {
-                Ok(h) => h,
-                Err(message) => {
-                    let e = SendError {
-                        retryable: true,
-                        message,
-                    };
-                    return batch.iter().map(|_| Some(Err(e.clone()))).collect();
+                    properties,
+                ) {
+                    Ok(k) => {
+                        sinks.insert(dest.to_string(), Sink::Kafka(k));
+                    }
+                    Err(message) => {
+                        return all(SendError {
+                            retryable: true,
+                            message,
+                        });
+                    }
                 }
+            }
+            match sinks.get(dest) {
+                Some(Sink::Kafka(k)) => k.send(batch),
+                _ => Vec::new(),
+            }
+        }
+        DeliveryKind::Webhook { http, fhir } => {
+            if !sinks.contains_key(dest) {
+                match webhook::Webhook::from_delivery(http) {
+                    Ok(h) => {
+                        sinks.insert(dest.to_string(), Sink::Http(h));
+                    }
+                    Err(message) => {
+                        return all(SendError {
+                            retryable: true,
+                            message,
+                        });
+                    }
+                }
+            }
+            let Some(Sink::Http(hook)) = sinks.get(dest) else {
+                return Vec::new();
             };
+            if http.batch_max > 1 && !*fhir {
+                // One request per chunk; after a failure that may pass, the rest wait.
+                let mut down = false;
+                return batch
+                    .chunks(http.batch_max)
+                    .flat_map(|chunk| {
+                        let r = (!down).then(|| hook.send_batch(chunk));
+                        down |= matches!(&r, Some(Err(e)) if e.retryable);
+                        chunk.iter().map(move |_| r.clone())
+                    })
+                    .collect();
+            }
             one_by_one(batch, |row, payload| {
                 let (body, content_type) = if *fhir {
                     let b = fhir::bundle(payload, &row.idempotency_key);

@@ -4,8 +4,10 @@
 //! Outcomes: 2xx done; 408, 429, 5xx and network errors retried; any other 4xx dead-lettered.
 
 use super::SendError;
+use crate::store::outbox::Row;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 
@@ -32,6 +34,36 @@ pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
 }
 
 impl Webhook {
+    /// The client for a configured destination: its secret (environment first, then the file),
+    /// CA and client identity.
+    pub fn from_delivery(http: &crate::config::gateway::HttpDelivery) -> Result<Webhook, String> {
+        let secret = match (
+            http.secret_env
+                .as_deref()
+                .and_then(|v| std::env::var(v).ok()),
+            &http.secret_file,
+        ) {
+            (Some(s), _) => s.trim().as_bytes().to_vec(),
+            (None, Some(f)) => std::fs::read_to_string(f)
+                .map(|s| s.trim().as_bytes().to_vec())
+                .map_err(|e| {
+                    format!(
+                        "cannot read the webhook secret {}: {}",
+                        f.display(),
+                        e.kind()
+                    )
+                })?,
+            (None, None) => return Err("no webhook secret".to_string()),
+        };
+        Webhook::new(
+            &http.url,
+            secret,
+            http.ca_file.as_deref(),
+            http.identity_file.as_deref(),
+            Duration::from_millis(http.timeout_ms),
+        )
+    }
+
     pub fn new(
         url: &str,
         secret: Vec<u8>,
@@ -64,6 +96,28 @@ impl Webhook {
             url: url.to_string(),
             secret,
         })
+    }
+
+    /// Several referrals in one request: a JSON array of `{"idempotency_key", "payload"}`. The
+    /// request's `Idempotency-Key` is derived from the members' keys (stable across retries of
+    /// the same batch); each member keeps its own key, so a receiver deduplicates per referral
+    /// even when a retry regroups them.
+    pub fn send_batch(&self, chunk: &[(Row, Value)]) -> Result<(), SendError> {
+        let items: Vec<Value> = chunk
+            .iter()
+            .map(|(row, payload)| json!({"idempotency_key": row.idempotency_key, "payload": payload}))
+            .collect();
+        let body = serde_json::to_vec(&items).unwrap_or_default();
+        let mut h = Sha256::new();
+        for (row, _) in chunk {
+            h.update(row.idempotency_key.as_bytes());
+            h.update(b"\n");
+        }
+        let key: String = h.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.send(&format!("batch-{key}"), &body, "application/json")
     }
 
     pub fn send(

@@ -1,0 +1,228 @@
+//! The `kafka` destination from `run`, against librdkafka's mock cluster (real Kafka protocol on
+//! loopback ports, in this test process; the gateway is a separate process): keys, headers and
+//! values as DHHR's consumer sees them, idempotent delivery through injected broker errors, a
+//! cluster that is down and comes back, and a permanent error dead-lettered.
+
+mod common;
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rdkafka::{ClientConfig, TopicPartitionList};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const TOPIC: &str = "pnp.program";
+
+/// The demo with DHHR's program data going to the mock cluster instead of a folder.
+fn demo_to_kafka(dir: &std::path::Path, brokers: &str, timeout_ms: u64) -> PathBuf {
+    let cfg = pnp_gateway::demo::write_tree(&dir.join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/dhhr-program\" }",
+        &format!(
+            "deliver = {{ kind = \"kafka\", brokers = \"{brokers}\", topic = \"{TOPIC}\", timeout_ms = {timeout_ms} }}\nretry = {{ initial_backoff_ms = 10, max_backoff_ms = 20 }}"
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    success(&cli(&["check"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
+    cfg
+}
+
+struct Got {
+    key: String,
+    value: serde_json::Value,
+    headers: Vec<(String, String)>,
+    partition: i32,
+}
+
+/// Everything on the topic, read from the start of each partition.
+fn consume(brokers: &str, partitions: i32, expect: usize) -> Vec<Got> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dhhr-test")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition_offset(TOPIC, p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    c.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < expect && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            (
+                                h.key.to_string(),
+                                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Got {
+                key: String::from_utf8_lossy(m.key().unwrap()).into_owned(),
+                value: serde_json::from_slice(m.payload().unwrap()).unwrap(),
+                headers,
+                partition: m.partition(),
+            });
+        }
+    }
+    // Nothing more than expected.
+    let extra = (0..10)
+        .filter_map(|_| c.poll(Duration::from_millis(100)))
+        .count();
+    assert_eq!(extra, 0, "more messages than expected on the topic");
+    out
+}
+
+#[test]
+fn program_data_reaches_kafka_once_keyed_per_incident_with_headers() {
+    let mock = MockCluster::new(3).unwrap();
+    mock.create_topic(TOPIC, 3, 3).unwrap();
+    // Transient broker errors on the first produce requests: librdkafka's idempotent
+    // producer retries them without duplicating.
+    mock.request_errors(
+        RDKafkaApiKey::Produce,
+        &[
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+        ],
+    );
+    let brokers = mock.bootstrap_servers();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = demo_to_kafka(d.path(), &brokers, 10_000);
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'delivered'"
+        ),
+        29
+    );
+    // A second run sends nothing again.
+    success(&cli(&["run", "--once"], &cfg));
+
+    let got = consume(&brokers, 3, 29);
+    assert_eq!(got.len(), 29, "every payload exactly once");
+    let mut keys = std::collections::BTreeSet::new();
+    for g in &got {
+        assert_eq!(g.value["profile"], "safe-harbor");
+        let id = g.value["incident"]["incident_id"].as_str().unwrap();
+        assert!(id.starts_with("I-"), "a pseudonym, not the police number");
+        let (agency, kid) = g.key.split_once('/').unwrap();
+        assert!(
+            ["generic-cad-csv", "sandiego-cfs"].contains(&agency),
+            "{agency}"
+        );
+        assert_eq!(kid, id);
+        assert!(keys.insert(g.key.clone()));
+        let h = |k: &str| {
+            g.headers
+                .iter()
+                .find(|(hk, _)| hk == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(h("pnp-schema-version").as_deref(), Some("1"));
+        assert_eq!(h("content-type").as_deref(), Some("application/json"));
+        assert_eq!(h("idempotency-key").unwrap().len(), 32);
+        assert!((0..3).contains(&g.partition));
+        let text = g.value.to_string();
+        for leak in [
+            "DOE",
+            "3045550100",
+            "EXAMPLE AVE",
+            "1990-07-04",
+            "2026-000101",
+        ] {
+            assert!(!text.contains(leak), "{leak} reached DHHR's topic");
+        }
+    }
+    // The idempotency keys on the topic are the outbox's.
+    let db = rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db")).unwrap();
+    let outbox: std::collections::BTreeSet<String> = db
+        .prepare("SELECT idempotency_key FROM outbox WHERE destination = 'dhhr-program'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let sent: std::collections::BTreeSet<String> = got
+        .iter()
+        .map(|g| {
+            g.headers
+                .iter()
+                .find(|(k, _)| k == "idempotency-key")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    assert_eq!(outbox, sent);
+}
+
+#[test]
+fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters() {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic(TOPIC, 1, 1).unwrap();
+    let brokers = mock.bootstrap_servers();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = demo_to_kafka(d.path(), &brokers, 1_500);
+
+    mock.broker_down(1).unwrap();
+    let out = cli(&["run", "--once"], &cfg);
+    success(&out);
+    let queued = "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'pending' AND attempts >= 1";
+    assert_eq!(store_count(&cfg, queued), 29, "all queued for retry");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("destination is failing").count(),
+        1,
+        "one warning, not one per message: {err}"
+    );
+    mock.broker_up(1).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let out = cli(&["run", "--once"], &cfg);
+    success(&out);
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'delivered'"
+        ),
+        29
+    );
+    assert_eq!(consume(&brokers, 1, 29).len(), 29);
+
+    // A permanent refusal (the topic's ACL) is dead-lettered with its reason, not retried.
+    let d2 = tempfile::tempdir().unwrap();
+    let mock2 = MockCluster::new(1).unwrap();
+    mock2.create_topic(TOPIC, 1, 1).unwrap();
+    let cfg2 = demo_to_kafka(d2.path(), &mock2.bootstrap_servers(), 3_000);
+    mock2
+        .topic_error(
+            TOPIC,
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .unwrap();
+    success(&cli(&["run", "--once"], &cfg2));
+    let dead = success(&cli(&["outbox", "dead"], &cfg2));
+    assert_eq!(
+        store_count(
+            &cfg2,
+            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'dead'"
+        ),
+        29,
+        "{dead}"
+    );
+    assert!(dead.to_lowercase().contains("authoriz"), "{dead}");
+}
