@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::peers::demo_with_https_prestera;
+use common::peers::demo_with_https;
 use common::*;
 use std::process::Command;
 
@@ -20,7 +20,7 @@ fn peers() -> (String, String) {
 fn referral_bundles_validate_as_fhir_r4() {
     let (python, schema) = peers();
     let d = tempfile::tempdir().unwrap();
-    let (rx, cfg) = demo_with_https_prestera(d.path(), "fhir", "/fhir", "");
+    let (rx, cfg) = demo_with_https(d.path(), "prestera", "fhir", "/fhir", "");
     import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     let reqs = rx.requests();

@@ -4,14 +4,15 @@
 
 mod common;
 
-use common::peers::demo_with_https_prestera;
+use common::peers::demo_with_https;
 use common::*;
 
 #[test]
 fn referrals_over_https_with_signatures_retries_and_dead_letters() {
     let d = tempfile::tempdir().unwrap();
-    let (rx, cfg) = demo_with_https_prestera(
+    let (rx, cfg) = demo_with_https(
         d.path(),
+        "prestera",
         "webhook",
         "/referrals",
         "retry = { initial_backoff_ms = 0, max_attempts = 5 }",
@@ -112,4 +113,45 @@ fn a_webhook_needs_https_and_a_secret() {
     assert_eq!(out.status.code(), Some(1));
     assert!(err.contains("must be https://"), "{err}");
     assert!(err.contains("`secret_file` or `secret_env`"), "{err}");
+}
+
+#[test]
+fn batching_sends_several_referrals_per_signed_request_each_with_its_key() {
+    let d = tempfile::tempdir().unwrap();
+    let (rx, cfg) = demo_with_https(
+        d.path(),
+        "dhhr-program",
+        "webhook, batch_max = 10",
+        "/program",
+        "",
+    );
+    // 29 payloads: three signed requests of 10, 10 and 9.
+    let reqs = rx.requests();
+    let sizes: Vec<usize> = reqs
+        .iter()
+        .map(|r| r["body"].as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, [10, 10, 9]);
+    assert!(reqs.iter().all(|r| r["signature_ok"] == true));
+    assert!(reqs.iter().all(|r| r["content_type"] == "application/json"));
+    assert!(
+        reqs.iter()
+            .all(|r| r["idempotency_key"].as_str().unwrap().starts_with("batch-"))
+    );
+    let members: std::collections::BTreeSet<String> = reqs
+        .iter()
+        .flat_map(|r| r["body"].as_array().unwrap().clone())
+        .map(|m| {
+            assert_eq!(m["payload"]["profile"], "safe-harbor");
+            m["idempotency_key"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(members.len(), 29, "every referral once, with its own key");
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'delivered'"
+        ),
+        29
+    );
 }

@@ -181,23 +181,27 @@ pub fn mllp_peer(dir: &Path, python: &str) -> MllpPeer {
     }
 }
 
-/// The demo tree (keys made, exports read) with its Prestera destination delivering over HTTPS
-/// to a fresh receiver: `kind` is `webhook` or `fhir`, `path` the URL path, `extra` more TOML for
-/// that destination (a `retry` table, say).
-pub fn demo_with_https_prestera(
+/// The demo tree (keys made, exports read) with one of its file destinations (`dest`: prestera,
+/// qrt-kanawha, dhhr-program) delivering over HTTPS to a fresh receiver instead: `kind` is
+/// `webhook` or `fhir`, then any more keys of the deliver table after a comma (`webhook,
+/// batch_max = 10`), `path` the URL path, `extra` more TOML for that destination (a `retry` table, say).
+pub fn demo_with_https(
     dir: &Path,
+    dest: &str,
     kind: &str,
     path: &str,
     extra: &str,
 ) -> (Receiver, PathBuf) {
-    let secret = dir.join("prestera.secret");
-    std::fs::write(&secret, "a-shared-secret-for-prestera-0123456789\n").unwrap();
+    let secret = dir.join(format!("{dest}.secret"));
+    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
     let rx = receiver(dir, &secret);
+    let (kind, more) = kind.split_once(',').unwrap_or((kind, ""));
+    let more = if more.is_empty() { String::new() } else { format!(",{more}") };
     let cfg = pnp_gateway::demo::write_tree(&dir.join("demo")).unwrap();
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+        &format!("deliver = {{ kind = \"file\", folder = \"deliveries/{dest}\" }}"),
         &format!(
-            "deliver = {{ kind = \"{kind}\", url = \"https://localhost:{}{path}\", secret_file = \"{}\", ca_file = \"{}\" }}\n{extra}",
+            "deliver = {{ kind = \"{kind}\", url = \"https://localhost:{}{path}\", secret_file = \"{}\", ca_file = \"{}\"{more} }}\n{extra}",
             rx.port,
             secret.display(),
             dir.join("ca.pem").display()
