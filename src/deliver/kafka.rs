@@ -132,7 +132,7 @@ impl KafkaSink {
 
     /// Produces the batch and waits for every delivery report (at most the message timeout and
     /// a little more). One outcome per row, in order.
-    pub fn send(&self, batch: &[(Row, Value)]) -> Vec<Option<Result<(), SendError>>> {
+    pub fn send(&self, batch: &[(Row, Value)]) -> Vec<Result<(), SendError>> {
         let ctx = self.producer.context();
         let generation = ctx.batch.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut m) = ctx.outcomes.lock() {
@@ -196,16 +196,14 @@ impl KafkaSink {
             .map(|mut m| std::mem::take(&mut *m))
             .unwrap_or_default();
         (0..batch.len())
-            .map(|i| {
-                Some(match early.remove(&i) {
-                    Some(e) => Err(e),
-                    None => reports.remove(&i).unwrap_or_else(|| {
-                        Err(SendError {
-                            retryable: true,
-                            message: "kafka: no delivery report before the timeout".into(),
-                        })
-                    }),
-                })
+            .map(|i| match early.remove(&i) {
+                Some(e) => Err(e),
+                None => reports.remove(&i).unwrap_or_else(|| {
+                    Err(SendError {
+                        retryable: true,
+                        message: "kafka: no delivery report before the timeout".into(),
+                    })
+                }),
             })
             .collect()
     }

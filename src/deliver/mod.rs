@@ -143,22 +143,24 @@ pub fn dispatch(
             if batch.is_empty() {
                 continue;
             }
-            let outcomes = send(delivery, id, &batch, &mut state.sinks);
+            // Each outcome is recorded as it comes, in group commits: a crash between a send
+            // and its bookkeeping repeats at most one group (same idempotency keys).
             let mut failed = false;
-            for ((row, _), outcome) in batch.iter().zip(outcomes) {
+            let mut group = Group::new(store);
+            let Dispatcher { alerts, sinks } = state;
+            send(delivery, id, &batch, sinks, &mut |row, outcome| {
+                let store = group.store()?;
                 match outcome {
-                    // Not attempted: the destination failed on an earlier row of this batch.
-                    None => {}
-                    Some(Ok(())) => {
-                        state.alerts.ok(id);
+                    Ok(()) => {
+                        alerts.ok(id);
                         store.mark_delivered(row.id, delivery.retention_hours > 0)?;
                         audit(store, audit_key, row, "delivered", Vec::new())?;
                         *stats.delivered.entry(id.clone()).or_default() += 1;
                     }
-                    Some(Err(e)) => {
+                    Err(e) => {
                         failed |= e.retryable;
                         if e.retryable {
-                            state.alerts.failed(id, &e.message);
+                            alerts.failed(id, &e.message);
                         }
                         let attempts = row.attempts as u32 + 1;
                         let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
@@ -169,13 +171,7 @@ pub fn dispatch(
                             || age_h >= delivery.retry.max_age_hours as i64;
                         if give_up {
                             store.mark_failed(row.id, &e.message, None)?;
-                            audit(
-                                store,
-                                audit_key,
-                                row,
-                                "dead-lettered",
-                                vec![e.message.clone()],
-                            )?;
+                            audit(store, audit_key, row, "dead-lettered", vec![e.message])?;
                             *stats.dead.entry(id.clone()).or_default() += 1;
                             tracing::warn!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
                         } else {
@@ -190,7 +186,9 @@ pub fn dispatch(
                         }
                     }
                 }
-            }
+                group.wrote()
+            })?;
+            group.commit()?;
             if failed {
                 break; // this destination is failing: the others go on
             }
@@ -199,45 +197,112 @@ pub fn dispatch(
     Ok(stats)
 }
 
-/// Sends row by row; after a failure that may pass (the destination is down), the rest of the
-/// batch is not attempted and waits for the next pass instead of timing out one by one.
-fn one_by_one(
-    batch: &[(Row, Value)],
-    mut send: impl FnMut(&Row, &Value) -> Result<(), SendError>,
-) -> Vec<Option<Result<(), SendError>>> {
-    let mut down = false;
-    batch
-        .iter()
-        .map(|(row, payload)| {
-            if down {
-                return None;
-            }
-            let r = send(row, payload);
-            down = matches!(&r, Err(e) if e.retryable);
-            Some(r)
-        })
-        .collect()
+/// Where each outcome goes as soon as it is known; an error stops the sending.
+type Record<'a> = dyn FnMut(&Row, Result<(), SendError>) -> Result<(), StoreError> + 'a;
+
+/// Writes of one dispatch round in group commits (at most [`Group::ROWS`] outcomes or
+/// [`Group::MS`] milliseconds per commit), instead of one synced commit per outcome.
+struct Group<'s> {
+    store: &'s mut Store,
+    open: Option<std::time::Instant>,
+    writes: usize,
 }
 
-/// One outcome per row: `None` when the row was not attempted (the destination failed on an
-/// earlier row, so the rest wait for the next pass instead of timing out one by one).
+impl<'s> Group<'s> {
+    const ROWS: usize = 64;
+    const MS: u128 = 50;
+
+    fn new(store: &'s mut Store) -> Self {
+        Group {
+            store,
+            open: None,
+            writes: 0,
+        }
+    }
+
+    fn store(&mut self) -> Result<&mut Store, StoreError> {
+        if self.open.is_none() {
+            self.store.begin()?;
+            self.open = Some(std::time::Instant::now());
+        }
+        Ok(self.store)
+    }
+
+    fn wrote(&mut self) -> Result<(), StoreError> {
+        self.writes += 1;
+        if self.writes >= Self::ROWS
+            || self
+                .open
+                .is_some_and(|t| t.elapsed().as_millis() >= Self::MS)
+        {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), StoreError> {
+        if self.open.take().is_some() {
+            self.store.commit()?;
+        }
+        self.writes = 0;
+        Ok(())
+    }
+}
+
+impl Drop for Group<'_> {
+    fn drop(&mut self) {
+        // An error left the group open: what it wrote is kept (each outcome is true).
+        let _ = self.commit();
+    }
+}
+
+/// Sends row by row, recording each outcome at once; after a failure that may pass (the
+/// destination is down), the rest of the batch is not attempted and waits for the next pass
+/// instead of timing out one by one.
+fn one_by_one(
+    batch: &[(Row, Value)],
+    record: &mut Record<'_>,
+    mut send: impl FnMut(&Row, &Value) -> Result<(), SendError>,
+) -> Result<(), StoreError> {
+    for (row, payload) in batch {
+        let r = send(row, payload);
+        let down = matches!(&r, Err(e) if e.retryable);
+        record(row, r)?;
+        if down {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The same outcome for several rows (a file, a batched request).
+fn all_rows(
+    rows: &[(Row, Value)],
+    r: Result<(), SendError>,
+    record: &mut Record<'_>,
+) -> Result<(), StoreError> {
+    rows.iter().try_for_each(|(row, _)| record(row, r.clone()))
+}
+
+/// Sends a batch, recording each row's outcome; a row not attempted (the destination failed on
+/// an earlier row) gets none and waits for the next pass.
 fn send(
     delivery: &Delivery,
     dest: &str,
     batch: &[(Row, Value)],
     sinks: &mut BTreeMap<String, Sink>,
-) -> Vec<Option<Result<(), SendError>>> {
-    let all = |e: SendError| batch.iter().map(|_| Some(Err(e.clone()))).collect();
+    record: &mut Record<'_>,
+) -> Result<(), StoreError> {
     match &delivery.kind {
         DeliveryKind::File { folder } => {
             let r = file::write_batch(folder, dest, batch).map(|_| ());
-            batch.iter().map(|_| Some(r.clone())).collect()
+            all_rows(batch, r, record)
         }
         DeliveryKind::Hl7 {
             address,
             receiver,
             timeout_ms,
-        } => one_by_one(batch, |row, payload| {
+        } => one_by_one(batch, record, |row, payload| {
             let now = chrono::Utc::now().fixed_offset();
             let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
             hl7out::send(
@@ -264,17 +329,20 @@ fn send(
                         sinks.insert(dest.to_string(), Sink::Kafka(k));
                     }
                     Err(message) => {
-                        return all(SendError {
+                        let e = SendError {
                             retryable: true,
                             message,
-                        });
+                        };
+                        return all_rows(batch, Err(e), record);
                     }
                 }
             }
-            match sinks.get(dest) {
-                Some(Sink::Kafka(k)) => k.send(batch),
-                _ => Vec::new(),
+            if let Some(Sink::Kafka(k)) = sinks.get(dest) {
+                for ((row, _), r) in batch.iter().zip(k.send(batch)) {
+                    record(row, r)?;
+                }
             }
+            Ok(())
         }
         DeliveryKind::Webhook { http, fhir } => {
             if !sinks.contains_key(dest) {
@@ -283,29 +351,30 @@ fn send(
                         sinks.insert(dest.to_string(), Sink::Http(h));
                     }
                     Err(message) => {
-                        return all(SendError {
+                        let e = SendError {
                             retryable: true,
                             message,
-                        });
+                        };
+                        return all_rows(batch, Err(e), record);
                     }
                 }
             }
             let Some(Sink::Http(hook)) = sinks.get(dest) else {
-                return Vec::new();
+                return Ok(());
             };
             if http.batch_max > 1 && !*fhir {
                 // One request per chunk; after a failure that may pass, the rest wait.
-                let mut down = false;
-                return batch
-                    .chunks(http.batch_max)
-                    .flat_map(|chunk| {
-                        let r = (!down).then(|| hook.send_batch(chunk));
-                        down |= matches!(&r, Some(Err(e)) if e.retryable);
-                        chunk.iter().map(move |_| r.clone())
-                    })
-                    .collect();
+                for chunk in batch.chunks(http.batch_max) {
+                    let r = hook.send_batch(chunk);
+                    let down = matches!(&r, Err(e) if e.retryable);
+                    all_rows(chunk, r, record)?;
+                    if down {
+                        break;
+                    }
+                }
+                return Ok(());
             }
-            one_by_one(batch, |row, payload| {
+            one_by_one(batch, record, |row, payload| {
                 let (body, content_type) = if *fhir {
                     let b = fhir::bundle(payload, &row.idempotency_key);
                     (

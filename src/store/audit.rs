@@ -57,8 +57,9 @@ pub struct Broken {
 }
 
 impl Store {
+    /// Appends an entry; inside an open group (`begin`) it commits with the group.
     pub fn audit_append(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
-        let tx = self.conn.transaction()?;
+        let tx = self.conn.savepoint()?;
         let (seq, prev): (i64, String) = tx
             .query_row("SELECT seq, mac FROM audit_head WHERE one = 1", [], |r| {
                 Ok((r.get(0)?, r.get(1)?))

@@ -208,6 +208,18 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens a group of writes committed together by [`Store::commit`] (one sync instead of
+    /// one per write). Writes that use their own transaction join the group as savepoints.
+    pub fn begin(&mut self) -> Result<()> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> Result<()> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
     fn migrate(&mut self) -> Result<()> {
         let version: i64 = self
             .conn

@@ -196,7 +196,11 @@ pub fn demo_with_https(
     std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
     let rx = receiver(dir, &secret);
     let (kind, more) = kind.split_once(',').unwrap_or((kind, ""));
-    let more = if more.is_empty() { String::new() } else { format!(",{more}") };
+    let more = if more.is_empty() {
+        String::new()
+    } else {
+        format!(",{more}")
+    };
     let cfg = pnp_gateway::demo::write_tree(&dir.join("demo")).unwrap();
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         &format!("deliver = {{ kind = \"file\", folder = \"deliveries/{dest}\" }}"),
