@@ -10,4 +10,5 @@ pub mod mapping;
 pub mod model;
 pub mod pipeline;
 pub mod policy;
+pub mod receiver;
 pub mod store;

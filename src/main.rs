@@ -105,6 +105,25 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Run the reference HTTPS receiver for `webhook` destinations: checks signatures, drops
+    /// repeated idempotency keys, appends payloads to an NDJSON file. A test peer and template.
+    Receive {
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
+        /// PEM certificate chain; with --key. Without both, a private CA is made in --tls-dir.
+        #[arg(long)]
+        cert: Option<PathBuf>,
+        #[arg(long)]
+        key: Option<PathBuf>,
+        #[arg(long, default_value = "receiver-tls")]
+        tls_dir: PathBuf,
+        /// The shared signing secret (the destination's `secret_file`).
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// Where accepted payloads are appended, one JSON line each.
+        #[arg(long, default_value = "received.ndjson")]
+        out: PathBuf,
+    },
     /// Run the embedded demo: sample exports through the demo config, with a summary.
     Demo {
         /// Folder to write the demo's config, exports and store into.
@@ -340,6 +359,21 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             }
             OutboxCommand::Purge { config } => cmd::outbox::purge(&load_gateway(&config)?),
         },
+        Command::Receive {
+            listen,
+            cert,
+            key,
+            tls_dir,
+            secret_file,
+            out,
+        } => cmd::receive::receive(
+            listen,
+            cert.as_deref(),
+            key.as_deref(),
+            &tls_dir,
+            &secret_file,
+            &out,
+        ),
         Command::Demo { out } => demo(&out),
     }
 }
@@ -748,6 +782,8 @@ const DEMO_TODAY: &str = "2026-11-27";
 fn demo(out: &Path) -> Result<ExitCode> {
     let config = pnp_gateway::demo::write_tree(out)
         .with_context(|| format!("writing the demo into {}", out.display()))?;
+    let receiver = pnp_gateway::demo::with_receiver(&config)
+        .context("starting the demo's local HTTPS receiver")?;
     let gw = load_gateway(&config)?;
     for f in [&gw.vault_key_file, &gw.audit_key_file, &gw.outbox_key_file]
         .into_iter()
@@ -832,12 +868,23 @@ fn demo(out: &Path) -> Result<ExitCode> {
     for r in &referrals {
         println!("  {r}");
     }
-    println!("delivered now (outbox, then the destinations' folders):");
+    println!("delivered now (outbox, then the destinations):");
     for (dest, d) in &gw.deliveries {
         let n = sent.delivered.get(dest).copied().unwrap_or(0);
         let to = d.kind.target();
         println!("  {dest:<14} {n:>4} payload(s) -> {to}");
     }
+    let got = receiver.counts();
+    println!(
+        "  the local HTTPS receiver checked {} signed request(s) and took {} payload(s) into {}",
+        got.requests,
+        got.accepted,
+        gw.path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("deliveries/dhhr-research/received.ndjson")
+            .display()
+    );
     let cfg = gw.path.display();
     println!("next:");
     println!(

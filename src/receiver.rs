@@ -1,0 +1,325 @@
+//! `pnp-gateway receive`: a reference HTTPS receiver for the `webhook` destination, the way
+//! docs/delivery.md tells a provider to build one. It checks each request's timestamped
+//! HMAC-SHA256 signature, drops a payload whose idempotency key it has already taken (answering
+//! 200, so the sender stops), and appends what it accepts to an NDJSON file. The demo starts one
+//! for its HTTPS destination; the delivery benchmark measures the gateway against it. It is a
+//! test peer and a template, not a provider's intake system: it keeps the keys it has seen in
+//! memory only.
+
+use hmac::{Hmac, KeyInit, Mac};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// Requests bigger than this are refused with 413.
+pub const MAX_BODY: usize = 16 << 20;
+/// How far a request's timestamp may be from the receiver's clock.
+pub const MAX_SKEW_SECS: i64 = 300;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiverError {
+    #[error("{0}: {1}")]
+    Io(String, std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
+}
+
+/// What a receiver has taken so far.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub requests: u64,
+    pub accepted: u64,
+    pub duplicates: u64,
+    pub refused: u64,
+}
+
+struct State {
+    secret: Vec<u8>,
+    seen: HashSet<String>,
+    counts: Counts,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+}
+
+/// A receiver running on its own thread until the process ends.
+pub struct Running {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl Running {
+    pub fn counts(&self) -> Counts {
+        self.state
+            .lock()
+            .map(|s| s.counts.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A private CA and a certificate for `localhost` and 127.0.0.1 signed by it, written to
+/// `dir` as `ca.pem`, `cert.pem` and `key.pem` (the key readable by the owner only). The CA
+/// file is what the gateway's `ca_file` names.
+pub fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReceiverError> {
+    let tls = |e: rcgen::Error| ReceiverError::Tls(e.to_string());
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "pnp-gateway demo CA");
+    let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
+    let ca = ca_params.self_signed(&ca_key).map_err(tls)?;
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .map_err(tls)?;
+    let leaf_key = rcgen::KeyPair::generate().map_err(tls)?;
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
+    std::fs::create_dir_all(dir).map_err(|e| ReceiverError::Io(dir.display().to_string(), e))?;
+    let write = |name: &str, text: String| {
+        let p = dir.join(name);
+        crate::store::write_private(&p, text.as_bytes())
+            .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?;
+        Ok::<_, ReceiverError>(p)
+    };
+    Ok((
+        write("ca.pem", ca.pem())?,
+        write("cert.pem", leaf.pem())?,
+        write("key.pem", leaf_key.serialize_pem())?,
+    ))
+}
+
+/// Binds `listen` and serves on a new thread. `out`, when given, gets one JSON line per
+/// accepted payload: `{"idempotency_key", "received_at", "path", "payload"}`.
+pub fn start(
+    listen: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    secret: Vec<u8>,
+    out: Option<&Path>,
+) -> Result<Running, ReceiverError> {
+    let tls = tls_config(cert, key)?;
+    let listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| ReceiverError::Io(format!("cannot listen on {listen}"), e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ReceiverError::Io(listen.to_string(), e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| ReceiverError::Io(listen.to_string(), e))?;
+    let out = match out {
+        Some(p) => Some(std::io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?,
+        )),
+        None => None,
+    };
+    let state = Arc::new(Mutex::new(State {
+        secret,
+        seen: HashSet::new(),
+        counts: Counts::default(),
+        out,
+    }));
+    let shared = state.clone();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| ReceiverError::Io("cannot start the receiver's runtime".into(), e))?;
+    std::thread::Builder::new()
+        .name("pnp-receiver".into())
+        .spawn(move || rt.block_on(serve(listener, tls, shared)))
+        .map_err(|e| ReceiverError::Io("cannot start the receiver's thread".into(), e))?;
+    Ok(Running { addr, state })
+}
+
+fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ReceiverError> {
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<_, _>>())
+        .map_err(|e| ReceiverError::Tls(format!("{}: {e}", cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| ReceiverError::Tls(format!("{}: {e}", key.display())))?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ReceiverError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| ReceiverError::Tls(e.to_string()))?;
+    Ok(Arc::new(cfg))
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    state: Arc<Mutex<State>>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            let Ok(stream) = acceptor.accept(tcp).await else {
+                return; // a failed handshake: nothing to answer
+            };
+            let service = hyper::service::service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, hyper::Error>(handle(req, &state).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// Checks `v1=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))` in constant time.
+pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
+    let Some(hex) = signature.strip_prefix("v1=") else {
+        return false;
+    };
+    let Some(tag) = decode_hex(hex) else {
+        return false;
+    };
+    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
+        return false;
+    };
+    m.update(timestamp.as_bytes());
+    m.update(b".");
+    m.update(body);
+    m.verify_slice(&tag).is_ok()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {
+    let refuse = |status: StatusCode, why: &str| {
+        if let Ok(mut s) = state.lock() {
+            s.counts.requests += 1;
+            s.counts.refused += 1;
+        }
+        answer(status, json!({ "error": why }))
+    };
+    if req.method() != hyper::Method::POST {
+        return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST only");
+    }
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (timestamp, signature, key) = (
+        header("x-pnp-timestamp"),
+        header("x-pnp-signature"),
+        header("idempotency-key"),
+    );
+    let path = req.uri().path().to_string();
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large or cut off"),
+    };
+    let fresh = timestamp
+        .parse::<i64>()
+        .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECS);
+    let secret = match state.lock() {
+        Ok(s) => s.secret.clone(),
+        Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "receiver state"),
+    };
+    if !fresh || !verify(&secret, &timestamp, &body, &signature) {
+        return refuse(
+            StatusCode::UNAUTHORIZED,
+            "bad or stale signature (X-PNP-Timestamp, X-PNP-Signature)",
+        );
+    }
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return refuse(StatusCode::BAD_REQUEST, "the body is not JSON");
+    };
+    // A batch is an array of {"idempotency_key", "payload"}; otherwise the body is one payload
+    // under the request's key.
+    let items: Vec<(String, Value)> = match value {
+        Value::Array(members) => {
+            let mut items = Vec::with_capacity(members.len());
+            for mut m in members {
+                let Some(k) = m["idempotency_key"].as_str().map(str::to_string) else {
+                    return refuse(StatusCode::BAD_REQUEST, "a batch member has no key");
+                };
+                items.push((k, m["payload"].take()));
+            }
+            items
+        }
+        v if !key.is_empty() => vec![(key, v)],
+        _ => return refuse(StatusCode::BAD_REQUEST, "no Idempotency-Key"),
+    };
+    let Ok(mut s) = state.lock() else {
+        return answer(StatusCode::INTERNAL_SERVER_ERROR, json!({}));
+    };
+    s.counts.requests += 1;
+    let at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (mut accepted, mut duplicates) = (0u64, 0u64);
+    let mut failed = false;
+    for (k, payload) in items {
+        if s.seen.contains(&k) {
+            duplicates += 1;
+            continue;
+        }
+        if let Some(out) = s.out.as_mut() {
+            let line =
+                json!({"idempotency_key": k, "received_at": at, "path": path, "payload": payload});
+            failed |= writeln!(out, "{line}").is_err();
+        }
+        s.seen.insert(k);
+        accepted += 1;
+    }
+    if let Some(out) = s.out.as_mut() {
+        failed |= out.flush().is_err();
+    }
+    if failed {
+        // Not stored: the sender must try again.
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "cannot store"}),
+        );
+    }
+    s.counts.accepted += accepted;
+    s.counts.duplicates += duplicates;
+    answer(
+        StatusCode::OK,
+        json!({"accepted": accepted, "duplicates": duplicates}),
+    )
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env python3
+"""An independent client for the reference receiver (standard library only): signs a body the
+way docs/delivery.md says (`v1=` + hex HMAC-SHA256(secret, f"{timestamp}.{body}")) and POSTs it
+over TLS, trusting only the given CA. Prints the status and the JSON answer on one line.
+
+Usage: signed_post.py URL CA SECRET IDEMPOTENCY_KEY BODY [SKEW_SECONDS] [BAD]
+"""
+import hashlib
+import hmac
+import json
+import ssl
+import sys
+import time
+import urllib.error
+import urllib.request
+
+url, ca, secret, key, body = sys.argv[1:6]
+skew = int(sys.argv[6]) if len(sys.argv) > 6 else 0
+bad = len(sys.argv) > 7
+ts = str(int(time.time()) + skew)
+sig = "v1=" + hmac.new(secret.encode(), f"{ts}.".encode() + body.encode(), hashlib.sha256).hexdigest()
+if bad:
+    sig = sig[:-2] + ("00" if not sig.endswith("00") else "11")
+req = urllib.request.Request(url, data=body.encode(), method="POST", headers={
+    "Content-Type": "application/json",
+    "Idempotency-Key": key,
+    "X-PNP-Timestamp": ts,
+    "X-PNP-Signature": sig,
+})
+ctx = ssl.create_default_context(cafile=ca)
+try:
+    with urllib.request.urlopen(req, context=ctx) as r:
+        print(r.status, json.dumps(json.load(r)))
+except urllib.error.HTTPError as e:
+    print(e.code, json.dumps(json.load(e)))
