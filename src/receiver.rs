@@ -217,7 +217,7 @@ pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> b
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
