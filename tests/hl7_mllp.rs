@@ -12,7 +12,7 @@ fn referrals_over_mllp_acked_retried_and_dead_lettered() {
     let python = std::env::var("PNP_PEERS_PYTHON")
         .expect("PNP_PEERS_PYTHON is not set: run the tests with scripts/test.sh");
     let d = tempfile::tempdir().unwrap();
-    let peer = mllp_peer(d.path(), &python);
+    let peer = mllp_peer(d.path(), &python, false);
     let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
         "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
@@ -48,6 +48,8 @@ fn referrals_over_mllp_acked_retried_and_dead_lettered() {
             m["why"], m["raw"]
         );
         assert_eq!(m["type"], "REF^I12^REF_I12");
+        assert_eq!(m["accept_ack"], "", "original mode");
+        assert_eq!(m["tls"], false);
     }
     assert_eq!(
         msgs[0]["control_id"], msgs[1]["control_id"],
@@ -94,4 +96,54 @@ fn referrals_over_mllp_acked_retried_and_dead_lettered() {
         msgs.last().unwrap()["why"]
     );
     success(&cli(&["audit", "verify"], &cfg));
+}
+
+#[test]
+fn enhanced_mode_over_tls_settles_on_the_commit_ack() {
+    let python = std::env::var("PNP_PEERS_PYTHON")
+        .expect("PNP_PEERS_PYTHON is not set: run the tests with scripts/test.sh");
+    let d = tempfile::tempdir().unwrap();
+    let peer = mllp_peer(d.path(), &python, true);
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+        &format!(
+            "deliver = {{ kind = \"hl7\", address = \"127.0.0.1:{}\", ack_mode = \"enhanced\", tls = true, server_name = \"localhost\", ca_file = \"{}\" }}\nretry = {{ initial_backoff_ms = 0, max_attempts = 5 }}",
+            peer.port,
+            d.path().join("ca.pem").display()
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    success(&cli(&["check"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
+    import_demo_records(&cfg);
+    // CR: the receiver cannot commit it now: retried; then CA: done.
+    peer.ack_with("CR");
+    success(&cli(&["run", "--once"], &cfg));
+    peer.ack_with("CA");
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'delivered' AND attempts = 2"
+        ),
+        1
+    );
+    let msgs = peer.messages();
+    assert_eq!(msgs.len(), 2);
+    for m in &msgs {
+        assert_eq!(m["tls"], true);
+        assert_eq!(m["accept_ack"], "AL");
+        assert_eq!(m["app_ack"], "NE");
+        assert_eq!(m["hl7apy_valid"], true, "{}\n{}", m["why"], m["raw"]);
+    }
+    // A certificate the gateway does not trust: no connection, nothing sent.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "server_name = \"localhost\"",
+        "server_name = \"intake.example.org\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(peer.messages().len(), 2);
 }

@@ -51,7 +51,11 @@ pub enum DeliverSpec {
     /// environment variable `secret_env`); `ca_file` trusts a private CA, `identity_file` (a
     /// PEM certificate and key) authenticates the gateway.
     Webhook(HttpSpec),
-    /// An HL7 v2.5.1 REF^I12 per referral over MLLP to `address` (host:port), ACK awaited.
+    /// An HL7 v2.5.1 REF^I12 per referral over MLLP to `address` (IP:port), ACK awaited on a
+    /// connection kept open. `ack_mode` is `original` (AA/AR/AE) or `enhanced` (MSH-15 AL, the
+    /// commit ACK CA/CR/CE settles). `tls = true` wraps MLLP in TLS, checking the server's
+    /// certificate against `server_name` (default: the address's IP) and the system's roots or
+    /// `ca_file`; `identity_file` (a PEM certificate and key) authenticates the gateway.
     Hl7 {
         address: String,
         #[serde(default = "default_app")]
@@ -60,6 +64,13 @@ pub enum DeliverSpec {
         receiving_facility: String,
         #[serde(default = "default_timeout")]
         timeout_ms: u64,
+        #[serde(default)]
+        ack_mode: AckMode,
+        #[serde(default)]
+        tls: bool,
+        server_name: Option<String>,
+        ca_file: Option<String>,
+        identity_file: Option<String>,
     },
     /// A FHIR R4 transaction Bundle (Patient, ServiceRequest, Task, Consent) per referral, POSTed
     /// to the FHIR server's base `url`, signed like a webhook.
@@ -75,6 +86,15 @@ pub enum DeliverSpec {
         #[serde(default)]
         properties: BTreeMap<String, String>,
     },
+}
+
+/// HL7 v2 acknowledgment modes (v2.5.1 chapter 2.9).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckMode {
+    #[default]
+    Original,
+    Enhanced,
 }
 
 fn default_app() -> String {
@@ -198,7 +218,20 @@ impl DestinationSpec {
                 );
             }
         }
-        if let Some(DeliverSpec::Hl7 { address, .. }) = &self.deliver {
+        if let Some(DeliverSpec::Hl7 {
+            address,
+            tls,
+            server_name,
+            ca_file,
+            identity_file,
+            ..
+        }) = &self.deliver
+        {
+            if !tls && (server_name.is_some() || ca_file.is_some() || identity_file.is_some()) {
+                errors.push(
+                    "hl7 `server_name`, `ca_file` and `identity_file` need `tls = true`".into(),
+                );
+            }
             if self.profile != ProfileKind::ConsentedReferral {
                 errors.push("an `hl7` delivery carries consented referrals: the profile must be consented-referral".into());
             }

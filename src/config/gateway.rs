@@ -99,6 +99,14 @@ pub struct HttpDelivery {
     pub batch_max: usize,
 }
 
+/// TLS settings of an `hl7` destination, with paths resolved.
+#[derive(Debug, Clone)]
+pub struct MllpTlsSpec {
+    pub server_name: String,
+    pub ca_file: Option<PathBuf>,
+    pub identity_file: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub enum DeliveryKind {
     File {
@@ -108,6 +116,7 @@ pub enum DeliveryKind {
         address: String,
         receiver: crate::deliver::hl7out::Receiver,
         timeout_ms: u64,
+        tls: Option<MllpTlsSpec>,
     },
     Webhook {
         http: HttpDelivery,
@@ -128,7 +137,9 @@ impl DeliveryKind {
         match self {
             DeliveryKind::File { folder } => folder.display().to_string(),
             DeliveryKind::Webhook { http, .. } => http.url.clone(),
-            DeliveryKind::Hl7 { address, .. } => format!("mllp://{address}"),
+            DeliveryKind::Hl7 { address, tls, .. } => {
+                format!("mllp{}://{address}", if tls.is_some() { "s" } else { "" })
+            }
             DeliveryKind::Kafka { brokers, topic, .. } => format!("kafka://{brokers}/{topic}"),
         }
     }
@@ -243,13 +254,28 @@ impl Gateway {
                             receiving_application,
                             receiving_facility,
                             timeout_ms,
+                            ack_mode,
+                            tls,
+                            server_name,
+                            ca_file,
+                            identity_file,
                         } => DeliveryKind::Hl7 {
                             address: address.clone(),
                             receiver: crate::deliver::hl7out::Receiver {
                                 application: receiving_application.clone(),
                                 facility: receiving_facility.clone(),
+                                enhanced: *ack_mode == super::destination::AckMode::Enhanced,
                             },
                             timeout_ms: *timeout_ms,
+                            tls: tls.then(|| MllpTlsSpec {
+                                server_name: server_name.clone().unwrap_or_else(|| {
+                                    address
+                                        .rsplit_once(':')
+                                        .map_or(address.clone(), |(h, _)| h.to_string())
+                                }),
+                                ca_file: ca_file.as_ref().map(|f| base.join(f)),
+                                identity_file: identity_file.as_ref().map(|f| base.join(f)),
+                            }),
                         },
                         super::destination::DeliverSpec::Kafka {
                             brokers,

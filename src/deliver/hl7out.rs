@@ -6,8 +6,10 @@
 use super::SendError;
 use super::mllp;
 use serde_json::Value;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Escapes a value for a field: the separators and the escape character itself.
@@ -35,11 +37,15 @@ fn ymd(d: &str) -> String {
     d.chars().filter(char::is_ascii_digit).take(8).collect()
 }
 
-/// Where the message goes (MSH-5, MSH-6).
+/// Where the message goes (MSH-5, MSH-6), and how it is acknowledged.
 #[derive(Debug, Clone)]
 pub struct Receiver {
     pub application: String,
     pub facility: String,
+    /// Enhanced acknowledgment mode: MSH-15 `AL` (a commit ACK always), MSH-16 `NE` (no
+    /// application ACK); the commit ACK (CA, CR, CE) settles the message. In original mode
+    /// both are empty and the application ACK (AA, AR, AE) settles it.
+    pub enhanced: bool,
 }
 
 /// MSH-10: stable across retries (from the outbox's idempotency key), 20 characters.
@@ -58,11 +64,12 @@ pub fn ref_i12(
     let p = &payload["person"];
     let mut segs = Vec::new();
     segs.push(format!(
-        "MSH|^~\\&|PNP-GATEWAY|WV-PNP|{}|{}|{}||REF^I12^REF_I12|{}|P|2.5.1",
+        "MSH|^~\\&|PNP-GATEWAY|WV-PNP|{}|{}|{}||REF^I12^REF_I12|{}|P|2.5.1{}",
         e(&to.application),
         e(&to.facility),
         now.format("%Y%m%d%H%M%S%z"),
-        control_id(idempotency_key)
+        control_id(idempotency_key),
+        if to.enhanced { "|||AL|NE" } else { "" }
     ));
     let service = s(payload, "/referral/service");
     segs.push(format!(
@@ -161,29 +168,152 @@ pub fn ref_i12(
     m
 }
 
-/// Sends one message over MLLP and reads its ACK: AA/CA done, AR/CR and no or a mismatched ACK
-/// retried, AE/CE dead-lettered.
-pub fn send(addr: &str, message: &str, control: &str, timeout: Duration) -> Result<(), SendError> {
-    let retry = |m: String| SendError {
+/// TLS for MLLP: the server's name to check its certificate against, the trust roots (the
+/// system's, or a private CA), and an optional client identity.
+pub struct MllpTls {
+    pub config: Arc<rustls::ClientConfig>,
+    pub server_name: rustls::pki_types::ServerName<'static>,
+}
+
+impl MllpTls {
+    pub fn new(
+        server_name: &str,
+        ca_file: Option<&Path>,
+        identity_file: Option<&Path>,
+    ) -> Result<MllpTls, String> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(ca) => {
+                for c in CertificateDer::pem_file_iter(ca)
+                    .map_err(|e| format!("the CA file {}: {e}", ca.display()))?
+                {
+                    let c = c.map_err(|e| format!("the CA file {}: {e}", ca.display()))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| format!("the CA file {}: {e}", ca.display()))?;
+                }
+            }
+            None => {
+                // The system's trust store, as the HTTPS destinations use.
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let b = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots);
+        let config = match identity_file {
+            Some(id) => {
+                let certs = CertificateDer::pem_file_iter(id)
+                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?;
+                let key = PrivateKeyDer::from_pem_file(id)
+                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?;
+                b.with_client_auth_cert(certs, key)
+                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?
+            }
+            None => b.with_no_client_auth(),
+        };
+        let server_name = ServerName::try_from(server_name.to_string())
+            .map_err(|_| format!("`{server_name}` is not a server name or IP address"))?;
+        Ok(MllpTls {
+            config: Arc::new(config),
+            server_name,
+        })
+    }
+}
+
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+/// An MLLP connection kept open across messages (a receiver answers each frame with its ACK
+/// before the next is sent), reopened after any error so that a late ACK is never taken for the
+/// next message's.
+pub struct MllpClient {
+    addr: String,
+    tls: Option<MllpTls>,
+    timeout: Duration,
+    conn: Option<(Box<dyn Stream>, mllp::FrameReader)>,
+}
+
+impl MllpClient {
+    pub fn new(addr: &str, tls: Option<MllpTls>, timeout: Duration) -> MllpClient {
+        MllpClient {
+            addr: addr.to_string(),
+            tls,
+            timeout,
+            conn: None,
+        }
+    }
+
+    fn connect(&self) -> Result<Box<dyn Stream>, SendError> {
+        let sock: std::net::SocketAddr = self.addr.parse().map_err(|_| SendError {
+            retryable: false,
+            message: format!("`{}` is not host:port", self.addr),
+        })?;
+        let tcp = TcpStream::connect_timeout(&sock, self.timeout)
+            .map_err(|e| retry(format!("cannot connect: {}", e.kind())))?;
+        tcp.set_read_timeout(Some(self.timeout)).ok();
+        tcp.set_write_timeout(Some(self.timeout)).ok();
+        tcp.set_nodelay(true).ok();
+        Ok(match &self.tls {
+            None => Box::new(tcp),
+            Some(t) => {
+                let conn = rustls::ClientConnection::new(t.config.clone(), t.server_name.clone())
+                    .map_err(|e| retry(format!("TLS: {e}")))?;
+                let mut s = rustls::StreamOwned::new(conn, tcp);
+                while s.conn.is_handshaking() {
+                    s.conn
+                        .complete_io(&mut s.sock)
+                        .map_err(|e| retry(format!("TLS handshake: {e}")))?;
+                }
+                Box::new(s)
+            }
+        })
+    }
+
+    /// Sends one message and reads its ACK: AA/CA done, AR/CR and no or a mismatched ACK
+    /// retried, AE/CE dead-lettered.
+    pub fn send(&mut self, message: &str, control: &str) -> Result<(), SendError> {
+        let r = self.exchange(message, control);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
+    }
+
+    fn exchange(&mut self, message: &str, control: &str) -> Result<(), SendError> {
+        if self.conn.is_none() {
+            self.conn = Some((self.connect()?, mllp::FrameReader::new(1 << 20)));
+        }
+        let Some((stream, reader)) = self.conn.as_mut() else {
+            return Err(retry("no connection".into()));
+        };
+        stream
+            .write_all(&mllp::frame(message.as_bytes()))
+            .and_then(|_| stream.flush())
+            .map_err(|e| retry(format!("cannot send: {}", e.kind())))?;
+        let ack = reader
+            .read_frame(stream)
+            .map_err(|e| retry(format!("no ACK: {e}")))?;
+        settle(&String::from_utf8_lossy(&ack), control)
+    }
+}
+
+fn retry(m: String) -> SendError {
+    SendError {
         retryable: true,
         message: m,
-    };
-    let sock: std::net::SocketAddr = addr.parse().map_err(|_| SendError {
-        retryable: false,
-        message: format!("`{addr}` is not host:port"),
-    })?;
-    let mut stream = TcpStream::connect_timeout(&sock, timeout)
-        .map_err(|e| retry(format!("cannot connect: {}", e.kind())))?;
-    stream.set_read_timeout(Some(timeout)).ok();
-    stream.set_write_timeout(Some(timeout)).ok();
-    stream
-        .write_all(&mllp::frame(message.as_bytes()))
-        .map_err(|e| retry(format!("cannot send: {}", e.kind())))?;
-    let mut reader = mllp::FrameReader::new(1 << 20);
-    let ack = reader
-        .read_frame(&mut stream)
-        .map_err(|e| retry(format!("no ACK: {e}")))?;
-    let ack = String::from_utf8_lossy(&ack).into_owned();
+    }
+}
+
+/// The outcome an ACK gives the message `control`.
+fn settle(ack: &str, control: &str) -> Result<(), SendError> {
     let msa = ack
         .split(['\r', '\n'])
         .find(|s| s.starts_with("MSA|"))

@@ -47,6 +47,7 @@ pub struct Dispatcher {
 enum Sink {
     Http(webhook::Webhook),
     Kafka(kafka::KafkaSink),
+    Mllp(hl7out::MllpClient),
 }
 
 /// Per-destination health, so that a destination that starts failing logs one warning, and one
@@ -284,6 +285,26 @@ fn all_rows(
     rows.iter().try_for_each(|(row, _)| record(row, r.clone()))
 }
 
+/// The destination's open client, built on first use; a client that cannot be built (a missing
+/// secret, a bad CA file) is not kept, so that a fixed file is picked up at the next pass.
+fn client<'a>(
+    sinks: &'a mut BTreeMap<String, Sink>,
+    dest: &str,
+    build: impl FnOnce() -> Result<Sink, String>,
+) -> Result<&'a mut Sink, SendError> {
+    if !sinks.contains_key(dest) {
+        let sink = build().map_err(|message| SendError {
+            retryable: true,
+            message,
+        })?;
+        sinks.insert(dest.to_string(), sink);
+    }
+    sinks.get_mut(dest).ok_or_else(|| SendError {
+        retryable: true,
+        message: "no client".into(),
+    })
+}
+
 /// Sends a batch, recording each row's outcome; a row not attempted (the destination failed on
 /// an earlier row) gets none and waits for the next pass.
 fn send(
@@ -302,65 +323,58 @@ fn send(
             address,
             receiver,
             timeout_ms,
-        } => one_by_one(batch, record, |row, payload| {
-            let now = chrono::Utc::now().fixed_offset();
-            let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
-            hl7out::send(
-                address,
-                &msg,
-                &hl7out::control_id(&row.idempotency_key),
-                std::time::Duration::from_millis(*timeout_ms),
-            )
-        }),
+            tls,
+        } => {
+            let built = client(sinks, dest, || {
+                let tls = match tls {
+                    None => None,
+                    Some(t) => Some(hl7out::MllpTls::new(
+                        &t.server_name,
+                        t.ca_file.as_deref(),
+                        t.identity_file.as_deref(),
+                    )?),
+                };
+                let timeout = std::time::Duration::from_millis(*timeout_ms);
+                Ok(Sink::Mllp(hl7out::MllpClient::new(address, tls, timeout)))
+            });
+            let client = match built {
+                Ok(Sink::Mllp(c)) => c,
+                Ok(_) => return Ok(()),
+                Err(e) => return all_rows(batch, Err(e), record),
+            };
+            one_by_one(batch, record, |row, payload| {
+                let now = chrono::Utc::now().fixed_offset();
+                let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
+                client.send(&msg, &hl7out::control_id(&row.idempotency_key))
+            })
+        }
         DeliveryKind::Kafka {
             brokers,
             topic,
             timeout_ms,
             properties,
         } => {
-            if !sinks.contains_key(dest) {
-                match kafka::KafkaSink::new(
-                    brokers,
-                    topic,
-                    std::time::Duration::from_millis(*timeout_ms),
-                    properties,
-                ) {
-                    Ok(k) => {
-                        sinks.insert(dest.to_string(), Sink::Kafka(k));
-                    }
-                    Err(message) => {
-                        let e = SendError {
-                            retryable: true,
-                            message,
-                        };
-                        return all_rows(batch, Err(e), record);
-                    }
-                }
-            }
-            if let Some(Sink::Kafka(k)) = sinks.get(dest) {
-                for ((row, _), r) in batch.iter().zip(k.send(batch)) {
-                    record(row, r)?;
-                }
+            let built = client(sinks, dest, || {
+                let timeout = std::time::Duration::from_millis(*timeout_ms);
+                kafka::KafkaSink::new(brokers, topic, timeout, properties).map(Sink::Kafka)
+            });
+            let k = match built {
+                Ok(Sink::Kafka(k)) => k,
+                Ok(_) => return Ok(()),
+                Err(e) => return all_rows(batch, Err(e), record),
+            };
+            for ((row, _), r) in batch.iter().zip(k.send(batch)) {
+                record(row, r)?;
             }
             Ok(())
         }
         DeliveryKind::Webhook { http, fhir } => {
-            if !sinks.contains_key(dest) {
-                match webhook::Webhook::from_delivery(http) {
-                    Ok(h) => {
-                        sinks.insert(dest.to_string(), Sink::Http(h));
-                    }
-                    Err(message) => {
-                        let e = SendError {
-                            retryable: true,
-                            message,
-                        };
-                        return all_rows(batch, Err(e), record);
-                    }
-                }
-            }
-            let Some(Sink::Http(hook)) = sinks.get(dest) else {
-                return Ok(());
+            let hook = match client(sinks, dest, || {
+                webhook::Webhook::from_delivery(http).map(Sink::Http)
+            }) {
+                Ok(Sink::Http(h)) => h,
+                Ok(_) => return Ok(()),
+                Err(e) => return all_rows(batch, Err(e), record),
             };
             if http.batch_max > 1 && !*fhir {
                 // One request per chunk; after a failure that may pass, the rest wait.

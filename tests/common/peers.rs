@@ -164,15 +164,20 @@ impl MllpPeer {
     }
 }
 
-pub fn mllp_peer(dir: &Path, python: &str) -> MllpPeer {
+/// The MLLP peer; with `tls`, over TLS with a certificate from [`certs`] (its CA in
+/// `dir/ca.pem`).
+pub fn mllp_peer(dir: &Path, python: &str, tls: bool) -> MllpPeer {
     let log = dir.join("mllp.ndjson");
     let mode = dir.join("ack");
     std::fs::write(&mode, "AA").unwrap();
-    let (process, port) = spawn(
-        Command::new(python)
-            .arg(repo().join("tests/peers/mllp_peer.py"))
-            .args([&log, &mode]),
-    );
+    let mut cmd = Command::new(python);
+    cmd.arg(repo().join("tests/peers/mllp_peer.py"))
+        .args([&log, &mode]);
+    if tls {
+        let (_, cert, key) = certs(dir);
+        cmd.args([cert, key]);
+    }
+    let (process, port) = spawn(&mut cmd);
     MllpPeer {
         _process: process,
         port,
