@@ -61,17 +61,15 @@ impl Store {
     pub fn audit_append(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
         let tx = self.conn.savepoint()?;
         let (seq, prev): (i64, String) = tx
-            .query_row("SELECT seq, mac FROM audit_head WHERE one = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .prepare_cached("SELECT seq, mac FROM audit_head WHERE one = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
             .unwrap_or((0, GENESIS.to_string()));
         let seq = seq + 1;
         let at = now();
         let m = mac(key, &prev, seq, &at, e);
-        tx.execute(
-            "INSERT INTO audit (seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        tx.prepare_cached("INSERT INTO audit (seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(
             params![
                 seq,
                 at,
@@ -86,11 +84,11 @@ impl Store {
                 m
             ],
         )?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit_head (one, seq, mac) VALUES (1, ?1, ?2)
              ON CONFLICT (one) DO UPDATE SET seq = ?1, mac = ?2",
-            params![seq, m],
-        )?;
+        )?
+        .execute(params![seq, m])?;
         tx.commit()?;
         Ok(seq)
     }
@@ -101,7 +99,7 @@ impl Store {
             Some(_) => format!("{sql} WHERE person_token = ?1 ORDER BY seq"),
             None => format!("{sql} ORDER BY rowid"),
         };
-        let mut st = self.conn.prepare(&sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let map = |r: &rusqlite::Row| -> rusqlite::Result<(Row, String, String)> {
             Ok((
                 Row {
@@ -165,9 +163,8 @@ impl Store {
         }
         let head: Option<(i64, String)> = self
             .conn
-            .query_row("SELECT seq, mac FROM audit_head WHERE one = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .prepare_cached("SELECT seq, mac FROM audit_head WHERE one = 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let last = rows.last().map(|r| (r.seq, r.mac.clone()));
         if head != last {

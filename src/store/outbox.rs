@@ -143,8 +143,7 @@ impl Store {
     pub fn enqueue(&mut self, key: &SealKey, n: &NewRow) -> Result<Option<i64>> {
         let exists: Option<i64> = self
             .conn
-            .query_row(
-                "SELECT id FROM outbox WHERE destination = ?1 AND adapter = ?2 AND incident_id = ?3 AND payload_digest = ?4 AND replay_of IS NULL",
+            .prepare_cached("SELECT id FROM outbox WHERE destination = ?1 AND adapter = ?2 AND incident_id = ?3 AND payload_digest = ?4 AND replay_of IS NULL")?.query_row(
                 params![n.destination, n.adapter, n.incident_id, n.payload_digest],
                 |r| r.get(0),
             )
@@ -155,9 +154,8 @@ impl Store {
         let sealed = key.seal(&serde_json::to_vec(n.payload)?)?;
         let (idem, _) = random_token("")?;
         let t = now();
-        self.conn.execute(
-            "INSERT INTO outbox (idempotency_key, destination, adapter, incident_id, profile, status, created_at, next_attempt_at, consent_id, person_token, fields, payload, payload_digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?7, ?8, ?9, ?10, ?11)",
+        self.conn.prepare_cached("INSERT INTO outbox (idempotency_key, destination, adapter, incident_id, profile, status, created_at, next_attempt_at, consent_id, person_token, fields, payload, payload_digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(
             params![
                 idem,
                 n.destination,
@@ -180,12 +178,12 @@ impl Store {
     /// incidents go on.
     pub fn due(&self, destination: &str, at: &str, limit: usize) -> Result<Vec<Row>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE destination = ?1 AND status = 'pending' AND next_attempt_at <= ?2
+            "SELECT {COLUMNS} FROM outbox o INDEXED BY outbox_pending WHERE destination = ?1 AND status = 'pending' AND next_attempt_at <= ?2
              AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.destination = o.destination AND e.adapter = o.adapter
                  AND e.incident_id = o.incident_id AND e.status = 'pending' AND e.id < o.id)
              ORDER BY id LIMIT ?3"
         );
-        let mut st = self.conn.prepare(&sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![destination, at, limit as i64], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -194,9 +192,8 @@ impl Store {
     pub fn payload(&self, key: &SealKey, id: i64) -> Result<Option<serde_json::Value>> {
         let sealed: Option<Vec<u8>> = self
             .conn
-            .query_row("SELECT payload FROM outbox WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT payload FROM outbox WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))
             .optional()?
             .flatten();
         match sealed {
@@ -206,9 +203,8 @@ impl Store {
     }
 
     pub fn mark_delivered(&self, id: i64, keep_payload: bool) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL,
-             payload = CASE WHEN ?3 THEN payload ELSE NULL END WHERE id = ?1",
+        self.conn.prepare_cached("UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL,
+             payload = CASE WHEN ?3 THEN payload ELSE NULL END WHERE id = ?1")?.execute(
             params![id, now(), keep_payload],
         )?;
         Ok(())
@@ -217,12 +213,10 @@ impl Store {
     /// A failed attempt: retried at `next`, or dead-lettered (payload kept for replay).
     pub fn mark_failed(&self, id: i64, error: &str, next: Option<&str>) -> Result<()> {
         match next {
-            Some(n) => self.conn.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            Some(n) => self.conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1")?.execute(
                 params![id, error, n],
             )?,
-            None => self.conn.execute(
-                "UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1",
+            None => self.conn.prepare_cached("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?.execute(
                 params![id, error],
             )?,
         };
@@ -231,8 +225,7 @@ impl Store {
 
     /// Withdraws a row (consent revoked or expired, incident deleted) and purges its payload.
     pub fn withdraw(&self, id: i64, reason: &str) -> Result<()> {
-        self.conn.execute(
-            "UPDATE outbox SET status = 'withdrawn', last_error = ?2, payload = NULL WHERE id = ?1 AND status IN ('pending', 'dead')",
+        self.conn.prepare_cached("UPDATE outbox SET status = 'withdrawn', last_error = ?2, payload = NULL WHERE id = ?1 AND status IN ('pending', 'dead')")?.execute(
             params![id, reason],
         )?;
         Ok(())
@@ -243,7 +236,7 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox WHERE consent_id = ?1 AND status IN ('pending', 'dead') ORDER BY id"
         );
-        let mut st = self.conn.prepare(&sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map([consent_id], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -253,7 +246,7 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox WHERE adapter = ?1 AND incident_id = ?2 AND status IN ('pending', 'dead') ORDER BY id"
         );
-        let mut st = self.conn.prepare(&sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![adapter, incident_id], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -262,7 +255,7 @@ impl Store {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR destination = ?2) ORDER BY id"
         );
-        let mut st = self.conn.prepare(&sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![status, destination], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -292,10 +285,9 @@ impl Store {
         }
         let (idem, _) = random_token("")?;
         let t = now();
-        self.conn.execute(
-            "INSERT INTO outbox (idempotency_key, destination, adapter, incident_id, profile, status, created_at, next_attempt_at, consent_id, person_token, fields, payload, payload_digest, replay_of)
+        self.conn.prepare_cached("INSERT INTO outbox (idempotency_key, destination, adapter, incident_id, profile, status, created_at, next_attempt_at, consent_id, person_token, fields, payload, payload_digest, replay_of)
              SELECT ?2, COALESCE(?3, destination), adapter, incident_id, profile, 'pending', ?4, ?4, consent_id, person_token, fields, payload, payload_digest, id
-             FROM outbox WHERE id = ?1",
+             FROM outbox WHERE id = ?1")?.execute(
             params![id, idem, to, t],
         )?;
         Ok(self.conn.last_insert_rowid())
@@ -303,9 +295,8 @@ impl Store {
 
     /// Purges the payloads of delivered and withdrawn rows (older than `before`, if given).
     pub fn purge(&self, before: Option<&str>) -> Result<usize> {
-        Ok(self.conn.execute(
-            "UPDATE outbox SET payload = NULL WHERE status IN ('delivered', 'withdrawn') AND payload IS NOT NULL
-             AND (?1 IS NULL OR COALESCE(delivered_at, created_at) < ?1)",
+        Ok(self.conn.prepare_cached("UPDATE outbox SET payload = NULL WHERE status IN ('delivered', 'withdrawn') AND payload IS NOT NULL
+             AND (?1 IS NULL OR COALESCE(delivered_at, created_at) < ?1)")?.execute(
             params![before],
         )?)
     }

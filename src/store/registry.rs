@@ -21,10 +21,10 @@ impl Store {
                 )
             })?;
             if new {
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
-                    params![c.id, body, now()],
-                )?;
+                )?
+                .execute(params![c.id, body, now()])?;
                 added += 1;
             }
         }
@@ -35,11 +35,8 @@ impl Store {
     pub fn consent(&self, id: &str) -> Result<Option<ConsentRecord>> {
         let row: Option<(String, Option<String>)> = self
             .conn
-            .query_row(
-                "SELECT body, revoked_on FROM consents WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT body, revoked_on FROM consents WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         row.map(|(body, revoked)| record(&body, revoked))
             .transpose()
@@ -59,10 +56,10 @@ impl Store {
 
     /// Records a written revocation taking effect `on`. Unknown ids are an error.
     pub fn revoke_consent(&mut self, id: &str, on: NaiveDate) -> Result<()> {
-        let n = self.conn.execute(
-            "UPDATE consents SET revoked_on = ?2 WHERE id = ?1",
-            params![id, on.to_string()],
-        )?;
+        let n = self
+            .conn
+            .prepare_cached("UPDATE consents SET revoked_on = ?2 WHERE id = ?1")?
+            .execute(params![id, on.to_string()])?;
         if n == 0 {
             return Err(StoreError::Invalid(format!(
                 "no consent {id} in the registry"
@@ -73,8 +70,7 @@ impl Store {
 
     /// Whether an incident with this id (from this adapter, if given) has been read.
     pub fn has_incident(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)",
+        let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.query_row(
             params![incident_id, adapter],
             |r| r.get(0),
         )?;
@@ -112,14 +108,12 @@ impl Store {
                 )
             })?;
             if new {
-                tx.execute(
-                    "INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                tx.prepare_cached("INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
                     params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, now()],
                 )?;
                 // The incident goes through the disclosure stage again, now with its engagement.
-                tx.execute(
-                    "UPDATE incidents SET disclosed_at = NULL WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)",
+                tx.prepare_cached("UPDATE incidents SET disclosed_at = NULL WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.execute(
                     params![e.incident_id, e.adapter],
                 )?;
                 added += 1;
@@ -131,7 +125,7 @@ impl Store {
 
     /// Engagements recorded for an incident (of this adapter, or with no adapter named).
     pub fn engagements_for(&self, incident_id: &str, adapter: &str) -> Result<Vec<Engagement>> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare_cached(
             "SELECT body FROM engagements WHERE incident_id = ?1 AND (adapter IS NULL OR adapter = ?2) ORDER BY id",
         )?;
         let rows = st
