@@ -101,7 +101,7 @@ fn case(name: &str, deliver: &str, n: usize) {
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(delivered, n as u64, "{name}: not all delivered");
     println!(
-        "{name:<32} {n:>7} referrals in {secs:>6.2} s = {:>8.0} deliveries/s",
+        "{name:<38} {n:>7} referrals in {secs:>6.2} s = {:>8.0} deliveries/s",
         n as f64 / secs
     );
 }
@@ -158,23 +158,27 @@ fn main() {
         None,
     )
     .expect("receiver");
-    let https = |batch: usize| {
+    let https = |batch: usize, concurrency: usize| {
         format!(
-            "{{ kind = \"webhook\", url = \"https://localhost:{}/intake\", secret_file = \"{}\", ca_file = \"{}\", batch_max = {batch} }}",
+            "{{ kind = \"webhook\", url = \"https://localhost:{}/intake\", secret_file = \"{}\", ca_file = \"{}\", batch_max = {batch}, concurrency = {concurrency} }}",
             rx.addr.port(),
             secret.display(),
             ca.display()
         )
     };
     println!("delivery benchmark: {n} referrals per case");
-    case("https, one request per referral", &https(1), n);
-    case("https, batch_max = 100", &https(100), n);
+    case("https, 1 per request, 1 at a time", &https(1, 1), n);
+    case("https, 1 per request, 4 at a time", &https(1, 4), n);
+    case("https, batch_max = 100, 1 at a time", &https(100, 1), n);
+    case("https, batch_max = 100, 4 at a time", &https(100, 4), n);
     let mllp = mllp_acker();
-    case(
-        "hl7 REF^I12 over MLLP, ACKed",
-        &format!("{{ kind = \"hl7\", address = \"{mllp}\" }}"),
-        n,
-    );
+    for c in [1, 2, 4] {
+        case(
+            &format!("hl7 REF^I12 over MLLP, {c} conn"),
+            &format!("{{ kind = \"hl7\", address = \"{mllp}\", concurrency = {c} }}"),
+            n,
+        );
+    }
     let mock = rdkafka::mocking::MockCluster::new(3).expect("mock cluster");
     mock.create_topic("pnp.referrals", 3, 3).expect("topic");
     case(

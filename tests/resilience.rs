@@ -184,9 +184,11 @@ fn a_destination_down_for_a_while_drains_in_order_and_holds_up_no_other() {
         1,
         "Prestera's referral went out while DHHR was down"
     );
+    // Four passes while it was down, each stopping at the first refusal of each of the (by
+    // default) 4 concurrent senders.
     let refused = rx.requests().len() - 29;
     assert!(
-        refused <= 4,
+        refused <= 16,
         "a down destination is probed, not hammered: {refused} refused requests"
     );
 

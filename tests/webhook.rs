@@ -127,11 +127,12 @@ fn batching_sends_several_referrals_per_signed_request_each_with_its_key() {
     );
     // 29 payloads: three signed requests of 10, 10 and 9.
     let reqs = rx.requests();
-    let sizes: Vec<usize> = reqs
+    let mut sizes: Vec<usize> = reqs
         .iter()
         .map(|r| r["body"].as_array().unwrap().len())
         .collect();
-    assert_eq!(sizes, [10, 10, 9]);
+    sizes.sort_unstable(); // up to 4 requests in flight: any order
+    assert_eq!(sizes, [9, 10, 10]);
     assert!(reqs.iter().all(|r| r["signature_ok"] == true));
     assert!(reqs.iter().all(|r| r["content_type"] == "application/json"));
     assert!(

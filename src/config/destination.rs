@@ -71,6 +71,9 @@ pub enum DeliverSpec {
         server_name: Option<String>,
         ca_file: Option<String>,
         identity_file: Option<String>,
+        /// Connections sending at once (default 1: many MLLP receivers take one connection).
+        #[serde(default = "one")]
+        concurrency: usize,
     },
     /// A FHIR R4 transaction Bundle (Patient, ServiceRequest, Task, Consent) per referral, POSTed
     /// to the FHIR server's base `url`, signed like a webhook.
@@ -116,6 +119,17 @@ pub struct HttpSpec {
     /// more POSTs a JSON array of `{"idempotency_key", "payload"}`.
     #[serde(default = "default_batch")]
     pub batch_max: usize,
+    /// Requests in flight at once (default 4), over one connection pool.
+    #[serde(default = "default_http_concurrency")]
+    pub concurrency: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_http_concurrency() -> usize {
+    4
 }
 
 fn default_batch() -> usize {
@@ -206,6 +220,9 @@ impl DestinationSpec {
                     "an HTTPS delivery needs `secret_file` or `secret_env` (the shared signing secret)".into(),
                 );
             }
+            if !(1..=64).contains(&h.concurrency) {
+                errors.push(format!("`concurrency` must be 1-64, not {}", h.concurrency));
+            }
             if !(1..=1000).contains(&h.batch_max) {
                 errors.push(format!("`batch_max` must be 1-1000, not {}", h.batch_max));
             }
@@ -221,12 +238,16 @@ impl DestinationSpec {
         if let Some(DeliverSpec::Hl7 {
             address,
             tls,
+            concurrency,
             server_name,
             ca_file,
             identity_file,
             ..
         }) = &self.deliver
         {
+            if !(1..=64).contains(concurrency) {
+                errors.push(format!("`concurrency` must be 1-64, not {concurrency}"));
+            }
             if !tls && (server_name.is_some() || ca_file.is_some() || identity_file.is_some()) {
                 errors.push(
                     "hl7 `server_name`, `ca_file` and `identity_file` need `tls = true`".into(),

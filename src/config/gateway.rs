@@ -97,6 +97,7 @@ pub struct HttpDelivery {
     pub identity_file: Option<PathBuf>,
     pub timeout_ms: u64,
     pub batch_max: usize,
+    pub concurrency: usize,
 }
 
 /// TLS settings of an `hl7` destination, with paths resolved.
@@ -117,6 +118,7 @@ pub enum DeliveryKind {
         receiver: crate::deliver::hl7out::Receiver,
         timeout_ms: u64,
         tls: Option<MllpTlsSpec>,
+        concurrency: usize,
     },
     Webhook {
         http: HttpDelivery,
@@ -259,7 +261,9 @@ impl Gateway {
                             server_name,
                             ca_file,
                             identity_file,
+                            concurrency,
                         } => DeliveryKind::Hl7 {
+                            concurrency: *concurrency,
                             address: address.clone(),
                             receiver: crate::deliver::hl7out::Receiver {
                                 application: receiving_application.clone(),
@@ -299,6 +303,7 @@ impl Gateway {
                                     identity_file: h.identity_file.as_ref().map(|f| base.join(f)),
                                     timeout_ms: h.timeout_ms,
                                     batch_max: h.batch_max,
+                                    concurrency: h.concurrency,
                                 },
                                 fhir,
                             }

@@ -170,6 +170,7 @@ pub fn ref_i12(
 
 /// TLS for MLLP: the server's name to check its certificate against, the trust roots (the
 /// system's, or a private CA), and an optional client identity.
+#[derive(Clone)]
 pub struct MllpTls {
     pub config: Arc<rustls::ClientConfig>,
     pub server_name: rustls::pki_types::ServerName<'static>,

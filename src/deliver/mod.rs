@@ -47,7 +47,8 @@ pub struct Dispatcher {
 enum Sink {
     Http(webhook::Webhook),
     Kafka(kafka::KafkaSink),
-    Mllp(hl7out::MllpClient),
+    /// One connection per concurrent sender.
+    Mllp(Vec<hl7out::MllpClient>),
 }
 
 /// Per-destination health, so that a destination that starts failing logs one warning, and one
@@ -257,23 +258,78 @@ impl Drop for Group<'_> {
     }
 }
 
-/// Sends row by row, recording each outcome at once; after a failure that may pass (the
-/// destination is down), the rest of the batch is not attempted and waits for the next pass
-/// instead of timing out one by one.
-fn one_by_one(
+/// Sends row by row over `clients`, recording each outcome at once (see [`concurrently`]).
+fn one_by_one<C: Send>(
     batch: &[(Row, Value)],
+    clients: &mut [C],
     record: &mut Record<'_>,
-    mut send: impl FnMut(&Row, &Value) -> Result<(), SendError>,
+    send: impl Fn(&mut C, &Row, &Value) -> Result<(), SendError> + Sync,
 ) -> Result<(), StoreError> {
-    for (row, payload) in batch {
-        let r = send(row, payload);
-        let down = matches!(&r, Err(e) if e.retryable);
-        record(row, r)?;
-        if down {
-            break;
+    concurrently(
+        batch,
+        clients,
+        |c, (row, payload)| send(c, row, payload),
+        |(row, _), r| record(row, r),
+    )
+}
+
+/// Sends `units` (rows, or chunks of rows) over `clients`, one worker thread per client when
+/// there are several, and hands each outcome to `done` on this thread as it comes. Rows of one
+/// batch are of different incidents (the outbox hands out one row per incident at a time), so
+/// sending them concurrently keeps each incident's order. After a failure that may pass (the
+/// destination is down), the workers stop and the rest waits for the next pass instead of
+/// timing out one by one.
+fn concurrently<U: Sync, C: Send>(
+    units: &[U],
+    clients: &mut [C],
+    send: impl Fn(&mut C, &U) -> Result<(), SendError> + Sync,
+    mut done: impl FnMut(&U, Result<(), SendError>) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    if let [client] = clients {
+        for u in units {
+            let r = send(client, u);
+            let down = matches!(&r, Err(e) if e.retryable);
+            done(u, r)?;
+            if down {
+                break;
+            }
         }
+        return Ok(());
     }
-    Ok(())
+    let workers = clients.len();
+    let down = AtomicBool::new(false);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        for (w, client) in clients.iter_mut().enumerate() {
+            let (tx, down, send) = (tx.clone(), &down, &send);
+            scope.spawn(move || {
+                for (i, u) in units.iter().enumerate().skip(w).step_by(workers) {
+                    if down.load(SeqCst) {
+                        break;
+                    }
+                    let r = send(client, u);
+                    if matches!(&r, Err(e) if e.retryable) {
+                        down.store(true, SeqCst);
+                    }
+                    if tx.send((i, r)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut first_error = None;
+        for (i, r) in rx {
+            if first_error.is_none()
+                && let Err(e) = done(&units[i], r)
+            {
+                down.store(true, SeqCst);
+                first_error = Some(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    })
 }
 
 /// The same outcome for several rows (a file, a batched request).
@@ -324,6 +380,7 @@ fn send(
             receiver,
             timeout_ms,
             tls,
+            concurrency,
         } => {
             let built = client(sinks, dest, || {
                 let tls = match tls {
@@ -335,14 +392,18 @@ fn send(
                     )?),
                 };
                 let timeout = std::time::Duration::from_millis(*timeout_ms);
-                Ok(Sink::Mllp(hl7out::MllpClient::new(address, tls, timeout)))
+                Ok(Sink::Mllp(
+                    (0..*concurrency)
+                        .map(|_| hl7out::MllpClient::new(address, tls.clone(), timeout))
+                        .collect(),
+                ))
             });
-            let client = match built {
+            let clients = match built {
                 Ok(Sink::Mllp(c)) => c,
                 Ok(_) => return Ok(()),
                 Err(e) => return all_rows(batch, Err(e), record),
             };
-            one_by_one(batch, record, |row, payload| {
+            one_by_one(batch, clients, record, |client, row, payload| {
                 let now = chrono::Utc::now().fixed_offset();
                 let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
                 client.send(&msg, &hl7out::control_id(&row.idempotency_key))
@@ -376,19 +437,18 @@ fn send(
                 Ok(_) => return Ok(()),
                 Err(e) => return all_rows(batch, Err(e), record),
             };
+            // The client's connection pool is shared by the concurrent senders.
+            let mut senders = vec![&*hook; http.concurrency];
             if http.batch_max > 1 && !*fhir {
-                // One request per chunk; after a failure that may pass, the rest wait.
-                for chunk in batch.chunks(http.batch_max) {
-                    let r = hook.send_batch(chunk);
-                    let down = matches!(&r, Err(e) if e.retryable);
-                    all_rows(chunk, r, record)?;
-                    if down {
-                        break;
-                    }
-                }
-                return Ok(());
+                let chunks: Vec<&[(Row, Value)]> = batch.chunks(http.batch_max).collect();
+                return concurrently(
+                    &chunks,
+                    &mut senders,
+                    |hook, chunk| hook.send_batch(chunk),
+                    |chunk, r| all_rows(chunk, r, record),
+                );
             }
-            one_by_one(batch, record, |row, payload| {
+            one_by_one(batch, &mut senders, record, |hook, row, payload| {
                 let (body, content_type) = if *fhir {
                     let b = fhir::bundle(payload, &row.idempotency_key);
                     (
