@@ -662,9 +662,12 @@ fn run(gw: &Gateway, once: bool, max_records: Option<u64>, disclose: bool) -> Re
     Ok(stats)
 }
 
-/// Watches the drop folders until killed. A file is read once its size has stayed the same for
-/// one scan (so a file still being written is not read half-way); every commit is durable, so
-/// stopping the process at any moment loses nothing.
+/// How long a new file's size must stay the same before it is read.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Watches the drop folders until killed. A file is read once its size has stayed the same
+/// across two scans [`SETTLE`] apart (so a file still being written is not read half-way);
+/// every commit is durable, so stopping the process at any moment loses nothing.
 fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
     use notify::{RecursiveMode, Watcher};
     let (tx, rx) = std::sync::mpsc::channel();
@@ -679,10 +682,13 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
     let mut progress = Progress::new();
     let mut dispatcher = pnp_gateway::deliver::Dispatcher::default();
     loop {
+        let mut waiting = false;
         for p in &gw.pipelines {
             let mut settled = |path: &Path| {
                 let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                sizes.insert(path.to_owned(), size) == Some(size)
+                let same = sizes.insert(path.to_owned(), size) == Some(size);
+                waiting |= !same;
+                same
             };
             let mut none = None;
             if let Err(e) = ingest::drain_folder(
@@ -701,8 +707,13 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
         if let Err(e) = disclose_and_dispatch(gw, store, cmd::privacy::today(), &mut dispatcher) {
             tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
         }
-        // Wake on a change, or rescan after a second anyway.
-        let _ = rx.recv_timeout(Duration::from_secs(1));
+        // A file seen for the first time (or still growing) is looked at again after SETTLE;
+        // otherwise wake on a change, or rescan after a second anyway (and retry deliveries).
+        if waiting {
+            std::thread::sleep(SETTLE);
+        } else {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
         while rx.try_recv().is_ok() {}
     }
 }
