@@ -44,9 +44,16 @@ pub struct DestinationSpec {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum DeliverSpec {
-    /// NDJSON files in a folder (a provider's drop folder, a DHHR batch drop): written under a
-    /// temporary name, synced, then renamed, one file per dispatch.
-    File { folder: String },
+    /// Files in a folder (a provider's drop folder, a DHHR batch drop): NDJSON, or CSV with one
+    /// column per payload field; written under a temporary name, synced, then renamed. A new
+    /// file per dispatch pass (time), split at `max_records` (size).
+    File {
+        folder: String,
+        #[serde(default)]
+        format: FileFormat,
+        #[serde(default = "default_max_records")]
+        max_records: usize,
+    },
     /// An HTTPS POST per referral, signed with a shared secret (`secret_file`, or the
     /// environment variable `secret_env`); `ca_file` trusts a private CA, `identity_file` (a
     /// PEM certificate and key) authenticates the gateway.
@@ -89,6 +96,19 @@ pub enum DeliverSpec {
         #[serde(default)]
         properties: BTreeMap<String, String>,
     },
+}
+
+/// The `file` destination's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileFormat {
+    #[default]
+    Ndjson,
+    Csv,
+}
+
+fn default_max_records() -> usize {
+    10_000
 }
 
 /// HL7 v2 acknowledgment modes (v2.5.1 chapter 2.9).
@@ -259,6 +279,11 @@ impl DestinationSpec {
             if address.parse::<std::net::SocketAddr>().is_err() {
                 errors.push(format!("hl7 `address` must be IP:port, not `{address}`"));
             }
+        }
+        if let Some(DeliverSpec::File { max_records, .. }) = &self.deliver
+            && *max_records == 0
+        {
+            errors.push("file `max_records` must be at least 1".into());
         }
         if let Some(DeliverSpec::Kafka {
             brokers,

@@ -112,6 +112,8 @@ pub struct MllpTlsSpec {
 pub enum DeliveryKind {
     File {
         folder: PathBuf,
+        format: super::destination::FileFormat,
+        max_records: usize,
     },
     Hl7 {
         address: String,
@@ -137,7 +139,7 @@ impl DeliveryKind {
     /// Where the payloads go, for summaries (no secrets: URLs, addresses, folders, topics).
     pub fn target(&self) -> String {
         match self {
-            DeliveryKind::File { folder } => folder.display().to_string(),
+            DeliveryKind::File { folder, .. } => folder.display().to_string(),
             DeliveryKind::Webhook { http, .. } => http.url.clone(),
             DeliveryKind::Hl7 { address, tls, .. } => {
                 format!("mllp{}://{address}", if tls.is_some() { "s" } else { "" })
@@ -248,8 +250,14 @@ impl Gateway {
                 .iter()
                 .filter_map(|d| {
                     let kind = match d.deliver.as_ref()? {
-                        super::destination::DeliverSpec::File { folder } => DeliveryKind::File {
+                        super::destination::DeliverSpec::File {
+                            folder,
+                            format,
+                            max_records,
+                        } => DeliveryKind::File {
                             folder: base.join(folder),
+                            format: *format,
+                            max_records: *max_records,
                         },
                         super::destination::DeliverSpec::Hl7 {
                             address,

@@ -1,17 +1,26 @@
-//! The `file` destination: NDJSON into a folder (a provider's drop folder, a DHHR batch drop).
-//! Each batch is written to a temporary name, synced, then renamed, so a reader never sees half
-//! a file; a line is `{"idempotency_key", "destination", "payload"}`, so a receiver can drop the
-//! duplicates a crash between rename and bookkeeping may cause.
+//! The `file` destination: NDJSON or CSV into a folder (a provider's drop folder, a DHHR batch
+//! drop). Each file is written to a temporary name, synced, then renamed, so a reader never sees
+//! half a file.
+//!   - NDJSON: a line is `{"idempotency_key", "destination", "payload"}`.
+//!   - CSV: a header row, then a row per payload: `idempotency_key`, then one column per field
+//!     of the payloads in this file (dotted paths such as `incident.category`, sorted; a list's
+//!     values joined with `;`, a missing field empty).
+//!
+//! Either way each record carries its idempotency key, so a receiver can drop the duplicates a
+//! crash between the rename and the bookkeeping may cause.
 
 use super::SendError;
+use crate::config::destination::FileFormat;
 use crate::store::outbox::Row;
 use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub fn write_batch(
     folder: &Path,
     dest: &str,
+    format: FileFormat,
     batch: &[(Row, Value)],
 ) -> Result<PathBuf, SendError> {
     let io = |what: &str, e: std::io::Error| SendError {
@@ -21,18 +30,27 @@ pub fn write_batch(
     std::fs::create_dir_all(folder).map_err(|e| io("cannot create the folder", e))?;
     let first = batch.first().map_or(0, |(r, _)| r.id);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
-    let name = format!("{dest}-{stamp}-{first}.ndjson");
+    let ext = match format {
+        FileFormat::Ndjson => "ndjson",
+        FileFormat::Csv => "csv",
+    };
+    let name = format!("{dest}-{stamp}-{first}.{ext}");
     let tmp = folder.join(format!(".{name}.tmp"));
     let dest_path = folder.join(&name);
     let write = || -> std::io::Result<()> {
         let f = std::fs::File::create(&tmp)?;
         let mut w = std::io::BufWriter::new(f);
-        for (row, payload) in batch {
-            serde_json::to_writer(
-                &mut w,
-                &json!({"idempotency_key": row.idempotency_key, "destination": dest, "payload": payload}),
-            )?;
-            w.write_all(b"\n")?;
+        match format {
+            FileFormat::Ndjson => {
+                for (row, payload) in batch {
+                    serde_json::to_writer(
+                        &mut w,
+                        &json!({"idempotency_key": row.idempotency_key, "destination": dest, "payload": payload}),
+                    )?;
+                    w.write_all(b"\n")?;
+                }
+            }
+            FileFormat::Csv => write_csv(&mut w, batch)?,
         }
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
@@ -47,4 +65,94 @@ pub fn write_batch(
         io("cannot write a batch", e)
     })?;
     Ok(dest_path)
+}
+
+fn write_csv(w: &mut impl Write, batch: &[(Row, Value)]) -> std::io::Result<()> {
+    let rows: Vec<BTreeMap<String, String>> = batch
+        .iter()
+        .map(|(_, p)| {
+            let mut cols = BTreeMap::new();
+            flatten("", p, &mut cols);
+            cols
+        })
+        .collect();
+    let columns: BTreeSet<&String> = rows.iter().flat_map(|r| r.keys()).collect();
+    let mut out = csv::Writer::from_writer(w);
+    out.write_record(std::iter::once("idempotency_key").chain(columns.iter().map(|c| c.as_str())))?;
+    for ((row, _), cols) in batch.iter().zip(&rows) {
+        out.write_record(
+            std::iter::once(row.idempotency_key.as_str()).chain(
+                columns
+                    .iter()
+                    .map(|c| cols.get(*c).map_or("", String::as_str)),
+            ),
+        )?;
+    }
+    out.flush()
+}
+
+/// Dotted paths to scalar values; a list of scalars is one column (`;`-joined), a list of
+/// objects is numbered (`persons.0.role`).
+fn flatten(prefix: &str, v: &Value, out: &mut BTreeMap<String, String>) {
+    let key = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                flatten(&key(k), v, out);
+            }
+        }
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            let joined: Vec<String> = items.iter().map(scalar).collect();
+            out.insert(prefix.to_string(), joined.join(";"));
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                flatten(&key(&i.to_string()), v, out);
+            }
+        }
+        Value::Null => {}
+        v => {
+            out.insert(prefix.to_string(), scalar(v));
+        }
+    }
+}
+
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flattening() {
+        let mut out = BTreeMap::new();
+        flatten(
+            "",
+            &json!({"incident": {"category": "overdose", "times": {"received": 2026}},
+                    "persons": [{"role": "subject", "phones": ["1", "2"]}], "notes": null}),
+            &mut out,
+        );
+        let got: Vec<(&str, &str)> = out.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("incident.category", "overdose"),
+                ("incident.times.received", "2026"),
+                ("persons.0.phones", "1;2"),
+                ("persons.0.role", "subject"),
+            ]
+        );
+    }
 }

@@ -371,9 +371,20 @@ fn send(
     record: &mut Record<'_>,
 ) -> Result<(), StoreError> {
     match &delivery.kind {
-        DeliveryKind::File { folder } => {
-            let r = file::write_batch(folder, dest, batch).map(|_| ());
-            all_rows(batch, r, record)
+        DeliveryKind::File {
+            folder,
+            format,
+            max_records,
+        } => {
+            for chunk in batch.chunks(*max_records) {
+                let r = file::write_batch(folder, dest, *format, chunk).map(|_| ());
+                let down = r.is_err();
+                all_rows(chunk, r, record)?;
+                if down {
+                    break;
+                }
+            }
+            Ok(())
         }
         DeliveryKind::Hl7 {
             address,
