@@ -273,8 +273,9 @@ fn one_by_one<C: Send>(
     )
 }
 
-/// Sends `units` (rows, or chunks of rows) over `clients`, one worker thread per client when
-/// there are several, and hands each outcome to `done` on this thread as it comes. Rows of one
+/// Sends `units` (rows, or chunks of rows) over `clients`, one worker thread per client, and
+/// hands each outcome to `done` on this thread as it comes: the bookkeeping of one send overlaps
+/// the next send. Rows of one
 /// batch are of different incidents (the outbox hands out one row per incident at a time), so
 /// sending them concurrently keeps each incident's order. After a failure that may pass (the
 /// destination is down), the workers stop and the rest waits for the next pass instead of
@@ -286,20 +287,19 @@ fn concurrently<U: Sync, C: Send>(
     mut done: impl FnMut(&U, Result<(), SendError>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-    if let [client] = clients {
-        for u in units {
+    // One unit (or none): no thread to start.
+    match (clients.first_mut(), units) {
+        (_, []) | (None, _) => return Ok(()),
+        (Some(client), [u]) => {
             let r = send(client, u);
-            let down = matches!(&r, Err(e) if e.retryable);
-            done(u, r)?;
-            if down {
-                break;
-            }
+            return done(u, r);
         }
-        return Ok(());
+        _ => {}
     }
     let workers = clients.len();
     let down = AtomicBool::new(false);
-    let (tx, rx) = std::sync::mpsc::channel();
+    // Bounded, so that the senders run at most a few outcomes ahead of their bookkeeping.
+    let (tx, rx) = std::sync::mpsc::sync_channel(16 * workers);
     std::thread::scope(|scope| {
         for (w, client) in clients.iter_mut().enumerate() {
             let (tx, down, send) = (tx.clone(), &down, &send);
