@@ -156,3 +156,22 @@ fn batching_sends_several_referrals_per_signed_request_each_with_its_key() {
         29
     );
 }
+
+#[test]
+fn rate_per_second_spaces_the_requests() {
+    let d = tempfile::tempdir().unwrap();
+    let (rx, _cfg) = demo_with_https(
+        d.path(),
+        "dhhr-program",
+        "webhook",
+        "/program",
+        "rate_per_second = 20",
+    );
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 29);
+    let at: Vec<f64> = reqs.iter().map(|r| r["at"].as_f64().unwrap()).collect();
+    let spread =
+        at.iter().cloned().fold(f64::MIN, f64::max) - at.iter().cloned().fold(f64::MAX, f64::min);
+    // 29 requests at 20/s: the last at least 28/20 s after the first (a little slack for clocks).
+    assert!(spread >= 1.3, "29 requests within {spread:.2} s");
+}

@@ -38,6 +38,9 @@ pub struct DestinationSpec {
     /// once. The audit trail keeps its digest either way.
     #[serde(default)]
     pub retention_hours: u64,
+    /// At most this many requests (or batches, or HL7 messages) per second to this destination,
+    /// across its concurrent senders (`webhook`, `fhir`, `hl7`). Unlimited when absent.
+    pub rate_per_second: Option<f64>,
 }
 
 /// `[destination.deliver]`.
@@ -278,6 +281,17 @@ impl DestinationSpec {
             }
             if address.parse::<std::net::SocketAddr>().is_err() {
                 errors.push(format!("hl7 `address` must be IP:port, not `{address}`"));
+            }
+        }
+        if let Some(r) = self.rate_per_second {
+            if !(r > 0.0 && r.is_finite()) {
+                errors.push(format!("`rate_per_second` must be above 0, not {r}"));
+            }
+            if matches!(
+                self.deliver,
+                None | Some(DeliverSpec::File { .. } | DeliverSpec::Kafka { .. })
+            ) {
+                errors.push("`rate_per_second` applies to webhook, fhir and hl7 deliveries".into());
             }
         }
         if let Some(DeliverSpec::File { max_records, .. }) = &self.deliver

@@ -85,6 +85,7 @@ pub struct Delivery {
     pub kind: DeliveryKind,
     pub retry: super::destination::RetrySpec,
     pub retention_hours: u64,
+    pub rate_per_second: Option<f64>,
 }
 
 /// The HTTPS settings of a webhook or FHIR destination, with paths resolved.
@@ -323,6 +324,7 @@ impl Gateway {
                             kind,
                             retry: d.retry.clone(),
                             retention_hours: d.retention_hours,
+                            rate_per_second: d.rate_per_second,
                         },
                     ))
                 })

@@ -9,6 +9,7 @@ pub mod fhir;
 pub mod file;
 pub mod hl7out;
 pub mod kafka;
+pub mod limits;
 pub mod mllp;
 pub mod webhook;
 
@@ -42,6 +43,8 @@ pub struct DispatchStats {
 pub struct Dispatcher {
     pub alerts: Alerts,
     sinks: BTreeMap<String, Sink>,
+    breakers: BTreeMap<String, limits::Breaker>,
+    paces: BTreeMap<String, limits::Pace>,
 }
 
 enum Sink {
@@ -111,6 +114,20 @@ pub fn dispatch(
             designations: &dest.designations,
             purpose: &dest.purpose,
         };
+        if !state
+            .breakers
+            .get(id)
+            .is_none_or(|b| b.allows(std::time::Instant::now()))
+        {
+            continue; // open: cooling down after a failed pass
+        }
+        if let Some(r) = delivery.rate_per_second {
+            state
+                .paces
+                .entry(id.clone())
+                .or_insert_with(|| limits::Pace::new(r));
+        }
+        let mut pass_failed = false;
         loop {
             let now = Utc::now();
             let rows = store.due(id, &stamp(now), 500)?;
@@ -149,8 +166,14 @@ pub fn dispatch(
             // and its bookkeeping repeats at most one group (same idempotency keys).
             let mut failed = false;
             let mut group = Group::new(store);
-            let Dispatcher { alerts, sinks } = state;
-            send(delivery, id, &batch, sinks, &mut |row, outcome| {
+            let Dispatcher {
+                alerts,
+                sinks,
+                paces,
+                ..
+            } = state;
+            let pace = paces.get(id);
+            send(delivery, id, &batch, sinks, pace, &mut |row, outcome| {
                 let store = group.store()?;
                 match outcome {
                     Ok(()) => {
@@ -192,8 +215,15 @@ pub fn dispatch(
             })?;
             group.commit()?;
             if failed {
+                pass_failed = true;
                 break; // this destination is failing: the others go on
             }
+        }
+        let breaker = state.breakers.entry(id.clone()).or_default();
+        if pass_failed {
+            breaker.failed(std::time::Instant::now());
+        } else {
+            breaker.succeeded();
         }
     }
     Ok(stats)
@@ -262,12 +292,14 @@ impl Drop for Group<'_> {
 fn one_by_one<C: Send>(
     batch: &[(Row, Value)],
     clients: &mut [C],
+    pace: Option<&limits::Pace>,
     record: &mut Record<'_>,
     send: impl Fn(&mut C, &Row, &Value) -> Result<(), SendError> + Sync,
 ) -> Result<(), StoreError> {
     concurrently(
         batch,
         clients,
+        pace,
         |c, (row, payload)| send(c, row, payload),
         |(row, _), r| record(row, r),
     )
@@ -283,6 +315,7 @@ fn one_by_one<C: Send>(
 fn concurrently<U: Sync, C: Send>(
     units: &[U],
     clients: &mut [C],
+    pace: Option<&limits::Pace>,
     send: impl Fn(&mut C, &U) -> Result<(), SendError> + Sync,
     mut done: impl FnMut(&U, Result<(), SendError>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
@@ -291,6 +324,9 @@ fn concurrently<U: Sync, C: Send>(
     match (clients.first_mut(), units) {
         (_, []) | (None, _) => return Ok(()),
         (Some(client), [u]) => {
+            if let Some(p) = pace {
+                p.wait();
+            }
             let r = send(client, u);
             return done(u, r);
         }
@@ -307,6 +343,9 @@ fn concurrently<U: Sync, C: Send>(
                 for (i, u) in units.iter().enumerate().skip(w).step_by(workers) {
                     if down.load(SeqCst) {
                         break;
+                    }
+                    if let Some(p) = pace {
+                        p.wait();
                     }
                     let r = send(client, u);
                     if matches!(&r, Err(e) if e.retryable) {
@@ -368,6 +407,7 @@ fn send(
     dest: &str,
     batch: &[(Row, Value)],
     sinks: &mut BTreeMap<String, Sink>,
+    pace: Option<&limits::Pace>,
     record: &mut Record<'_>,
 ) -> Result<(), StoreError> {
     match &delivery.kind {
@@ -414,7 +454,7 @@ fn send(
                 Ok(_) => return Ok(()),
                 Err(e) => return all_rows(batch, Err(e), record),
             };
-            one_by_one(batch, clients, record, |client, row, payload| {
+            one_by_one(batch, clients, pace, record, |client, row, payload| {
                 let now = chrono::Utc::now().fixed_offset();
                 let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
                 client.send(&msg, &hl7out::control_id(&row.idempotency_key))
@@ -455,11 +495,12 @@ fn send(
                 return concurrently(
                     &chunks,
                     &mut senders,
+                    pace,
                     |hook, chunk| hook.send_batch(chunk),
                     |chunk, r| all_rows(chunk, r, record),
                 );
             }
-            one_by_one(batch, &mut senders, record, |hook, row, payload| {
+            one_by_one(batch, &mut senders, pace, record, |hook, row, payload| {
                 let (body, content_type) = if *fhir {
                     let b = fhir::bundle(payload, &row.idempotency_key);
                     (

@@ -31,6 +31,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with open(log_path, "a") as log:
             log.write(json.dumps({
                 "path": self.path,
+                "at": time.time(),
                 "signature_ok": hmac.compare_digest(want, got) and fresh,
                 "idempotency_key": self.headers.get("Idempotency-Key"),
                 "content_type": self.headers.get("Content-Type"),
