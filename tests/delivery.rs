@@ -32,6 +32,26 @@ fn lines(dir: &Path) -> Vec<serde_json::Value> {
     out
 }
 
+/// QRT's one referral was withdrawn for `reason`: payload purged, the withdrawal audited.
+fn assert_one_withdrawn(cfg: &Path, reason: &str) {
+    assert_eq!(
+        store_count(
+            cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'withdrawn' AND payload IS NULL"
+        ),
+        1
+    );
+    assert_eq!(
+        store_count(
+            cfg,
+            &format!(
+                "SELECT count(*) FROM audit WHERE decision = 'withdrawn' AND reasons LIKE '%{reason}%'"
+            )
+        ),
+        1
+    );
+}
+
 fn db(cfg: &Path) -> rusqlite::Connection {
     rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db")).unwrap()
 }
@@ -44,15 +64,7 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     let dhhr = lines(&folder(&cfg, "dhhr-program"));
     assert_eq!(dhhr.len(), 29);
     let text = serde_json::to_string(&dhhr).unwrap();
-    for leak in [
-        "DOE",
-        "3045550100",
-        "EXAMPLE AVE",
-        "1990-07-04",
-        "2026-000101",
-    ] {
-        assert!(!text.contains(leak), "{leak} reached DHHR");
-    }
+    assert_deidentified(&text, "DHHR");
     assert!(
         dhhr.iter()
             .all(|l| l["idempotency_key"].as_str().unwrap().len() == 32)
@@ -103,10 +115,7 @@ fn revoked_while_queued_is_withdrawn_and_purged() {
     success(&cli(&["run", "--once"], &cfg));
     import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
-    let pending: i64 = store_count(
-        &cfg,
-        "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'pending'",
-    );
+    let pending: i64 = outbox_count(&cfg, "qrt-kanawha", "pending");
     assert_eq!(pending, 1, "C-2026-005's referral waits for the QRT");
     // Encrypted at rest: the queued payload holds no plaintext.
     let blob: Vec<u8> = db(&cfg)
@@ -130,20 +139,7 @@ fn revoked_while_queued_is_withdrawn_and_purged() {
     std::fs::remove_file(folder(&cfg, "qrt-kanawha")).unwrap();
     success(&cli(&["run", "--once"], &cfg));
     assert!(lines(&folder(&cfg, "qrt-kanawha")).is_empty());
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'withdrawn' AND payload IS NULL"
-        ),
-        1
-    );
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM audit WHERE decision = 'withdrawn' AND reasons LIKE '%consent_revoked%'"
-        ),
-        1
-    );
+    assert_one_withdrawn(&cfg, "consent_revoked");
 }
 
 #[test]
@@ -288,13 +284,7 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
     success(&cli(&["run", "--once"], &cfg));
     import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'pending'"
-        ),
-        1
-    );
+    assert_eq!(outbox_count(&cfg, "qrt-kanawha", "pending"), 1);
     // A year later the destination is back, but C-2026-005 expired on 2027-11-02.
     std::fs::remove_file(folder(&cfg, "qrt-kanawha")).unwrap();
     let later = bin()
@@ -305,18 +295,5 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
         .unwrap();
     success(&later);
     assert!(lines(&folder(&cfg, "qrt-kanawha")).is_empty());
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'qrt-kanawha' AND status = 'withdrawn' AND payload IS NULL"
-        ),
-        1
-    );
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM audit WHERE decision = 'withdrawn' AND reasons LIKE '%consent_expired%'"
-        ),
-        1
-    );
+    assert_one_withdrawn(&cfg, "consent_expired");
 }

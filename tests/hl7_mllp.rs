@@ -60,13 +60,7 @@ fn referrals_over_mllp_acked_retried_and_dead_lettered() {
         msgs[1]["nte"][0],
         "42 CFR part 2 prohibits unauthorized use or disclosure of these records."
     );
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'delivered'"
-        ),
-        1
-    );
+    assert_eq!(outbox_count(&cfg, "prestera", "delivered"), 1);
     // Only the consented fields: C-2026-001 covers identity, contact and referral: no SSN.
     assert!(!msgs[1]["raw"].as_str().unwrap().contains("123456789"));
 

@@ -169,18 +169,12 @@ fn a_destination_down_for_a_while_drains_in_order_and_holds_up_no_other() {
         success(&cli(&["run", "--once"], &cfg));
     }
     assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'pending'"
-        ),
+        outbox_count(&cfg, "dhhr-program", "pending"),
         (N + 50) as i64,
         "the backlog: every overdose and every update"
     );
     assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'prestera' AND status = 'delivered'"
-        ),
+        outbox_count(&cfg, "prestera", "delivered"),
         1,
         "Prestera's referral went out while DHHR was down"
     );

@@ -148,13 +148,7 @@ fn batching_sends_several_referrals_per_signed_request_each_with_its_key() {
         })
         .collect();
     assert_eq!(members.len(), 29, "every referral once, with its own key");
-    assert_eq!(
-        store_count(
-            &cfg,
-            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'delivered'"
-        ),
-        29
-    );
+    assert_eq!(outbox_count(&cfg, "dhhr-program", "delivered"), 29);
 }
 
 #[test]

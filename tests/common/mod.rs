@@ -141,6 +141,30 @@ pub fn store_count(cfg: &Path, sql: &str) -> i64 {
 }
 
 /// A file of the demo's PRSS records.
+/// The demo's identifying values (Jane Doe's name, phone, street, birth date, and the police
+/// incident number): none may reach a de-identified destination.
+pub fn assert_deidentified(text: &str, where_: &str) {
+    for leak in [
+        "DOE",
+        "3045550100",
+        "EXAMPLE AVE",
+        "1990-07-04",
+        "2026-000101",
+    ] {
+        assert!(!text.contains(leak), "{leak} reached {where_}");
+    }
+}
+
+/// Outbox rows of a destination in a status (`pending`, `delivered`, `dead`, `withdrawn`).
+pub fn outbox_count(cfg: &Path, destination: &str, status: &str) -> i64 {
+    store_count(
+        cfg,
+        &format!(
+            "SELECT count(*) FROM outbox WHERE destination = '{destination}' AND status = '{status}'"
+        ),
+    )
+}
+
 pub fn prss_file(cfg: &Path, f: &str) -> PathBuf {
     cfg.parent().unwrap().join("prss").join(f)
 }
