@@ -194,7 +194,14 @@ fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters(
             RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
         )
         .unwrap();
-    success(&cli(&["run", "--once"], &cfg2));
+    let out = cli(&["run", "--once"], &cfg2);
+    success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.matches("dead-lettered").count(),
+        1,
+        "one warning for 29 dead letters: {err}"
+    );
     let dead = success(&cli(&["outbox", "dead"], &cfg2));
     assert_eq!(outbox_count(&cfg2, "dhhr-program", "dead"), 29, "{dead}");
     assert!(dead.to_lowercase().contains("authoriz"), "{dead}");

@@ -54,26 +54,47 @@ enum Sink {
     Mllp(Vec<hl7out::MllpClient>),
 }
 
-/// Per-destination health, so that a destination that starts failing logs one warning, and one
-/// line when it recovers, not one per message.
+/// What is wrong with a destination, for [`Alerts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Trouble {
+    /// Failing with errors that may pass: referrals wait for their retry.
+    Queuing,
+    /// Refusing referrals for good: they go to the dead-letter list.
+    DeadLettering,
+}
+
+/// Per-destination health, so that a destination that starts queuing or dead-lettering logs one
+/// warning when it starts, and one when it recovers (its next delivery), not one per message.
 #[derive(Debug, Default)]
 pub struct Alerts {
-    failing: BTreeMap<String, bool>,
+    troubles: BTreeMap<String, std::collections::BTreeSet<Trouble>>,
 }
 
 impl Alerts {
-    fn failed(&mut self, dest: &str, why: &str) {
-        if !self.failing.insert(dest.to_owned(), true).unwrap_or(false) {
-            tracing::warn!(
-                destination = dest,
-                error = why,
-                "destination is failing; referrals are queuing"
-            );
+    fn raise(&mut self, dest: &str, trouble: Trouble, why: &str) {
+        if self
+            .troubles
+            .entry(dest.to_owned())
+            .or_default()
+            .insert(trouble)
+        {
+            match trouble {
+                Trouble::Queuing => tracing::warn!(
+                    destination = dest,
+                    error = why,
+                    "destination is failing; referrals are queuing"
+                ),
+                Trouble::DeadLettering => tracing::warn!(
+                    destination = dest,
+                    error = why,
+                    "destination refuses referrals; they are dead-lettered (see `outbox dead`)"
+                ),
+            }
         }
     }
 
     fn ok(&mut self, dest: &str) {
-        if self.failing.insert(dest.to_owned(), false).unwrap_or(false) {
+        if self.troubles.remove(dest).is_some_and(|t| !t.is_empty()) {
             tracing::warn!(
                 destination = dest,
                 "destination recovered; the queue drains"
@@ -185,7 +206,7 @@ pub fn dispatch(
                     Err(e) => {
                         failed |= e.retryable;
                         if e.retryable {
-                            alerts.failed(id, &e.message);
+                            alerts.raise(id, Trouble::Queuing, &e.message);
                         }
                         let attempts = row.attempts as u32 + 1;
                         let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
@@ -196,9 +217,10 @@ pub fn dispatch(
                             || age_h >= delivery.retry.max_age_hours as i64;
                         if give_up {
                             store.mark_failed(row.id, &e.message, None)?;
+                            alerts.raise(id, Trouble::DeadLettering, &e.message);
                             audit(store, audit_key, row, "dead-lettered", vec![e.message])?;
                             *stats.dead.entry(id.clone()).or_default() += 1;
-                            tracing::warn!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
+                            tracing::debug!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
                         } else {
                             let wait = backoff_ms(
                                 delivery.retry.initial_backoff_ms,
