@@ -604,6 +604,14 @@ fn disclose_and_dispatch(
     if !decisions.is_empty() {
         tracing::info!(decisions = decisions.len(), "disclosure decisions made");
     }
+    let purged = store.purge_incidents(gw.incident_retention_days)?;
+    if purged > 0 {
+        tracing::info!(
+            incidents = purged,
+            days = gw.incident_retention_days,
+            "staged incidents past their retention removed"
+        );
+    }
     let mut sent = pnp_gateway::deliver::DispatchStats::default();
     if let Some(secret) = &keys.outbox {
         let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
@@ -623,8 +631,7 @@ fn disclose_and_dispatch(
 }
 
 fn run(gw: &Gateway, once: bool, max_records: Option<u64>, disclose: bool) -> Result<Stats> {
-    let mut store = Store::open(&gw.store_path)
-        .with_context(|| format!("opening the store {}", gw.store_path.display()))?;
+    let mut store = cmd::open_sealed(gw, &gw.store_path)?;
     let mut stats = Stats::default();
     let mut progress = Progress::new();
     let mut limit = max_records;
@@ -823,7 +830,7 @@ fn demo(out: &Path) -> Result<ExitCode> {
     cmd::privacy::consent_import(&gw, &prss.join("consents.json"), true, today)?;
     print!("  engagements:  ");
     cmd::privacy::engagement_import(&gw, &prss.join("engagements.csv"))?;
-    let mut store = Store::open(&gw.store_path)?;
+    let mut store = cmd::open_sealed(&gw, &gw.store_path)?;
     store.revoke_consent("C-2026-005", "2026-11-20".parse()?)?;
     println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");
 

@@ -297,3 +297,56 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
     assert!(lines(&folder(&cfg, "qrt-kanawha")).is_empty());
     assert_one_withdrawn(&cfg, "consent_expired");
 }
+
+#[test]
+fn staged_incidents_are_sealed_at_rest_and_removed_after_their_retention() {
+    let (_d, cfg) = demo(|t| t);
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM incidents WHERE typeof(body) <> 'blob'"
+        ),
+        0,
+        "every staged incident sealed"
+    );
+    // Nothing identifying in the store's files, the write-ahead log included.
+    let state = cfg.parent().unwrap().join("state");
+    for f in ["gateway.db", "gateway.db-wal"] {
+        let bytes = std::fs::read(state.join(f)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for v in [
+            "EXAMPLE AVE",
+            "(304) 555-0100",
+            "123-45-6789",
+            "unresponsive",
+        ] {
+            assert!(!text.contains(v), "{v} in {f}");
+        }
+    }
+    // The PRSS's records still find their incidents (read back with the key).
+    import_demo_records(&cfg);
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(lines(&folder(&cfg, "prestera")).len(), 1);
+
+    // With a retention of 0 days, decided incidents are removed at once: an engagement that
+    // comes afterwards is refused.
+    let (_d2, cfg2) = demo(|t| {
+        t.replace(
+            "path = \"state/gateway.db\"",
+            "path = \"state/gateway.db\"\nincident_retention_days = 0",
+        )
+    });
+    success(&cli(&["run", "--once"], &cfg2));
+    assert_eq!(store_count(&cfg2, "SELECT count(*) FROM incidents"), 0);
+    let out = cli(
+        &[
+            "engagement",
+            "import",
+            prss_file(&cfg2, "engagements.csv").to_str().unwrap(),
+        ],
+        &cfg2,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no incident 2026-000101 has been read"));
+}

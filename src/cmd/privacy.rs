@@ -337,7 +337,7 @@ pub fn preview(
         let src = Store::open(&gw.store_path)?;
         src.copy_to(&copy)?;
     }
-    let mut store = Store::open(&copy)?;
+    let mut store = super::open_sealed(gw, &copy)?;
     let named = match adapter {
         Some(a) => Some(
             Adapter::load(

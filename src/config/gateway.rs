@@ -35,6 +35,14 @@ pub struct GatewaySpec {
 pub struct StoreSpec {
     #[serde(default = "default_store")]
     pub path: String,
+    /// Days a staged incident is kept after its disclosure decisions (waiting for a PRSS's
+    /// engagement to make a referral), then removed. Default 30.
+    #[serde(default = "default_retention_days")]
+    pub incident_retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    30
 }
 
 fn default_store() -> String {
@@ -45,6 +53,7 @@ impl Default for StoreSpec {
     fn default() -> Self {
         StoreSpec {
             path: default_store(),
+            incident_retention_days: default_retention_days(),
         }
     }
 }
@@ -67,6 +76,7 @@ pub struct PipelineSpec {
 pub struct Gateway {
     pub path: PathBuf,
     pub store_path: PathBuf,
+    pub incident_retention_days: u32,
     pub adapters_dir: PathBuf,
     pub program: ProgramRules,
     pub pipelines: Vec<Pipeline>,
@@ -238,6 +248,7 @@ impl Gateway {
         Ok(Gateway {
             path: path.to_owned(),
             store_path: base.join(&spec.store.path),
+            incident_retention_days: spec.store.incident_retention_days,
             adapters_dir,
             program: spec.program,
             pipelines,

@@ -190,6 +190,8 @@ pub struct QuarantineRow {
 
 pub struct Store {
     pub(crate) conn: Connection,
+    /// Seals staged incidents' bodies at rest when set (see [`Store::seal_incidents_with`]).
+    seal: Option<outbox::SealKey>,
 }
 
 pub(crate) fn now() -> String {
@@ -210,7 +212,7 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         // 8 MiB of page cache (SQLite's default is 2 MiB): the outbox's hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -8192)?;
-        let mut store = Store { conn };
+        let mut store = Store { conn, seal: None };
         store.migrate()?;
         Ok(store)
     }
@@ -289,8 +291,43 @@ impl Store {
 
     /// Starts a batch: records and the reading position are committed together, so a crash
     /// at any moment neither loses a record nor stores it twice.
+    /// From now on, staged incidents are written sealed (AES-256-GCM) and sealed ones can be
+    /// read. A gateway that delivers has this key (the outbox's); one that only ingests keeps
+    /// them as JSON.
+    pub fn seal_incidents_with(&mut self, key: outbox::SealKey) {
+        self.seal = Some(key);
+    }
+
+    /// Removes staged incidents that went through the disclosure stage more than `days` ago:
+    /// the gateway is not a system of record. An engagement for one of them comes too late (it
+    /// is refused at import); the ledger still remembers their files, so nothing is read again.
+    /// Returns how many.
+    pub fn purge_incidents(&self, days: u32) -> Result<usize> {
+        let before = (chrono::Utc::now() - chrono::Duration::days(days as i64))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        Ok(self.conn.execute(
+            "DELETE FROM incidents WHERE disclosed_at IS NOT NULL AND disclosed_at <= ?1",
+            [before],
+        )?)
+    }
+
+    fn incident_body(&self, body: rusqlite::types::Value) -> Result<Incident> {
+        use rusqlite::types::Value as V;
+        match body {
+            V::Text(t) => Ok(serde_json::from_str(&t)?),
+            V::Blob(b) => match &self.seal {
+                Some(k) => Ok(serde_json::from_slice(&k.open(&b)?)?),
+                None => Err(StoreError::Invalid(
+                    "staged incidents are sealed: the outbox key (PNP_GATEWAY_OUTBOX_KEY or [keys] outbox_key_file) is needed to read them".into(),
+                )),
+            },
+            _ => Err(StoreError::Invalid("a staged incident has no body".into())),
+        }
+    }
+
     pub fn batch(&mut self) -> Result<Batch<'_>> {
         Ok(Batch {
+            seal: self.seal.as_ref(),
             tx: self.conn.transaction()?,
         })
     }
@@ -348,12 +385,12 @@ impl Store {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, rusqlite::types::Value>(2)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         rows.into_iter()
-            .map(|(id, a, b)| Ok((id, a, serde_json::from_str(&b)?)))
+            .map(|(id, a, b)| Ok((id, a, self.incident_body(b)?)))
             .collect()
     }
 
@@ -374,13 +411,13 @@ impl Store {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)? as u64,
-                r.get::<_, String>(2)?,
+                r.get::<_, rusqlite::types::Value>(2)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
             let (file, record, body) = row?;
-            out.push((file, record, serde_json::from_str(&body)?));
+            out.push((file, record, self.incident_body(body)?));
         }
         Ok(out)
     }
@@ -389,11 +426,18 @@ impl Store {
 /// One transaction of ingest results; dropped without `commit`, it stores nothing.
 pub struct Batch<'a> {
     tx: rusqlite::Transaction<'a>,
+    seal: Option<&'a outbox::SealKey>,
 }
 
 impl Batch<'_> {
     pub fn incident(&self, adapter: &str, file: &str, pos: Position, inc: &Incident) -> Result<()> {
-        let body = serde_json::to_string(inc)?;
+        let json = serde_json::to_vec(inc)?;
+        let body = match self.seal {
+            Some(k) => rusqlite::types::Value::Blob(k.seal(&json)?),
+            None => rusqlite::types::Value::Text(
+                String::from_utf8(json).map_err(|e| StoreError::Invalid(e.to_string()))?,
+            ),
+        };
         self.tx
             .prepare_cached(
                 "INSERT INTO incidents (at, adapter, file, record, line, incident_id, action, category, eligible, rule, body)
