@@ -188,7 +188,8 @@ impl KafkaSink {
             if have >= want || Instant::now() >= deadline {
                 break;
             }
-            self.producer.poll(Duration::from_millis(50));
+            // rdkafka's poll serves events until its timeout is over: keep it short.
+            self.producer.poll(Duration::from_millis(1));
         }
         let mut reports = ctx
             .outcomes
