@@ -905,6 +905,15 @@ fn demo(out: &Path) -> Result<ExitCode> {
     );
     let cfg = gw.path.display();
     println!("next:");
+    let base = gw.path.parent().unwrap_or(Path::new("."));
+    println!(
+        "  pnp-gateway receive --listen {} --cert {} --key {} --secret-file {} --out {}   (the demo's receiver stops with the demo; this starts it again for `run`)",
+        receiver.addr,
+        base.join("state/tls/cert.pem").display(),
+        base.join("state/tls/key.pem").display(),
+        base.join("state/dhhr-research.secret").display(),
+        base.join("deliveries/dhhr-research/received.ndjson").display()
+    );
     println!(
         "  pnp-gateway preview --config {cfg} {}",
         gw.pipelines
