@@ -2,19 +2,17 @@
 
 mod cmd;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use pnp_gateway::config::{Adapter, ConfigErrors, Gateway};
-use pnp_gateway::ingest;
 use pnp_gateway::pipeline::sinks::JsonLines;
 use pnp_gateway::pipeline::{FileRun, PipelineError, SinkError, Stats};
 use pnp_gateway::policy::ProgramRules;
 use pnp_gateway::store::Store;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(
@@ -288,8 +286,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             max_records,
         } => {
             let gw = load_gateway(&config)?;
-            let stats = run(&gw, once, max_records, true)?;
-            print_summary(&gw, &stats)?;
+            let stats = cmd::run::run(&gw, once, max_records, true)?;
+            cmd::run::print_summary(&gw, &stats)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine {
@@ -374,7 +372,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             &secret_file,
             &out,
         ),
-        Command::Demo { out } => demo(&out),
+        Command::Demo { out } => cmd::demo::demo(&out),
     }
 }
 
@@ -542,229 +540,6 @@ fn broken_pipe(e: &SinkError) -> bool {
     }
 }
 
-/// A one-line progress display on stderr, only when stderr is a terminal.
-struct Progress {
-    on: bool,
-    last: Instant,
-    shown: bool,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            last: Instant::now(),
-            shown: false,
-        }
-    }
-
-    fn update(&mut self, file: &Path, read: u64, total: u64) {
-        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        self.shown = true;
-        let pct = if total > 0 {
-            read as f64 * 100.0 / total as f64
-        } else {
-            100.0
-        };
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
-        eprint!(
-            "\r\x1b[K{name}: {:.1} of {:.1} MB ({pct:.0}%)",
-            read as f64 / 1e6,
-            total as f64 / 1e6
-        );
-    }
-
-    fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
-        }
-    }
-}
-
-/// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
-/// config has destinations, as of `today`. Returns the decisions made and what was sent.
-fn disclose_and_dispatch(
-    gw: &Gateway,
-    store: &mut Store,
-    today: NaiveDate,
-    state: &mut pnp_gateway::deliver::Dispatcher,
-) -> Result<(
-    Vec<pnp_gateway::policy::disclose::Decision>,
-    pnp_gateway::deliver::DispatchStats,
-)> {
-    if gw.destinations.is_empty() {
-        return Ok(Default::default());
-    }
-    let keys = gw.keys().map_err(anyhow::Error::msg)?;
-    let decisions = pnp_gateway::pipeline::disclosure::disclose_staged(store, gw, &keys, today)?;
-    if !decisions.is_empty() {
-        tracing::info!(decisions = decisions.len(), "disclosure decisions made");
-    }
-    let purged = store.purge_incidents(gw.incident_retention_days)?;
-    if purged > 0 {
-        tracing::info!(
-            incidents = purged,
-            days = gw.incident_retention_days,
-            "staged incidents past their retention removed"
-        );
-    }
-    let mut sent = pnp_gateway::deliver::DispatchStats::default();
-    if let Some(secret) = &keys.outbox {
-        let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
-        sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
-        let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
-        if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
-            tracing::info!(
-                delivered = n(&sent.delivered),
-                retried = n(&sent.retried),
-                dead = n(&sent.dead),
-                withdrawn = n(&sent.withdrawn),
-                "dispatch pass"
-            );
-        }
-    }
-    Ok((decisions, sent))
-}
-
-fn run(gw: &Gateway, once: bool, max_records: Option<u64>, disclose: bool) -> Result<Stats> {
-    let mut store = cmd::open_sealed(gw, &gw.store_path)?;
-    let mut stats = Stats::default();
-    let mut progress = Progress::new();
-    let mut limit = max_records;
-    for p in &gw.pipelines {
-        std::fs::create_dir_all(&p.folder)
-            .with_context(|| format!("creating drop folder {}", p.folder.display()))?;
-    }
-    if once || max_records.is_some() {
-        for p in &gw.pipelines {
-            let go_on = ingest::drain_folder(
-                &mut store,
-                p,
-                &gw.program,
-                &mut limit,
-                &mut |_| true,
-                &mut |f, r, t| progress.update(f, r, t),
-                &mut stats,
-            )?;
-            progress.clear();
-            if !go_on {
-                break;
-            }
-        }
-        if disclose {
-            disclose_and_dispatch(
-                gw,
-                &mut store,
-                cmd::privacy::today(),
-                &mut Default::default(),
-            )?;
-        }
-        return Ok(stats);
-    }
-    watch(gw, &mut store, &mut stats)?;
-    Ok(stats)
-}
-
-/// How long a new file's size must stay the same before it is read.
-const SETTLE: Duration = Duration::from_millis(200);
-
-/// Watches the drop folders until killed. A file is read once its size has stayed the same
-/// across two scans [`SETTLE`] apart (so a file still being written is not read half-way);
-/// every commit is durable, so stopping the process at any moment loses nothing.
-fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |_| {
-        let _ = tx.send(());
-    })?;
-    for p in &gw.pipelines {
-        watcher.watch(&p.folder, RecursiveMode::NonRecursive)?;
-    }
-    tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
-    let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
-    let mut progress = Progress::new();
-    let mut dispatcher = pnp_gateway::deliver::Dispatcher::default();
-    loop {
-        let mut waiting = false;
-        for p in &gw.pipelines {
-            let mut settled = |path: &Path| {
-                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                let same = sizes.insert(path.to_owned(), size) == Some(size);
-                waiting |= !same;
-                same
-            };
-            let mut none = None;
-            if let Err(e) = ingest::drain_folder(
-                store,
-                p,
-                &gw.program,
-                &mut none,
-                &mut settled,
-                &mut |f, r, t| progress.update(f, r, t),
-                stats,
-            ) {
-                tracing::error!(adapter = %p.adapter.name, error = %e, "pipeline error; retrying at the next scan");
-            }
-            progress.clear();
-        }
-        if let Err(e) = disclose_and_dispatch(gw, store, cmd::privacy::today(), &mut dispatcher) {
-            tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
-        }
-        // A file seen for the first time (or still growing) is looked at again after SETTLE;
-        // otherwise wake on a change, or rescan after a second anyway (and retry deliveries).
-        if waiting {
-            std::thread::sleep(SETTLE);
-        } else {
-            let _ = rx.recv_timeout(Duration::from_secs(1));
-        }
-        while rx.try_recv().is_ok() {}
-    }
-}
-
-fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
-    let mut o = std::io::stdout().lock();
-    writeln!(o, "files read:     {}", stats.files)?;
-    writeln!(o, "records read:   {}", stats.records)?;
-    writeln!(o, "incidents:      {}", stats.incidents)?;
-    let eligible: u64 = stats.eligible.values().sum();
-    writeln!(o, "eligible:       {eligible}")?;
-    for (c, n) in &stats.by_category {
-        writeln!(
-            o,
-            "  {:<20} {:>6} incidents, {:>6} eligible",
-            c.as_str(),
-            n,
-            stats.eligible.get(c).copied().unwrap_or(0)
-        )?;
-    }
-    writeln!(o, "rejected:       {}", stats.rejected_total())?;
-    for (k, n) in &stats.rejected {
-        writeln!(o, "  {k:<20} {n:>6}")?;
-    }
-    if !stats.gaps.is_empty() {
-        writeln!(o, "unmapped codes (add them to the mapping's tables):")?;
-        for (g, n) in &stats.gaps {
-            writeln!(o, "  table `{}`: `{}` ({} records)", g.table, g.code, n)?;
-        }
-    }
-    let cfg = gw.path.display();
-    writeln!(o, "results:        staged in {}", gw.store_path.display())?;
-    writeln!(
-        o,
-        "  incidents:    sqlite3 {} 'SELECT incident_id, category, eligible, rule FROM incidents'",
-        gw.store_path.display()
-    )?;
-    writeln!(
-        o,
-        "  rejections:   pnp-gateway quarantine list --config {cfg}"
-    )?;
-    Ok(())
-}
-
 fn quarantine_list(config: &Path, json: bool) -> Result<ExitCode> {
     let gw = load_gateway(config)?;
     let store = Store::open(&gw.store_path)?;
@@ -790,142 +565,5 @@ fn quarantine_list(config: &Path, json: bool) -> Result<ExitCode> {
     if !json {
         writeln!(o, "{} rejected record(s)", rows.len())?;
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// The date the demo decides as of, so that its consents (valid until 2027) and their defects
-/// show the same way whenever it runs.
-const DEMO_TODAY: &str = "2026-11-27";
-
-fn demo(out: &Path) -> Result<ExitCode> {
-    let config = pnp_gateway::demo::write_tree(out)
-        .with_context(|| format!("writing the demo into {}", out.display()))?;
-    let receiver = pnp_gateway::demo::with_receiver(&config)
-        .context("starting the demo's local HTTPS receiver")?;
-    let gw = load_gateway(&config)?;
-    for f in [&gw.vault_key_file, &gw.audit_key_file, &gw.outbox_key_file]
-        .into_iter()
-        .flatten()
-    {
-        cmd::privacy::ensure_key_file(f)?;
-    }
-    println!(
-        "pnp-gateway demo: {} pipeline(s) from {}",
-        gw.pipelines.len(),
-        config.display()
-    );
-    for p in &gw.pipelines {
-        println!("  {} <- {}", p.adapter.name, p.folder.display());
-    }
-    let stats = run(&gw, true, None, false)?;
-    println!();
-    print_summary(&gw, &stats)?;
-
-    // The PRSS's records: consents (some defective on purpose) and engagements.
-    let today: NaiveDate = DEMO_TODAY.parse()?;
-    let prss = config.parent().unwrap_or(Path::new(".")).join("prss");
-    println!();
-    println!("PRSS records (as of {today}):");
-    print!("  consents:     ");
-    cmd::privacy::consent_import(&gw, &prss.join("consents.json"), true, today)?;
-    print!("  engagements:  ");
-    cmd::privacy::engagement_import(&gw, &prss.join("engagements.csv"))?;
-    let mut store = cmd::open_sealed(&gw, &gw.store_path)?;
-    store.revoke_consent("C-2026-005", "2026-11-20".parse()?)?;
-    println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");
-
-    // Who would get what: the disclosure stage over every staged incident, then a dispatch.
-    let (decisions, sent) = disclose_and_dispatch(&gw, &mut store, today, &mut Default::default())?;
-    let incidents = store.incidents()?;
-    let mut per_dest: std::collections::BTreeMap<
-        String,
-        (u64, std::collections::BTreeMap<String, u64>),
-    > = Default::default();
-    let mut referrals = Vec::new();
-    for dec in &decisions {
-        let e = per_dest.entry(dec.destination.clone()).or_default();
-        if dec.delivers() {
-            e.0 += 1;
-            if dec.profile == "consented-referral" {
-                referrals.push(format!(
-                    "{} -> {}: {}",
-                    dec.incident,
-                    dec.destination,
-                    dec.fields.join(", ")
-                ));
-            }
-        } else {
-            let kind = dec
-                .reasons
-                .first()
-                .and_then(|r| r.split(':').next())
-                .unwrap_or("?")
-                .to_string();
-            *e.1.entry(kind).or_default() += 1;
-        }
-    }
-    println!();
-    println!(
-        "who would get what ({} incidents x {} destinations; every decision is in the audit trail):",
-        incidents.len(),
-        gw.destinations.len()
-    );
-    for dest in &gw.destinations {
-        let (n, withheld) = per_dest.get(&dest.id).cloned().unwrap_or_default();
-        println!(
-            "  {:<14} {:<19} deliver {:>4}",
-            dest.id,
-            dest.profile.kind.as_str(),
-            n
-        );
-        for (k, c) in withheld {
-            println!("  {:<34} withhold {:>4}  {k}", "", c);
-        }
-    }
-    println!("consented referrals (fields sent, never values in logs):");
-    for r in &referrals {
-        println!("  {r}");
-    }
-    println!("delivered now (outbox, then the destinations):");
-    for (dest, d) in &gw.deliveries {
-        let n = sent.delivered.get(dest).copied().unwrap_or(0);
-        let to = d.kind.target();
-        println!("  {dest:<14} {n:>4} payload(s) -> {to}");
-    }
-    let got = receiver.counts();
-    println!(
-        "  the local HTTPS receiver checked {} signed request(s) and took {} payload(s) into {}",
-        got.requests,
-        got.accepted,
-        gw.path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("deliveries/dhhr-research/received.ndjson")
-            .display()
-    );
-    let cfg = gw.path.display();
-    println!("next:");
-    let base = gw.path.parent().unwrap_or(Path::new("."));
-    println!(
-        "  pnp-gateway receive --listen {} --cert {} --key {} --secret-file {} --out {}   (the demo's receiver stops with the demo; this starts it again for `run`)",
-        receiver.addr,
-        base.join("state/tls/cert.pem").display(),
-        base.join("state/tls/key.pem").display(),
-        base.join("state/dhhr-research.secret").display(),
-        base.join("deliveries/dhhr-research/received.ndjson").display()
-    );
-    println!(
-        "  pnp-gateway preview --config {cfg} {}",
-        gw.pipelines
-            .last()
-            .map(|p| p
-                .folder
-                .join("cad_export_2026-03.csv")
-                .display()
-                .to_string())
-            .unwrap_or_default()
-    );
-    println!("  pnp-gateway audit verify --config {cfg}");
-    println!("  pnp-gateway consent list --config {cfg}");
     Ok(ExitCode::SUCCESS)
 }

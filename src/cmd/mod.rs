@@ -1,8 +1,10 @@
 //! Command handlers that would crowd main.rs: the privacy engine's, the outbox's, the receiver.
 
+pub mod demo;
 pub mod outbox;
 pub mod privacy;
 pub mod receive;
+pub mod run;
 
 use anyhow::{Context, Result};
 use pnp_gateway::config::Gateway;

@@ -1,0 +1,239 @@
+//! `run`: drains or watches the drop folders, then the disclosure stage and a dispatch pass.
+
+use anyhow::{Context, Result};
+use chrono::NaiveDate;
+use pnp_gateway::config::Gateway;
+use pnp_gateway::ingest;
+use pnp_gateway::pipeline::Stats;
+use pnp_gateway::store::Store;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A one-line progress display on stderr, only when stderr is a terminal.
+pub(crate) struct Progress {
+    on: bool,
+    last: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub(crate) fn new() -> Self {
+        Progress {
+            on: std::io::stderr().is_terminal(),
+            last: Instant::now(),
+            shown: false,
+        }
+    }
+
+    pub(crate) fn update(&mut self, file: &Path, read: u64, total: u64) {
+        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let pct = if total > 0 {
+            read as f64 * 100.0 / total as f64
+        } else {
+            100.0
+        };
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        eprint!(
+            "\r\x1b[K{name}: {:.1} of {:.1} MB ({pct:.0}%)",
+            read as f64 / 1e6,
+            total as f64 / 1e6
+        );
+    }
+
+    pub(crate) fn clear(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+/// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
+/// config has destinations, as of `today`. Returns the decisions made and what was sent.
+pub(crate) fn disclose_and_dispatch(
+    gw: &Gateway,
+    store: &mut Store,
+    today: NaiveDate,
+    state: &mut pnp_gateway::deliver::Dispatcher,
+) -> Result<(
+    Vec<pnp_gateway::policy::disclose::Decision>,
+    pnp_gateway::deliver::DispatchStats,
+)> {
+    if gw.destinations.is_empty() {
+        return Ok(Default::default());
+    }
+    let keys = gw.keys().map_err(anyhow::Error::msg)?;
+    let decisions = pnp_gateway::pipeline::disclosure::disclose_staged(store, gw, &keys, today)?;
+    if !decisions.is_empty() {
+        tracing::info!(decisions = decisions.len(), "disclosure decisions made");
+    }
+    let purged = store.purge_incidents(gw.incident_retention_days)?;
+    if purged > 0 {
+        tracing::info!(
+            incidents = purged,
+            days = gw.incident_retention_days,
+            "staged incidents past their retention removed"
+        );
+    }
+    let mut sent = pnp_gateway::deliver::DispatchStats::default();
+    if let Some(secret) = &keys.outbox {
+        let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
+        sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
+        let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+        if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
+            tracing::info!(
+                delivered = n(&sent.delivered),
+                retried = n(&sent.retried),
+                dead = n(&sent.dead),
+                withdrawn = n(&sent.withdrawn),
+                "dispatch pass"
+            );
+        }
+    }
+    Ok((decisions, sent))
+}
+
+pub(crate) fn run(
+    gw: &Gateway,
+    once: bool,
+    max_records: Option<u64>,
+    disclose: bool,
+) -> Result<Stats> {
+    let mut store = super::open_sealed(gw, &gw.store_path)?;
+    let mut stats = Stats::default();
+    let mut progress = Progress::new();
+    let mut limit = max_records;
+    for p in &gw.pipelines {
+        std::fs::create_dir_all(&p.folder)
+            .with_context(|| format!("creating drop folder {}", p.folder.display()))?;
+    }
+    if once || max_records.is_some() {
+        for p in &gw.pipelines {
+            let go_on = ingest::drain_folder(
+                &mut store,
+                p,
+                &gw.program,
+                &mut limit,
+                &mut |_| true,
+                &mut |f, r, t| progress.update(f, r, t),
+                &mut stats,
+            )?;
+            progress.clear();
+            if !go_on {
+                break;
+            }
+        }
+        if disclose {
+            disclose_and_dispatch(
+                gw,
+                &mut store,
+                super::privacy::today(),
+                &mut Default::default(),
+            )?;
+        }
+        return Ok(stats);
+    }
+    watch(gw, &mut store, &mut stats)?;
+    Ok(stats)
+}
+
+/// How long a new file's size must stay the same before it is read.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// Watches the drop folders until killed. A file is read once its size has stayed the same
+/// across two scans [`SETTLE`] apart (so a file still being written is not read half-way);
+/// every commit is durable, so stopping the process at any moment loses nothing.
+fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
+    use notify::{RecursiveMode, Watcher};
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_| {
+        let _ = tx.send(());
+    })?;
+    for p in &gw.pipelines {
+        watcher.watch(&p.folder, RecursiveMode::NonRecursive)?;
+    }
+    tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
+    let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
+    let mut progress = Progress::new();
+    let mut dispatcher = pnp_gateway::deliver::Dispatcher::default();
+    loop {
+        let mut waiting = false;
+        for p in &gw.pipelines {
+            let mut settled = |path: &Path| {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                let same = sizes.insert(path.to_owned(), size) == Some(size);
+                waiting |= !same;
+                same
+            };
+            let mut none = None;
+            if let Err(e) = ingest::drain_folder(
+                store,
+                p,
+                &gw.program,
+                &mut none,
+                &mut settled,
+                &mut |f, r, t| progress.update(f, r, t),
+                stats,
+            ) {
+                tracing::error!(adapter = %p.adapter.name, error = %e, "pipeline error; retrying at the next scan");
+            }
+            progress.clear();
+        }
+        if let Err(e) = disclose_and_dispatch(gw, store, super::privacy::today(), &mut dispatcher) {
+            tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
+        }
+        // A file seen for the first time (or still growing) is looked at again after SETTLE;
+        // otherwise wake on a change, or rescan after a second anyway (and retry deliveries).
+        if waiting {
+            std::thread::sleep(SETTLE);
+        } else {
+            let _ = rx.recv_timeout(Duration::from_secs(1));
+        }
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
+    let mut o = std::io::stdout().lock();
+    writeln!(o, "files read:     {}", stats.files)?;
+    writeln!(o, "records read:   {}", stats.records)?;
+    writeln!(o, "incidents:      {}", stats.incidents)?;
+    let eligible: u64 = stats.eligible.values().sum();
+    writeln!(o, "eligible:       {eligible}")?;
+    for (c, n) in &stats.by_category {
+        writeln!(
+            o,
+            "  {:<20} {:>6} incidents, {:>6} eligible",
+            c.as_str(),
+            n,
+            stats.eligible.get(c).copied().unwrap_or(0)
+        )?;
+    }
+    writeln!(o, "rejected:       {}", stats.rejected_total())?;
+    for (k, n) in &stats.rejected {
+        writeln!(o, "  {k:<20} {n:>6}")?;
+    }
+    if !stats.gaps.is_empty() {
+        writeln!(o, "unmapped codes (add them to the mapping's tables):")?;
+        for (g, n) in &stats.gaps {
+            writeln!(o, "  table `{}`: `{}` ({} records)", g.table, g.code, n)?;
+        }
+    }
+    let cfg = gw.path.display();
+    writeln!(o, "results:        staged in {}", gw.store_path.display())?;
+    writeln!(
+        o,
+        "  incidents:    sqlite3 {} 'SELECT incident_id, category, eligible, rule FROM incidents'",
+        gw.store_path.display()
+    )?;
+    writeln!(
+        o,
+        "  rejections:   pnp-gateway quarantine list --config {cfg}"
+    )?;
+    Ok(())
+}
