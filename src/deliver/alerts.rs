@@ -1,0 +1,52 @@
+//! One warning when a destination starts failing, one when it recovers: not one per message.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What is wrong with a destination, for [`Alerts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Trouble {
+    /// Failing with errors that may pass: referrals wait for their retry.
+    Queuing,
+    /// Refusing referrals for good: they go to the dead-letter list.
+    DeadLettering,
+}
+
+/// Per-destination health, so that a destination that starts queuing or dead-lettering logs one
+/// warning when it starts, and one when it recovers (its next delivery), not one per message.
+#[derive(Debug, Default)]
+pub struct Alerts {
+    troubles: BTreeMap<String, BTreeSet<Trouble>>,
+}
+
+impl Alerts {
+    pub(super) fn raise(&mut self, dest: &str, trouble: Trouble, why: &str) {
+        if self
+            .troubles
+            .entry(dest.to_owned())
+            .or_default()
+            .insert(trouble)
+        {
+            match trouble {
+                Trouble::Queuing => tracing::warn!(
+                    destination = dest,
+                    error = why,
+                    "destination is failing; referrals are queuing"
+                ),
+                Trouble::DeadLettering => tracing::warn!(
+                    destination = dest,
+                    error = why,
+                    "destination refuses referrals; they are dead-lettered (see `outbox dead`)"
+                ),
+            }
+        }
+    }
+
+    pub(super) fn ok(&mut self, dest: &str) {
+        if self.troubles.remove(dest).is_some_and(|t| !t.is_empty()) {
+            tracing::warn!(
+                destination = dest,
+                "destination recovered; the queue drains"
+            );
+        }
+    }
+}
