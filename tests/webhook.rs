@@ -169,3 +169,26 @@ fn rate_per_second_spaces_the_requests() {
     // 29 requests at 20/s: the last at least 28/20 s after the first (a little slack for clocks).
     assert!(spread >= 1.3, "29 requests within {spread:.2} s");
 }
+
+#[test]
+fn retry_after_is_honoured() {
+    let d = tempfile::tempdir().unwrap();
+    let (rx, cfg) = demo_with_https(
+        d.path(),
+        "prestera",
+        "webhook",
+        "/referrals",
+        "retry = { initial_backoff_ms = 0, max_backoff_ms = 0 }",
+    );
+    import_demo_records(&cfg);
+    // 429 with Retry-After: 600: the referral waits ten minutes, not the (zero) backoff.
+    rx.set_retry_after(429, 600);
+    success(&cli(&["run", "--once"], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(rx.requests().len(), 1, "not retried before the time asked");
+    let next = store_count(
+        &cfg,
+        "SELECT CAST(strftime('%s', next_attempt_at) - strftime('%s', 'now') AS INTEGER) FROM outbox WHERE destination = 'prestera'",
+    );
+    assert!((590..=600).contains(&next), "next attempt in {next} s");
+}

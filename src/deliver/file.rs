@@ -26,6 +26,7 @@ pub fn write_batch(
     let io = |what: &str, e: std::io::Error| SendError {
         retryable: true,
         message: format!("{what} in {}: {}", folder.display(), e.kind()),
+        retry_after: None,
     };
     std::fs::create_dir_all(folder).map_err(|e| io("cannot create the folder", e))?;
     let first = batch.first().map_or(0, |(r, _)| r.id);

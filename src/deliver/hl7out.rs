@@ -256,6 +256,7 @@ impl MllpClient {
         let sock: std::net::SocketAddr = self.addr.parse().map_err(|_| SendError {
             retryable: false,
             message: format!("`{}` is not host:port", self.addr),
+            retry_after: None,
         })?;
         let tcp = TcpStream::connect_timeout(&sock, self.timeout)
             .map_err(|e| retry(format!("cannot connect: {}", e.kind())))?;
@@ -310,6 +311,7 @@ fn retry(m: String) -> SendError {
     SendError {
         retryable: true,
         message: m,
+        retry_after: None,
     }
 }
 
@@ -333,6 +335,7 @@ fn settle(ack: &str, control: &str) -> Result<(), SendError> {
         "AE" | "CE" => Err(SendError {
             retryable: false,
             message: format!("{code}: the receiver found an error in the message"),
+            retry_after: None,
         }),
         other => Err(retry(format!("unknown acknowledgment code `{other}`"))),
     }

@@ -84,6 +84,7 @@ pub fn classify(e: &KafkaError) -> SendError {
     SendError {
         retryable: !permanent,
         message: format!("kafka: {e}"),
+        retry_after: None,
     }
 }
 
@@ -203,6 +204,7 @@ impl KafkaSink {
                     Err(SendError {
                         retryable: true,
                         message: "kafka: no delivery report before the timeout".into(),
+                        retry_after: None,
                     })
                 }),
             })

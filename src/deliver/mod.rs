@@ -32,6 +32,9 @@ use send::{Group, Sink, send};
 pub struct SendError {
     pub retryable: bool,
     pub message: String,
+    /// How long the receiver asked us to wait (HTTP `Retry-After`), in seconds: the next
+    /// attempt waits at least that long.
+    pub retry_after: Option<u64>,
 }
 
 /// Counts of one dispatch pass.
@@ -172,11 +175,13 @@ pub fn dispatch(
                             *stats.dead.entry(id.clone()).or_default() += 1;
                             tracing::debug!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
                         } else {
+                            let asked = e.retry_after.map_or(0, |s| s.min(86_400) * 1000);
                             let wait = backoff_ms(
                                 delivery.retry.initial_backoff_ms,
                                 delivery.retry.max_backoff_ms,
                                 attempts - 1,
-                            );
+                            )
+                            .max(asked);
                             let next = stamp(now + chrono::Duration::milliseconds(wait as i64));
                             store.mark_failed(row.id, &e.message, Some(&next))?;
                             *stats.retried.entry(id.clone()).or_default() += 1;

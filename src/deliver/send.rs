@@ -177,12 +177,14 @@ fn client<'a>(
         let sink = build().map_err(|message| SendError {
             retryable: true,
             message,
+            retry_after: None,
         })?;
         sinks.insert(dest.to_string(), sink);
     }
     sinks.get_mut(dest).ok_or_else(|| SendError {
         retryable: true,
         message: "no client".into(),
+        retry_after: None,
     })
 }
 

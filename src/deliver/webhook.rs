@@ -149,21 +149,61 @@ impl Webhook {
                         "network error".to_string()
                     }
                 ),
+                retry_after: None,
             }),
             Ok(r) => {
                 let status = r.status().as_u16();
+                let retry_after = r
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry_after_secs(v, chrono::Utc::now()));
                 match status {
                     200..=299 => Ok(()),
                     408 | 429 | 500..=599 => Err(SendError {
                         retryable: true,
                         message: format!("HTTP {status}"),
+                        retry_after,
                     }),
                     _ => Err(SendError {
                         retryable: false,
                         message: format!("HTTP {status}: refused by the receiver"),
+                        retry_after: None,
                     }),
                 }
             }
         }
+    }
+}
+
+/// `Retry-After` (RFC 9110 10.2.3): delta-seconds, or an HTTP-date, as seconds from `now`.
+pub fn retry_after_secs(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+    let v = v.trim();
+    if let Ok(s) = v.parse::<u64>() {
+        return Some(s);
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    Some((at.with_timezone(&chrono::Utc) - now).num_seconds().max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_forms() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:27:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(retry_after_secs("120", now), Some(120));
+        assert_eq!(
+            retry_after_secs("Wed, 21 Oct 2015 07:28:00 GMT", now),
+            Some(60)
+        );
+        assert_eq!(retry_after_secs("soon", now), None);
+        assert_eq!(
+            retry_after_secs("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(0)
+        );
     }
 }

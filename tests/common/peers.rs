@@ -53,6 +53,11 @@ impl Receiver {
         std::fs::write(&self.mode, status.to_string()).unwrap();
     }
 
+    /// Answers `status` with `Retry-After: secs`.
+    pub fn set_retry_after(&self, status: u16, secs: u64) {
+        std::fs::write(&self.mode, format!("{status} {secs}")).unwrap();
+    }
+
     pub fn requests(&self) -> Vec<serde_json::Value> {
         recorded(&self.log)
     }

@@ -4,7 +4,8 @@
 It verifies each request the way docs/delivery.md tells a provider to: the `X-PNP-Signature`
 header must be `v1=` + hex HMAC-SHA256(secret, f"{X-PNP-Timestamp}.{body}"), and the timestamp
 within five minutes. Each request is recorded as one JSON line in LOG. The status it answers is
-read from MODE (a file the test rewrites: "200", "503", "400"...).
+read from MODE (a file the test rewrites: "200", "503", "400"...; "503 120" also sends
+`Retry-After: 120`).
 
 Usage: webhook_receiver.py CERT KEY SECRET_FILE LOG MODE  (prints "PORT <n>" when listening)
 """
@@ -27,7 +28,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         want = "v1=" + hmac.new(secret, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
         got = self.headers.get("X-PNP-Signature", "")
         fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
-        status = int(open(mode_path).read().strip() or "200")
+        mode = (open(mode_path).read().strip() or "200").split()
+        status = int(mode[0])
         with open(log_path, "a") as log:
             log.write(json.dumps({
                 "path": self.path,
@@ -39,6 +41,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "body": json.loads(body),
             }) + "\n")
         self.send_response(status)
+        if len(mode) > 1:
+            self.send_header("Retry-After", mode[1])
         self.end_headers()
 
     def log_message(self, *args):
