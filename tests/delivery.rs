@@ -236,31 +236,24 @@ fn one_incident_in_order_and_a_stuck_incident_blocks_no_other() {
     let b1 = add("B", "1").unwrap();
     assert!(add("A", "1").is_none(), "the same payload is queued once");
     let now = "2099-01-01T00:00:00.000Z";
-    let due: Vec<i64> = store
-        .due("x", now, 10)
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let due_ids = |store: &Store, now: &str| -> Vec<i64> {
+        store
+            .due("x", now, 10)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect()
+    };
+    let due = due_ids(&store, now);
     assert_eq!(due, [a1, b1], "A's update waits behind A's first payload");
     // A's first payload fails and waits: A's update still waits, B goes on.
     store
         .mark_failed(a1, "down", Some("2099-01-01T01:00:00.000Z"))
         .unwrap();
-    let due: Vec<i64> = store
-        .due("x", now, 10)
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let due = due_ids(&store, now);
     assert_eq!(due, [b1]);
     store.mark_delivered(a1, false).unwrap();
-    let due: Vec<i64> = store
-        .due("x", now, 10)
-        .unwrap()
-        .iter()
-        .map(|r| r.id)
-        .collect();
+    let due = due_ids(&store, now);
     assert_eq!(due, [a2, b1]);
     assert_eq!(store.payload(&key, a2).unwrap().unwrap()["v"], "2");
     assert!(
