@@ -292,7 +292,7 @@ fn expired_while_queued_is_withdrawn_at_send_time() {
 }
 
 #[test]
-fn staged_incidents_are_sealed_at_rest_and_removed_after_their_retention() {
+fn staged_incidents_and_consents_are_sealed_at_rest_and_incidents_removed_after_their_retention() {
     let (_d, cfg) = demo(|t| t);
     success(&cli(&["run", "--once"], &cfg));
     assert_eq!(
@@ -317,10 +317,27 @@ fn staged_incidents_are_sealed_at_rest_and_removed_after_their_retention() {
             assert!(!text.contains(v), "{v} in {f}");
         }
     }
-    // The PRSS's records still find their incidents (read back with the key).
+    // The PRSS's records still find their incidents (read back with the key); the consents,
+    // which name the person, are sealed too.
     import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     assert_eq!(lines(&folder(&cfg, "prestera")).len(), 1);
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM consents WHERE typeof(body) <> 'blob'"
+        ),
+        0
+    );
+    let listed = success(&cli(&["consent", "list"], &cfg));
+    assert!(listed.contains("C-2026-001"), "{listed}");
+    for f in ["gateway.db", "gateway.db-wal"] {
+        let bytes = std::fs::read(state.join(f)).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for v in ["DOE, JANE", "Jane Q Doe", "EXAMPLE AVE", "unresponsive"] {
+            assert!(!text.contains(v), "{v} in {f}");
+        }
+    }
 
     // With a retention of 0 days, decided incidents are removed at once: an engagement that
     // comes afterwards is refused.

@@ -92,7 +92,7 @@ pub fn consent_import(
     if !errors.is_empty() {
         return Ok(fail(&errors));
     }
-    let mut store = Store::open(&gw.store_path)?;
+    let mut store = super::open_sealed(gw, &gw.store_path)?;
     let consents: Vec<Consent> = rows.into_iter().map(|(_, c)| c).collect();
     match store.import_consents(&consents) {
         Ok(n) => {
@@ -107,7 +107,7 @@ pub fn consent_import(
 }
 
 pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode> {
-    let mut store = Store::open(&gw.store_path)?;
+    let mut store = super::open_sealed(gw, &gw.store_path)?;
     match store.revoke_consent(id, on) {
         Ok(()) => {
             println!("consent {id} revoked as of {on}");
@@ -141,7 +141,7 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
 }
 
 pub fn consent_list(gw: &Gateway, today: NaiveDate) -> Result<ExitCode> {
-    let store = Store::open(&gw.store_path)?;
+    let store = super::open_sealed(gw, &gw.store_path)?;
     let mut o = std::io::stdout().lock();
     for rec in store.consents()? {
         let c = &rec.consent;
@@ -199,7 +199,7 @@ pub fn engagement_import(gw: &Gateway, file: &Path) -> Result<ExitCode> {
     if !errors.is_empty() {
         return Ok(fail(&errors));
     }
-    let mut store = Store::open(&gw.store_path)?;
+    let mut store = super::open_sealed(gw, &gw.store_path)?;
     let es: Vec<Engagement> = rows.into_iter().map(|(_, e)| e).collect();
     match store.import_engagements(&es) {
         Ok(n) => {

@@ -291,9 +291,9 @@ impl Store {
 
     /// Starts a batch: records and the reading position are committed together, so a crash
     /// at any moment neither loses a record nor stores it twice.
-    /// From now on, staged incidents are written sealed (AES-256-GCM) and sealed ones can be
-    /// read. A gateway that delivers has this key (the outbox's); one that only ingests keeps
-    /// them as JSON.
+    /// From now on, staged incidents and consents are written sealed (AES-256-GCM) and sealed
+    /// ones can be read. A gateway that delivers has this key (the outbox's); one that only
+    /// ingests keeps them as JSON.
     pub fn seal_incidents_with(&mut self, key: outbox::SealKey) {
         self.seal = Some(key);
     }
@@ -312,17 +312,7 @@ impl Store {
     }
 
     fn incident_body(&self, body: rusqlite::types::Value) -> Result<Incident> {
-        use rusqlite::types::Value as V;
-        match body {
-            V::Text(t) => Ok(serde_json::from_str(&t)?),
-            V::Blob(b) => match &self.seal {
-                Some(k) => Ok(serde_json::from_slice(&k.open(&b)?)?),
-                None => Err(StoreError::Invalid(
-                    "staged incidents are sealed: the outbox key (PNP_GATEWAY_OUTBOX_KEY or [keys] outbox_key_file) is needed to read them".into(),
-                )),
-            },
-            _ => Err(StoreError::Invalid("a staged incident has no body".into())),
-        }
+        Ok(serde_json::from_slice(&unseal(self.seal.as_ref(), body)?)?)
     }
 
     pub fn batch(&mut self) -> Result<Batch<'_>> {
@@ -431,13 +421,7 @@ pub struct Batch<'a> {
 
 impl Batch<'_> {
     pub fn incident(&self, adapter: &str, file: &str, pos: Position, inc: &Incident) -> Result<()> {
-        let json = serde_json::to_vec(inc)?;
-        let body = match self.seal {
-            Some(k) => rusqlite::types::Value::Blob(k.seal(&json)?),
-            None => rusqlite::types::Value::Text(
-                String::from_utf8(json).map_err(|e| StoreError::Invalid(e.to_string()))?,
-            ),
-        };
+        let body = seal(self.seal, serde_json::to_string(inc)?)?;
         self.tx
             .prepare_cached(
                 "INSERT INTO incidents (at, adapter, file, record, line, incident_id, action, category, eligible, rule, body)
@@ -527,6 +511,29 @@ impl Batch<'_> {
     pub fn commit(self) -> Result<()> {
         self.tx.commit()?;
         Ok(())
+    }
+}
+
+/// A JSON body as stored: sealed (a BLOB) when the store has a key, else as TEXT.
+pub(crate) fn seal(key: Option<&outbox::SealKey>, json: String) -> Result<rusqlite::types::Value> {
+    Ok(match key {
+        Some(k) => rusqlite::types::Value::Blob(k.seal(json.as_bytes())?),
+        None => rusqlite::types::Value::Text(json),
+    })
+}
+
+/// A stored JSON body back: TEXT as it is, a sealed BLOB opened with the store's key.
+pub(crate) fn unseal(key: Option<&outbox::SealKey>, v: rusqlite::types::Value) -> Result<Vec<u8>> {
+    use rusqlite::types::Value as V;
+    match v {
+        V::Text(t) => Ok(t.into_bytes()),
+        V::Blob(b) => match key {
+            Some(k) => k.open(&b),
+            None => Err(StoreError::Invalid(
+                "this store is sealed: the outbox key (PNP_GATEWAY_OUTBOX_KEY or [keys] outbox_key_file) is needed to read it".into(),
+            )),
+        },
+        _ => Err(StoreError::Invalid("a stored body is empty".into())),
     }
 }
 

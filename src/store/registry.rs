@@ -4,17 +4,19 @@
 use super::{Result, Store, StoreError, now};
 use crate::model::{Consent, ConsentRecord, Engagement};
 use chrono::NaiveDate;
+use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
 impl Store {
     /// Imports consents in one transaction. A consent already in the registry with the same
     /// content is skipped; with different content it is an error. Returns the number added.
     pub fn import_consents(&mut self, consents: &[Consent]) -> Result<usize> {
+        let key = self.seal.clone();
         let tx = self.conn.transaction()?;
         let mut added = 0;
         for c in consents {
             let body = serde_json::to_string(c)?;
-            let new = is_new(&tx, "consents", &c.id, &body, || {
+            let new = is_new(&tx, key.as_ref(), "consents", &c.id, &body, || {
                 format!(
                     "consent {} is already in the registry with different content; revoke it and import the new consent under a new id",
                     c.id
@@ -24,7 +26,11 @@ impl Store {
                 tx.prepare_cached(
                     "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
                 )?
-                .execute(params![c.id, body, now()])?;
+                .execute(params![
+                    c.id,
+                    super::seal(key.as_ref(), body)?,
+                    now()
+                ])?;
                 added += 1;
             }
         }
@@ -33,12 +39,12 @@ impl Store {
     }
 
     pub fn consent(&self, id: &str) -> Result<Option<ConsentRecord>> {
-        let row: Option<(String, Option<String>)> = self
+        let row: Option<(Value, Option<String>)> = self
             .conn
             .prepare_cached("SELECT body, revoked_on FROM consents WHERE id = ?1")?
             .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        row.map(|(body, revoked)| record(&body, revoked))
+        row.map(|(body, revoked)| self.record(body, revoked))
             .transpose()
     }
 
@@ -48,10 +54,10 @@ impl Store {
             .prepare("SELECT body, revoked_on FROM consents ORDER BY id")?;
         let rows = st
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+                Ok((r.get::<_, Value>(0)?, r.get::<_, Option<String>>(1)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter().map(|(b, r)| record(&b, r)).collect()
+        rows.into_iter().map(|(b, r)| self.record(b, r)).collect()
     }
 
     /// Records a written revocation taking effect `on`. Unknown ids are an error.
@@ -101,7 +107,7 @@ impl Store {
         let mut added = 0;
         for e in es {
             let body = serde_json::to_string(e)?;
-            let new = is_new(&tx, "engagements", &e.id, &body, || {
+            let new = is_new(&tx, None, "engagements", &e.id, &body, || {
                 format!(
                     "engagement {} is already recorded with different content",
                     e.id
@@ -137,14 +143,17 @@ impl Store {
 
 /// Whether the record `id` is new to `table`. Imports are idempotent: the same content again is
 /// not new; other content under the same id is an error (`conflict` says which).
+/// Whether `id` is new in `table`; the same id with the same body is not (a re-import), with
+/// another body it is a conflict.
 fn is_new(
     tx: &rusqlite::Transaction,
+    key: Option<&super::outbox::SealKey>,
     table: &str,
     id: &str,
     body: &str,
     conflict: impl FnOnce() -> String,
 ) -> Result<bool> {
-    let existing: Option<String> = tx
+    let existing: Option<Value> = tx
         .query_row(
             &format!("SELECT body FROM {table} WHERE id = ?1"),
             [id],
@@ -153,14 +162,21 @@ fn is_new(
         .optional()?;
     match existing {
         None => Ok(true),
-        Some(b) if b == body => Ok(false),
-        Some(_) => Err(StoreError::Invalid(conflict())),
+        Some(b) => {
+            if super::unseal(key, b)? == body.as_bytes() {
+                Ok(false)
+            } else {
+                Err(StoreError::Invalid(conflict()))
+            }
+        }
     }
 }
 
-fn record(body: &str, revoked: Option<String>) -> Result<ConsentRecord> {
-    Ok(ConsentRecord {
-        consent: serde_json::from_str(body)?,
-        revoked_on: revoked.and_then(|r| r.parse().ok()),
-    })
+impl Store {
+    fn record(&self, body: Value, revoked: Option<String>) -> Result<ConsentRecord> {
+        Ok(ConsentRecord {
+            consent: serde_json::from_slice(&super::unseal(self.seal.as_ref(), body)?)?,
+            revoked_on: revoked.and_then(|r| r.parse().ok()),
+        })
+    }
 }
