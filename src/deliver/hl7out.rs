@@ -316,7 +316,7 @@ fn retry(m: String) -> SendError {
 }
 
 /// The outcome an ACK gives the message `control`.
-fn settle(ack: &str, control: &str) -> Result<(), SendError> {
+pub fn settle(ack: &str, control: &str) -> Result<(), SendError> {
     let msa = ack
         .split(['\r', '\n'])
         .find(|s| s.starts_with("MSA|"))
