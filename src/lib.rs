@@ -7,6 +7,7 @@ pub mod demo;
 pub mod formats;
 pub mod ingest;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod policy;

@@ -58,6 +58,9 @@ enum Command {
         /// Stop after this many records (the rest is read by the next run).
         #[arg(long)]
         max_records: Option<u64>,
+        /// While watching, serve Prometheus metrics (counts only) at http://ADDR/metrics.
+        #[arg(long)]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Rejected records and why.
     Quarantine {
@@ -284,9 +287,10 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             config,
             once,
             max_records,
+            metrics_listen,
         } => {
             let gw = load_gateway(&config)?;
-            let stats = cmd::run::run(&gw, once, max_records, true)?;
+            let stats = cmd::run::run(&gw, once, max_records, true, metrics_listen)?;
             cmd::run::print_summary(&gw, &stats)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -103,6 +103,7 @@ pub(crate) fn run(
     once: bool,
     max_records: Option<u64>,
     disclose: bool,
+    metrics_listen: Option<std::net::SocketAddr>,
 ) -> Result<Stats> {
     let mut store = super::open_sealed(gw, &gw.store_path)?;
     let mut stats = Stats::default();
@@ -138,8 +139,64 @@ pub(crate) fn run(
         }
         return Ok(stats);
     }
-    watch(gw, &mut store, &mut stats)?;
+    let metrics = match metrics_listen {
+        Some(addr) => {
+            let m = std::sync::Arc::new(pnp_gateway::metrics::Metrics::default());
+            let bound = pnp_gateway::metrics::serve(addr, m.clone())
+                .with_context(|| format!("serving metrics on {addr}"))?;
+            eprintln!("metrics on http://{bound}/metrics");
+            Some(m)
+        }
+        None => None,
+    };
+    watch(gw, &mut store, &mut stats, metrics.as_deref())?;
     Ok(stats)
+}
+
+/// After a pass: the cumulative ingest counts, this pass's decisions and outcomes, and the
+/// outbox and destinations as they are now.
+fn record_pass(
+    m: &pnp_gateway::metrics::Metrics,
+    stats: &Stats,
+    pass: Option<&(
+        Vec<pnp_gateway::policy::disclose::Decision>,
+        pnp_gateway::deliver::DispatchStats,
+    )>,
+    store: &Store,
+    dispatcher: &pnp_gateway::deliver::Dispatcher,
+) {
+    let outbox = store.outbox_counts().unwrap_or_default();
+    m.update(|s| {
+        s.passes += 1;
+        s.files = stats.files;
+        s.records = stats.records;
+        s.bytes = stats.bytes;
+        s.incidents = stats.incidents;
+        s.eligible = stats.eligible.values().sum();
+        s.rejected = stats.rejected.clone();
+        if let Some((decisions, sent)) = pass {
+            for d in decisions {
+                *s.decisions
+                    .entry((d.destination.clone(), d.decision.to_string()))
+                    .or_default() += 1;
+            }
+            for (outcome, counts) in [
+                ("delivered", &sent.delivered),
+                ("retried", &sent.retried),
+                ("dead", &sent.dead),
+                ("withdrawn", &sent.withdrawn),
+            ] {
+                for (dest, n) in counts {
+                    *s.deliveries
+                        .entry((dest.clone(), outcome.to_string()))
+                        .or_default() += n;
+                }
+            }
+        }
+        s.failing = outbox.iter().map(|(d, _, _)| (d.clone(), false)).collect();
+        s.failing.extend(dispatcher.alerts.failing());
+        s.outbox = outbox.into_iter().map(|(d, st, n)| ((d, st), n)).collect();
+    });
 }
 
 /// How long a new file's size must stay the same before it is read.
@@ -148,7 +205,12 @@ const SETTLE: Duration = Duration::from_millis(200);
 /// Watches the drop folders until killed. A file is read once its size has stayed the same
 /// across two scans [`SETTLE`] apart (so a file still being written is not read half-way);
 /// every commit is durable, so stopping the process at any moment loses nothing.
-fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
+fn watch(
+    gw: &Gateway,
+    store: &mut Store,
+    stats: &mut Stats,
+    metrics: Option<&pnp_gateway::metrics::Metrics>,
+) -> Result<()> {
     use notify::{RecursiveMode, Watcher};
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |_| {
@@ -184,8 +246,16 @@ fn watch(gw: &Gateway, store: &mut Store, stats: &mut Stats) -> Result<()> {
             }
             progress.clear();
         }
-        if let Err(e) = disclose_and_dispatch(gw, store, super::privacy::today(), &mut dispatcher) {
-            tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
+        let pass = match disclose_and_dispatch(gw, store, super::privacy::today(), &mut dispatcher)
+        {
+            Ok(p) => Some(p),
+            Err(e) => {
+                tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
+                None
+            }
+        };
+        if let Some(m) = metrics {
+            record_pass(m, stats, pass.as_ref(), store, &dispatcher);
         }
         // A file seen for the first time (or still growing) is looked at again after SETTLE;
         // otherwise wake on a change, or rescan after a second anyway (and retry deliveries).

@@ -41,8 +41,17 @@ impl Alerts {
         }
     }
 
+    /// Every destination seen so far, and whether it is in trouble now.
+    pub fn failing(&self) -> BTreeMap<String, bool> {
+        self.troubles
+            .iter()
+            .map(|(d, t)| (d.clone(), !t.is_empty()))
+            .collect()
+    }
+
     pub(super) fn ok(&mut self, dest: &str) {
-        if self.troubles.remove(dest).is_some_and(|t| !t.is_empty()) {
+        let was = self.troubles.insert(dest.to_owned(), BTreeSet::new());
+        if was.is_some_and(|t| !t.is_empty()) {
             tracing::warn!(
                 destination = dest,
                 "destination recovered; the queue drains"

@@ -188,6 +188,17 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Rows by (destination, status), for metrics.
+    pub fn outbox_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT destination, status, count(*) FROM outbox GROUP BY destination, status",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// The decrypted payload of a row.
     pub fn payload(&self, key: &SealKey, id: i64) -> Result<Option<serde_json::Value>> {
         let sealed: Option<Vec<u8>> = self

@@ -1,0 +1,242 @@
+//! Counters and gauges of a running gateway, served in Prometheus' text format on
+//! `run --metrics-listen ADDR` (plain HTTP: bind it to localhost or a management network).
+//! Only counts, labelled by destination, decision, outcome, status or rejection kind: never a
+//! value from a record.
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// What `/metrics` shows; the run loop replaces or adds to it after each pass.
+#[derive(Debug, Default, Clone)]
+pub struct Snapshot {
+    pub files: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub incidents: u64,
+    pub eligible: u64,
+    /// Rejected records by kind.
+    pub rejected: BTreeMap<String, u64>,
+    /// Disclosure decisions by (destination, deliver|withhold).
+    pub decisions: BTreeMap<(String, String), u64>,
+    /// Delivery outcomes by (destination, delivered|retried|dead|withdrawn).
+    pub deliveries: BTreeMap<(String, String), u64>,
+    /// Outbox rows now, by (destination, status).
+    pub outbox: BTreeMap<(String, String), u64>,
+    /// Destinations failing now (queuing or dead-lettering).
+    pub failing: BTreeMap<String, bool>,
+    pub passes: u64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    now: Mutex<Snapshot>,
+}
+
+impl Metrics {
+    pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
+        if let Ok(mut s) = self.now.lock() {
+            f(&mut s);
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.now.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The Prometheus text exposition (version 0.0.4).
+pub fn render(s: &Snapshot) -> String {
+    let mut o = String::new();
+    let mut one = |name: &str, kind: &str, help: &str, v: u64| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    };
+    one(
+        "pnp_files_read_total",
+        "counter",
+        "Export files read.",
+        s.files,
+    );
+    one(
+        "pnp_records_read_total",
+        "counter",
+        "Records read from exports.",
+        s.records,
+    );
+    one(
+        "pnp_bytes_read_total",
+        "counter",
+        "Bytes read from exports.",
+        s.bytes,
+    );
+    one(
+        "pnp_incidents_total",
+        "counter",
+        "Canonical incidents staged.",
+        s.incidents,
+    );
+    one(
+        "pnp_incidents_eligible_total",
+        "counter",
+        "Staged incidents the program takes.",
+        s.eligible,
+    );
+    one(
+        "pnp_dispatch_passes_total",
+        "counter",
+        "Ingest, disclosure and dispatch passes.",
+        s.passes,
+    );
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
+        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(o, "{name}{{{labels}}} {v}");
+        }
+    };
+    family(
+        "pnp_records_rejected_total",
+        "counter",
+        "Records quarantined, by kind.",
+        s.rejected
+            .iter()
+            .map(|(k, v)| (format!("kind=\"{}\"", label(k)), *v))
+            .collect(),
+    );
+    family(
+        "pnp_disclosure_decisions_total",
+        "counter",
+        "Disclosure decisions, by destination and decision.",
+        s.decisions
+            .iter()
+            .map(|((d, k), v)| {
+                (
+                    format!("destination=\"{}\",decision=\"{}\"", label(d), label(k)),
+                    *v,
+                )
+            })
+            .collect(),
+    );
+    family(
+        "pnp_deliveries_total",
+        "counter",
+        "Delivery outcomes, by destination and outcome.",
+        s.deliveries
+            .iter()
+            .map(|((d, k), v)| {
+                (
+                    format!("destination=\"{}\",outcome=\"{}\"", label(d), label(k)),
+                    *v,
+                )
+            })
+            .collect(),
+    );
+    family(
+        "pnp_outbox_rows",
+        "gauge",
+        "Outbox rows now, by destination and status.",
+        s.outbox
+            .iter()
+            .map(|((d, k), v)| {
+                (
+                    format!("destination=\"{}\",status=\"{}\"", label(d), label(k)),
+                    *v,
+                )
+            })
+            .collect(),
+    );
+    family(
+        "pnp_destination_failing",
+        "gauge",
+        "1 while a destination is queuing or dead-lettering.",
+        s.failing
+            .iter()
+            .map(|(d, f)| (format!("destination=\"{}\"", label(d)), u64::from(*f)))
+            .collect(),
+    );
+    o
+}
+
+/// Serves `GET /metrics` on `listen` from a thread of its own; returns the bound address.
+pub fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind(listen)?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    std::thread::Builder::new()
+        .name("pnp-metrics".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let metrics = metrics.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                            let metrics = metrics.clone();
+                            async move {
+                                let (status, body) = if req.uri().path() == "/metrics" {
+                                    (StatusCode::OK, render(&metrics.snapshot()))
+                                } else {
+                                    (StatusCode::NOT_FOUND, "GET /metrics\n".to_string())
+                                };
+                                let mut r = Response::new(Full::new(Bytes::from(body)));
+                                *r.status_mut() = status;
+                                r.headers_mut().insert(
+                                    hyper::header::CONTENT_TYPE,
+                                    hyper::header::HeaderValue::from_static(
+                                        "text/plain; version=0.0.4",
+                                    ),
+                                );
+                                Ok::<_, hyper::Error>(r)
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                            .await;
+                    });
+                }
+            })
+        })?;
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_and_labelled_families() {
+        let mut s = Snapshot {
+            records: 310,
+            ..Default::default()
+        };
+        s.deliveries
+            .insert(("dhhr-program".into(), "delivered".into()), 29);
+        s.failing.insert("prestera".into(), true);
+        s.rejected.insert("bad\"kind".into(), 1);
+        let text = render(&s);
+        assert!(text.contains("pnp_records_read_total 310\n"));
+        assert!(text.contains(
+            "pnp_deliveries_total{destination=\"dhhr-program\",outcome=\"delivered\"} 29\n"
+        ));
+        assert!(text.contains("pnp_destination_failing{destination=\"prestera\"} 1\n"));
+        assert!(text.contains("kind=\"bad\\\"kind\""));
+        assert!(text.contains("# TYPE pnp_outbox_rows gauge\n"));
+    }
+}
