@@ -282,28 +282,51 @@ impl MllpClient {
     /// Sends one message and reads its ACK: AA/CA done, AR/CR and no or a mismatched ACK
     /// retried, AE/CE dead-lettered.
     pub fn send(&mut self, message: &str, control: &str) -> Result<(), SendError> {
-        let r = self.exchange(message, control);
-        if r.is_err() {
-            self.conn = None;
+        let reused = self.conn.is_some();
+        let first = self.exchange(message, control);
+        let Err((e, closed)) = first else {
+            return Ok(());
+        };
+        self.conn = None;
+        if !(reused && closed) {
+            return Err(e);
         }
-        r
+        // The receiver closed the connection while it was idle: once more, on a fresh one.
+        self.exchange(message, control).map_err(|(e, _)| {
+            self.conn = None;
+            e
+        })
     }
 
-    fn exchange(&mut self, message: &str, control: &str) -> Result<(), SendError> {
+    /// One message and its ACK; on failure, whether the connection was found closed (and the
+    /// message may simply be sent again on a new one).
+    fn exchange(&mut self, message: &str, control: &str) -> Result<(), (SendError, bool)> {
         if self.conn.is_none() {
-            self.conn = Some((self.connect()?, mllp::FrameReader::new(1 << 20)));
+            let stream = self.connect().map_err(|e| (e, false))?;
+            self.conn = Some((stream, mllp::FrameReader::new(1 << 20)));
         }
         let Some((stream, reader)) = self.conn.as_mut() else {
-            return Err(retry("no connection".into()));
+            return Err((retry("no connection".into()), false));
+        };
+        let closed = |e: &std::io::Error| {
+            use std::io::ErrorKind as K;
+            matches!(
+                e.kind(),
+                K::BrokenPipe
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::NotConnected
+                    | K::UnexpectedEof
+            )
         };
         stream
             .write_all(&mllp::frame(message.as_bytes()))
             .and_then(|_| stream.flush())
-            .map_err(|e| retry(format!("cannot send: {}", e.kind())))?;
+            .map_err(|e| (retry(format!("cannot send: {}", e.kind())), closed(&e)))?;
         let ack = reader
             .read_frame(stream)
-            .map_err(|e| retry(format!("no ACK: {e}")))?;
-        settle(&String::from_utf8_lossy(&ack), control)
+            .map_err(|e| (retry(format!("no ACK: {e}")), closed(&e)))?;
+        settle(&String::from_utf8_lossy(&ack), control).map_err(|e| (e, false))
     }
 }
 
@@ -344,6 +367,31 @@ pub fn settle(ack: &str, control: &str) -> Result<(), SendError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A receiver that ACKs one message per connection, then closes it (an idle timeout).
+    #[test]
+    fn a_connection_closed_by_the_receiver_is_reopened_without_a_failure() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (mut c, _) = l.accept().unwrap();
+                let mut r = mllp::FrameReader::new(1 << 20);
+                let f = r.read_frame(&mut c).unwrap();
+                let text = String::from_utf8_lossy(&f).into_owned();
+                let control = text.split('|').nth(9).unwrap_or("").to_string();
+                let ack = format!("MSH|^~\\&|R||S||20260101||ACK|1|P|2.5.1\rMSA|AA|{control}\r");
+                c.write_all(&mllp::frame(ack.as_bytes())).unwrap();
+                // closed when dropped
+            }
+        });
+        let mut client = MllpClient::new(&addr, None, Duration::from_secs(5));
+        let msg = |id: &str| format!("MSH|^~\\&|A||B||20260101||REF^I12^REF_I12|{id}|P|2.5.1\r");
+        assert_eq!(client.send(&msg("M1"), "M1"), Ok(()));
+        std::thread::sleep(Duration::from_millis(100)); // the receiver has closed it by now
+        assert_eq!(client.send(&msg("M2"), "M2"), Ok(()));
+        server.join().unwrap();
+    }
 
     #[test]
     fn escaping() {
