@@ -31,15 +31,12 @@ fn shipped_adapters_and_examples_pass() {
 
 #[test]
 fn demo_config_checks() {
-    let out = bin()
-        .current_dir(repo())
-        .args(["check", "--config", "examples/demo/gateway.toml"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    success(
+        &bin()
+            .current_dir(repo())
+            .args(["check", "--config", "examples/demo/gateway.toml"])
+            .output()
+            .unwrap(),
     );
 }
 

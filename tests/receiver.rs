@@ -13,12 +13,7 @@ fn post(url: &str, ca: &std::path::Path, key: &str, body: &str, extra: &[&str]) 
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    success(&out).trim().to_string()
 }
 
 const SECRET: &str = "a-shared-secret-for-the-receiver-0123456789";

@@ -73,11 +73,7 @@ fn run(cfg: &Path, extra: &[&str]) -> std::process::Output {
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    success(&out);
     out
 }
 

@@ -173,12 +173,7 @@ fn every_hl7_sample_normalizes_or_is_rejected_precisely() {
         "the UTF-8 BOM does not stick to MSH"
     );
     assert_eq!(p.dob.as_ref().unwrap().expose().to_string(), "1924-10-10");
-    let ssn: Vec<&str> = p
-        .identifiers
-        .iter()
-        .filter(|i| i.kind == IdentifierKind::Ssn)
-        .map(|i| i.value.expose().as_str())
-        .collect();
+    let ssn = ssns(p);
     assert_eq!(ssn, ["123121234"], "PID-19");
     assert_eq!(
         adt.incidents[0].1.persons[1]
@@ -193,12 +188,7 @@ fn every_hl7_sample_normalizes_or_is_rejected_precisely() {
 
     let refi12 = read(&a, &data("hl7v2/fhirconverter_REF-I12-01.hl7"));
     let p = &refi12.incidents[0].1.persons[0];
-    let ssn: Vec<&str> = p
-        .identifiers
-        .iter()
-        .filter(|i| i.kind == IdentifierKind::Ssn)
-        .map(|i| i.value.expose().as_str())
-        .collect();
+    let ssn = ssns(p);
     assert_eq!(
         ssn,
         ["220917255", "123456789"],
@@ -217,6 +207,15 @@ fn every_hl7_sample_normalizes_or_is_rejected_precisely() {
     assert_eq!(ack.incidents.len(), 0);
     assert_eq!(ack.rejected[0].1.kind, "not_an_incident");
     assert!(ack.rejected[0].1.reason.contains("ACK"));
+}
+
+/// A person's SSNs, in order.
+fn ssns(p: &pnp_gateway::model::Person) -> Vec<&str> {
+    p.identifiers
+        .iter()
+        .filter(|i| i.kind == IdentifierKind::Ssn)
+        .map(|i| i.value.expose().as_str())
+        .collect()
 }
 
 fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
