@@ -26,7 +26,7 @@ pub fn with_receiver(config: &Path) -> io::Result<crate::receiver::Running> {
     let (ca, cert, key) = crate::receiver::make_certs(&tls).map_err(io::Error::other)?;
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
-    let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = crate::hex::encode(&secret);
     let secret_file = base.join("state/dhhr-research.secret");
     crate::store::write_private(&secret_file, secret.as_bytes())?;
     let out = base.join("deliveries/dhhr-research");

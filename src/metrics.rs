@@ -112,47 +112,34 @@ pub fn render(s: &Snapshot) -> String {
             .map(|(k, v)| (format!("kind=\"{}\"", label(k)), *v))
             .collect(),
     );
+    // Counts keyed by (destination, something): `destination="..",{name}=".."`.
+    let per_destination = |m: &BTreeMap<(String, String), u64>, name: &str| {
+        m.iter()
+            .map(|((d, k), v)| {
+                (
+                    format!("destination=\"{}\",{name}=\"{}\"", label(d), label(k)),
+                    *v,
+                )
+            })
+            .collect()
+    };
     family(
         "pnp_disclosure_decisions_total",
         "counter",
         "Disclosure decisions, by destination and decision.",
-        s.decisions
-            .iter()
-            .map(|((d, k), v)| {
-                (
-                    format!("destination=\"{}\",decision=\"{}\"", label(d), label(k)),
-                    *v,
-                )
-            })
-            .collect(),
+        per_destination(&s.decisions, "decision"),
     );
     family(
         "pnp_deliveries_total",
         "counter",
         "Delivery outcomes, by destination and outcome.",
-        s.deliveries
-            .iter()
-            .map(|((d, k), v)| {
-                (
-                    format!("destination=\"{}\",outcome=\"{}\"", label(d), label(k)),
-                    *v,
-                )
-            })
-            .collect(),
+        per_destination(&s.deliveries, "outcome"),
     );
     family(
         "pnp_outbox_rows",
         "gauge",
         "Outbox rows now, by destination and status.",
-        s.outbox
-            .iter()
-            .map(|((d, k), v)| {
-                (
-                    format!("destination=\"{}\",status=\"{}\"", label(d), label(k)),
-                    *v,
-                )
-            })
-            .collect(),
+        per_destination(&s.outbox, "status"),
     );
     family(
         "pnp_destination_failing",
@@ -170,49 +157,27 @@ pub fn render(s: &Snapshot) -> String {
 pub fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    std::thread::Builder::new()
-        .name("pnp-metrics".into())
-        .spawn(move || {
-            rt.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                loop {
-                    let Ok((tcp, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let metrics = metrics.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                            let metrics = metrics.clone();
-                            async move {
-                                let (status, body) = if req.uri().path() == "/metrics" {
-                                    (StatusCode::OK, render(&metrics.snapshot()))
-                                } else {
-                                    (StatusCode::NOT_FOUND, "GET /metrics\n".to_string())
-                                };
-                                let mut r = Response::new(Full::new(Bytes::from(body)));
-                                *r.status_mut() = status;
-                                r.headers_mut().insert(
-                                    hyper::header::CONTENT_TYPE,
-                                    hyper::header::HeaderValue::from_static(
-                                        "text/plain; version=0.0.4",
-                                    ),
-                                );
-                                Ok::<_, hyper::Error>(r)
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
-                            .await;
-                    });
-                }
-            })
-        })?;
+    crate::http_server::spawn(
+        listener,
+        "pnp-metrics",
+        None,
+        move |req: Request<Incoming>| {
+            let (status, body) = if req.uri().path() == "/metrics" {
+                (StatusCode::OK, render(&metrics.snapshot()))
+            } else {
+                (StatusCode::NOT_FOUND, "GET /metrics\n".to_string())
+            };
+            async move {
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                *r.status_mut() = status;
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                r
+            }
+        },
+    )?;
     Ok(addr)
 }
 

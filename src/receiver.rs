@@ -6,14 +6,11 @@
 //! test peer and a template, not a provider's intake system: it keeps the keys it has seen in
 //! memory only.
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::Mac;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -111,9 +108,6 @@ pub fn start(
     let addr = listener
         .local_addr()
         .map_err(|e| ReceiverError::Io(listen.to_string(), e))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| ReceiverError::Io(listen.to_string(), e))?;
     let out = match out {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::OpenOptions::new()
@@ -131,62 +125,24 @@ pub fn start(
         out,
     }));
     let shared = state.clone();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .map_err(|e| ReceiverError::Io("cannot start the receiver's runtime".into(), e))?;
-    std::thread::Builder::new()
-        .name("pnp-receiver".into())
-        .spawn(move || rt.block_on(serve(listener, tls, shared)))
-        .map_err(|e| ReceiverError::Io("cannot start the receiver's thread".into(), e))?;
+    crate::http_server::spawn(listener, "pnp-receiver", Some(tls), move |req| {
+        let state = shared.clone();
+        async move { handle(req, &state).await }
+    })
+    .map_err(|e| ReceiverError::Io("cannot start the receiver".into(), e))?;
     Ok(Running { addr, state })
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ReceiverError> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<_, _>>())
-        .map_err(|e| ReceiverError::Tls(format!("{}: {e}", cert.display())))?;
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| ReceiverError::Tls(format!("{}: {e}", key.display())))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+    let certs = crate::tls::read_certs(cert).map_err(ReceiverError::Tls)?;
+    let key = crate::tls::read_key(key).map_err(ReceiverError::Tls)?;
+    let cfg = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| ReceiverError::Tls(e.to_string()))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| ReceiverError::Tls(e.to_string()))?;
     Ok(Arc::new(cfg))
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    state: Arc<Mutex<State>>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let state = state.clone();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return; // a failed handshake: nothing to answer
-            };
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, hyper::Error>(handle(req, &state).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 fn answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
@@ -201,29 +157,12 @@ fn answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
 
 /// Checks `v1=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))` in constant time.
 pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
-    let Some(hex) = signature.strip_prefix("v1=") else {
+    let Some(tag) = signature.strip_prefix("v1=").and_then(crate::hex::decode) else {
         return false;
     };
-    let Some(tag) = decode_hex(hex) else {
-        return false;
-    };
-    let Ok(mut m) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
-        return false;
-    };
-    m.update(timestamp.as_bytes());
-    m.update(b".");
-    m.update(body);
-    m.verify_slice(&tag).is_ok()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    crate::deliver::webhook::signing_mac(secret, timestamp, body)
+        .verify_slice(&tag)
+        .is_ok()
 }
 
 async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {

@@ -272,7 +272,7 @@ pub fn ensure_key_file(f: &Path) -> Result<bool> {
     }
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    let hex = pnp_gateway::hex::encode(&b);
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -387,10 +387,7 @@ pub fn preview(
 fn tempdir() -> Result<PathBuf> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    let d = std::env::temp_dir().join(format!(
-        "pnp-preview-{}",
-        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-    ));
+    let d = std::env::temp_dir().join(format!("pnp-preview-{}", pnp_gateway::hex::encode(&b)));
     std::fs::create_dir_all(&d)?;
     Ok(d)
 }

@@ -23,8 +23,7 @@ fn security() -> Value {
 /// Bundle has the same entry ids.
 fn uuid(key: &str, what: &str) -> String {
     let h = Sha256::digest(format!("{key}|{what}").as_bytes());
-    let b: Vec<String> = h.iter().take(16).map(|x| format!("{x:02x}")).collect();
-    let mut s = b.concat();
+    let mut s = crate::hex::encode(&h[..16]);
     s.replace_range(12..13, "5");
     let variant = ["8", "9", "a", "b"][(h[8] & 3) as usize];
     s.replace_range(16..17, variant);

@@ -182,15 +182,11 @@ impl MllpTls {
         ca_file: Option<&Path>,
         identity_file: Option<&Path>,
     ) -> Result<MllpTls, String> {
-        use rustls::pki_types::pem::PemObject;
-        use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+        use rustls::pki_types::ServerName;
         let mut roots = rustls::RootCertStore::empty();
         match ca_file {
             Some(ca) => {
-                for c in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| format!("the CA file {}: {e}", ca.display()))?
-                {
-                    let c = c.map_err(|e| format!("the CA file {}: {e}", ca.display()))?;
+                for c in crate::tls::read_certs(ca).map_err(|e| format!("the CA file {e}"))? {
                     roots
                         .add(c)
                         .map_err(|e| format!("the CA file {}: {e}", ca.display()))?;
@@ -203,18 +199,15 @@ impl MllpTls {
                 }
             }
         }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let b = rustls::ClientConfig::builder_with_provider(provider)
+        let b = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots);
         let config = match identity_file {
             Some(id) => {
-                let certs = CertificateDer::pem_file_iter(id)
-                    .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?;
-                let key = PrivateKeyDer::from_pem_file(id)
-                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?;
+                let identity = |e| format!("the client identity {e}");
+                let certs = crate::tls::read_certs(id).map_err(identity)?;
+                let key = crate::tls::read_key(id).map_err(identity)?;
                 b.with_client_auth_cert(certs, key)
                     .map_err(|e| format!("the client identity {}: {e}", id.display()))?
             }

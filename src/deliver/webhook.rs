@@ -19,18 +19,23 @@ pub struct Webhook {
 
 /// `v1=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"` under the shared secret.
 pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+    let hex = crate::hex::encode(
+        &signing_mac(secret, &timestamp.to_string(), body)
+            .finalize()
+            .into_bytes(),
+    );
+    format!("v1={hex}")
+}
+
+/// HMAC-SHA256 under the shared secret over `"{timestamp}.{body}"`: what the sender signs and
+/// a receiver (src/receiver.rs) verifies.
+pub fn signing_mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut m =
         <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
-    m.update(timestamp.to_string().as_bytes());
+    m.update(timestamp.as_bytes());
     m.update(b".");
     m.update(body);
-    let hex: String = m
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    format!("v1={hex}")
+    m
 }
 
 impl Webhook {
@@ -113,10 +118,7 @@ impl Webhook {
             h.update(row.idempotency_key.as_bytes());
             h.update(b"\n");
         }
-        let key: String = h.finalize()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let key = crate::hex::encode(&h.finalize()[..16]);
         self.send(&format!("batch-{key}"), &body, "application/json")
     }
 

@@ -57,7 +57,7 @@ fn hash_prefix(path: &Path, limit: u64) -> io::Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::hex::encode(&h.finalize()))
 }
 
 /// Decides how to read `path` for `adapter`.

@@ -64,12 +64,7 @@ impl Decision {
     pub fn payload_digest(&self) -> Option<String> {
         let p = self.payload.as_ref()?;
         let bytes = serde_json::to_vec(p).ok()?;
-        Some(
-            Sha256::digest(&bytes)
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
-        )
+        Some(crate::hex::encode(&Sha256::digest(&bytes)))
     }
 }
 

@@ -42,11 +42,7 @@ fn mac(key: &[u8], prev: &str, seq: i64, at: &str, e: &Entry) -> String {
     m.update(prev.as_bytes());
     m.update(b"\n");
     m.update(body.as_bytes());
-    m.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&m.finalize().into_bytes())
 }
 
 /// Why verification failed: the first entry that does not hold.

@@ -13,11 +13,7 @@ use sha2::Sha256;
 fn hmac_hex(key: &[u8], data: &str) -> String {
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(data.as_bytes());
-    m.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&m.finalize().into_bytes())
 }
 
 /// 16 random bytes as hex, and a date shift in -180..=180 days.
@@ -25,13 +21,7 @@ pub(crate) fn random_token(prefix: &str) -> Result<(String, i64)> {
     let mut b = [0u8; 18];
     getrandom::fill(&mut b)
         .map_err(|e| super::StoreError::Invalid(format!("no randomness: {e}")))?;
-    let token = format!(
-        "{prefix}{}",
-        b[..16]
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect::<String>()
-    );
+    let token = format!("{prefix}{}", crate::hex::encode(&b[..16]));
     let shift = (u16::from_le_bytes([b[16], b[17]]) % 361) as i64 - 180;
     Ok((token, shift))
 }
