@@ -102,3 +102,57 @@ fn category_tables_must_name_categories() {
         "{stderr}"
     );
 }
+
+#[test]
+fn forbidden_methods_are_refused_with_destination_field_and_line() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("gateway.toml");
+    let text = format!(
+        r#"adapters_dir = "{}"
+
+[store]
+path = "state/gateway.db"
+
+[[destination]]
+id = "dhhr-program"
+profile = "safe-harbor"
+purpose = "program_evaluation"
+
+[destination.fields]
+"call_type.text" = "keep"
+narrative = "scrub"
+
+[[destination]]
+id = "dhhr-research"
+profile = "limited-data-set"
+purpose = "program_evaluation"
+dua = "DUA-1"
+fields = {{ age_text = "keep" }}
+"#,
+        repo().join("adapters").display()
+    );
+    std::fs::write(&cfg, &text).unwrap();
+    let out = bin()
+        .args(["check", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    for (dest, field, needle) in [
+        (
+            "dhhr-program",
+            "call_type.text",
+            "\"call_type.text\" = \"keep\"",
+        ),
+        ("dhhr-program", "narrative", "narrative = \"scrub\""),
+        ("dhhr-research", "age_text", "age_text = \"keep\""),
+    ] {
+        let want = format!(
+            "gateway.toml:{}: destination `{dest}`: field `{field}`: free text",
+            line(needle)
+        );
+        assert!(stderr.contains(&want), "want {want:?} in:\n{stderr}");
+    }
+}

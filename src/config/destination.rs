@@ -3,7 +3,7 @@
 //! profile's field methods; the profile's rules are checked before anything runs.
 
 use crate::policy::disclose::Destination;
-use crate::policy::profile::{Method, Profile, ProfileKind};
+use crate::policy::profile::{Method, Profile, ProfileError, ProfileKind};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -218,8 +218,9 @@ fn default_purpose() -> String {
 
 impl DestinationSpec {
     /// Pure checks and the compiled destination.
-    pub fn build(&self) -> Result<Destination, Vec<String>> {
-        let mut errors = Vec::new();
+    pub fn build(&self) -> Result<Destination, Vec<SpecError>> {
+        let mut errors: Vec<String> = Vec::new();
+        let mut profile_errors = Vec::new();
         if self.id.trim().is_empty() || self.id.contains(char::is_whitespace) {
             errors.push("`id` must be a non-empty word".to_string());
         }
@@ -324,7 +325,7 @@ impl DestinationSpec {
             }
         }
         let profile = Profile::build(self.profile, &self.fields, self.restricted_zip3.as_deref())
-            .map_err(|e| errors.extend(e));
+            .map_err(|e| profile_errors = e);
         match profile {
             Ok(profile) if errors.is_empty() => Ok(Destination {
                 id: self.id.clone(),
@@ -333,9 +334,27 @@ impl DestinationSpec {
                 designations: self.designations.clone(),
                 require_certified_prss: self.require_certified_prss,
             }),
-            _ => Err(errors),
+            _ => Err(errors
+                .into_iter()
+                .map(|message| SpecError {
+                    field: None,
+                    message,
+                })
+                .chain(profile_errors.into_iter().map(|e: ProfileError| SpecError {
+                    field: Some(e.field),
+                    message: e.message,
+                }))
+                .collect()),
         }
     }
+}
+
+/// A problem with a destination; `field` when it is about one of its `fields` entries, so that
+/// `check` can point at that entry's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecError {
+    pub field: Option<String>,
+    pub message: String,
 }
 
 /// `[keys]`: where the vault's and the audit trail's secrets are. Environment variables

@@ -8,6 +8,7 @@ use crate::model::Prss;
 use crate::policy::ProgramRules;
 use crate::policy::disclose::Destination;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Deserialize)]
@@ -224,11 +225,25 @@ impl Gateway {
                 .map(|(off, _)| super::error::line_of(&text, off));
             match d.build() {
                 Ok(dest) => destinations.push(dest),
-                Err(es) => errors.extend(es.into_iter().map(|e| {
-                    let err = ConfigError::new(path, e).field(format!("destination `{}`", d.id));
-                    match line {
-                        Some(l) => err.at(l),
-                        None => err,
+                Err(es) => errors.extend(es.into_iter().map(|e| match e.field {
+                    // A profile's refusal: the destination, the field and the entry's line.
+                    Some(field) => {
+                        let err = ConfigError::new(
+                            path,
+                            format!("destination `{}`: field `{field}`: {}", d.id, e.message),
+                        );
+                        match field_line(&text, i, &field).or(line) {
+                            Some(l) => err.at(l),
+                            None => err,
+                        }
+                    }
+                    None => {
+                        let err = ConfigError::new(path, e.message)
+                            .field(format!("destination `{}`", d.id));
+                        match line {
+                            Some(l) => err.at(l),
+                            None => err,
+                        }
                     }
                 })),
             }
@@ -359,4 +374,22 @@ impl Gateway {
             outbox,
         })
     }
+}
+
+/// The line of the `fields` entry naming `field` in the `index`th `[[destination]]`, read
+/// through the TOML parser's spans (so a comment or another table naming it is not mistaken).
+fn field_line(text: &str, index: usize, field: &str) -> Option<usize> {
+    #[derive(Deserialize)]
+    struct Doc {
+        #[serde(default)]
+        destination: Vec<Dest>,
+    }
+    #[derive(Deserialize)]
+    struct Dest {
+        #[serde(default)]
+        fields: BTreeMap<String, toml::Spanned<toml::Value>>,
+    }
+    let doc: Doc = toml::from_str(text).ok()?;
+    let span = doc.destination.get(index)?.fields.get(field)?.span();
+    Some(super::error::line_of(text, span.start))
 }

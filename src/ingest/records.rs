@@ -189,7 +189,7 @@ pub fn read_consents(path: &Path) -> Result<Vec<(usize, crate::model::Consent)>,
 /// Maps a FHIR R4 Consent (see docs/privacy.md for the mapping) to a consent; elements FHIR
 /// lacks come from extensions, and a missing one makes the consent incomplete, not guessed.
 pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
-    use crate::model::{Consent, InfoClass, Sensitive};
+    use crate::model::{Consent, Information, Sensitive};
     if r["resourceType"] != "Consent" {
         return Err("not a Consent resource".into());
     }
@@ -252,12 +252,34 @@ pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
                 other => other.to_ascii_lowercase(),
             })
         });
+    // What the person signed for: `provision.class` codings and `provision.code` concepts, each
+    // a class (a shorthand) or an element (docs/privacy.md).
     let mut information = Vec::new();
-    for c in provision["class"].as_array().into_iter().flatten() {
-        let code = c["code"].as_str().unwrap_or("");
-        information.push(
-            InfoClass::parse(code)
-                .ok_or_else(|| format!("provision.class `{code}` is not an information class"))?,
+    let codes = provision["class"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| ("provision.class", &c["code"]))
+        .chain(
+            provision["code"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|cc| cc["coding"].as_array().into_iter().flatten())
+                .map(|c| ("provision.code", &c["code"])),
+        );
+    for (at, code) in codes {
+        let info = code.as_str().and_then(Information::parse).ok_or_else(|| {
+            format!("`{at}` holds a code that is no information class or element")
+        })?;
+        if !information.contains(&info) {
+            information.push(info);
+        }
+    }
+    if provision["data"].as_array().is_some_and(|d| !d.is_empty()) {
+        return Err(
+            "`provision.data` names resources, not kinds of information: list the elements in `provision.class` or `provision.code`"
+                .into(),
         );
     }
     let signature = r["verification"]

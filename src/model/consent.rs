@@ -6,20 +6,108 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What a consent lets a recipient see, as classes of canonical fields (see
-/// `docs/privacy.md` for the fields of each class).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// One element of the information a consent describes (42 CFR 2.31(a)(3): "how much and what
+/// kind of information"): the unit a person actually signs for ("my name and phone number").
+/// Every disclosable field belongs to exactly one element (`policy::fields`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Element {
+    /// Name (last, first, middle, suffix).
+    Name,
+    /// Date of birth, and the ages derived from or given beside it.
+    DateOfBirth,
+    Sex,
+    /// Race and ethnicity.
+    RaceEthnicity,
+    Phone,
+    Email,
+    /// Home address (street, city, state, ZIP).
+    HomeAddress,
+    Ssn,
+    /// Driver's licence, medical record and other person identifiers.
+    OtherIdentifiers,
+    /// Diagnosis or program category: what the referral is for (category, action).
+    Category,
+    /// The incident as the referral needs it: time of the call, naloxone given.
+    IncidentDetails,
+    /// Where the incident happened.
+    IncidentLocation,
+    /// Police details: incident number, call type, priority, disposition, beat, plates, later
+    /// times.
+    PoliceRecord,
+    /// The officer's free-text narrative.
+    Narrative,
+}
+
+impl Element {
+    pub const ALL: [Element; 14] = [
+        Element::Name,
+        Element::DateOfBirth,
+        Element::Sex,
+        Element::RaceEthnicity,
+        Element::Phone,
+        Element::Email,
+        Element::HomeAddress,
+        Element::Ssn,
+        Element::OtherIdentifiers,
+        Element::Category,
+        Element::IncidentDetails,
+        Element::IncidentLocation,
+        Element::PoliceRecord,
+        Element::Narrative,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Element::Name => "name",
+            Element::DateOfBirth => "date_of_birth",
+            Element::Sex => "sex",
+            Element::RaceEthnicity => "race_ethnicity",
+            Element::Phone => "phone",
+            Element::Email => "email",
+            Element::HomeAddress => "home_address",
+            Element::Ssn => "ssn",
+            Element::OtherIdentifiers => "other_identifiers",
+            Element::Category => "category",
+            Element::IncidentDetails => "incident_details",
+            Element::IncidentLocation => "incident_location",
+            Element::PoliceRecord => "police_record",
+            Element::Narrative => "narrative",
+        }
+    }
+
+    /// The element's name, or one of the spellings consent forms use for it.
+    pub fn parse(s: &str) -> Option<Element> {
+        let s = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+        let alias = match s.as_str() {
+            "dob" | "birth_date" => Some(Element::DateOfBirth),
+            "race" | "ethnicity" => Some(Element::RaceEthnicity),
+            "address" => Some(Element::HomeAddress),
+            "diagnosis" => Some(Element::Category),
+            _ => None,
+        };
+        alias.or_else(|| Element::ALL.into_iter().find(|e| e.as_str() == s))
+    }
+}
+
+impl fmt::Display for Element {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The coarse classes earlier consents listed: each is a shorthand for a set of [`Element`]s
+/// (see `docs/privacy.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum InfoClass {
-    /// Name, date of birth, age, sex, race, ethnicity.
+    /// Name, date of birth, sex, race and ethnicity.
     Identity,
     /// Phones, emails, home address.
     Contact,
-    /// SSN, driver's licence, MRN and other person identifiers.
+    /// SSN and the other person identifiers.
     Identifiers,
-    /// What the referral is for: program category, service needed, naloxone, time of the call.
+    /// What the referral is for: category, time of the call, naloxone.
     Referral,
-    /// Where the incident happened (street, ZIP, coordinates).
+    /// Where the incident happened.
     Location,
     /// Police details: incident number, call type, disposition, plates, priority.
     PoliceRecord,
@@ -51,7 +139,21 @@ impl InfoClass {
     }
 
     pub fn parse(s: &str) -> Option<InfoClass> {
-        InfoClass::ALL.into_iter().find(|c| c.as_str() == s)
+        InfoClass::ALL.into_iter().find(|c| c.as_str() == s.trim())
+    }
+
+    /// The elements this class stands for.
+    pub fn elements(self) -> &'static [Element] {
+        use Element as E;
+        match self {
+            InfoClass::Identity => &[E::Name, E::DateOfBirth, E::Sex, E::RaceEthnicity],
+            InfoClass::Contact => &[E::Phone, E::Email, E::HomeAddress],
+            InfoClass::Identifiers => &[E::Ssn, E::OtherIdentifiers],
+            InfoClass::Referral => &[E::Category, E::IncidentDetails],
+            InfoClass::Location => &[E::IncidentLocation],
+            InfoClass::PoliceRecord => &[E::PoliceRecord],
+            InfoClass::Narrative => &[E::Narrative],
+        }
     }
 }
 
@@ -59,6 +161,87 @@ impl fmt::Display for InfoClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One entry of a consent's `information`, as the person signed it: a class (a shorthand) or
+/// an element. Kept as written so the registry, the payload and the audit show what was signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Information {
+    Class(InfoClass),
+    Element(Element),
+}
+
+impl Information {
+    /// A class name first (`police_record` and `narrative` are both, and mean the same), then an
+    /// element or its alias.
+    pub fn parse(s: &str) -> Option<Information> {
+        InfoClass::parse(s)
+            .map(Information::Class)
+            .or_else(|| Element::parse(s).map(Information::Element))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Information::Class(c) => c.as_str(),
+            Information::Element(e) => e.as_str(),
+        }
+    }
+
+    pub fn elements(self) -> &'static [Element] {
+        match self {
+            Information::Class(c) => c.elements(),
+            Information::Element(e) => std::slice::from_ref(&ELEMENTS[e as usize]),
+        }
+    }
+}
+
+/// Every element in declaration order, so that `ELEMENTS[e as usize] == e`.
+static ELEMENTS: [Element; 14] = Element::ALL;
+
+impl From<InfoClass> for Information {
+    fn from(c: InfoClass) -> Self {
+        Information::Class(c)
+    }
+}
+
+impl From<Element> for Information {
+    fn from(e: Element) -> Self {
+        Information::Element(e)
+    }
+}
+
+impl fmt::Display for Information {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Information {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Information {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        // The value is a form's word, not personal data, but keep to the expectation only.
+        Information::parse(&s).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown information class or element (expected one of the classes {} or the elements {})",
+                InfoClass::ALL.map(InfoClass::as_str).join(", "),
+                Element::ALL.map(Element::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+/// The elements a consent's `information` covers, classes expanded.
+pub fn covered_elements(information: &[Information]) -> std::collections::BTreeSet<Element> {
+    information
+        .iter()
+        .flat_map(|i| i.elements().iter().copied())
+        .collect()
 }
 
 /// One consent as signed. Every element of 42 CFR 2.31(a) has a field; an element left empty
@@ -74,9 +257,10 @@ pub struct Consent {
     pub patient_dob: Option<Sensitive<NaiveDate>>,
     /// 2.31(a)(2): who may disclose (the program or person).
     pub disclosing: Option<String>,
-    /// 2.31(a)(3): how much and what kind of information.
+    /// 2.31(a)(3): how much and what kind of information: elements, or classes standing for
+    /// sets of them.
     #[serde(default)]
-    pub information: Vec<InfoClass>,
+    pub information: Vec<Information>,
     /// 2.31(a)(4): recipients, by destination id, or a general designation written
     /// `general:<designation>` (matched against a destination's `designations`).
     #[serde(default)]

@@ -8,7 +8,7 @@ mod engagement;
 mod rfc3339;
 mod sensitive;
 
-pub use consent::{Consent, ConsentRecord, InfoClass};
+pub use consent::{Consent, ConsentRecord, Element, InfoClass, Information, covered_elements};
 pub use engagement::{Engagement, Prss, Service};
 
 pub use sensitive::{REDACTED, Sensitive};

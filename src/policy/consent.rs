@@ -127,7 +127,11 @@ pub(crate) mod tests {
             patient_name: Some(Sensitive::new("DOE, JANE".into())),
             patient_dob: None,
             disclosing: Some("Kanawha Police and Peers".into()),
-            information: vec![InfoClass::Identity, InfoClass::Contact, InfoClass::Referral],
+            information: vec![
+                InfoClass::Identity.into(),
+                InfoClass::Contact.into(),
+                InfoClass::Referral.into(),
+            ],
             recipients: vec!["prestera".into()],
             purpose: Some("treatment_referral".into()),
             right_to_revoke_statement: Some(

@@ -3,8 +3,11 @@
 //! engagement, consent, roster entry and pseudonyms, and writes the audit entry.
 
 use super::consent::{self, Recipient};
+use super::fields;
 use super::profile::{Profile, ProfileKind, Pseudonym};
-use crate::model::{Action, ConsentRecord, Engagement, Incident, Person, Prss};
+use crate::model::{
+    Action, ConsentRecord, Element, Engagement, Incident, Person, Prss, covered_elements,
+};
 use chrono::NaiveDate;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -45,6 +48,9 @@ pub struct Decision {
     pub profile: &'static str,
     pub decision: &'static str,
     pub reasons: Vec<String>,
+    /// The consent elements a consented referral carries (fields present in its payload).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub elements: Vec<&'static str>,
     pub payload: Option<Value>,
     /// Names of the fields disclosed (never values), for the audit trail.
     #[serde(skip)]
@@ -77,6 +83,7 @@ pub fn decide(dest: &Destination, f: &Facts) -> Decision {
         decision: "withhold",
         reasons: Vec::new(),
         payload: None,
+        elements: Vec::new(),
         fields: Vec::new(),
         person_token: None,
         consent_id: None,
@@ -95,7 +102,9 @@ pub fn decide(dest: &Destination, f: &Facts) -> Decision {
         ProfileKind::SafeHarbor | ProfileKind::LimitedDataSet => {
             let persons: Vec<(&Person, &Pseudonym)> =
                 inc.persons.iter().zip(f.person_pseudo).collect();
-            let out = dest.profile.apply(inc, f.incident_pseudo, &persons, None);
+            let out = dest
+                .profile
+                .apply(inc, f.incident_pseudo, &persons, None, f.today);
             d.person_token = inc
                 .persons
                 .iter()
@@ -167,18 +176,33 @@ fn referral(dest: &Destination, f: &Facts, d: &mut Decision) {
         return;
     }
     let c = &rec.consent;
+    let covered = covered_elements(&c.information);
     let out = dest.profile.apply(
         inc,
         f.incident_pseudo,
         &[(person, pseudo)],
-        Some(&c.information),
+        Some(&covered),
+        f.today,
     );
+    // The elements this referral actually carries (a field present in the payload), in the
+    // consent's terms: what `preview` shows and the audit can be read against.
+    let carried: Vec<&'static str> = Element::ALL
+        .into_iter()
+        .filter(|e| {
+            out.fields.iter().any(|name| {
+                let name = name.split_once('.').map_or(name.as_str(), |(_, n)| n);
+                fields::def(name).is_some_and(|d| d.element == *e)
+            })
+        })
+        .map(Element::as_str)
+        .collect();
     d.payload = Some(json!({
         "profile": dest.profile.kind.as_str(),
         "notice": PART2_NOTICE,
         "consent": {
             "id": c.id,
             "information": c.information,
+            "elements": covered.iter().map(|e| e.as_str()).collect::<Vec<_>>(),
             "purpose": c.purpose,
             "recipient": dest.id,
             "expires_on": c.expires_on,
@@ -196,6 +220,7 @@ fn referral(dest: &Destination, f: &Facts, d: &mut Decision) {
         "person": out.persons.into_iter().next().unwrap_or_default(),
     }));
     d.fields = out.fields;
+    d.elements = carried;
     d.decision = "deliver";
 }
 

@@ -1,20 +1,56 @@
-//! The disclosable fields: each canonical field with its information class, how much it
-//! identifies (HIPAA Safe Harbor and limited-data-set terms), and how to read it from an incident.
-//! Profiles and consents speak in these names.
+//! The disclosable fields: each canonical field with its consent element, its nature (code, free
+//! text, direct identifier, date, geography, age), and how to read it from an incident. Profiles
+//! and consents speak in these names; the profiles' rules are stated over the natures.
 
-use crate::model::{IdentifierKind, Incident, InfoClass, Person};
+use crate::model::{Element, IdentifierKind, Incident, Person};
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
 use serde_json::{Value, json};
 
-/// How much a field identifies.
+/// What a field's values are, decided once for every canonical field: the profiles' rules are
+/// stated in these terms, so a field cannot slip through by looking harmless.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Level {
-    /// Not one of the 18 Safe Harbor identifiers.
-    None,
-    /// A Safe Harbor identifier that a limited data set may keep (dates, city, county, ZIP, age).
-    Quasi,
-    /// A direct identifier: removed from both Safe Harbor data and limited data sets.
-    Direct,
+pub enum Nature {
+    /// A value of a closed set the gateway defines (category, action, role, a flag).
+    Code,
+    /// A code as the agency's system wrote it (call type, disposition, priority, sex, race,
+    /// state): a closed set in principle, but the column may hold anything, so a de-identified
+    /// payload carries it only when the value has the shape of a code.
+    AgencyCode,
+    /// Text anyone typed (a narrative, a call type's description, an age written as words): it
+    /// can hold a name or a number whatever the mapping intends. De-identified profiles never
+    /// take it; only a code a code table made of it.
+    FreeText,
+    /// One of the direct identifiers (names, numbers, contacts, street, coordinates, plates):
+    /// removed from both Safe Harbor data and limited data sets.
+    DirectIdentifier,
+    /// A date or time of the person or incident: Safe Harbor keeps the year only.
+    Date,
+    /// A place smaller than a state (city, county, ZIP, beat): Safe Harbor keeps ZIP3 only.
+    Geography,
+    /// An age or age range: Safe Harbor keeps it under 90, else `90+`.
+    Age,
+    /// The pseudonymous token of the incident or person.
+    Token,
+}
+
+impl Nature {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Nature::Code => "code",
+            Nature::AgencyCode => "agency code",
+            Nature::FreeText => "free text",
+            Nature::DirectIdentifier => "direct identifier",
+            Nature::Date => "date",
+            Nature::Geography => "geography",
+            Nature::Age => "age",
+            Nature::Token => "token",
+        }
+    }
+
+    /// One of the 18 Safe Harbor identifiers (or free text, which may hold any of them).
+    pub fn identifies(self) -> bool {
+        !matches!(self, Nature::Code | Nature::AgencyCode | Nature::Token)
+    }
 }
 
 /// The shape of a field's value, which decides the methods that apply.
@@ -38,110 +74,100 @@ pub struct FieldDef {
     pub name: &'static str,
     /// A field of a person (else of the incident).
     pub person: bool,
-    pub class: InfoClass,
-    pub level: Level,
+    /// The consent element it belongs to: a consented referral carries it only when the
+    /// consent covers that element.
+    pub element: Element,
+    pub nature: Nature,
     pub kind: Kind,
 }
 
 const fn f(
     name: &'static str,
     person: bool,
-    class: InfoClass,
-    level: Level,
+    element: Element,
+    nature: Nature,
     kind: Kind,
 ) -> FieldDef {
     FieldDef {
         name,
         person,
-        class,
-        level,
+        element,
+        nature,
         kind,
     }
 }
 
-use InfoClass as C;
+use Element as E;
 use Kind as K;
-use Level as L;
+use Nature as N;
 
+/// Every canonical field that can be disclosed: the one place that says what each is.
+#[rustfmt::skip]
 pub const FIELDS: &[FieldDef] = &[
-    f("incident_id", false, C::PoliceRecord, L::Direct, K::Text),
-    f("action", false, C::Referral, L::None, K::Text),
-    f("category", false, C::Referral, L::None, K::Text),
-    f("eligible", false, C::Referral, L::None, K::Bool),
-    f("call_type.code", false, C::PoliceRecord, L::None, K::Text),
-    f("call_type.text", false, C::PoliceRecord, L::None, K::Text),
-    f("priority", false, C::PoliceRecord, L::None, K::Text),
-    f("times.received", false, C::Referral, L::Quasi, K::DateTime),
-    f(
-        "times.dispatched",
-        false,
-        C::PoliceRecord,
-        L::Quasi,
-        K::DateTime,
-    ),
-    f(
-        "times.arrived",
-        false,
-        C::PoliceRecord,
-        L::Quasi,
-        K::DateTime,
-    ),
-    f(
-        "times.cleared",
-        false,
-        C::PoliceRecord,
-        L::Quasi,
-        K::DateTime,
-    ),
-    f("location.street", false, C::Location, L::Direct, K::Text),
-    f("location.city", false, C::Location, L::Quasi, K::Text),
-    f("location.county", false, C::Location, L::Quasi, K::Text),
-    f("location.state", false, C::Location, L::None, K::Text),
-    f("location.zip", false, C::Location, L::Quasi, K::Zip),
-    f("location.lat", false, C::Location, L::Direct, K::Number),
-    f("location.lon", false, C::Location, L::Direct, K::Number),
-    f("location.beat", false, C::PoliceRecord, L::Quasi, K::Text),
-    f("disposition.code", false, C::PoliceRecord, L::None, K::Text),
-    f("disposition.text", false, C::PoliceRecord, L::None, K::Text),
-    f("narrative", false, C::Narrative, L::Direct, K::Text),
-    f(
-        "naloxone_administered",
-        false,
-        C::Referral,
-        L::None,
-        K::Bool,
-    ),
-    f("token", true, C::Identity, L::None, K::Token),
-    f("role", true, C::Identity, L::None, K::Text),
-    f("name.last", true, C::Identity, L::Direct, K::Text),
-    f("name.first", true, C::Identity, L::Direct, K::Text),
-    f("name.middle", true, C::Identity, L::Direct, K::Text),
-    f("name.suffix", true, C::Identity, L::Direct, K::Text),
-    f("dob", true, C::Identity, L::Quasi, K::Date),
-    f("age", true, C::Identity, L::Quasi, K::Age),
-    f("age_range", true, C::Identity, L::Quasi, K::Text),
-    f("age_text", true, C::Identity, L::None, K::Text),
-    f("sex", true, C::Identity, L::None, K::Text),
-    f("race", true, C::Identity, L::None, K::Text),
-    f("ethnicity", true, C::Identity, L::None, K::Text),
-    f("phones", true, C::Contact, L::Direct, K::List),
-    f("emails", true, C::Contact, L::Direct, K::List),
-    f("address.street", true, C::Contact, L::Direct, K::Text),
-    f("address.city", true, C::Contact, L::Quasi, K::Text),
-    f("address.state", true, C::Contact, L::None, K::Text),
-    f("address.zip", true, C::Contact, L::Quasi, K::Zip),
-    f("id.ssn", true, C::Identifiers, L::Direct, K::List),
-    f(
-        "id.drivers_license",
-        true,
-        C::Identifiers,
-        L::Direct,
-        K::List,
-    ),
-    f("id.mrn", true, C::Identifiers, L::Direct, K::List),
-    f("id.other", true, C::Identifiers, L::Direct, K::List),
-    f("id.plate", true, C::PoliceRecord, L::Direct, K::List),
+    f("incident_id",           false, E::PoliceRecord,     N::DirectIdentifier, K::Text),
+    f("action",                false, E::Category,         N::Code,             K::Text),
+    f("category",              false, E::Category,         N::Code,             K::Text),
+    f("eligible",              false, E::Category,         N::Code,             K::Bool),
+    f("call_type.code",        false, E::PoliceRecord,     N::AgencyCode,       K::Text),
+    f("call_type.text",        false, E::PoliceRecord,     N::FreeText,         K::Text),
+    f("priority",              false, E::PoliceRecord,     N::AgencyCode,       K::Text),
+    f("times.received",        false, E::IncidentDetails,  N::Date,             K::DateTime),
+    f("times.dispatched",      false, E::PoliceRecord,     N::Date,             K::DateTime),
+    f("times.arrived",         false, E::PoliceRecord,     N::Date,             K::DateTime),
+    f("times.cleared",         false, E::PoliceRecord,     N::Date,             K::DateTime),
+    f("location.street",       false, E::IncidentLocation, N::DirectIdentifier, K::Text),
+    f("location.city",         false, E::IncidentLocation, N::Geography,        K::Text),
+    f("location.county",       false, E::IncidentLocation, N::Geography,        K::Text),
+    f("location.state",        false, E::IncidentLocation, N::AgencyCode,       K::Text),
+    f("location.zip",          false, E::IncidentLocation, N::Geography,        K::Zip),
+    f("location.lat",          false, E::IncidentLocation, N::DirectIdentifier, K::Number),
+    f("location.lon",          false, E::IncidentLocation, N::DirectIdentifier, K::Number),
+    f("location.beat",         false, E::PoliceRecord,     N::Geography,        K::Text),
+    f("disposition.code",      false, E::PoliceRecord,     N::AgencyCode,       K::Text),
+    f("disposition.text",      false, E::PoliceRecord,     N::FreeText,         K::Text),
+    f("narrative",             false, E::Narrative,        N::FreeText,         K::Text),
+    f("naloxone_administered", false, E::IncidentDetails,  N::Code,             K::Bool),
+    f("token",                 true,  E::Name,             N::Token,            K::Token),
+    f("role",                  true,  E::Category,         N::Code,             K::Text),
+    f("name.last",             true,  E::Name,             N::DirectIdentifier, K::Text),
+    f("name.first",            true,  E::Name,             N::DirectIdentifier, K::Text),
+    f("name.middle",           true,  E::Name,             N::DirectIdentifier, K::Text),
+    f("name.suffix",           true,  E::Name,             N::DirectIdentifier, K::Text),
+    f("dob",                   true,  E::DateOfBirth,      N::Date,             K::Date),
+    f("age",                   true,  E::DateOfBirth,      N::Age,              K::Age),
+    f("age_range",             true,  E::DateOfBirth,      N::Age,              K::Text),
+    f("age_text",              true,  E::DateOfBirth,      N::FreeText,         K::Text),
+    f("sex",                   true,  E::Sex,              N::AgencyCode,       K::Text),
+    f("race",                  true,  E::RaceEthnicity,    N::AgencyCode,       K::Text),
+    f("ethnicity",             true,  E::RaceEthnicity,    N::AgencyCode,       K::Text),
+    f("phones",                true,  E::Phone,            N::DirectIdentifier, K::List),
+    f("emails",                true,  E::Email,            N::DirectIdentifier, K::List),
+    f("address.street",        true,  E::HomeAddress,      N::DirectIdentifier, K::Text),
+    f("address.city",          true,  E::HomeAddress,      N::Geography,        K::Text),
+    f("address.state",         true,  E::HomeAddress,      N::AgencyCode,       K::Text),
+    f("address.zip",           true,  E::HomeAddress,      N::Geography,        K::Zip),
+    f("id.ssn",                true,  E::Ssn,              N::DirectIdentifier, K::List),
+    f("id.drivers_license",    true,  E::OtherIdentifiers, N::DirectIdentifier, K::List),
+    f("id.mrn",                true,  E::OtherIdentifiers, N::DirectIdentifier, K::List),
+    f("id.other",              true,  E::OtherIdentifiers, N::DirectIdentifier, K::List),
+    f("id.plate",              true,  E::PoliceRecord,     N::DirectIdentifier, K::List),
 ];
+
+/// Whether an agency's value has the shape of a code: short, one word, and not the shape of a
+/// phone, SSN, date or email. A value that fails it is treated as free text.
+pub fn looks_like_code(v: &str) -> bool {
+    let v = v.trim();
+    let digits = v.bytes().filter(u8::is_ascii_digit).count();
+    !v.is_empty()
+        && v.chars().count() <= 16
+        && !v.contains(char::is_whitespace)
+        && !v.contains('@')
+        && digits < 7
+        && !(digits >= 4
+            && v.contains(['/', '-', '.'])
+            && v.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '/' | '-' | '.')))
+}
 
 pub fn def(name: &str) -> Option<&'static FieldDef> {
     FIELDS.iter().find(|d| d.name == name)
@@ -301,7 +327,7 @@ pub fn incident_values(inc: &Incident) -> Vec<String> {
     let mut out = Vec::new();
     for d in FIELDS
         .iter()
-        .filter(|d| !d.person && d.level == Level::Direct && d.kind != Kind::Number)
+        .filter(|d| !d.person && d.nature == Nature::DirectIdentifier && d.kind != Kind::Number)
     {
         push(&mut out, read(inc, None, d.name));
     }
@@ -314,7 +340,7 @@ pub fn person_values(inc: &Incident, p: &Person) -> Vec<String> {
     let mut out = Vec::new();
     for d in FIELDS
         .iter()
-        .filter(|d| d.person && d.level == Level::Direct)
+        .filter(|d| d.person && d.nature == Nature::DirectIdentifier)
     {
         push(&mut out, read(inc, Some(p), d.name));
     }

@@ -2,13 +2,13 @@
 //! Default deny: a field the profile does not list never leaves. Pure: the pseudonyms come from
 //! the vault through the caller.
 
-use super::fields::{self, FieldDef, Kind, Level, Raw};
+use super::fields::{self, FieldDef, Kind, Nature, Raw};
 use super::scrub;
-use crate::model::{Incident, InfoClass, Person};
+use crate::model::{Element, Incident, Person};
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -88,6 +88,7 @@ fn preset(kind: ProfileKind) -> Vec<(&'static str, Method)> {
             ("token", Pseudonymize),
             ("role", Keep),
             ("age", Generalize),
+            ("age_range", Generalize),
             ("dob", Generalize),
             ("sex", Keep),
             ("race", Keep),
@@ -108,6 +109,7 @@ fn preset(kind: ProfileKind) -> Vec<(&'static str, Method)> {
             ("role", Keep),
             ("dob", Keep),
             ("age", Keep),
+            ("age_range", Keep),
             ("sex", Keep),
             ("race", Keep),
             ("ethnicity", Keep),
@@ -126,6 +128,20 @@ fn preset(kind: ProfileKind) -> Vec<(&'static str, Method)> {
     }
 }
 
+/// A method a profile's rule forbids, or a field that does not exist: `check` reports it with
+/// the destination and the line of the entry that named the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ProfileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "field `{}`: {}", self.field, self.message)
+    }
+}
+
 impl Profile {
     /// The preset for `kind` with `overrides` (field → method; `redact` removes a field). Refuses
     /// what the profile's rule forbids, e.g. `keep` of a name under Safe Harbor.
@@ -133,16 +149,20 @@ impl Profile {
         kind: ProfileKind,
         overrides: &BTreeMap<String, Method>,
         restricted_zip3: Option<&[String]>,
-    ) -> Result<Profile, Vec<String>> {
+    ) -> Result<Profile, Vec<ProfileError>> {
         let mut errors = Vec::new();
         let mut list: Vec<(&'static FieldDef, Method)> = Vec::new();
-        let mut set = |name: &str, m: Method, errors: &mut Vec<String>| match fields::def(name) {
-            Some(d) => match list.iter_mut().find(|(x, _)| x.name == name) {
-                Some(slot) => slot.1 = m,
-                None => list.push((d, m)),
-            },
-            None => errors.push(format!("unknown field `{name}`")),
-        };
+        let mut set =
+            |name: &str, m: Method, errors: &mut Vec<ProfileError>| match fields::def(name) {
+                Some(d) => match list.iter_mut().find(|(x, _)| x.name == name) {
+                    Some(slot) => slot.1 = m,
+                    None => list.push((d, m)),
+                },
+                None => errors.push(ProfileError {
+                    field: name.to_owned(),
+                    message: "no such field (docs/privacy.md lists the fields)".into(),
+                }),
+            };
         for (name, m) in preset(kind) {
             set(name, m, &mut errors);
         }
@@ -152,7 +172,10 @@ impl Profile {
         list.retain(|(_, m)| *m != Method::Redact);
         for (d, m) in &list {
             if let Err(e) = allowed(kind, d, *m) {
-                errors.push(format!("field `{}`: {e}", d.name));
+                errors.push(ProfileError {
+                    field: d.name.to_owned(),
+                    message: e,
+                });
             }
         }
         if !errors.is_empty() {
@@ -168,31 +191,28 @@ impl Profile {
     }
 
     /// Builds the payload parts. `persons` are the persons to include with their pseudonyms;
-    /// `classes` (consented referrals) keeps only the fields of those information classes.
+    /// `elements` (consented referrals) keeps only the fields of those consent elements; `today`
+    /// is the disclosure date, at which ages are judged.
     pub fn apply(
         &self,
         inc: &Incident,
         incident_pseudo: &Pseudonym,
         persons: &[(&Person, &Pseudonym)],
-        classes: Option<&[InfoClass]>,
+        elements: Option<&BTreeSet<Element>>,
+        today: NaiveDate,
     ) -> Produced {
         // Free text under a consent: the other persons' identifying values always go; when the
         // consent does not cover every identifying class, the recognisable patterns go too.
-        let narrative = match classes {
+        let narrative = match elements {
             None => Narrative {
                 known: fields::identifying_values(inc),
                 patterns: true,
             },
             Some(c) => {
-                let full = [
-                    InfoClass::Identity,
-                    InfoClass::Contact,
-                    InfoClass::Identifiers,
-                    InfoClass::Location,
-                    InfoClass::PoliceRecord,
-                ]
-                .iter()
-                .all(|x| c.contains(x));
+                let full = Element::ALL
+                    .iter()
+                    .filter(|e| !matches!(e, Element::Narrative | Element::Category))
+                    .all(|x| c.contains(x));
                 let mut known: Vec<String> = inc
                     .persons
                     .iter()
@@ -208,13 +228,16 @@ impl Profile {
                 }
             }
         };
-        let when = inc.times.received.map(|t| t.date_naive());
+        let when = Ages {
+            call: inc.times.received.map(|t| t.date_naive()),
+            disclosure: today,
+        };
         let mut out = Produced {
             incident: Map::new(),
             persons: Vec::new(),
             fields: Vec::new(),
         };
-        let in_scope = |d: &FieldDef| classes.is_none_or(|c| c.contains(&d.class));
+        let in_scope = |d: &FieldDef| elements.is_none_or(|c| c.contains(&d.element));
         for (d, m) in self.fields.iter().filter(|(d, _)| !d.person && in_scope(d)) {
             if let Some(v) = self.value(
                 inc,
@@ -223,8 +246,8 @@ impl Profile {
                 *m,
                 incident_pseudo,
                 &narrative,
-                when,
-                classes.is_some(),
+                &when,
+                elements.is_some(),
             ) {
                 set_path(&mut out.incident, d.name, v);
                 out.fields.push(format!("incident.{}", d.name));
@@ -240,8 +263,8 @@ impl Profile {
                     *m,
                     pseudo,
                     &narrative,
-                    when,
-                    classes.is_some(),
+                    &when,
+                    elements.is_some(),
                 ) {
                     set_path(&mut obj, d.name, v);
                     let name = format!("person.{}", d.name);
@@ -264,22 +287,31 @@ impl Profile {
         m: Method,
         pseudo: &Pseudonym,
         narrative: &Narrative,
-        when: Option<NaiveDate>,
+        when: &Ages,
         consented: bool,
     ) -> Option<Value> {
         if m == Method::Pseudonymize {
             return Some(json!(pseudo.token));
         }
-        let age = person.and_then(|p| age_of(p, when));
-        if d.name == "age" && m == Method::Generalize {
-            // An age, given or derived from the date of birth; over 89 becomes "90+".
-            return age.map(|a| if a > 89 { json!("90+") } else { json!(a) });
+        if m == Method::Generalize
+            && let Some(p) = person
+            && d.nature == Nature::Age
+        {
+            return generalized_age(p, d.name, when);
         }
         let raw = fields::read(inc, person, d.name)?;
+        // A de-identified recipient gets an agency's code only when it looks like one: a name
+        // typed into the call-type column is not a code.
+        if !consented
+            && d.nature == Nature::AgencyCode
+            && matches!(&raw, Raw::Text(t) if !fields::looks_like_code(t))
+        {
+            return None;
+        }
         match m {
             // Free text under a consent keeps only what the consent covers.
             Method::Keep
-                if consented && d.kind == Kind::Text && d.class == InfoClass::Narrative =>
+                if consented && d.kind == Kind::Text && d.element == Element::Narrative =>
             {
                 match raw {
                     Raw::Text(t) => Some(json!(scrub::scrub_with(
@@ -294,8 +326,12 @@ impl Profile {
             Method::Redact | Method::Pseudonymize => None, // pseudonymize: returned above
             Method::Generalize => match (d.kind, &raw) {
                 (Kind::Zip, Raw::Text(z)) => zip3(z, &self.restricted_zip3).map(|z| json!(z)),
-                // Safe Harbor: the birth year of a person over 89 goes too.
-                (Kind::Date, _) if d.name == "dob" && age.is_some_and(|a| a > 89) => None,
+                // Safe Harbor: a birth year indicative of an age over 89 at disclosure goes too.
+                (Kind::Date, Raw::Date(dob)) if d.name == "dob" => {
+                    let p = person?;
+                    (!over_89(p, when) && when.disclosure.year() - dob.year() < 90)
+                        .then(|| json!(dob.year()))
+                }
                 (Kind::Date | Kind::DateTime, r) => r.year().map(|y| json!(y)),
                 _ => None,
             },
@@ -321,46 +357,153 @@ struct Narrative {
     patterns: bool,
 }
 
-/// Whether `m` may be used on `d` under `kind`.
-fn allowed(kind: ProfileKind, d: &FieldDef, m: Method) -> Result<(), &'static str> {
+/// Whether `m` may be used on `d` under `kind`; the refusal says why and what to do instead.
+fn allowed(kind: ProfileKind, d: &FieldDef, m: Method) -> Result<(), String> {
     let fits = match m {
         Method::Keep | Method::Redact => d.kind != Kind::Token,
-        Method::Generalize => matches!(d.kind, Kind::Date | Kind::DateTime | Kind::Zip | Kind::Age),
+        Method::Generalize => {
+            matches!(d.kind, Kind::Date | Kind::DateTime | Kind::Zip | Kind::Age)
+                || d.name == "age_range"
+        }
         // The incident number may be replaced by the incident's token.
         Method::Pseudonymize => d.kind == Kind::Token || d.name == "incident_id",
         Method::DateShift => matches!(d.kind, Kind::Date | Kind::DateTime),
-        Method::Scrub => d.kind == Kind::Text,
+        Method::Scrub => d.kind == Kind::Text && d.nature == Nature::FreeText,
     };
     if !fits {
-        return Err("this method does not apply to this field's values");
+        return Err(format!(
+            "`{}` does not apply to this field ({}, {})",
+            method_name(m),
+            d.nature.as_str(),
+            kind_name(d.kind)
+        ));
     }
-    match (kind, d.level, m) {
-        (
-            ProfileKind::SafeHarbor,
-            Level::Direct | Level::Quasi,
-            Method::Keep | Method::DateShift | Method::Scrub,
-        ) => Err("Safe Harbor removes this identifier (generalize or drop it)"),
-        (
-            ProfileKind::LimitedDataSet,
-            Level::Direct,
-            Method::Keep | Method::DateShift | Method::Scrub,
-        ) => Err("a limited data set excludes direct identifiers"),
-        _ => Ok(()),
+    let deidentified = matches!(kind, ProfileKind::SafeHarbor | ProfileKind::LimitedDataSet);
+    if deidentified && d.nature == Nature::FreeText && m != Method::Redact {
+        return Err(format!(
+            "free text never reaches a {} recipient, scrubbed or not: it can hold any identifier; send the code a code table makes of it (e.g. `category`, `call_type.code`)",
+            kind.as_str()
+        ));
+    }
+    let passes = match (kind, d.nature, m) {
+        (_, _, Method::Redact | Method::Pseudonymize) => true,
+        (ProfileKind::ConsentedReferral, _, _) => true,
+        (_, Nature::Code | Nature::AgencyCode, Method::Keep) => true,
+        (ProfileKind::SafeHarbor, Nature::Date | Nature::Age, Method::Generalize) => true,
+        (ProfileKind::SafeHarbor, Nature::Geography, Method::Generalize) => d.kind == Kind::Zip,
+        (ProfileKind::LimitedDataSet, Nature::Date | Nature::Age | Nature::Geography, _) => true,
+        _ => false,
+    };
+    if passes {
+        return Ok(());
+    }
+    Err(match kind {
+        ProfileKind::SafeHarbor => format!(
+            "Safe Harbor removes this identifier ({}): `{}` is not allowed; generalize it where it is a date, an age or a ZIP, else drop it",
+            d.nature.as_str(),
+            method_name(m)
+        ),
+        _ => format!(
+            "a limited data set excludes direct identifiers: `{}` is not allowed",
+            method_name(m)
+        ),
+    })
+}
+
+fn method_name(m: Method) -> &'static str {
+    match m {
+        Method::Keep => "keep",
+        Method::Redact => "redact",
+        Method::Generalize => "generalize",
+        Method::Pseudonymize => "pseudonymize",
+        Method::DateShift => "date-shift",
+        Method::Scrub => "scrub",
     }
 }
 
-/// Age in whole years: the given age, else from the date of birth at `when` (the incident).
-fn age_of(p: &Person, when: Option<NaiveDate>) -> Option<u16> {
-    if let Some(a) = &p.age {
-        return Some(*a.expose());
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Text => "text",
+        Kind::DateTime => "date and time",
+        Kind::Date => "date",
+        Kind::Zip => "ZIP code",
+        Kind::Age => "age",
+        Kind::Number => "number",
+        Kind::Bool => "yes/no",
+        Kind::List => "list",
+        Kind::Token => "token",
     }
-    let dob = *p.dob.as_ref()?.expose();
-    let at = when?;
-    let mut years = at.year() - dob.year();
-    if (at.month(), at.day()) < (dob.month(), dob.day()) {
+}
+
+/// The two dates an age is judged at: the call (the age the program data reports) and the
+/// disclosure (whether the person is over 89 when the data leaves: a person 89 at the call may
+/// be 90 by then).
+struct Ages {
+    call: Option<NaiveDate>,
+    disclosure: NaiveDate,
+}
+
+/// Whole years from `from` to `to`.
+fn years_between(from: NaiveDate, to: NaiveDate) -> i64 {
+    let mut years = i64::from(to.year() - from.year());
+    if (to.month(), to.day()) < (from.month(), from.day()) {
         years -= 1;
     }
-    u16::try_from(years).ok()
+    years
+}
+
+/// The person's age at the call: the given age, else from the date of birth.
+fn age_at_call(p: &Person, when: &Ages) -> Option<i64> {
+    if let Some(a) = &p.age {
+        return Some(i64::from(*a.expose()));
+    }
+    let dob = *p.dob.as_ref()?.expose();
+    Some(years_between(dob, when.call.unwrap_or(when.disclosure)))
+}
+
+/// Whether the person is, or may be, over 89 at the disclosure date: from the date of birth;
+/// else from the age at the call, which may have grown by one more year than the whole years
+/// since (the birthday is unknown); else from the lower bound of an age range.
+fn over_89(p: &Person, when: &Ages) -> bool {
+    if let Some(dob) = &p.dob {
+        return years_between(*dob.expose(), when.disclosure) > 89;
+    }
+    let at_least = |a: &Option<crate::model::Sensitive<u16>>| {
+        a.as_ref()
+            .is_some_and(|a| i64::from(*a.expose()) + years_since_call(when) > 89)
+    };
+    at_least(&p.age) || at_least(&p.age_min)
+}
+
+/// How many years an age given at the call may have grown by the disclosure: the whole years
+/// since, plus one when any day has passed (the birthday may have been among them).
+fn years_since_call(when: &Ages) -> i64 {
+    match when.call {
+        Some(c) if when.disclosure > c => years_between(c, when.disclosure).max(0) + 1,
+        _ => 0,
+    }
+}
+
+/// Safe Harbor's ages: numeric under 90, `"90+"` for anyone over 89 at the disclosure date, and
+/// nothing else (an age given only as text never leaves). An age range is kept while every age
+/// in it is under 90 at disclosure; one reaching past 89 becomes `"{min}+"`, or `"90+"`.
+fn generalized_age(p: &Person, field: &str, when: &Ages) -> Option<Value> {
+    if field == "age_range" {
+        let (lo, hi) = (p.age_min.as_ref()?, p.age_max.as_ref());
+        let since = years_since_call(when);
+        let lo = i64::from(*lo.expose());
+        return Some(match hi.map(|h| i64::from(*h.expose())) {
+            _ if lo + since > 89 => json!("90+"),
+            Some(hi) if hi + since <= 89 => json!(format!("{lo}-{hi}")),
+            _ => json!(format!("{lo}+")),
+        });
+    }
+    if over_89(p, when) {
+        return Some(json!("90+"));
+    }
+    age_at_call(p, when)
+        .filter(|a| (0..90).contains(a))
+        .map(|a| json!(a))
 }
 
 /// The first three digits of a US ZIP, `000` for a restricted prefix; `None` if not a ZIP.
@@ -402,7 +545,7 @@ mod tests {
         let mut o = BTreeMap::new();
         o.insert("name.last".to_string(), Method::Keep);
         let e = Profile::build(ProfileKind::SafeHarbor, &o, None).unwrap_err();
-        assert!(e[0].contains("name.last"), "{e:?}");
+        assert_eq!(e[0].field, "name.last", "{e:?}");
         let mut o = BTreeMap::new();
         o.insert("narrative".to_string(), Method::Scrub);
         assert!(Profile::build(ProfileKind::SafeHarbor, &o, None).is_err());
