@@ -94,8 +94,8 @@ fn pseudo(t: &str) -> Pseudonym {
     }
 }
 
-/// The Safe Harbor payload's first person, disclosed on `today`.
-fn safe_harbor_person(inc: &Incident, today: NaiveDate) -> Value {
+/// The payload a de-identified destination gets for `inc`, disclosed on `today`.
+fn deidentified(d: &Destination, inc: &Incident, today: NaiveDate) -> Value {
     let ip = pseudo("i-token");
     let ps: Vec<Pseudonym> = inc.persons.iter().map(|_| pseudo("p-token")).collect();
     let facts = Facts {
@@ -107,9 +107,14 @@ fn safe_harbor_person(inc: &Incident, today: NaiveDate) -> Value {
         person_pseudo: &ps,
         today,
     };
-    let d = decide(&dest(ProfileKind::SafeHarbor, &[]), &facts);
+    let d = decide(d, &facts);
     assert!(d.delivers(), "{:?}", d.reasons);
-    d.payload.unwrap()["persons"][0].clone()
+    d.payload.unwrap()
+}
+
+/// The Safe Harbor payload's first person, disclosed on `today`.
+fn safe_harbor_person(inc: &Incident, today: NaiveDate) -> Value {
+    deidentified(&dest(ProfileKind::SafeHarbor, &[]), inc, today)["persons"][0].clone()
 }
 
 #[test]
@@ -269,21 +274,8 @@ fn an_agency_code_that_is_not_code_shaped_stays_out_of_deidentified_payloads() {
     // A mapping that routes a name into the call-type code column: Safe Harbor may keep codes,
     // but not this one.
     let mut inc = incident(day("2026-03-01"), vec![person(Role::Subject)]);
-    let ip = pseudo("i-token");
-    let ps = vec![pseudo("p-token")];
     let d = dest(ProfileKind::SafeHarbor, &[("call_type.code", Method::Keep)]);
-    let payload = |inc: &Incident| {
-        let facts = Facts {
-            incident: inc,
-            engagements: &[],
-            consents: &[],
-            roster: &[],
-            incident_pseudo: &ip,
-            person_pseudo: &ps,
-            today: day("2026-04-01"),
-        };
-        decide(&d, &facts).payload.unwrap().to_string()
-    };
+    let payload = |inc: &Incident| deidentified(&d, inc, day("2026-04-01")).to_string();
     assert!(payload(&inc).contains("\"OD\""));
     for v in [
         "QUILLFEATHER MARISOL",
