@@ -4,6 +4,7 @@
 use pnp_gateway::config::Adapter;
 use pnp_gateway::formats::RecordView;
 use pnp_gateway::mapping::Binding;
+use pnp_gateway::mapping::unmapped::GapKey;
 use pnp_gateway::policy::ProgramRules;
 use std::path::Path;
 
@@ -33,6 +34,7 @@ fn map_one_record(bencher: divan::Bencher) {
     let (a, row) = setup();
     let rules = ProgramRules::default();
     let b = Binding::default();
+    let key = GapKey::ephemeral();
     let mut gaps = Vec::new();
     bencher.bench_local(|| {
         let mut inc = a
@@ -41,6 +43,7 @@ fn map_one_record(bencher: divan::Bencher) {
                 &a.provenance,
                 &RecordView::Json(divan::black_box(&row)),
                 &b,
+                &key,
                 &mut gaps,
             )
             .expect("maps");
@@ -59,6 +62,7 @@ fn write_one_incident_as_json(bencher: divan::Bencher) {
             &a.provenance,
             &RecordView::Json(&row),
             &Binding::default(),
+            &GapKey::ephemeral(),
             &mut gaps,
         )
         .expect("maps");

@@ -6,6 +6,7 @@ use anyhow::{Result, bail};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use pnp_gateway::config::{Adapter, ConfigErrors, Gateway};
+use pnp_gateway::mapping::unmapped::shown;
 use pnp_gateway::pipeline::sinks::JsonLines;
 use pnp_gateway::pipeline::{FileRun, PipelineError, SinkError, Stats};
 use pnp_gateway::policy::ProgramRules;
@@ -456,7 +457,10 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
                 gw.store_path.display()
             );
             for (adapter, table, code, n) in gaps {
-                println!("  {adapter}: table `{table}`: code `{code}` ({n} records)");
+                println!(
+                    "  {adapter}: table `{table}`: code {} ({n} records)",
+                    shown(&code)
+                );
             }
         }
     }
@@ -480,11 +484,10 @@ fn normalize(
     config: Option<&Path>,
     inputs: &[PathBuf],
 ) -> Result<ExitCode> {
-    let (rules, dirs) = match config {
-        Some(c) => {
-            let gw = load_gateway(c)?;
-            (gw.program, vec![gw.adapters_dir, adapters_dir.to_owned()])
-        }
+    let gw = config.map(load_gateway).transpose()?;
+    let gap_key = cmd::normalize_gap_key(gw.as_ref())?;
+    let (rules, dirs) = match gw {
+        Some(gw) => (gw.program, vec![gw.adapters_dir, adapters_dir.to_owned()]),
         None => (ProgramRules::default(), vec![adapters_dir.to_owned()]),
     };
     let path = Adapter::resolve(adapter, &dirs).map_err(anyhow::Error::msg)?;
@@ -505,6 +508,7 @@ fn normalize(
         let run = FileRun {
             adapter: &adapter,
             rules: &rules,
+            gap_key: &gap_key,
             resume: None,
             limit: None,
             progress: None,

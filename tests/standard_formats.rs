@@ -298,11 +298,11 @@ fn bad_standard_inputs_are_quarantined() {
     );
     let c = read(&eido, &write(dir, "dangling.json", dangling.as_bytes()));
     assert_eq!(kinds(&c), ["not_eido"]);
+    let reason = &c.rejected[0].1.reason;
+    assert!(reason.contains("points to no component"), "{reason}");
     assert!(
-        c.rejected[0]
-            .1
-            .reason
-            .contains("`no-such-component` points to no component")
+        !reason.contains("no-such-component"),
+        "the `$ref` is not quoted: {reason}"
     );
     let deep = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let c = read(&eido, &write(dir, "deep.json", deep.as_bytes()));

@@ -348,6 +348,7 @@ pub fn preview(
         ),
         None => None,
     };
+    let gap_key = store.gap_key()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for input in inputs {
         let a = adapter_for(gw, named.as_ref(), input)?;
@@ -359,6 +360,7 @@ pub fn preview(
         FileRun {
             adapter: &a,
             rules: &gw.program,
+            gap_key: &gap_key,
             resume: None,
             limit: None,
             progress: None,

@@ -291,7 +291,13 @@ pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
     if !stats.gaps.is_empty() {
         writeln!(o, "unmapped codes (add them to the mapping's tables):")?;
         for (g, n) in &stats.gaps {
-            writeln!(o, "  table `{}`: `{}` ({} records)", g.table, g.code, n)?;
+            writeln!(
+                o,
+                "  table `{}`: {} ({} records)",
+                g.table,
+                pnp_gateway::mapping::unmapped::shown(&g.code),
+                n
+            )?;
         }
     }
     let cfg = gw.path.display();

@@ -131,7 +131,7 @@ impl<'a> Graph<'a> {
         for (path, r) in &refs {
             if !by_id.contains_key(r.as_str()) {
                 return Err(violation(format!(
-                    "{path}: `$ref` `{r}` points to no component"
+                    "{path}: its `$ref` points to no component"
                 )));
             }
         }
@@ -144,13 +144,13 @@ impl<'a> Graph<'a> {
         let mut at = v;
         while let Some(r) = at.get("$ref").and_then(Value::as_str) {
             if !seen.insert(r) {
-                return Err(violation(format!("`$ref` `{r}` leads around a cycle")));
+                return Err(violation("a `$ref` leads around a cycle".into()));
             }
             at = self
                 .by_id
                 .get(r)
                 .copied()
-                .ok_or_else(|| violation(format!("`$ref` `{r}` points to no component")))?;
+                .ok_or_else(|| violation("a `$ref` points to no component".into()))?;
         }
         Ok(at)
     }
@@ -223,9 +223,9 @@ pub fn normalize(doc: &Value) -> Result<Value, Rejection> {
             }
             match c.get("lastUpdateTimeStamp").and_then(Value::as_str) {
                 Some(t) if chrono::DateTime::parse_from_rfc3339(t).is_ok() => {}
-                Some(t) => {
+                Some(_) => {
                     return Err(violation(format!(
-                        "{at}.lastUpdateTimeStamp `{t}` is not an RFC 3339 date-time"
+                        "{at}.lastUpdateTimeStamp is not an RFC 3339 date-time"
                     )));
                 }
                 None => return Err(violation(format!("{at}.lastUpdateTimeStamp is missing"))),
@@ -552,7 +552,8 @@ fn xml_fields(xml: &str) -> Result<HashMap<String, String>, String> {
                     || !e.is_char_ref()
                         && !matches!(&*e, "amp" | "lt" | "gt" | "quot" | "apos") =>
             {
-                return Err(format!("entity `&{};` is not expanded", &*e));
+                // Its name is not quoted: it stands inside a value.
+                return Err("an entity other than XML's predefined ones is not expanded".into());
             }
             Event::Eof => break,
             _ => {}

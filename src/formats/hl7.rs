@@ -217,9 +217,10 @@ fn message(segments: &[String]) -> Result<Value, Rejection> {
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         {
+            // The line's text is not quoted: it can be anything a field holds.
             return Err(bad(format!(
-                "`{}` is not a segment name",
-                name.chars().take(8).collect::<String>()
+                "segment {} does not begin with a segment name (three capital letters or digits)",
+                k + 1
             )));
         }
         if k > 0 && name == "MSH" {

@@ -114,11 +114,13 @@ pub fn ingest_file(
     let head = hash_prefix(path, head_len).map_err(io)?;
     let content = hash_prefix(path, u64::MAX).map_err(io)?;
     tracing::info!(adapter = %adapter.name, file = %key, resume = resume.is_some(), "reading export");
+    let gap_key = store.gap_key()?;
     let mut sink = StoreSink::new(store, &adapter.name, &key, size, head);
     sink.content_hash = Some(content);
     let ended = FileRun {
         adapter,
         rules,
+        gap_key: &gap_key,
         resume,
         limit,
         progress,

@@ -2,6 +2,9 @@
 //!
 //! A local time that does not exist (the spring-forward gap) or happens twice (the fall-back
 //! hour) is an error naming which, never silently shifted to a neighbouring instant.
+//!
+//! Errors name the expected form, never the value: a date field can hold a date of birth or an
+//! SSN typed into the wrong column, and an incident's own time is a date of the person's.
 
 use chrono::format::{Item, Parsed, StrftimeItems, parse};
 use chrono::offset::LocalResult;
@@ -128,7 +131,7 @@ impl TimeParser {
             }
         }
         Err(format!(
-            "`{v}` matches none of the formats [{}]",
+            "not a date and time in any of the formats [{}]",
             self.datetime_src.join(", ")
         ))
     }
@@ -137,13 +140,13 @@ impl TimeParser {
         match self.tz.from_local_datetime(&local) {
             LocalResult::Single(dt) => Ok(dt.fixed_offset()),
             LocalResult::Ambiguous(a, b) => Err(format!(
-                "local time {local} happens twice in {} (daylight saving time ends: {} or {}); the export must carry an offset",
+                "the local time happens twice in {} (daylight saving time ends: {} or {}); the export must carry an offset",
                 self.tz,
                 a.fixed_offset().offset(),
                 b.fixed_offset().offset()
             )),
             LocalResult::None => Err(format!(
-                "local time {local} does not exist in {} (skipped when daylight saving time starts)",
+                "the local time does not exist in {} (skipped when daylight saving time starts)",
                 self.tz
             )),
         }
@@ -213,6 +216,13 @@ mod tests {
 
     #[test]
     fn garbage_and_bad_formats() {
+        let e = ny().datetime("219-09-9999").unwrap_err();
+        assert!(
+            !e.contains("219"),
+            "a time error must not quote the value: {e}"
+        );
+        let e = ny().datetime("2023-11-05 01:30:00").unwrap_err();
+        assert!(!e.contains("01:30"), "nor the local time: {e}");
         assert!(ny().datetime("yesterday").is_err());
         assert!(ny().datetime("2023-02-30 10:00:00").is_err());
         assert!(TimeParser::new("Mars/Olympus", &[], &[]).is_err());

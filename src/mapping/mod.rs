@@ -9,6 +9,7 @@ pub mod hl7path;
 pub mod spec;
 pub mod target;
 pub mod transform;
+pub mod unmapped;
 
 use crate::config::error::{ConfigError, ConfigErrors, line_of};
 use crate::formats::{RecordView, Rejection};
@@ -21,6 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use target::{IncidentField, PersonField, ValueKind};
 use transform::{Step, Table, Transform};
+use unmapped::{GapKey, describe_unmapped};
 
 /// A compiled field: where its value comes from, how it is transformed, where it goes.
 #[derive(Debug, Clone)]
@@ -139,6 +141,8 @@ pub struct Mapping {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Gap {
     pub table: String,
+    /// The code as [`describe_unmapped`] gives it: the code itself when it is code-shaped, else
+    /// its length and a keyed hash. Never a raw value that could identify.
     pub code: String,
 }
 
@@ -542,6 +546,7 @@ impl Mapping {
         &'a self,
         f: &Field<T>,
         mut v: Cow<'a, str>,
+        key: &GapKey,
         gaps: &mut Vec<Gap>,
     ) -> Result<Cow<'a, str>, Rejection> {
         for t in &f.transforms {
@@ -550,11 +555,16 @@ impl Mapping {
                 Step::Gap { table, code, value } => {
                     gaps.push(Gap {
                         table: self.tables[table].name.clone(),
-                        code,
+                        code: describe_unmapped(&code, key),
                     });
                     value
                 }
-                Step::Reject(reason) => {
+                Step::Reject { table, code } => {
+                    let reason = format!(
+                        "code {} is not in table `{}`",
+                        unmapped::shown(&describe_unmapped(&code, key)),
+                        self.tables[table].name
+                    );
                     return Err(Rejection::new("unmapped_code", reason).with_field(&f.name));
                 }
             };
@@ -570,6 +580,7 @@ impl Mapping {
         f: &Field<T>,
         rec: &RecordView,
         b: &Binding,
+        key: &GapKey,
         gaps: &mut Vec<Gap>,
         into: &mut T::Into,
     ) -> Result<(), Rejection> {
@@ -582,14 +593,14 @@ impl Mapping {
         let mut values: Vec<Cow<str>> = Vec::new();
         match self.raw(f, rec, b) {
             Raw::One(v) => {
-                let v = self.transform(f, v, gaps)?;
+                let v = self.transform(f, v, key, gaps)?;
                 if !v.is_empty() {
                     return set(into, v);
                 }
             }
             Raw::Many(items) => {
                 for item in items {
-                    let v = self.transform(f, item, gaps)?;
+                    let v = self.transform(f, item, key, gaps)?;
                     if !v.is_empty() {
                         values.push(v);
                     }
@@ -631,19 +642,21 @@ impl Mapping {
         }
     }
 
-    /// Maps one record. `gaps` receives the codes that had no table entry.
+    /// Maps one record. `gaps` receives the codes that had no table entry, described under
+    /// `key` (see [`unmapped`]).
     pub fn apply(
         &self,
         prov: &Provenance,
         rec: &RecordView,
         b: &Binding,
+        key: &GapKey,
         gaps: &mut Vec<Gap>,
     ) -> Result<Incident, Rejection> {
         let mut inc = Incident::new(&prov.adapter);
         inc.source.agency_ori = prov.agency_ori.clone();
         inc.source.system = prov.system.clone();
         for f in &self.fields {
-            self.apply_field(f, rec, b, gaps, &mut inc)?;
+            self.apply_field(f, rec, b, key, gaps, &mut inc)?;
         }
         for p in &self.persons {
             // A person of a fixed block is emitted when anything is known of them; each
@@ -652,7 +665,7 @@ impl Mapping {
             let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
                 let mut person = Person::new(p.role);
                 for f in &p.fields {
-                    self.apply_field(f, view, b, gaps, &mut person)?;
+                    self.apply_field(f, view, b, key, gaps, &mut person)?;
                 }
                 if keep_empty || !person.is_empty() {
                     inc.persons.push(person);
@@ -691,6 +704,8 @@ impl Mapping {
     ) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let b = Binding::default();
+        // Examples hold invented values; their gaps are not kept.
+        let key = GapKey::ephemeral();
         for ex in &self.examples {
             let err = |msg: String| {
                 ConfigError::new(&self.path, msg)
@@ -698,7 +713,7 @@ impl Mapping {
                     .field(format!("example `{}`", ex.name))
             };
             let mut gaps = Vec::new();
-            let out = self.apply(prov, &RecordView::Json(&ex.input), &b, &mut gaps);
+            let out = self.apply(prov, &RecordView::Json(&ex.input), &b, &key, &mut gaps);
             match (out, &ex.expect, &ex.rejected) {
                 (Ok(mut inc), Some(expect), _) => {
                     rules.apply(&mut inc);

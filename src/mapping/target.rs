@@ -163,13 +163,9 @@ impl IncidentField {
         }
     }
 
-    /// Whether an error about this field may quote the offending value.
-    pub fn is_identifying(self) -> bool {
-        use IncidentField::*;
-        matches!(self, Street | Zip | Lat | Lon | Narrative)
-    }
-
-    /// Stores `v` (non-empty, after transforms). Errors never quote identifying values.
+    /// Stores `v` (non-empty, after transforms). Errors name the expected form, never the
+    /// value: any column can hold what a dispatcher typed (docs/privacy.md, "No value in any
+    /// message").
     pub fn set(self, inc: &mut Incident, v: Cow<str>, time: &TimeParser) -> Result<(), String> {
         use IncidentField::*;
         match self {
@@ -179,7 +175,8 @@ impl IncidentField {
                     .into_iter()
                     .find(|a| a.as_str() == v.trim().to_ascii_lowercase())
                     .ok_or_else(|| {
-                        format!("`{v}` is not an action (new, update, delete); map it with a table")
+                        "not an action (new, update, delete); map the source's codes with a table"
+                            .to_string()
                     })?
             }
             RecordId => inc.source.record_id = v.into_owned(),
@@ -189,7 +186,10 @@ impl IncidentField {
             CallTypeText => coded(&mut inc.call_type).text = Some(v.into_owned()),
             Category => {
                 inc.category = crate::model::Category::parse(v.trim()).ok_or_else(|| {
-                    format!("`{v}` is not a program category ({})", category_names())
+                    format!(
+                        "not a program category ({}); map the source's codes with a table",
+                        category_names()
+                    )
                 })?
             }
             Priority => inc.priority = Some(v.into_owned()),
@@ -233,17 +233,6 @@ impl PersonField {
             PersonField::Age | PersonField::AgeMin | PersonField::AgeMax => ValueKind::Number,
             _ => ValueKind::Text,
         }
-    }
-
-    pub fn is_identifying(self) -> bool {
-        !matches!(
-            self,
-            PersonField::Sex
-                | PersonField::Race
-                | PersonField::Ethnicity
-                | PersonField::State
-                | PersonField::AgeText
-        )
     }
 
     pub fn set(self, p: &mut Person, v: Cow<str>, time: &TimeParser) -> Result<(), String> {
@@ -314,9 +303,7 @@ fn boolean(v: &str) -> Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "yes" | "y" | "1" | "t" => Ok(true),
         "false" | "no" | "n" | "0" | "f" => Ok(false),
-        _ => Err(format!(
-            "`{v}` is not a yes/no value (true/false, yes/no, y/n, 1/0)"
-        )),
+        _ => Err("not a yes/no value (true/false, yes/no, y/n, 1/0)".into()),
     }
 }
 

@@ -38,7 +38,9 @@ impl Table {
     }
 }
 
-/// What a step produced: a value, or a gap to report (a code missing from a table).
+/// What a step produced: a value, or a gap to report (a code missing from a table). The code of
+/// a gap or a rejection is the raw value: the mapping engine describes it (see
+/// [`super::unmapped`]) before it leaves.
 pub enum Step<'a> {
     Value(Cow<'a, str>),
     Gap {
@@ -46,7 +48,11 @@ pub enum Step<'a> {
         code: String,
         value: Cow<'a, str>,
     },
-    Reject(String),
+    /// A code missing from a table whose `missing` is `reject`.
+    Reject {
+        table: usize,
+        code: String,
+    },
 }
 
 impl Transform {
@@ -155,9 +161,10 @@ impl Transform {
                             });
                         }
                         return match missing {
-                            Missing::Reject => {
-                                Step::Reject(format!("code `{v}` is not in table `{}`", t.name))
-                            }
+                            Missing::Reject => Step::Reject {
+                                table: *table,
+                                code: v.into_owned(),
+                            },
                             Missing::Empty => Step::Gap {
                                 table: *table,
                                 code: v.into_owned(),

@@ -14,6 +14,7 @@ use crate::formats::json::{NdjsonReader, stream_document};
 use crate::formats::nibrs::flat::FlatReader;
 use crate::formats::nibrs::xml::NibrsXmlReader;
 use crate::formats::{Checkpoint, FileError, Item, Position, RecordView, Rejection};
+use crate::mapping::unmapped::GapKey;
 use crate::mapping::{Binding, Gap};
 use crate::model::{Category, Incident};
 use crate::policy::ProgramRules;
@@ -103,6 +104,8 @@ pub enum Ended {
 pub struct FileRun<'a, 'p> {
     pub adapter: &'a Adapter,
     pub rules: &'a ProgramRules,
+    /// Describes unmapped codes that are not code-shaped (see [`crate::mapping::unmapped`]).
+    pub gap_key: &'a GapKey,
     /// Where to start (a checkpoint from the ledger), or the beginning.
     pub resume: Option<Checkpoint>,
     /// Stop after this many records (the rest stays for the next run).
@@ -135,6 +138,7 @@ impl FileRun<'_, '_> {
         let mut state = MapState {
             adapter: self.adapter,
             rules: self.rules,
+            gap_key: self.gap_key,
             binding: Binding::default(),
             gaps: Vec::new(),
             since_checkpoint: 0,
@@ -353,6 +357,7 @@ fn file_rejected(
 struct MapState<'a> {
     adapter: &'a Adapter,
     rules: &'a ProgramRules,
+    gap_key: &'a GapKey,
     binding: Binding,
     gaps: Vec<Gap>,
     since_checkpoint: u64,
@@ -378,6 +383,7 @@ impl MapState<'_> {
                     &self.adapter.provenance,
                     &view,
                     &self.binding,
+                    self.gap_key,
                     &mut self.gaps,
                 );
                 for g in self.gaps.drain(..) {

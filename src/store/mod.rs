@@ -4,6 +4,7 @@
 //! agency IT's `sqlite3` CLI. It holds the ingest ledger (what has been read, up to where), the
 //! quarantine (rejected records: where they are and why, never their content), the staged
 //! incidents that later stages consume, and the mapping gaps (codes with no table entry).
+//! Neither the quarantine nor the mapping gaps hold a record's values (see [`gaps`]).
 
 use crate::formats::{Checkpoint, Position, Rejection};
 use crate::mapping::Gap;
@@ -12,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
 pub mod audit;
+pub mod gaps;
 pub mod outbox;
 pub mod registry;
 pub mod vault;
@@ -166,6 +168,16 @@ const MIGRATIONS: &[&str] = &[
     // 5: each pass looks for undisclosed incidents and removes those past their retention;
     // without an index both read every staged incident.
     "CREATE INDEX incidents_disclosed ON incidents (disclosed_at);",
+    // 6: the store's own settings (the salt of unmapped values' hashes, see `gaps`). Reasons an
+    // older version wrote could quote the value that failed: they are withheld.
+    "CREATE TABLE meta (
+        name TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    );
+    UPDATE quarantine SET reason = 'the reason an older version wrote is withheld: it could quote the value'
+    WHERE kind IN ('bad_date', 'ambiguous_local_time', 'bad_action', 'bad_category', 'bad_boolean', 'unmapped_code')
+       OR (kind = 'not_eido' AND (reason LIKE '%lastUpdateTimeStamp `%' OR reason LIKE '%`$ref` `%'))
+       OR (kind = 'bad_hl7' AND reason LIKE '%is not a segment name');",
 ];
 
 /// What the ledger knows of one file.
@@ -195,6 +207,8 @@ pub struct Store {
     pub(crate) conn: Connection,
     /// Seals staged incidents' bodies at rest when set (see [`Store::seal_incidents_with`]).
     seal: Option<outbox::SealKey>,
+    /// Describes unmapped values; `None`: the store's salt (see [`Store::gap_key`]).
+    gap_key: Option<crate::mapping::unmapped::GapKey>,
 }
 
 pub(crate) fn now() -> String {
@@ -215,8 +229,13 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         // 8 MiB of page cache (SQLite's default is 2 MiB): the outbox's hot pages stay in memory.
         conn.pragma_update(None, "cache_size", -8192)?;
-        let mut store = Store { conn, seal: None };
+        let mut store = Store {
+            conn,
+            seal: None,
+            gap_key: None,
+        };
         store.migrate()?;
+        store.describe_legacy_gaps()?;
         Ok(store)
     }
 

@@ -54,6 +54,7 @@ pub fn read(adapter: &Adapter, path: &Path) -> Collect {
     FileRun {
         adapter,
         rules: &ProgramRules::default(),
+        gap_key: &pnp_gateway::mapping::unmapped::GapKey::ephemeral(),
         resume: None,
         limit: None,
         progress: None,

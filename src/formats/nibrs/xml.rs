@@ -251,9 +251,9 @@ impl<R: BufRead> NibrsXmlReader<R> {
                         (None, _) => {
                             return Err((
                                 "invalid_xml",
+                                // Its name is not quoted: it stands inside a value.
                                 format!(
-                                    "entity `&{};` is not one XML predefines; entities are never expanded (near byte {at})",
-                                    &*r
+                                    "an entity that XML does not predefine; entities are never expanded (near byte {at})"
                                 ),
                             ));
                         }
