@@ -13,11 +13,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
-/// The most characters a code may have.
-pub const MAX_CODE_CHARS: usize = 16;
-
-/// The most digits a code may hold: seven make a phone number (`555-0199`), nine an SSN.
-const MAX_CODE_DIGITS: usize = 6;
+pub use crate::model::shape::{MAX_CODE_CHARS, is_code_shaped};
 
 /// The key of the hash that stands for a value that is not code-shaped.
 ///
@@ -71,30 +67,6 @@ impl std::fmt::Debug for GapKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("GapKey(<redacted>)")
     }
-}
-
-/// Whether `v` looks like a code and may be shown: at most [`MAX_CODE_CHARS`] characters, no
-/// whitespace or control characters, at most six digits (so no phone number, SSN, 8-digit date
-/// or other long number), no `@` (an email), and not a date written with separators
-/// (`7/4/90`, `1990-07-04`). A single word such as a surname typed alone still passes: the rule
-/// cannot tell `SMITH` from `MEDICAL`.
-pub fn is_code_shaped(v: &str) -> bool {
-    let n = v.chars().count();
-    n > 0
-        && n <= MAX_CODE_CHARS
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-        && v.chars().filter(char::is_ascii_digit).count() <= MAX_CODE_DIGITS
-        && !v.contains('@')
-        && !is_date_shaped(v)
-}
-
-/// Three groups of digits joined by `/`, `-` or `.` (`7/4/90`, `2026-3-1`, `04.07.1990`).
-fn is_date_shaped(v: &str) -> bool {
-    let groups: Vec<&str> = v.split(['/', '-', '.']).collect();
-    groups.len() == 3
-        && groups
-            .iter()
-            .all(|g| (1..=4).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The form an unmapped value is kept and shown in: the value itself when it is code-shaped,

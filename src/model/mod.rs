@@ -7,6 +7,7 @@ mod consent;
 mod engagement;
 mod rfc3339;
 mod sensitive;
+pub mod shape;
 
 pub use consent::{Consent, ConsentRecord, Element, InfoClass, Information, covered_elements};
 pub use engagement::{Engagement, Prss, Service};

@@ -153,22 +153,6 @@ pub const FIELDS: &[FieldDef] = &[
     f("id.plate",              true,  E::PoliceRecord,     N::DirectIdentifier, K::List),
 ];
 
-/// Whether an agency's value has the shape of a code: short, one word, and not the shape of a
-/// phone, SSN, date or email. A value that fails it is treated as free text.
-pub fn looks_like_code(v: &str) -> bool {
-    let v = v.trim();
-    let digits = v.bytes().filter(u8::is_ascii_digit).count();
-    !v.is_empty()
-        && v.chars().count() <= 16
-        && !v.contains(char::is_whitespace)
-        && !v.contains('@')
-        && digits < 7
-        && !(digits >= 4
-            && v.contains(['/', '-', '.'])
-            && v.chars()
-                .all(|c| c.is_ascii_digit() || matches!(c, '/' | '-' | '.')))
-}
-
 pub fn def(name: &str) -> Option<&'static FieldDef> {
     FIELDS.iter().find(|d| d.name == name)
 }

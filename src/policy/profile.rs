@@ -304,7 +304,7 @@ impl Profile {
         // typed into the call-type column is not a code.
         if !consented
             && d.nature == Nature::AgencyCode
-            && matches!(&raw, Raw::Text(t) if !fields::looks_like_code(t))
+            && matches!(&raw, Raw::Text(t) if !crate::model::shape::is_code_shaped(t))
         {
             return None;
         }
