@@ -3,7 +3,7 @@
 //! the vault through the caller.
 
 use super::fields::{self, FieldDef, Kind, Level, Raw};
-use super::scrub;
+use super::narrative;
 use crate::model::{Incident, InfoClass, Person};
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Deserialize;
@@ -176,37 +176,14 @@ impl Profile {
         persons: &[(&Person, &Pseudonym)],
         classes: Option<&[InfoClass]>,
     ) -> Produced {
-        // Free text under a consent: the other persons' identifying values always go; when the
-        // consent does not cover every identifying class, the recognisable patterns go too.
-        let narrative = match classes {
-            None => Narrative {
-                known: fields::identifying_values(inc),
-                patterns: true,
-            },
-            Some(c) => {
-                let full = [
-                    InfoClass::Identity,
-                    InfoClass::Contact,
-                    InfoClass::Identifiers,
-                    InfoClass::Location,
-                    InfoClass::PoliceRecord,
-                ]
-                .iter()
-                .all(|x| c.contains(x));
-                let mut known: Vec<String> = inc
-                    .persons
-                    .iter()
-                    .filter(|p| !persons.iter().any(|(q, _)| std::ptr::eq(*p, *q)))
-                    .flat_map(|p| fields::person_values(inc, p))
-                    .collect();
-                if !full {
-                    known = fields::identifying_values(inc);
-                }
-                Narrative {
-                    known,
-                    patterns: !full,
-                }
-            }
+        // Free text under a consent keeps only the engaged person's covered values (see
+        // `narrative`); without a consent, every value goes.
+        let free = FreeText {
+            consenting: classes.and_then(|_| {
+                let (p, _) = persons.first()?;
+                inc.persons.iter().position(|q| std::ptr::eq(q, *p))
+            }),
+            covered: &|d: &FieldDef| classes.is_some_and(|c| c.contains(&d.class)),
         };
         let when = inc.times.received.map(|t| t.date_naive());
         let mut out = Produced {
@@ -222,7 +199,7 @@ impl Profile {
                 d,
                 *m,
                 incident_pseudo,
-                &narrative,
+                &free,
                 when,
                 classes.is_some(),
             ) {
@@ -233,16 +210,9 @@ impl Profile {
         for (p, pseudo) in persons {
             let mut obj = Map::new();
             for (d, m) in self.fields.iter().filter(|(d, _)| d.person && in_scope(d)) {
-                if let Some(v) = self.value(
-                    inc,
-                    Some(p),
-                    d,
-                    *m,
-                    pseudo,
-                    &narrative,
-                    when,
-                    classes.is_some(),
-                ) {
+                if let Some(v) =
+                    self.value(inc, Some(p), d, *m, pseudo, &free, when, classes.is_some())
+                {
                     set_path(&mut obj, d.name, v);
                     let name = format!("person.{}", d.name);
                     if !out.fields.contains(&name) {
@@ -263,7 +233,7 @@ impl Profile {
         d: &FieldDef,
         m: Method,
         pseudo: &Pseudonym,
-        narrative: &Narrative,
+        free: &FreeText,
         when: Option<NaiveDate>,
         consented: bool,
     ) -> Option<Value> {
@@ -282,10 +252,11 @@ impl Profile {
                 if consented && d.kind == Kind::Text && d.class == InfoClass::Narrative =>
             {
                 match raw {
-                    Raw::Text(t) => Some(json!(scrub::scrub_with(
+                    Raw::Text(t) => Some(json!(narrative::scrub_narrative(
                         &t,
-                        &narrative.known,
-                        narrative.patterns
+                        inc,
+                        free.consenting,
+                        free.covered
                     ))),
                     _ => None,
                 }
@@ -308,17 +279,19 @@ impl Profile {
                 }
             }
             Method::Scrub => match raw {
-                Raw::Text(t) => Some(json!(scrub::scrub(&t, &narrative.known))),
+                // `scrub` removes every value, the consented ones too.
+                Raw::Text(t) => Some(json!(narrative::scrub_narrative(&t, inc, None, &|_| false))),
                 _ => None,
             },
         }
     }
 }
 
-/// What free text must lose.
-struct Narrative {
-    known: Vec<String>,
-    patterns: bool,
+/// Whose consent free text is disclosed under (an index into the incident's persons) and which
+/// of their fields it covers.
+struct FreeText<'a> {
+    consenting: Option<usize>,
+    covered: &'a dyn Fn(&FieldDef) -> bool,
 }
 
 /// Whether `m` may be used on `d` under `kind`.
