@@ -157,7 +157,7 @@ fn spell(field: &str, raw: &Raw, keep: bool, out: &mut Vec<Alt>) {
                     res.extend(spellings::identifier(v));
                 }
                 if v.chars().filter(|c| c.is_alphanumeric()).count() >= 2 {
-                    res.push(format!(r"\b{}\b", regex::escape(v)));
+                    res.push(spellings::literal(v));
                 }
                 ("ID", res)
             }
@@ -188,14 +188,18 @@ fn match_known(text: &str, alts: &[Alt]) -> Option<(Vec<Span>, Vec<Span>)> {
         .map(|a| format!("(?:{})", a.re))
         .collect::<Vec<_>>()
         .join("|");
+    // ASCII case folding and word boundaries: the spellings spell out non-ASCII cases themselves
+    // (see `spellings::escape`).
     let re: Regex = RegexBuilder::new(&combined)
         .case_insensitive(true)
+        .unicode(false)
         .size_limit(64 << 20)
         .build()
         .ok()?;
     let removing: Vec<&&Alt> = all.iter().filter(|a| !a.keep).collect();
     let exact: RegexSet = RegexSetBuilder::new(removing.iter().map(|a| format!("^(?:{})$", a.re)))
         .case_insensitive(true)
+        .unicode(false)
         .size_limit(64 << 20)
         .build()
         .ok()?;
