@@ -52,7 +52,7 @@ fn scrubber_recall_and_precision_on_presidio_sentences() {
                 )
             })
             .collect();
-        let found = scrub::find(text, &[]);
+        let found = scrub::find(text);
         for (entity, start, end) in &labelled {
             let covered: usize = found
                 .iter()

@@ -306,7 +306,8 @@ fn push(out: &mut Vec<String>, r: Option<Raw>) {
     }
 }
 
-/// The identifying values of the incident itself (number, street, ZIP).
+/// The identifying values of the incident itself (number, street, ZIP). Not the narrative: it is
+/// text to scrub, not a value to look for.
 pub fn incident_values(inc: &Incident) -> Vec<String> {
     let mut out = Vec::new();
     for d in FIELDS

@@ -6,5 +6,7 @@ pub mod eligibility;
 pub use eligibility::ProgramRules;
 pub mod disclose;
 pub mod fields;
+pub mod narrative;
 pub mod profile;
 pub mod scrub;
+pub mod spellings;

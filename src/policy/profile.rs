@@ -3,7 +3,7 @@
 //! the vault through the caller.
 
 use super::fields::{self, FieldDef, Kind, Nature, Raw};
-use super::scrub;
+use super::narrative;
 use crate::model::{Element, Incident, Person};
 use chrono::{Datelike, Duration, NaiveDate};
 use serde::Deserialize;
@@ -201,32 +201,14 @@ impl Profile {
         elements: Option<&BTreeSet<Element>>,
         today: NaiveDate,
     ) -> Produced {
-        // Free text under a consent: the other persons' identifying values always go; when the
-        // consent does not cover every identifying class, the recognisable patterns go too.
-        let narrative = match elements {
-            None => Narrative {
-                known: fields::identifying_values(inc),
-                patterns: true,
-            },
-            Some(c) => {
-                let full = Element::ALL
-                    .iter()
-                    .filter(|e| !matches!(e, Element::Narrative | Element::Category))
-                    .all(|x| c.contains(x));
-                let mut known: Vec<String> = inc
-                    .persons
-                    .iter()
-                    .filter(|p| !persons.iter().any(|(q, _)| std::ptr::eq(*p, *q)))
-                    .flat_map(|p| fields::person_values(inc, p))
-                    .collect();
-                if !full {
-                    known = fields::identifying_values(inc);
-                }
-                Narrative {
-                    known,
-                    patterns: !full,
-                }
-            }
+        // Free text under a consent keeps only the engaged person's covered values (see
+        // `narrative`); without a consent, every value goes.
+        let free = FreeText {
+            consenting: elements.and_then(|_| {
+                let (p, _) = persons.first()?;
+                inc.persons.iter().position(|q| std::ptr::eq(q, *p))
+            }),
+            covered: &|d: &FieldDef| elements.is_some_and(|c| c.contains(&d.element)),
         };
         let when = Ages {
             call: inc.times.received.map(|t| t.date_naive()),
@@ -245,7 +227,7 @@ impl Profile {
                 d,
                 *m,
                 incident_pseudo,
-                &narrative,
+                &free,
                 &when,
                 elements.is_some(),
             ) {
@@ -262,7 +244,7 @@ impl Profile {
                     d,
                     *m,
                     pseudo,
-                    &narrative,
+                    &free,
                     &when,
                     elements.is_some(),
                 ) {
@@ -286,7 +268,7 @@ impl Profile {
         d: &FieldDef,
         m: Method,
         pseudo: &Pseudonym,
-        narrative: &Narrative,
+        free: &FreeText,
         when: &Ages,
         consented: bool,
     ) -> Option<Value> {
@@ -314,10 +296,11 @@ impl Profile {
                 if consented && d.kind == Kind::Text && d.element == Element::Narrative =>
             {
                 match raw {
-                    Raw::Text(t) => Some(json!(scrub::scrub_with(
+                    Raw::Text(t) => Some(json!(narrative::scrub_narrative(
                         &t,
-                        &narrative.known,
-                        narrative.patterns
+                        inc,
+                        free.consenting,
+                        free.covered
                     ))),
                     _ => None,
                 }
@@ -344,17 +327,19 @@ impl Profile {
                 }
             }
             Method::Scrub => match raw {
-                Raw::Text(t) => Some(json!(scrub::scrub(&t, &narrative.known))),
+                // `scrub` removes every value, the consented ones too.
+                Raw::Text(t) => Some(json!(narrative::scrub_narrative(&t, inc, None, &|_| false))),
                 _ => None,
             },
         }
     }
 }
 
-/// What free text must lose.
-struct Narrative {
-    known: Vec<String>,
-    patterns: bool,
+/// Whose consent free text is disclosed under (an index into the incident's persons) and which
+/// of their fields it covers.
+struct FreeText<'a> {
+    consenting: Option<usize>,
+    covered: &'a dyn Fn(&FieldDef) -> bool,
 }
 
 /// Whether `m` may be used on `d` under `kind`; the refusal says why and what to do instead.

@@ -1,8 +1,9 @@
-//! Free-text scrubbing (the `scrub` field method): removes phones, SSNs, emails, URLs, IP
-//! addresses, dates, card numbers, street addresses, and every name and identifier of the
-//! incident's own persons. Pattern-based, in the manner of Presidio's recognizers; measured against
-//! Presidio's labelled sentences in `tests/scrub.rs`. Narratives are still dropped by default:
-//! scrubbing lowers the risk in free text, it does not remove it.
+//! The pattern pass of free-text scrubbing: phones, SSNs, emails, URLs, IP addresses, dates, card
+//! numbers and street addresses found by their shapes, in the manner of Presidio's recognizers;
+//! measured against Presidio's labelled sentences in `tests/scrub.rs`. The incident's own names
+//! and numbers are found by [`super::narrative`], which also decides what a consent keeps.
+//! Narratives are still dropped by default: scrubbing lowers the risk in free text, it does not
+//! remove it.
 
 use regex::{Regex, RegexBuilder};
 use std::sync::LazyLock;
@@ -89,21 +90,12 @@ static PATTERNS: LazyLock<Vec<Pattern>> = LazyLock::new(|| {
     ]
 });
 
-/// Finds identifying spans in `text`: the patterns first, then the known values. `known` are values of the incident's own persons (names,
-/// identifiers, streets): each word of two or more letters is found wherever it stands alone.
-pub fn find(text: &str, known: &[String]) -> Vec<Span> {
-    find_with(text, known, true)
-}
-
-/// As [`find`]; without `patterns`, only the known values.
-pub fn find_with(text: &str, known: &[String], patterns: bool) -> Vec<Span> {
+/// Finds identifying spans in `text` by their shapes alone (sorted, not overlapping). The values
+/// of the incident's own persons are found in their spellings by [`super::narrative`], which runs
+/// this pass too.
+pub fn find(text: &str) -> Vec<Span> {
     let mut taken: Vec<Span> = Vec::new();
-    let add = |s: Span, taken: &mut Vec<Span>| {
-        if !taken.iter().any(|t| s.start < t.end && t.start < s.end) {
-            taken.push(s);
-        }
-    };
-    for p in PATTERNS.iter().filter(|_| patterns) {
+    for p in PATTERNS.iter() {
         // Not `find_iter`: a match refused (overlap, or its check) must not hide a later match
         // that starts inside it.
         let mut pos = 0;
@@ -127,52 +119,15 @@ pub fn find_with(text: &str, known: &[String], patterns: bool) -> Vec<Span> {
             }
         }
     }
-    let mut words: Vec<&str> = known
-        .iter()
-        .flat_map(|k| {
-            let k = k.trim();
-            std::iter::once(k).chain(k.split(|c: char| !c.is_alphanumeric()))
-        })
-        .filter(|w| w.chars().filter(|c| c.is_alphanumeric()).count() >= 2)
-        .collect();
-    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
-    words.dedup();
-    if !words.is_empty() {
-        let alts = words
-            .iter()
-            .map(|w| regex::escape(w))
-            .collect::<Vec<_>>()
-            .join("|");
-        if let Ok(re) = RegexBuilder::new(&format!(r"\b(?:{alts})\b"))
-            .case_insensitive(true)
-            .build()
-        {
-            for m in re.find_iter(text) {
-                add(
-                    Span {
-                        start: m.start(),
-                        end: m.end(),
-                        label: "NAME",
-                    },
-                    &mut taken,
-                );
-            }
-        }
-    }
     taken.sort_by_key(|s| s.start);
     taken
 }
 
-/// `text` with every found span replaced by `[LABEL]`.
-pub fn scrub(text: &str, known: &[String]) -> String {
-    scrub_with(text, known, true)
-}
-
-/// As [`scrub`]; without `patterns`, only the known values are removed.
-pub fn scrub_with(text: &str, known: &[String], patterns: bool) -> String {
+/// `text` with every pattern match replaced by `[LABEL]`.
+pub fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for s in find_with(text, known, patterns) {
+    for s in find(text) {
         out.push_str(&text[at..s.start]);
         out.push('[');
         out.push_str(s.label);
@@ -189,18 +144,14 @@ mod tests {
 
     #[test]
     fn scrubs_the_usual_suspects() {
-        let known = vec!["DOE, JANE Q".to_string(), "A1234567".to_string()];
         let t = "Jane Doe (DOB 07/04/1990, SSN 123-45-6789) called 304-555-0100 from 12 Example Ave; \
-                 licence A1234567, mail jane@example.org, seen March 3, 2026 at 10.0.0.12.";
-        let s = scrub(t, &known);
+                 mail jane@example.org, seen March 3, 2026 at 10.0.0.12.";
+        let s = scrub(t);
         for leak in [
-            "Jane",
-            "Doe",
             "07/04/1990",
             "123-45-6789",
             "304-555-0100",
             "12 Example Ave",
-            "A1234567",
             "jane@",
             "March 3",
             "10.0.0.12",
@@ -213,6 +164,6 @@ mod tests {
     #[test]
     fn leaves_plain_text_alone() {
         let t = "Subject agreed to talk to a peer about treatment options.";
-        assert_eq!(scrub(t, &[]), t);
+        assert_eq!(scrub(t), t);
     }
 }
