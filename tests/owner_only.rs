@@ -36,6 +36,7 @@ fn store_keys_and_referral_files_are_owner_only() {
     assert_eq!(mode(&base.join("state/keys")), 0o700);
     assert_eq!(mode(&base.join("state")), 0o700);
 
+    success(&cli(&["run", "--once"], &cfg));
     import_demo_records(&cfg);
     success(&cli(&["run", "--once"], &cfg));
     let db = base.join("state/gateway.db");

@@ -356,7 +356,7 @@ impl Gateway {
     /// 0600 and 0700).
     pub fn readable_by_others(&self) -> Vec<(&'static str, PathBuf, u32)> {
         let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
-        let mut side = |suffix: &str| {
+        let side = |suffix: &str| {
             let mut p = self.store_path.clone().into_os_string();
             p.push(suffix);
             PathBuf::from(p)
