@@ -202,7 +202,11 @@ fn a_signed_request_replayed_under_a_new_key_is_refused() {
     let (rx, _cfg) = demo_with_https(d.path(), "dhhr-program", "webhook", "/program", "");
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 29);
-    assert!(reqs.iter().all(|r| r["signature_ok"] == true), "{reqs:?}");
+    assert!(
+        reqs.iter().all(|r| r["signature_ok"] == true),
+        "{}",
+        reqs[0]["signature"]
+    );
     let captured = &reqs[0];
     let key = captured["idempotency_key"].as_str().unwrap();
     let replay = |ca: &std::path::Path, url: &str, key: &str| {
