@@ -28,9 +28,9 @@ pub fn with_receiver(config: &Path) -> io::Result<crate::receiver::Running> {
     getrandom::fill(&mut secret).map_err(|e| io::Error::other(e.to_string()))?;
     let secret = crate::hex::encode(&secret);
     let secret_file = base.join("state/dhhr-research.secret");
-    crate::store::write_private(&secret_file, secret.as_bytes())?;
+    crate::owner_only::write(&secret_file, secret.as_bytes())?;
     let out = base.join("deliveries/dhhr-research");
-    std::fs::create_dir_all(&out)?;
+    crate::owner_only::create_dir_all(&out)?;
     let rx = crate::receiver::start(
         "127.0.0.1:0".parse().expect("a socket address"),
         &cert,

@@ -11,6 +11,7 @@ pub mod ingest;
 pub mod mapping;
 pub mod metrics;
 pub mod model;
+pub mod owner_only;
 pub mod pipeline;
 pub mod policy;
 pub mod receiver;

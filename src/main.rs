@@ -446,6 +446,14 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
             .extend(a.mapping.run_examples(&a.provenance, &rules));
         examples += a.mapping.examples_len();
     }
+    if let Some(gw) = &gateway {
+        for (what, path, mode) in gw.readable_by_others() {
+            eprintln!(
+                "warning: {} ({what}) can be read by group or others (mode {mode:o}); make it the owner's only: chmod go-rwx {0}",
+                path.display()
+            );
+        }
+    }
     if let Some(gw) = &gateway
         && gw.store_path.exists()
     {

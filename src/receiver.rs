@@ -1,6 +1,7 @@
 //! `pnp-gateway receive`: a reference HTTPS receiver for the `webhook` destination, the way
 //! docs/delivery.md tells a provider to build one. It checks each request's timestamped
-//! HMAC-SHA256 signature, drops a payload whose idempotency key it has already taken (answering
+//! HMAC-SHA256 signature over its idempotency key and body (`v2`; `v1`, which did not cover the
+//! key, is refused), drops a payload whose idempotency key it has already taken (answering
 //! 200, so the sender stops), and appends what it accepts to an NDJSON file. The demo starts one
 //! for its HTTPS destination; the delivery benchmark measures the gateway against it. It is a
 //! test peer and a template, not a provider's intake system: it keeps the keys it has seen in
@@ -79,10 +80,11 @@ pub fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReceiverErr
             .map_err(tls)?;
     let leaf_key = rcgen::KeyPair::generate().map_err(tls)?;
     let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
-    std::fs::create_dir_all(dir).map_err(|e| ReceiverError::Io(dir.display().to_string(), e))?;
+    crate::owner_only::create_dir_all(dir)
+        .map_err(|e| ReceiverError::Io(dir.display().to_string(), e))?;
     let write = |name: &str, text: String| {
         let p = dir.join(name);
-        crate::store::write_private(&p, text.as_bytes())
+        crate::owner_only::write(&p, text.as_bytes())
             .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?;
         Ok::<_, ReceiverError>(p)
     };
@@ -110,10 +112,7 @@ pub fn start(
         .map_err(|e| ReceiverError::Io(listen.to_string(), e))?;
     let out = match out {
         Some(p) => Some(std::io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
+            crate::owner_only::append(p)
                 .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?,
         )),
         None => None,
@@ -155,12 +154,25 @@ fn answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     r
 }
 
-/// Checks `v1=hex(HMAC-SHA256(secret, "{timestamp}.{body}"))` in constant time.
-pub fn verify(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
-    let Some(tag) = signature.strip_prefix("v1=").and_then(crate::hex::decode) else {
+/// Checks `v2=hex(HMAC-SHA256(secret, "{timestamp}.{idempotency_key}.{body}"))` in constant
+/// time. Any other scheme is refused: `v1` did not cover the key, so accepting it would let a
+/// captured request be replayed under a new key.
+pub fn verify(
+    secret: &[u8],
+    timestamp: &str,
+    idempotency_key: &str,
+    body: &[u8],
+    signature: &str,
+) -> bool {
+    let scheme = crate::deliver::webhook::SCHEME;
+    let Some(tag) = signature
+        .strip_prefix(scheme)
+        .and_then(|s| s.strip_prefix('='))
+        .and_then(crate::hex::decode)
+    else {
         return false;
     };
-    crate::deliver::webhook::signing_mac(secret, timestamp, body)
+    crate::deliver::webhook::signing_mac(secret, timestamp, idempotency_key, body)
         .verify_slice(&tag)
         .is_ok()
 }
@@ -193,6 +205,12 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
         Ok(b) => b.to_bytes(),
         Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large or cut off"),
     };
+    if !crate::deliver::webhook::key_is_valid(&key) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "no Idempotency-Key, or not of letters, digits, - and _",
+        );
+    }
     let fresh = timestamp
         .parse::<i64>()
         .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECS);
@@ -200,7 +218,7 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
         Ok(s) => s.secret.clone(),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "receiver state"),
     };
-    if !fresh || !verify(&secret, &timestamp, &body, &signature) {
+    if !fresh || !verify(&secret, &timestamp, &key, &body, &signature) {
         return refuse(
             StatusCode::UNAUTHORIZED,
             "bad or stale signature (X-PNP-Timestamp, X-PNP-Signature)",
@@ -222,8 +240,7 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
             }
             items
         }
-        v if !key.is_empty() => vec![(key, v)],
-        _ => return refuse(StatusCode::BAD_REQUEST, "no Idempotency-Key"),
+        v => vec![(key, v)],
     };
     let Ok(mut s) = state.lock() else {
         return answer(StatusCode::INTERNAL_SERVER_ERROR, json!({}));

@@ -141,3 +141,53 @@ fn mapping_doc_lists_every_target() {
         );
     }
 }
+
+/// docs/delivery.md's string to sign and worked example: what the gateway signs, and what
+/// Python, given only the documented template (`str.format`) and the trimmed secret, computes.
+#[test]
+fn delivery_doc_gives_the_exact_signature_string() {
+    let doc = std::fs::read_to_string(common::repo().join("docs/delivery.md")).unwrap();
+    let after = &doc[doc
+        .find("of this exact string:")
+        .expect("the string to sign")..];
+    let start = after.find("```text\n").unwrap() + 8;
+    let template = after[start..start + after[start..].find('\n').unwrap()].to_string();
+    assert_eq!(template, "{timestamp}.{idempotency_key}.{body}");
+    let (secret_file, ts, key, body) = (
+        "an-example-secret-of-our-own-making-0123\n",
+        "1767225600",
+        "3f9a0c2e7b514d6a8e1f0b2c4d6e8fa1",
+        r#"{"profile":"safe-harbor"}"#,
+    );
+    for v in [secret_file.trim(), ts, key, body] {
+        assert!(doc.contains(&format!("`{v}`")), "the example names {v}");
+    }
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("X-PNP-Signature: v2="))
+        .expect("the example's header");
+    let documented = line.trim_start_matches("X-PNP-Signature: ");
+    let ours = pnp_gateway::deliver::webhook::signature(
+        secret_file.trim().as_bytes(),
+        ts.parse().unwrap(),
+        key,
+        body.as_bytes(),
+    );
+    assert_eq!(ours, documented);
+    let py = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib, hmac, sys\n\
+             t, secret, ts, key, body = sys.argv[1:]\n\
+             s = t.format(timestamp=ts, idempotency_key=key, body=body)\n\
+             print('v2=' + hmac.new(secret.strip().encode(), s.encode(), hashlib.sha256).hexdigest())",
+            &template,
+            secret_file,
+            ts,
+            key,
+            body,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(common::success(&py).trim(), documented);
+}

@@ -42,6 +42,10 @@ fn receiver_checks_signatures_and_drops_repeated_keys() {
         r#"200 {"accepted": 0, "duplicates": 1}"#
     );
     assert!(post(&url, &ca, "k2", r#"{"v":2}"#, &["0", "bad"]).starts_with("401 "));
+    // Signed for k6, sent under a new key (a replay): refused, so it is not taken twice.
+    assert!(post(&url, &ca, "k6", r#"{"v":6}"#, &["0", "key=k7"]).starts_with("401 "));
+    // The old scheme, which did not cover the key: refused (no downgrade).
+    assert!(post(&url, &ca, "k8", r#"{"v":8}"#, &["0", "v1"]).starts_with("401 "));
     assert!(
         post(&url, &ca, "k3", r#"{"v":3}"#, &["-600"]).starts_with("401 "),
         "stale"
@@ -67,7 +71,7 @@ fn receiver_checks_signatures_and_drops_repeated_keys() {
     let c = rx.counts();
     assert_eq!(
         (c.requests, c.accepted, c.duplicates, c.refused),
-        (6, 2, 2, 3)
+        (8, 2, 2, 5)
     );
 }
 

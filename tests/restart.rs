@@ -186,6 +186,16 @@ fn exports_are_kept_unless_the_adapter_says_move() {
     run(&cfg, &[]);
     assert!(!d.path().join("drop/a.csv").exists());
     assert!(d.path().join("drop/processed/a.csv").exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let m = std::fs::metadata(d.path().join("drop/processed")).unwrap();
+        assert_eq!(
+            m.permissions().mode() & 0o777,
+            0o700,
+            "exports moved aside: owner-only"
+        );
+    }
     assert_eq!(counts(d.path()).0, 4);
 }
 

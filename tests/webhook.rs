@@ -192,3 +192,59 @@ fn retry_after_is_honoured() {
     );
     assert!((590..=600).contains(&next), "next attempt in {next} s");
 }
+
+/// A request the gateway signed, captured and sent again: as it was, both receivers take it (the
+/// capture is valid and fresh); under a new `Idempotency-Key`, the Python peer (which verifies
+/// from docs/delivery.md alone) and the reference receiver refuse it with 401.
+#[test]
+fn a_signed_request_replayed_under_a_new_key_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (rx, _cfg) = demo_with_https(d.path(), "dhhr-program", "webhook", "/program", "");
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 29);
+    assert!(
+        reqs.iter().all(|r| r["signature_ok"] == true),
+        "{}",
+        reqs[0]["signature"]
+    );
+    let captured = &reqs[0];
+    let key = captured["idempotency_key"].as_str().unwrap();
+    let replay = |ca: &std::path::Path, url: &str, key: &str| {
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+        reqwest::blocking::Client::builder()
+            .add_root_certificate(ca)
+            .build()
+            .unwrap()
+            .post(url)
+            .header("Content-Type", "application/json")
+            .header("Idempotency-Key", key)
+            .header("X-PNP-Timestamp", captured["timestamp"].as_str().unwrap())
+            .header("X-PNP-Signature", captured["signature"].as_str().unwrap())
+            .body(captured["raw"].as_str().unwrap().to_string())
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    let python = format!("https://localhost:{}/program", rx.port);
+    let ca = d.path().join("ca.pem");
+    assert_eq!(replay(&ca, &python, key), 200);
+    assert_eq!(replay(&ca, &python, "a-new-key-of-our-own-0001"), 401);
+    assert_eq!(rx.requests().last().unwrap()["signature_ok"], false);
+
+    let (ours_ca, cert, tls_key) =
+        pnp_gateway::receiver::make_certs(&d.path().join("receiver-tls")).unwrap();
+    let ours = pnp_gateway::receiver::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &cert,
+        &tls_key,
+        b"a-shared-secret-for-the-receiver-0123456789".to_vec(),
+        None,
+    )
+    .unwrap();
+    let url = format!("https://localhost:{}/program", ours.addr.port());
+    assert_eq!(replay(&ours_ca, &url, key), 200);
+    assert_eq!(replay(&ours_ca, &url, "a-new-key-of-our-own-0001"), 401);
+    let c = ours.counts();
+    assert_eq!((c.accepted, c.refused), (1, 1));
+}

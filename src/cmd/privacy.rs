@@ -263,24 +263,21 @@ pub fn keys_init(gw: &Gateway) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Creates a key file (random, 64 hex characters) 0600, its missing folders 0700, unless it
+/// exists. Returns whether it made one.
 pub fn ensure_key_file(f: &Path) -> Result<bool> {
     if f.exists() {
         return Ok(false);
     }
     if let Some(d) = f.parent() {
-        std::fs::create_dir_all(d)?;
+        pnp_gateway::owner_only::create_dir_all(d)?;
     }
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let hex = pnp_gateway::hex::encode(&b);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut file = opts
+    let mut file = pnp_gateway::owner_only::options()
+        .write(true)
+        .create_new(true)
         .open(f)
         .with_context(|| format!("creating {}", f.display()))?;
     writeln!(file, "{hex}")?;
@@ -390,6 +387,7 @@ fn tempdir() -> Result<PathBuf> {
     let mut b = [0u8; 8];
     getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     let d = std::env::temp_dir().join(format!("pnp-preview-{}", pnp_gateway::hex::encode(&b)));
-    std::fs::create_dir_all(&d)?;
+    // The copy of the store holds what the store holds.
+    pnp_gateway::owner_only::create_dir_all(&d)?;
     Ok(d)
 }

@@ -126,6 +126,10 @@ pub enum DeliveryKind {
         folder: PathBuf,
         format: super::destination::FileFormat,
         max_records: usize,
+        /// Files (and the folder, if the gateway makes it) only the owner can read: the
+        /// destination receives identifying values (a consented referral; a limited data set is
+        /// PHI too). Safe Harbor files are de-identified and keep the usual mode, for pick-up.
+        owner_only: bool,
     },
     Hl7 {
         address: String,
@@ -285,6 +289,8 @@ impl Gateway {
                             folder: base.join(folder),
                             format: *format,
                             max_records: *max_records,
+                            owner_only: d.profile
+                                != crate::policy::profile::ProfileKind::SafeHarbor,
                         },
                         super::destination::DeliverSpec::Hl7 {
                             address,
@@ -356,6 +362,57 @@ impl Gateway {
                 })
                 .collect(),
         })
+    }
+
+    /// The existing files and folders that hold a secret or identifying values (the store and
+    /// its `-wal`/`-shm`, key files, shared secrets and client keys, the folders of file
+    /// destinations that receive identifying values) and that group or others can read: what,
+    /// where and the mode. Paths only, never contents (src/owner_only.rs says why they should be
+    /// 0600 and 0700).
+    pub fn readable_by_others(&self) -> Vec<(&'static str, PathBuf, u32)> {
+        let mut files: Vec<(&'static str, PathBuf)> = Vec::new();
+        let side = |suffix: &str| {
+            let mut p = self.store_path.clone().into_os_string();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        files.push(("the store", self.store_path.clone()));
+        files.push(("the store's write-ahead log", side("-wal")));
+        files.push(("the store's shared memory", side("-shm")));
+        for f in [
+            &self.vault_key_file,
+            &self.audit_key_file,
+            &self.outbox_key_file,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            files.push(("a key file", f.clone()));
+        }
+        for d in self.deliveries.values() {
+            match &d.kind {
+                DeliveryKind::File {
+                    folder,
+                    owner_only: true,
+                    ..
+                } => files.push((
+                    "the folder of a destination of identifying values",
+                    folder.clone(),
+                )),
+                DeliveryKind::Webhook { http, .. } => {
+                    files.extend(http.secret_file.clone().map(|f| ("a shared secret", f)));
+                    files.extend(http.identity_file.clone().map(|f| ("a client key", f)));
+                }
+                DeliveryKind::Hl7 { tls: Some(t), .. } => {
+                    files.extend(t.identity_file.clone().map(|f| ("a client key", f)));
+                }
+                _ => {}
+            }
+        }
+        files
+            .into_iter()
+            .filter_map(|(what, p)| crate::owner_only::others_can_read(&p).map(|m| (what, p, m)))
+            .collect()
     }
 
     /// The vault and audit secrets (environment first, then the configured files).

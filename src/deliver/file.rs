@@ -8,6 +8,10 @@
 //!
 //! Either way each record carries its idempotency key, so a receiver can drop the duplicates a
 //! crash between the rename and the bookkeeping may cause.
+//!
+//! For a destination that receives identifying values (`owner_only`), the file is created 0600
+//! under its temporary name (so the rename keeps it so) and a folder the gateway makes is 0700
+//! (src/owner_only.rs).
 
 use super::SendError;
 use crate::config::destination::FileFormat;
@@ -21,6 +25,7 @@ pub fn write_batch(
     folder: &Path,
     dest: &str,
     format: FileFormat,
+    owner_only: bool,
     batch: &[(Row, Value)],
 ) -> Result<PathBuf, SendError> {
     let io = |what: &str, e: std::io::Error| SendError {
@@ -28,7 +33,12 @@ pub fn write_batch(
         message: format!("{what} in {}: {}", folder.display(), e.kind()),
         retry_after: None,
     };
-    std::fs::create_dir_all(folder).map_err(|e| io("cannot create the folder", e))?;
+    if owner_only {
+        crate::owner_only::create_dir_all(folder)
+    } else {
+        std::fs::create_dir_all(folder)
+    }
+    .map_err(|e| io("cannot create the folder", e))?;
     let first = batch.first().map_or(0, |(r, _)| r.id);
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%3fZ");
     let ext = match format {
@@ -39,7 +49,15 @@ pub fn write_batch(
     let tmp = folder.join(format!(".{name}.tmp"));
     let dest_path = folder.join(&name);
     let write = || -> std::io::Result<()> {
-        let f = std::fs::File::create(&tmp)?;
+        let f = if owner_only {
+            crate::owner_only::options()
+        } else {
+            std::fs::OpenOptions::new()
+        }
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
         let mut w = std::io::BufWriter::new(f);
         match format {
             FileFormat::Ndjson => {

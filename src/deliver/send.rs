@@ -203,9 +203,10 @@ pub(super) fn send(
             folder,
             format,
             max_records,
+            owner_only,
         } => {
             for chunk in batch.chunks(*max_records) {
-                let r = file::write_batch(folder, dest, *format, chunk).map(|_| ());
+                let r = file::write_batch(folder, dest, *format, *owner_only, chunk).map(|_| ());
                 let down = r.is_err();
                 all_rows(chunk, r, record)?;
                 if down {

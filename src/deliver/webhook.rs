@@ -1,6 +1,6 @@
 //! The `webhook` destination: an HTTPS POST of the JSON payload, one request per referral, with
-//! `Idempotency-Key` and a timestamped HMAC-SHA256 signature over the body (how a receiver checks
-//! it: docs/delivery.md). TLS by rustls; a private CA and a client certificate are optional.
+//! `Idempotency-Key` and a timestamped HMAC-SHA256 signature over the key and the body (how a
+//! receiver checks it: docs/delivery.md). TLS by rustls; a private CA and a client certificate are optional.
 //! Outcomes: 2xx done; 408, 429, 5xx and network errors retried; any other 4xx dead-lettered.
 
 use super::SendError;
@@ -17,25 +17,50 @@ pub struct Webhook {
     secret: Vec<u8>,
 }
 
-/// `v1=` and the hex HMAC-SHA256 of `"{timestamp}.{body}"` under the shared secret.
-pub fn signature(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+/// The signature scheme's version, the prefix of `X-PNP-Signature`.
+///
+/// `v1` signed `"{timestamp}.{body}"` only: a request captured within the freshness window could
+/// be replayed under a new `Idempotency-Key` and a receiver took it twice. `v2` signs the key
+/// too. Only `v2` is sent, so that a receiver has no weaker signature to be downgraded to.
+pub const SCHEME: &str = "v2";
+
+/// `v2=` and the hex HMAC-SHA256 of `"{timestamp}.{idempotency_key}.{body}"` under the shared
+/// secret (`timestamp` in Unix seconds).
+pub fn signature(secret: &[u8], timestamp: i64, idempotency_key: &str, body: &[u8]) -> String {
     let hex = crate::hex::encode(
-        &signing_mac(secret, &timestamp.to_string(), body)
+        &signing_mac(secret, &timestamp.to_string(), idempotency_key, body)
             .finalize()
             .into_bytes(),
     );
-    format!("v1={hex}")
+    format!("{SCHEME}={hex}")
 }
 
-/// HMAC-SHA256 under the shared secret over `"{timestamp}.{body}"`: what the sender signs and
-/// a receiver (src/receiver.rs) verifies.
-pub fn signing_mac(secret: &[u8], timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
+/// HMAC-SHA256 under the shared secret over `"{timestamp}.{idempotency_key}.{body}"`: what the
+/// sender signs and a receiver (src/receiver.rs) verifies. A key never holds a `.` (see
+/// [`key_is_valid`]), so the string splits one way only.
+pub fn signing_mac(
+    secret: &[u8],
+    timestamp: &str,
+    idempotency_key: &str,
+    body: &[u8],
+) -> Hmac<Sha256> {
     let mut m =
         <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes any key length");
     m.update(timestamp.as_bytes());
     m.update(b".");
+    m.update(idempotency_key.as_bytes());
+    m.update(b".");
     m.update(body);
     m
+}
+
+/// What an `Idempotency-Key` is made of: 1 to 200 ASCII letters, digits, `-` and `_` (the
+/// outbox's keys are hex, a batch's `batch-` and hex).
+pub fn key_is_valid(key: &str) -> bool {
+    (1..=200).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl Webhook {
@@ -135,7 +160,10 @@ impl Webhook {
             .header("Content-Type", content_type)
             .header("Idempotency-Key", idempotency_key)
             .header("X-PNP-Timestamp", ts.to_string())
-            .header("X-PNP-Signature", signature(&self.secret, ts, body))
+            .header(
+                "X-PNP-Signature",
+                signature(&self.secret, ts, idempotency_key, body),
+            )
             .body(body.to_vec())
             .send();
         match res {
@@ -191,6 +219,15 @@ pub fn retry_after_secs(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_key_is_signed() {
+        let s = signature(b"secret", 1_700_000_000, "k1", b"{}");
+        assert!(s.starts_with("v2="));
+        assert_ne!(s, signature(b"secret", 1_700_000_000, "k2", b"{}"));
+        assert!(key_is_valid("batch-0123abcd") && key_is_valid("a_B-9"));
+        assert!(!key_is_valid("") && !key_is_valid("a.b") && !key_is_valid("a b"));
+    }
 
     #[test]
     fn retry_after_forms() {

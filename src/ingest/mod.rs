@@ -145,10 +145,11 @@ pub fn list_folder(folder: &Path, pattern: &str) -> io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Moves a fully read export aside (`after = "move"`), never over an existing file.
+/// Moves a fully read export aside (`after = "move"`), never over an existing file. A folder
+/// made for them is the owner's only: exports hold identifying values.
 pub fn move_done(path: &Path, folder: &Path, move_to: &str) -> io::Result<PathBuf> {
     let dest_dir = folder.join(move_to);
-    std::fs::create_dir_all(&dest_dir)?;
+    crate::owner_only::create_dir_all(&dest_dir)?;
     let name = path
         .file_name()
         .unwrap_or_default()

@@ -22,7 +22,7 @@ pub mod vault;
 pub enum StoreError {
     #[error("store: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    #[error("store: cannot create its folder: {0}")]
+    #[error("store: cannot create its folder or file: {0}")]
     Io(#[from] std::io::Error),
     #[error(
         "store: the file was written by a newer pnp-gateway (schema {found}, this one knows {known})"
@@ -216,10 +216,13 @@ pub(crate) fn now() -> String {
 }
 
 impl Store {
+    /// Opens the store, creating it owner-only (0600 in a 0700 folder) if it is new; SQLite
+    /// gives its `-wal` and `-shm` files the database file's mode.
     pub fn open(path: &Path) -> Result<Store> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)?;
+            crate::owner_only::create_dir_all(dir)?;
         }
+        crate::owner_only::touch(path)?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -296,7 +299,9 @@ impl Store {
     }
 
     /// Writes a consistent copy of the whole store to `dest` (SQLite `VACUUM INTO`).
+    /// The copy is created owner-only, like the store (SQLite fills an empty file).
     pub fn copy_to(&self, dest: &Path) -> Result<()> {
+        crate::owner_only::touch(dest)?;
         self.conn
             .execute("VACUUM INTO ?1", [dest.to_string_lossy().as_ref()])?;
         Ok(())
@@ -557,17 +562,4 @@ pub(crate) fn unseal(key: Option<&outbox::SealKey>, v: rusqlite::types::Value) -
         },
         _ => Err(StoreError::Invalid("a stored body is empty".into())),
     }
-}
-
-/// Writes a file only its owner can read (keys, certificates' private keys).
-pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    opts.open(path)?.write_all(bytes)
 }

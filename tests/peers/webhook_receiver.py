@@ -2,10 +2,12 @@
 """An independent HTTPS receiver for the webhook tests (Python's standard library only).
 
 It verifies each request the way docs/delivery.md tells a provider to: the `X-PNP-Signature`
-header must be `v1=` + hex HMAC-SHA256(secret, f"{X-PNP-Timestamp}.{body}"), and the timestamp
-within five minutes. Each request is recorded as one JSON line in LOG. The status it answers is
-read from MODE (a file the test rewrites: "200", "503", "400"...; "503 120" also sends
-`Retry-After: 120`).
+header must be `v2=` + hex HMAC-SHA256(secret, f"{X-PNP-Timestamp}.{Idempotency-Key}.{body}")
+(the secret read trimmed of surrounding whitespace; the timestamp Unix seconds, within five
+minutes); any other scheme or a wrong signature is answered 401. Each request is recorded as one
+JSON line in LOG, with its timestamp, signature and raw body (so a test can replay it). The
+status it answers otherwise is read from MODE (a file the test rewrites: "200", "503",
+"400"...; "503 120" also sends `Retry-After: 120`).
 
 Usage: webhook_receiver.py CERT KEY SECRET_FILE LOG MODE  (prints "PORT <n>" when listening)
 """
@@ -25,23 +27,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         ts = self.headers.get("X-PNP-Timestamp", "")
-        want = "v1=" + hmac.new(secret, f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+        key = self.headers.get("Idempotency-Key", "")
+        signed = f"{ts}.{key}.".encode() + body
+        want = "v2=" + hmac.new(secret, signed, hashlib.sha256).hexdigest()
         got = self.headers.get("X-PNP-Signature", "")
         fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
+        ok = hmac.compare_digest(want.encode(), got.encode()) and fresh
         mode = (open(mode_path).read().strip() or "200").split()
-        status = int(mode[0])
+        status = int(mode[0]) if ok else 401
         with open(log_path, "a") as log:
             log.write(json.dumps({
                 "path": self.path,
                 "at": time.time(),
-                "signature_ok": hmac.compare_digest(want, got) and fresh,
-                "idempotency_key": self.headers.get("Idempotency-Key"),
+                "signature_ok": ok,
+                "idempotency_key": key,
+                "timestamp": ts,
+                "signature": got,
+                "raw": body.decode(),
                 "content_type": self.headers.get("Content-Type"),
                 "status": status,
                 "body": json.loads(body),
             }) + "\n")
         self.send_response(status)
-        if len(mode) > 1:
+        if ok and len(mode) > 1:
             self.send_header("Retry-After", mode[1])
         self.end_headers()
 
