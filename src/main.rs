@@ -404,6 +404,9 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
     let dir = match config {
         Some(c) => match Gateway::load(c) {
             Ok(gw) => {
+                for w in &gw.warnings {
+                    eprintln!("warning: {w}");
+                }
                 rules = gw.program.clone();
                 let d = gw.adapters_dir.clone();
                 gateway = Some(gw);

@@ -166,6 +166,13 @@ const MIGRATIONS: &[&str] = &[
     // 5: each pass looks for undisclosed incidents and removes those past their retention;
     // without an index both read every staged incident.
     "CREATE INDEX incidents_disclosed ON incidents (disclosed_at);",
+    // 6 (tokens): the token each scope received for a person, back to the person's vault id,
+    // for the accounting of disclosures by the token a recipient holds.
+    "CREATE TABLE vault_scoped (
+        token TEXT PRIMARY KEY,
+        scope TEXT NOT NULL,
+        person TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// What the ledger knows of one file.
