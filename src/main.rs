@@ -181,7 +181,8 @@ enum AuditCommand {
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
         config: PathBuf,
     },
-    /// A person's disclosures (the accounting of 42 CFR 2.24), by pseudonymous token.
+    /// A person's disclosures to every destination (the accounting of 42 CFR 2.24), by the
+    /// vault id the audit records or by the token any recipient holds.
     Disclosures {
         #[arg(long)]
         person: String,

@@ -63,9 +63,12 @@ impl Disclosure<'_> {
                 Some(person_ids[i].token.clone())
             });
             if d.delivers() && dest.profile.kind != ProfileKind::ConsentedReferral {
-                for (token, id) in person_pseudo.iter().zip(&person_ids) {
-                    self.store.record_scoped(&scope, &token.token, &id.token)?;
-                }
+                let sent: Vec<(&str, &str)> = person_pseudo
+                    .iter()
+                    .zip(&person_ids)
+                    .map(|(t, id)| (t.token.as_str(), id.token.as_str()))
+                    .collect();
+                self.store.record_scoped(&scope, &sent)?;
             }
             self.store.audit_append(
                 &self.keys.audit,

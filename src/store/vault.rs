@@ -86,9 +86,10 @@ pub fn match_keys(key: &[u8], p: &Person) -> Vec<String> {
 }
 
 impl Store {
-    /// The person's vault id (with its own shift, unused since tokens are scoped): found through any of their matching keys, or new. A person with
-    /// nothing to match on (no name and date of birth, no SSN) keeps one token within the record
-    /// they came from: `local` names that place (adapter, incident, person).
+    /// The person's vault id: found through any of their matching keys, or new. A person with
+    /// nothing to match on (no name and date of birth, no SSN) keeps one id within the record
+    /// they came from: `local` names that place (adapter, incident, person). Its stored shift
+    /// is no longer sent: each scope gets its own (see [`scoped`]).
     pub fn person_pseudonym(&mut self, key: &[u8], p: &Person, local: &str) -> Result<Pseudonym> {
         let mut keys = match_keys(key, p);
         if keys.is_empty() {
@@ -159,14 +160,20 @@ impl Store {
         })
     }
 
-    /// Remembers that `token` is what `scope` holds for the person `master`, so that the
-    /// accounting of disclosures finds the person by the token a recipient quotes.
-    pub fn record_scoped(&self, scope: &str, token: &str, master: &str) -> Result<()> {
-        self.conn
-            .prepare_cached(
+    /// Remembers that each `(token, vault id)` is what `scope` holds for that person, so that
+    /// the accounting of disclosures finds the person by the token a recipient quotes. One
+    /// transaction (it joins an open group).
+    pub fn record_scoped(&mut self, scope: &str, tokens: &[(&str, &str)]) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut st = tx.prepare_cached(
                 "INSERT OR IGNORE INTO vault_scoped (token, scope, person) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![token, scope, master])?;
+            )?;
+            for (token, master) in tokens {
+                st.execute(params![token, scope, master])?;
+            }
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -186,5 +193,38 @@ impl Store {
             .prepare_cached("SELECT token FROM vault_persons WHERE token = ?1")?
             .query_row([token], |r| r.get(0))
             .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_pseudonyms_are_stable_per_scope_and_differ_across_scopes_and_keys() {
+        let (k1, k2) = ([7u8; 32], [8u8; 32]);
+        let person = Pseudonym {
+            token: "P-00112233445566778899aabbccddeeff".into(),
+            shift_days: 5,
+        };
+        let a = scoped(&k1, "destination:a", &person);
+        assert_eq!(a, scoped(&k1, "destination:a", &person));
+        assert!(
+            a.token.starts_with("P-") && a.token.len() == 34,
+            "{}",
+            a.token
+        );
+        assert!((-180..=180).contains(&a.shift_days));
+        assert_ne!(a.token, person.token);
+        assert_ne!(a.token, scoped(&k1, "destination:b", &person).token);
+        assert_ne!(a.token, scoped(&k1, "group:a", &person).token);
+        assert_ne!(a.token, scoped(&k2, "destination:a", &person).token);
+        let incident = Pseudonym {
+            token: "I-00112233445566778899aabbccddeeff".into(),
+            shift_days: 5,
+        };
+        let i = scoped(&k1, "destination:a", &incident);
+        assert!(i.token.starts_with("I-"), "{}", i.token);
+        assert_ne!(i.token[2..], a.token[2..]);
     }
 }
