@@ -182,7 +182,8 @@ enum AuditCommand {
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
         config: PathBuf,
     },
-    /// A person's disclosures (the accounting of 42 CFR 2.24), by pseudonymous token.
+    /// A person's disclosures to every destination (the accounting of 42 CFR 2.24), by the
+    /// vault id the audit records or by the token any recipient holds.
     Disclosures {
         #[arg(long)]
         person: String,
@@ -405,6 +406,9 @@ fn check(config: Option<&Path>, adapters_dir: &Path) -> Result<ExitCode> {
     let dir = match config {
         Some(c) => match Gateway::load(c) {
             Ok(gw) => {
+                for w in &gw.warnings {
+                    eprintln!("warning: {w}");
+                }
                 rules = gw.program.clone();
                 let d = gw.adapters_dir.clone();
                 gateway = Some(gw);

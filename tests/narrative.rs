@@ -98,6 +98,7 @@ fn referred_narrative(inc: &Incident, classes: &[InfoClass]) -> String {
         purpose: "treatment_referral".into(),
         designations: vec![],
         require_certified_prss: false,
+        link_group: None,
     };
     let pseudo = |t: &str| Pseudonym {
         token: t.into(),

@@ -193,6 +193,7 @@ fn dest(kind: ProfileKind) -> Destination {
         purpose: "treatment_referral".into(),
         designations: vec![],
         require_certified_prss: false,
+        link_group: None,
     }
 }
 

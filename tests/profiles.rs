@@ -84,6 +84,7 @@ fn dest(kind: ProfileKind, overrides: &[(&str, Method)]) -> Destination {
         purpose: "treatment_referral".into(),
         designations: vec![],
         require_certified_prss: false,
+        link_group: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 use anyhow::Result;
 use pnp_gateway::config::Gateway;
+use pnp_gateway::policy::profile::ProfileKind;
 use pnp_gateway::store::Store;
 use pnp_gateway::store::outbox::Row;
 use std::io::Write;
@@ -63,6 +64,15 @@ pub fn replay(gw: &Gateway, ids: &[i64], to: Option<&str>) -> Result<ExitCode> {
     let keys = gw.keys().map_err(anyhow::Error::msg)?;
     let mut code = ExitCode::SUCCESS;
     for &id in ids {
+        if let Some(t) = to
+            && let Some(why) = store
+                .outbox_row(id)?
+                .and_then(|row| elsewhere(gw, &row.destination, t))
+        {
+            eprintln!("error: row {id} cannot go to `{t}`: {why}");
+            code = ExitCode::FAILURE;
+            continue;
+        }
         match store.replay(id, to) {
             Ok(new) => {
                 let row = store.outbox_row(new)?.expect("just inserted");
@@ -85,6 +95,30 @@ pub fn replay(gw: &Gateway, ids: &[i64], to: Option<&str>) -> Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// Why a payload made for `from` may not be replayed to `to`, if it may not: it was made for
+/// `from`'s profile and carries the tokens of `from`'s token scope, which another scope must
+/// not see (they would link the two recipients' rows).
+fn elsewhere(gw: &Gateway, from: &str, to: &str) -> Option<String> {
+    let find = |id: &str| gw.destinations.iter().find(|d| d.id == id);
+    let (Some(a), Some(b)) = (find(from), find(to)) else {
+        return Some(format!("`{from}` is no longer a destination in the config"));
+    };
+    if a.profile.kind != b.profile.kind {
+        return Some(format!(
+            "its payload was made for the {} profile of `{from}`, `{to}` has {}",
+            a.profile.kind.as_str(),
+            b.profile.kind.as_str()
+        ));
+    }
+    let deidentified = a.profile.kind != ProfileKind::ConsentedReferral;
+    if deidentified && a.token_scope() != b.token_scope() {
+        return Some(format!(
+            "its tokens are those `{from}` holds; `{to}` is no destination of its link_group"
+        ));
+    }
+    None
 }
 
 pub fn purge(gw: &Gateway) -> Result<ExitCode> {

@@ -22,6 +22,9 @@ pub struct DestinationSpec {
     /// Only referrals by a PRSS with a current certification.
     #[serde(default)]
     pub require_certified_prss: bool,
+    /// De-identified destinations of one recipient under one agreement: they get the same
+    /// tokens and date shifts. Every other destination gets tokens of its own.
+    pub link_group: Option<String>,
     /// The data use agreement a limited data set needs (164.514(e)(4)).
     pub dua: Option<String>,
     /// Overrides the Safe Harbor restricted ZIP3 list.
@@ -224,6 +227,16 @@ impl DestinationSpec {
         if self.id.trim().is_empty() || self.id.contains(char::is_whitespace) {
             errors.push("`id` must be a non-empty word".to_string());
         }
+        if let Some(g) = &self.link_group {
+            if g.trim().is_empty() || g.contains(char::is_whitespace) {
+                errors.push("`link_group` must be a non-empty word".to_string());
+            }
+            if self.profile == ProfileKind::ConsentedReferral {
+                errors.push(
+                    "`link_group` applies to de-identified profiles (safe-harbor, limited-data-set): a consented referral carries no token".into(),
+                );
+            }
+        }
         if self.profile == ProfileKind::LimitedDataSet
             && self.dua.as_deref().is_none_or(str::is_empty)
         {
@@ -333,6 +346,7 @@ impl DestinationSpec {
                 purpose: self.purpose.clone(),
                 designations: self.designations.clone(),
                 require_certified_prss: self.require_certified_prss,
+                link_group: self.link_group.clone(),
             }),
             _ => Err(errors
                 .into_iter()

@@ -88,6 +88,8 @@ pub struct Gateway {
     pub outbox_key_file: Option<PathBuf>,
     /// How each delivering destination is reached, by destination id.
     pub deliveries: std::collections::BTreeMap<String, Delivery>,
+    /// What `check` warns about: allowed, but probably not meant (file, line, destination).
+    pub warnings: Vec<ConfigError>,
 }
 
 /// A destination's delivery, with paths resolved.
@@ -173,6 +175,27 @@ pub struct Pipeline {
     pub after: After,
 }
 
+/// A Safe Harbor and a limited-data-set destination in one link group share tokens: whoever
+/// holds both joins them and gets exact dates, ZIP5 and city back for the Safe Harbor rows.
+fn relinks(earlier: &[DestinationSpec], d: &DestinationSpec) -> Option<String> {
+    use crate::policy::profile::ProfileKind::{LimitedDataSet, SafeHarbor};
+    let g = d.link_group.as_ref()?;
+    let other = earlier.iter().find(|e| {
+        e.link_group.as_ref() == Some(g)
+            && matches!(
+                (e.profile, d.profile),
+                (SafeHarbor, LimitedDataSet) | (LimitedDataSet, SafeHarbor)
+            )
+    })?;
+    Some(format!(
+        "`{}` ({}) shares link_group `{g}` with `{}` ({}): whoever holds both joins their rows on the tokens and gets exact dates, ZIP5 and city back for the Safe Harbor ones",
+        d.id,
+        d.profile.as_str(),
+        other.id,
+        other.profile.as_str()
+    ))
+}
+
 impl Gateway {
     pub fn load(path: &Path) -> Result<Gateway, ConfigErrors> {
         let (spec, text) = load_toml::<GatewaySpec>(path)?;
@@ -222,11 +245,19 @@ impl Gateway {
             }
         }
         let mut destinations = Vec::new();
+        let mut warnings = Vec::new();
         for (i, d) in spec.destinations.iter().enumerate() {
             let line = text
                 .match_indices("[[destination]]")
                 .nth(i)
                 .map(|(off, _)| super::error::line_of(&text, off));
+            if let Some(w) = relinks(&spec.destinations[..i], d) {
+                let w = ConfigError::new(path, w).field(format!("destination `{}`", d.id));
+                warnings.push(match line {
+                    Some(l) => w.at(l),
+                    None => w,
+                });
+            }
             match d.build() {
                 Ok(dest) => destinations.push(dest),
                 Err(es) => errors.extend(es.into_iter().map(|e| match e.field {
@@ -361,6 +392,7 @@ impl Gateway {
                     ))
                 })
                 .collect(),
+            warnings,
         })
     }
 

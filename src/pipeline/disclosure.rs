@@ -1,11 +1,14 @@
 //! The disclosure stage: for each incident and destination, gathers what policy needs (the
-//! engagements, consents and roster; pseudonyms from the vault), asks policy to decide, and
-//! writes every decision to the audit trail. Policy itself does no I/O.
+//! engagements, consents and roster; pseudonyms from the vault, derived for the destination's
+//! token scope), asks policy to decide, and writes every decision to the audit trail. Policy
+//! itself does no I/O and holds no key.
 
 use crate::config::destination::Keys;
 use crate::model::{Incident, Prss};
 use crate::policy::disclose::{Decision, Destination, Facts, decide};
+use crate::policy::profile::{ProfileKind, Pseudonym};
 use crate::store::audit::Entry;
+use crate::store::vault::scoped;
 use crate::store::{Store, StoreError};
 use chrono::NaiveDate;
 
@@ -27,26 +30,46 @@ impl Disclosure<'_> {
                 consents.push(c);
             }
         }
-        let incident_pseudo =
+        // The vault's ids never leave the gateway: each destination gets pseudonyms derived
+        // for its token scope (see `vault::scoped`), and the audit records the vault id.
+        let incident_vault =
             self.store
                 .incident_pseudonym(&self.keys.vault, adapter, &inc.incident_id)?;
-        let mut person_pseudo = Vec::with_capacity(inc.persons.len());
+        let mut person_ids = Vec::with_capacity(inc.persons.len());
         for (i, p) in inc.persons.iter().enumerate() {
             let local = format!("{adapter}|{}|{i}", inc.incident_id);
-            person_pseudo.push(self.store.person_pseudonym(&self.keys.vault, p, &local)?);
+            person_ids.push(self.store.person_pseudonym(&self.keys.vault, p, &local)?);
         }
-        let facts = Facts {
-            incident: inc,
-            engagements: &engagements,
-            consents: &consents,
-            roster: self.roster,
-            incident_pseudo: &incident_pseudo,
-            person_pseudo: &person_pseudo,
-            today: self.today,
-        };
         let mut out = Vec::new();
         for dest in self.destinations {
-            let d = decide(dest, &facts);
+            let scope = dest.token_scope();
+            let incident_pseudo = scoped(&self.keys.vault, &scope, &incident_vault);
+            let person_pseudo: Vec<Pseudonym> = person_ids
+                .iter()
+                .map(|m| scoped(&self.keys.vault, &scope, m))
+                .collect();
+            let facts = Facts {
+                incident: inc,
+                engagements: &engagements,
+                consents: &consents,
+                roster: self.roster,
+                incident_pseudo: &incident_pseudo,
+                person_pseudo: &person_pseudo,
+                today: self.today,
+            };
+            let mut d = decide(dest, &facts);
+            d.person_token = d.person_token.and_then(|t| {
+                let i = person_pseudo.iter().position(|p| p.token == t)?;
+                Some(person_ids[i].token.clone())
+            });
+            if d.delivers() && dest.profile.kind != ProfileKind::ConsentedReferral {
+                let sent: Vec<(&str, &str)> = person_pseudo
+                    .iter()
+                    .zip(&person_ids)
+                    .map(|(t, id)| (t.token.as_str(), id.token.as_str()))
+                    .collect();
+                self.store.record_scoped(&scope, &sent)?;
+            }
             self.store.audit_append(
                 &self.keys.audit,
                 &Entry {

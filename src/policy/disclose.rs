@@ -25,6 +25,21 @@ pub struct Destination {
     pub purpose: String,
     pub designations: Vec<String>,
     pub require_certified_prss: bool,
+    /// Destinations of one recipient under one agreement that may link their rows: they share
+    /// tokens and date shifts. Without it, the destination's tokens are its own.
+    pub link_group: Option<String>,
+}
+
+impl Destination {
+    /// The scope this destination's tokens and date shifts are derived for: its link group, or
+    /// the destination alone. Two destinations see the same person under one token only when
+    /// their scopes are equal (the prefixes keep a group from taking a destination's id).
+    pub fn token_scope(&self) -> String {
+        match &self.link_group {
+            Some(g) => format!("group:{g}"),
+            None => format!("destination:{}", self.id),
+        }
+    }
 }
 
 /// What the caller knows about the incident.
@@ -35,6 +50,7 @@ pub struct Facts<'a> {
     /// Consents by id, as found in the registry for those engagements.
     pub consents: &'a [ConsentRecord],
     pub roster: &'a [Prss],
+    /// The incident's and persons' pseudonyms as this destination's scope knows them.
     pub incident_pseudo: &'a Pseudonym,
     /// One per `incident.persons`, same order.
     pub person_pseudo: &'a [Pseudonym],
@@ -55,6 +71,8 @@ pub struct Decision {
     /// Names of the fields disclosed (never values), for the audit trail.
     #[serde(skip)]
     pub fields: Vec<String>,
+    /// The token of the person the decision concerns, from `Facts::person_pseudo` (the
+    /// disclosure stage records the person's vault id in its place).
     #[serde(skip)]
     pub person_token: Option<String>,
     #[serde(skip)]

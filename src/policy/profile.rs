@@ -49,8 +49,8 @@ pub const RESTRICTED_ZIP3: &[&str] = &[
     "879", "884", "890", "893", "205", "369",
 ];
 
-/// A random re-identification code and date shift, from the pseudonym vault (never derived from
-/// the person's data: 164.514(c)).
+/// A re-identification code and date shift for one token scope, from the pseudonym vault: keyed
+/// derivations of a random id, never of the person's data (164.514(c)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pseudonym {
     pub token: String,

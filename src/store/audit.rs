@@ -1,8 +1,9 @@
 //! The audit trail: every disclosure decision (delivered, or withheld and why) appended to a hash
 //! chain keyed with a secret kept outside the database. An entry holds the time, destination,
-//! profile, the person's pseudonymous token, the consent id, the names of the fields disclosed
-//! (never their values) and the payload's digest. `verify` finds an edited, removed or reordered
-//! entry; `disclosures` lists a person's disclosures (the accounting of 42 CFR 2.24).
+//! profile, the person's vault id (never sent: recipients hold tokens derived from it), the
+//! consent id, the names of the fields disclosed (never their values) and the payload's digest.
+//! `verify` finds an edited, removed or reordered entry; `disclosures` lists a person's
+//! disclosures (the accounting of 42 CFR 2.24).
 
 use super::{Result, Store, now};
 use hmac::{Hmac, KeyInit, Mac};
@@ -176,10 +177,13 @@ impl Store {
         Ok(Ok(rows.len()))
     }
 
-    /// A person's disclosures (decisions that delivered), oldest first.
-    pub fn audit_disclosures(&self, person_token: &str) -> Result<Vec<Row>> {
+    /// A person's disclosures (decisions that delivered, to every destination), oldest first.
+    /// `token` is the person's vault id, which entries record, or the token any recipient holds
+    /// for them (resolved through the vault).
+    pub fn audit_disclosures(&self, token: &str) -> Result<Vec<Row>> {
+        let person = self.person_of(token)?.unwrap_or_else(|| token.to_string());
         Ok(self
-            .audit_rows(Some(person_token))?
+            .audit_rows(Some(&person))?
             .into_iter()
             .filter(|r| r.entry.decision == "deliver")
             .collect())

@@ -178,6 +178,13 @@ const MIGRATIONS: &[&str] = &[
     WHERE kind IN ('bad_date', 'ambiguous_local_time', 'bad_action', 'bad_category', 'bad_boolean', 'unmapped_code')
        OR (kind = 'not_eido' AND (reason LIKE '%lastUpdateTimeStamp `%' OR reason LIKE '%`$ref` `%'))
        OR (kind = 'bad_hl7' AND reason LIKE '%is not a segment name');",
+    // 7: the token each scope received for a person, back to the person's vault id,
+    // for the accounting of disclosures by the token a recipient holds.
+    "CREATE TABLE vault_scoped (
+        token TEXT PRIMARY KEY,
+        scope TEXT NOT NULL,
+        person TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// What the ledger knows of one file.

@@ -1,7 +1,11 @@
-//! The pseudonym vault: a person gets a random token (never a hash of their data: 45 CFR
+//! The pseudonym vault: a person gets a random id (never a hash of their data: 45 CFR
 //! 164.514(c)); the same person across incidents, matched locally on normalized name + date of
-//! birth or on SSN, gets the same token, so DHHR can count people, not incidents. The matching
+//! birth or on SSN, gets the same id, so DHHR can count people, not incidents. The matching
 //! keys are HMACs under a key kept outside the store and never leave it.
+//!
+//! The id itself never leaves the gateway either: each recipient gets a token derived from it
+//! for its own scope (its link group, or the destination alone), so that two recipients cannot
+//! join their rows on a shared token; see [`scoped`].
 
 use super::{Result, Store, now};
 use crate::model::{IdentifierKind, Person};
@@ -24,6 +28,27 @@ pub(crate) fn random_token(prefix: &str) -> Result<(String, i64)> {
     let token = format!("{prefix}{}", crate::hex::encode(&b[..16]));
     let shift = (u16::from_le_bytes([b[16], b[17]]) % 361) as i64 - 180;
     Ok((token, shift))
+}
+
+/// The pseudonym a scope sees for a vault id (`master`, person or incident): the token
+/// `P-`/`I-` and 32 hex digits, and a date shift in -180..=180 days, both from
+/// HMAC-SHA256(vault key, "token:v1|{kind}|{scope}|{id}"). Keyed and derived from a random id,
+/// never from the person's data; stable for the scope (longitudinal counts), unlinkable across
+/// scopes without the vault key; the shift is the scope's own too, or shifted dates would link
+/// the rows again.
+pub fn scoped(key: &[u8], scope: &str, master: &Pseudonym) -> Pseudonym {
+    let (prefix, kind) = if master.token.starts_with("I-") {
+        ("I-", "incident")
+    } else {
+        ("P-", "person")
+    };
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(format!("token:v1|{kind}|{scope}|{}", master.token).as_bytes());
+    let b = m.finalize().into_bytes();
+    Pseudonym {
+        token: format!("{prefix}{}", crate::hex::encode(&b[..16])),
+        shift_days: (u16::from_le_bytes([b[16], b[17]]) % 361) as i64 - 180,
+    }
 }
 
 fn norm(s: &str) -> String {
@@ -61,9 +86,10 @@ pub fn match_keys(key: &[u8], p: &Person) -> Vec<String> {
 }
 
 impl Store {
-    /// The person's token: found through any of their matching keys, or new. A person with
-    /// nothing to match on (no name and date of birth, no SSN) keeps one token within the record
-    /// they came from: `local` names that place (adapter, incident, person).
+    /// The person's vault id: found through any of their matching keys, or new. A person with
+    /// nothing to match on (no name and date of birth, no SSN) keeps one id within the record
+    /// they came from: `local` names that place (adapter, incident, person). Its stored shift
+    /// is no longer sent: each scope gets its own (see [`scoped`]).
     pub fn person_pseudonym(&mut self, key: &[u8], p: &Person, local: &str) -> Result<Pseudonym> {
         let mut keys = match_keys(key, p);
         if keys.is_empty() {
@@ -104,7 +130,7 @@ impl Store {
         Ok(Pseudonym { token, shift_days })
     }
 
-    /// The incident's token (stable for the agency's incident id, random otherwise).
+    /// The incident's vault id (stable for the agency's incident id, random otherwise).
     pub fn incident_pseudonym(
         &mut self,
         key: &[u8],
@@ -132,5 +158,73 @@ impl Store {
             token,
             shift_days: shift,
         })
+    }
+
+    /// Remembers that each `(token, vault id)` is what `scope` holds for that person, so that
+    /// the accounting of disclosures finds the person by the token a recipient quotes. One
+    /// transaction (it joins an open group).
+    pub fn record_scoped(&mut self, scope: &str, tokens: &[(&str, &str)]) -> Result<()> {
+        let tx = self.conn.savepoint()?;
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO vault_scoped (token, scope, person) VALUES (?1, ?2, ?3)",
+            )?;
+            for (token, master) in tokens {
+                st.execute(params![token, scope, master])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The person's vault id for a token: a token some scope received, or the id itself.
+    /// `None` for a token the vault never gave.
+    pub fn person_of(&self, token: &str) -> Result<Option<String>> {
+        if let Some(m) = self
+            .conn
+            .prepare_cached("SELECT person FROM vault_scoped WHERE token = ?1")?
+            .query_row([token], |r| r.get(0))
+            .optional()?
+        {
+            return Ok(Some(m));
+        }
+        Ok(self
+            .conn
+            .prepare_cached("SELECT token FROM vault_persons WHERE token = ?1")?
+            .query_row([token], |r| r.get(0))
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scoped_pseudonyms_are_stable_per_scope_and_differ_across_scopes_and_keys() {
+        let (k1, k2) = ([7u8; 32], [8u8; 32]);
+        let person = Pseudonym {
+            token: "P-00112233445566778899aabbccddeeff".into(),
+            shift_days: 5,
+        };
+        let a = scoped(&k1, "destination:a", &person);
+        assert_eq!(a, scoped(&k1, "destination:a", &person));
+        assert!(
+            a.token.starts_with("P-") && a.token.len() == 34,
+            "{}",
+            a.token
+        );
+        assert!((-180..=180).contains(&a.shift_days));
+        assert_ne!(a.token, person.token);
+        assert_ne!(a.token, scoped(&k1, "destination:b", &person).token);
+        assert_ne!(a.token, scoped(&k1, "group:a", &person).token);
+        assert_ne!(a.token, scoped(&k2, "destination:a", &person).token);
+        let incident = Pseudonym {
+            token: "I-00112233445566778899aabbccddeeff".into(),
+            shift_days: 5,
+        };
+        let i = scoped(&k1, "destination:a", &incident);
+        assert!(i.token.starts_with("I-"), "{}", i.token);
+        assert_ne!(i.token[2..], a.token[2..]);
     }
 }
