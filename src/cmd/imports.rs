@@ -40,8 +40,10 @@ impl Report<'_> {
         self.add(b.at, b.id.as_deref(), b.field.as_deref(), &b.reason);
     }
 
-    fn refused(&mut self, at: At, id: &str, r: &Refused) {
-        self.add(at, Some(id), r.field, &r.reason);
+    fn refused(&mut self, at: At, id: &str, rs: &[Refused]) {
+        for r in rs {
+            self.add(at, Some(id), r.field, &r.reason);
+        }
     }
 
     fn print(&self) {

@@ -198,9 +198,14 @@ fn reason(msg: &str) -> String {
         }
     }
     // chrono's messages for a date that does not parse quote nothing.
-    if ["input ", "premature end of input", "trailing input", "no possible date"]
-        .iter()
-        .any(|m| msg.starts_with(m))
+    if [
+        "input ",
+        "premature end of input",
+        "trailing input",
+        "no possible date",
+    ]
+    .iter()
+    .any(|m| msg.starts_with(m))
     {
         return format!("not a date (YYYY-MM-DD): {msg}");
     }

@@ -315,7 +315,8 @@ impl Store {
 
     /// Removes staged incidents that went through the disclosure stage more than `days` ago:
     /// the gateway is not a system of record. An engagement for one of them comes too late (it
-    /// is refused at import); the ledger still remembers their files, so nothing is read again.
+    /// is refused at import: their ids are kept in `purged_incidents` for that); the ledger
+    /// still remembers their files, so nothing is read again.
     /// Returns how many.
     pub fn purge_incidents(&self, days: u32) -> Result<usize> {
         let before = (chrono::Utc::now() - chrono::Duration::days(days as i64))

@@ -58,8 +58,8 @@ pub struct EngagementState {
     pub joined: bool,
 }
 
-/// Per record, in order: what was done, or why it was refused.
-pub type Outcomes<T> = Vec<std::result::Result<T, Refused>>;
+/// Per record, in order: what was done, or why it was refused (each problem).
+pub type Outcomes<T> = Vec<std::result::Result<T, Vec<Refused>>>;
 
 impl Store {
     /// Imports consents, each with the revocation its row records (`revoked_on`). A consent
@@ -77,10 +77,10 @@ impl Store {
             let body = serde_json::to_string(c)?;
             let imported = match existing(&tx, key.as_ref(), "consents", &c.id, &body)? {
                 Some(false) => {
-                    out.push(Err(refused(
+                    out.push(Err(vec![refused(
                         None,
                         "already in the registry with different content; revoke it and import the new consent under a new id",
-                    )));
+                    )]));
                     continue;
                 }
                 Some(true) => Imported::Present,
@@ -113,10 +113,10 @@ impl Store {
                     }
                     Some(b) if b == on.to_string() => {}
                     Some(_) => {
-                        out.push(Err(refused(
+                        out.push(Err(vec![refused(
                             Some("revoked_on"),
                             "the registry holds a revocation of another date; `consent revoke` records a new one",
-                        )));
+                        )]));
                         continue;
                     }
                 }
@@ -200,20 +200,24 @@ impl Store {
         let mut checked = Vec::with_capacity(es.len());
         for e in es {
             let adapter = e.adapter.as_deref();
-            checked.push(if self.consent(&e.consent_id)?.is_none() {
-                Err(refused(
+            let mut problems = Vec::new();
+            if self.consent(&e.consent_id)?.is_none() {
+                problems.push(refused(
                     Some("consent_id"),
                     format!("consent {} is not in the registry", e.consent_id),
-                ))
-            } else if self.has_incident(&e.incident_id, adapter)? {
-                Ok(true)
-            } else if self.was_purged(&e.incident_id, adapter)? {
-                Err(refused(
+                ));
+            }
+            let joined = self.has_incident(&e.incident_id, adapter)?;
+            if !joined && self.was_purged(&e.incident_id, adapter)? {
+                problems.push(refused(
                     Some("incident_id"),
                     "its incident was read and removed after its retention (incident_retention_days): the engagement comes too late",
-                ))
+                ));
+            }
+            checked.push(if problems.is_empty() {
+                Ok(joined)
             } else {
-                Ok(false)
+                Err(problems)
             });
         }
         let tx = self.conn.transaction()?;
@@ -228,10 +232,10 @@ impl Store {
             };
             let body = serde_json::to_string(e)?;
             match existing(&tx, None, "engagements", &e.id, &body)? {
-                Some(false) => out.push(Err(refused(
+                Some(false) => out.push(Err(vec![refused(
                     None,
                     "already recorded with different content",
-                ))),
+                )])),
                 Some(true) => {
                     let joined: Option<String> = tx.query_row(
                         "SELECT joined_at FROM engagements WHERE id = ?1",
