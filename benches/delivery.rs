@@ -59,8 +59,15 @@ fn case(name: &str, deliver: &str, n: usize) {
     let consents =
         pnp_gateway::ingest::records::read_consents(&root.join("examples/demo/prss/consents.json"))
             .expect("consents");
-    let first: Vec<_> = consents.into_iter().take(1).map(|(_, c)| c).collect();
-    store.import_consents(&first).expect("consent C-2026-001");
+    let first: Vec<_> = consents
+        .rows
+        .iter()
+        .take(1)
+        .map(|(_, c)| (&c.consent, None))
+        .collect();
+    store
+        .import_consents(&first, true)
+        .expect("consent C-2026-001");
     let seal = SealKey::from_secret(b"bench-outbox-key-0123456789abcdef");
     let fields = vec!["person.name.last".to_string()];
     store.begin().expect("begin");

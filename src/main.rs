@@ -136,7 +136,7 @@ enum Command {
 
 #[derive(Subcommand)]
 enum ConsentCommand {
-    /// Import consents from CSV or JSON (all or nothing).
+    /// Import consents from CSV, JSON or FHIR R4: the good ones, each bad one reported.
     Import {
         file: PathBuf,
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
@@ -144,6 +144,9 @@ enum ConsentCommand {
         /// Record consents that lack 2.31 elements (they will permit nothing).
         #[arg(long)]
         accept_incomplete: bool,
+        /// Import nothing if any consent is bad.
+        #[arg(long)]
+        atomic: bool,
         #[arg(long)]
         today: Option<NaiveDate>,
     },
@@ -167,11 +170,23 @@ enum ConsentCommand {
 
 #[derive(Subcommand)]
 enum EngagementCommand {
-    /// Import engagements from CSV or JSON (all or nothing).
+    /// Import engagements from CSV or JSON: the good ones, each bad one reported; one whose
+    /// incident has not been read yet is kept pending.
     Import {
         file: PathBuf,
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
         config: PathBuf,
+        /// Import nothing if any engagement is bad.
+        #[arg(long)]
+        atomic: bool,
+    },
+    /// List engagements: id, incident, provider, joined or pending.
+    List {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// Only those whose incident has not been read yet.
+        #[arg(long)]
+        pending: bool,
     },
 }
 
@@ -304,11 +319,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 file,
                 config,
                 accept_incomplete,
+                atomic,
                 today,
-            } => cmd::privacy::consent_import(
+            } => cmd::imports::consent_import(
                 &load_gateway(&config)?,
                 &file,
                 accept_incomplete,
+                atomic,
                 today.unwrap_or_else(cmd::privacy::today),
             ),
             ConsentCommand::Revoke { id, on, config } => cmd::privacy::consent_revoke(
@@ -321,9 +338,16 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 today.unwrap_or_else(cmd::privacy::today),
             ),
         },
-        Command::Engagement {
-            command: EngagementCommand::Import { file, config },
-        } => cmd::privacy::engagement_import(&load_gateway(&config)?, &file),
+        Command::Engagement { command } => match command {
+            EngagementCommand::Import {
+                file,
+                config,
+                atomic,
+            } => cmd::imports::engagement_import(&load_gateway(&config)?, &file, atomic),
+            EngagementCommand::List { config, pending } => {
+                cmd::imports::engagement_list(&load_gateway(&config)?, pending)
+            }
+        },
         Command::Audit { command } => match command {
             AuditCommand::Verify { config } => cmd::privacy::audit_verify(&load_gateway(&config)?),
             AuditCommand::Disclosures { person, config } => {

@@ -358,5 +358,9 @@ fn staged_incidents_and_consents_are_sealed_at_rest_and_incidents_removed_after_
         &cfg2,
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no incident 2026-000101 has been read"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("engagement E-2026-001: field `incident_id`: its incident was read and removed after its retention"),
+        "{err}"
+    );
 }

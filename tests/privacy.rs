@@ -1,5 +1,5 @@
 //! The privacy engine end to end: consents withheld for each defect and after revocation, the
-//! audit trail's tamper detection, all-or-nothing imports, preview on the demo config, and no
+//! audit trail's tamper detection, all-or-nothing (`--atomic`) imports, preview on the demo config, and no
 //! identifying value in any log line.
 
 mod common;
@@ -159,28 +159,35 @@ fn imports_are_all_or_nothing_with_clear_errors() {
                 "[{}]",
                 consent("A", "").replace(r#"["prestera"]"#, r#"["nobody-clinic"]"#)
             ),
-            "`nobody-clinic` is no destination",
+            "field `recipients`: entry 1 of 1 is no destination id",
         ),
         (
             format!("[{}]", consent("A", "").replace("2026-03-01", "2099-01-01")),
-            "`signed_on` is in the future",
+            "field `signed_on`: is in the future",
         ),
         (
             format!("[{},{}]", consent("A", ""), consent("A", "")),
-            "the id appears twice",
+            "field `id`: the id appears more than once in the file (lines 1, 1)",
         ),
         (
             format!("[{}]", consent("A", r#","colour":"blue""#)),
-            "unknown field `colour`",
+            "field `colour`: is not a known field",
         ),
     ];
     for (i, (body, want)) in cases.iter().enumerate() {
-        // A good consent first in the same file: it must not be imported either.
+        // A good consent first in the same file: with --atomic it must not be imported either.
         let body = body.replacen('[', &format!("[{},", consent(&format!("GOOD-{i}"), "")), 1);
         let f = dir.join(format!("c{i}.json"));
         std::fs::write(&f, body).unwrap();
         let out = bin()
-            .args(["consent", "import", "--today", "2026-11-27", "--config"])
+            .args([
+                "consent",
+                "import",
+                "--atomic",
+                "--today",
+                "2026-11-27",
+                "--config",
+            ])
             .arg(&cfg)
             .arg(&f)
             .output()
@@ -204,10 +211,11 @@ fn imports_are_all_or_nothing_with_clear_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains("no incident NO-SUCH-INCIDENT has been read"),
+        err.contains(
+            "e.csv:2: engagement E1: field `consent_id`: consent C-9 is not in the registry"
+        ),
         "{err}"
     );
-    assert!(err.contains("consent C-9 is not in the registry"), "{err}");
 
     let out = bin()
         .args(["consent", "revoke", "C-404", "--config"])
@@ -432,7 +440,7 @@ fn fhir_r4_consents_import() {
     ] {
         assert!(err.contains(m), "{m} not named in {err}");
     }
-    let c = &records::read_consents(&example).unwrap()[0].1;
+    let c = &records::read_consents(&example).unwrap().rows[0].1.consent;
     assert_eq!(c.id, "consent-example-basic");
     assert_eq!(c.signed_on, "2016-05-11".parse().ok());
     assert_eq!(c.expires_on, "2016-01-01".parse().ok());

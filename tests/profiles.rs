@@ -414,7 +414,7 @@ fn consents_import_elements_from_csv_json_and_fhir() {
         "id,patient_name,information,recipients,purpose\nC-1,\"DOE, J\",name;phone;referral,dest,treatment_referral\n",
     )
     .unwrap();
-    let c = &records::read_consents(&csv).unwrap()[0].1;
+    let c = &records::read_consents(&csv).unwrap().rows[0].1.consent;
     assert_eq!(
         covered_elements(&c.information)
             .into_iter()
@@ -432,7 +432,7 @@ fn consents_import_elements_from_csv_json_and_fhir() {
         r#"[{"id":"C-2","information":["date_of_birth","email","narrative"]}]"#,
     )
     .unwrap();
-    let c = &records::read_consents(&json).unwrap()[0].1;
+    let c = &records::read_consents(&json).unwrap().rows[0].1.consent;
     assert_eq!(
         covered_elements(&c.information)
             .into_iter()
@@ -441,8 +441,15 @@ fn consents_import_elements_from_csv_json_and_fhir() {
     );
     let bad = d.path().join("bad.json");
     std::fs::write(&bad, r#"[{"id":"C-3","information":["everything"]}]"#).unwrap();
-    let e = records::read_consents(&bad).unwrap_err().join("\n");
-    assert!(e.contains("information class or element"), "{e}");
+    let r = records::read_consents(&bad).unwrap();
+    assert!(r.rows.is_empty());
+    assert_eq!(
+        r.bad[0].field.as_deref(),
+        Some("information"),
+        "{:?}",
+        r.bad
+    );
+    assert!(r.bad[0].reason.contains("date_of_birth"), "{:?}", r.bad);
 
     let fhir = serde_json::json!({
         "resourceType": "Consent", "id": "F-1", "status": "active",

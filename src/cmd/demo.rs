@@ -39,9 +39,9 @@ pub(crate) fn demo(out: &Path) -> Result<ExitCode> {
     println!();
     println!("PRSS records (as of {today}):");
     print!("  consents:     ");
-    super::privacy::consent_import(&gw, &prss.join("consents.json"), true, today)?;
+    super::imports::consent_import(&gw, &prss.join("consents.json"), true, false, today)?;
     print!("  engagements:  ");
-    super::privacy::engagement_import(&gw, &prss.join("engagements.csv"))?;
+    super::imports::engagement_import(&gw, &prss.join("engagements.csv"), false)?;
     let mut store = super::open_sealed(&gw, &gw.store_path)?;
     store.revoke_consent("C-2026-005", "2026-11-20".parse()?)?;
     println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");

@@ -1,6 +1,7 @@
 //! Command handlers that would crowd main.rs: the privacy engine's, the outbox's, the receiver.
 
 pub mod demo;
+pub mod imports;
 pub mod outbox;
 pub mod privacy;
 pub mod receive;

@@ -1,11 +1,10 @@
-//! `consent`, `engagement`, `audit`, `preview` and `keys` commands.
+//! `consent revoke` and `list`, `audit`, `preview` and `keys` commands (the imports are in
+//! `imports.rs`).
 
 use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use pnp_gateway::config::destination::Keys;
 use pnp_gateway::config::{Adapter, Gateway, adapter::glob_match};
-use pnp_gateway::ingest::records;
-use pnp_gateway::model::{Consent, Engagement};
 use pnp_gateway::pipeline::disclosure::Disclosure;
 use pnp_gateway::pipeline::sinks::Memory;
 use pnp_gateway::pipeline::{FileRun, Stats};
@@ -32,104 +31,14 @@ fn keys(gw: &Gateway) -> Result<Keys> {
     gw.keys().map_err(anyhow::Error::msg)
 }
 
-fn fail(errors: &[String]) -> ExitCode {
-    for e in errors {
-        eprintln!("error: {e}");
-    }
-    eprintln!("nothing imported");
-    ExitCode::FAILURE
-}
-
-/// Checks consents before import: every element present (unless `accept_incomplete`), signed
-/// no later than today, unique ids, recipients that are destinations or their designations.
-pub fn consent_import(
-    gw: &Gateway,
-    file: &Path,
-    accept_incomplete: bool,
-    today: NaiveDate,
-) -> Result<ExitCode> {
-    let rows: Vec<(usize, Consent)> = match records::read_consents(file) {
-        Ok(r) => r,
-        Err(e) => return Ok(fail(&e)),
-    };
-    let name = file.display();
-    let mut errors = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (row, c) in &rows {
-        let at = format!("{name}: row {row}: consent {}", c.id);
-        if c.id.trim().is_empty() {
-            errors.push(format!("{name}: row {row}: field `id` is empty"));
-        }
-        if !seen.insert(c.id.clone()) {
-            errors.push(format!("{at}: the id appears twice in the file"));
-        }
-        let missing = missing_elements(c);
-        if !missing.is_empty() && !accept_incomplete {
-            errors.push(format!(
-                "{at}: lacks element(s) {} (42 CFR 2.31(a)); --accept-incomplete records it anyway, and it will permit nothing",
-                missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
-            ));
-        }
-        if let Some(s) = c.signed_on
-            && s > today
-        {
-            errors.push(format!("{at}: field `signed_on` is in the future ({s})"));
-        }
-        for r in &c.recipients {
-            let known = gw.destinations.iter().any(|d| {
-                d.id == *r
-                    || r.strip_prefix("general:")
-                        .is_some_and(|g| d.designations.iter().any(|x| x == g))
-            });
-            if !known {
-                errors.push(format!(
-                    "{at}: field `recipients`: `{r}` is no destination id or designation in {}",
-                    gw.path.display()
-                ));
-            }
-        }
-    }
-    if !errors.is_empty() {
-        return Ok(fail(&errors));
-    }
-    let mut store = super::open_sealed(gw, &gw.store_path)?;
-    let consents: Vec<Consent> = rows.into_iter().map(|(_, c)| c).collect();
-    match store.import_consents(&consents) {
-        Ok(n) => {
-            println!(
-                "imported {n} consent(s) ({} already present)",
-                consents.len() - n
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Ok(fail(&[e.to_string()])),
-    }
-}
-
 pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode> {
     let mut store = super::open_sealed(gw, &gw.store_path)?;
     match store.revoke_consent(id, on) {
         Ok(()) => {
             println!("consent {id} revoked as of {on}");
-            // What still waits under it is withdrawn now and its payload purged; a revocation
-            // dated later acts at send time, when its date has come.
-            if on <= today() {
-                let queued = store.queued_under_consent(id)?;
-                if !queued.is_empty() {
-                    let keys = keys(gw)?;
-                    let reason = format!("consent_revoked: consent {id} was revoked on {on}");
-                    for row in &queued {
-                        store.withdraw(row.id, &reason)?;
-                        store.audit_append(
-                            &keys.audit,
-                            &row.audit_entry("withdrawn", vec![reason.clone()]),
-                        )?;
-                    }
-                    println!(
-                        "withdrew {} queued referral(s) and purged their payloads",
-                        queued.len()
-                    );
-                }
+            let n = withdraw_queued(gw, &mut store, id, on, today())?;
+            if n > 0 {
+                println!("withdrew {n} queued referral(s) and purged their payloads");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -138,6 +47,35 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// After a revocation taking effect `on`: what still waits under the consent is withdrawn now
+/// and its payload purged; a revocation dated later than `today` acts at send time, when its
+/// date has come. Returns how many were withdrawn.
+pub(crate) fn withdraw_queued(
+    gw: &Gateway,
+    store: &mut Store,
+    id: &str,
+    on: NaiveDate,
+    today: NaiveDate,
+) -> Result<usize> {
+    if on > today {
+        return Ok(0);
+    }
+    let queued = store.queued_under_consent(id)?;
+    if queued.is_empty() {
+        return Ok(0);
+    }
+    let keys = keys(gw)?;
+    let reason = format!("consent_revoked: consent {id} was revoked on {on}");
+    for row in &queued {
+        store.withdraw(row.id, &reason)?;
+        store.audit_append(
+            &keys.audit,
+            &row.audit_entry("withdrawn", vec![reason.clone()]),
+        )?;
+    }
+    Ok(queued.len())
 }
 
 pub fn consent_list(gw: &Gateway, today: NaiveDate) -> Result<ExitCode> {
@@ -167,55 +105,6 @@ pub fn consent_list(gw: &Gateway, today: NaiveDate) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub fn engagement_import(gw: &Gateway, file: &Path) -> Result<ExitCode> {
-    let rows: Vec<(usize, Engagement)> = match records::read(file) {
-        Ok(r) => r,
-        Err(e) => return Ok(fail(&e)),
-    };
-    let name = file.display();
-    let mut errors = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for (row, e) in &rows {
-        let at = format!("{name}: row {row}: engagement {}", e.id);
-        if !seen.insert(e.id.clone()) {
-            errors.push(format!("{at}: the id appears twice in the file"));
-        }
-        if !gw.destinations.iter().any(|d| d.id == e.provider) {
-            errors.push(format!(
-                "{at}: field `provider`: `{}` is no destination in {}",
-                e.provider,
-                gw.path.display()
-            ));
-        }
-        if !gw.roster.iter().any(|p| p.id == e.prss_id) {
-            errors.push(format!(
-                "{at}: field `prss_id`: `{}` is not on the PRSS roster",
-                e.prss_id
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Ok(fail(&errors));
-    }
-    let mut store = super::open_sealed(gw, &gw.store_path)?;
-    let es: Vec<Engagement> = rows.into_iter().map(|(_, e)| e).collect();
-    match store.import_engagements(&es) {
-        Ok(n) => {
-            println!(
-                "imported {n} engagement(s) ({} already present)",
-                es.len() - n
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Ok(fail(
-            &e.to_string()
-                .lines()
-                .map(|l| format!("{name}: {l}"))
-                .collect::<Vec<_>>(),
-        )),
-    }
 }
 
 pub fn audit_verify(gw: &Gateway) -> Result<ExitCode> {

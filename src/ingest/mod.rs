@@ -7,6 +7,7 @@
 //! same name is read again from the start. Exports are never modified or deleted unless the
 //! adapter says `after = "move"`.
 
+mod positions;
 pub mod records;
 
 use crate::config::adapter::{After, Format};

@@ -1,9 +1,13 @@
 //! Reading the PRSS's records: consents and engagements from CSV (a header row; list columns
-//! separated by `;`) or JSON (an array of objects). Every problem names the file, the row and
-//! the field; a file with any problem imports nothing.
+//! separated by `;`) or JSON (an array of objects). A record that cannot be read does not stop
+//! the others: it is reported with the line an editor shows, the field and the reason, and never
+//! with a value of the record (a misplaced column may hold a name or a date of birth).
 
+use super::positions::{Lines, element_lines};
+use chrono::NaiveDate;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use std::fmt;
 use std::path::Path;
 
 /// Columns that hold lists in CSV files.
@@ -11,118 +15,294 @@ const LIST_COLUMNS: &[&str] = &["information", "recipients"];
 /// Columns that hold yes/no values in CSV files.
 const BOOL_COLUMNS: &[&str] = &["tpo"];
 
-/// Reads `path` as a list of `T`, each with the 1-based row (CSV line, or JSON array index).
-pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Vec<(usize, T)>, Vec<String>> {
+/// Where a record starts: the line an editor shows (a CSV header is line 1, a quoted field
+/// spanning lines counts them all; for JSON the line of the object's `{`), and for FHIR the
+/// resource's 1-based place in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub line: usize,
+    pub resource: Option<usize>,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.resource {
+            Some(r) => write!(f, "{} (resource {r})", self.line),
+            None => write!(f, "{}", self.line),
+        }
+    }
+}
+
+/// A record that could not be read: where, the field at fault (when one is), the record's `id`
+/// (ours, when it has one) and why. Holds no other value of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bad {
+    pub at: At,
+    pub id: Option<String>,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+/// A file's records: those read (with where each starts) and those that could not be.
+#[derive(Debug)]
+pub struct Records<T> {
+    pub rows: Vec<(At, T)>,
+    pub bad: Vec<Bad>,
+}
+
+/// A consent as imported, with the revocation recorded in the same file (`revoked_on`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentRow {
+    pub consent: crate::model::Consent,
+    pub revoked_on: Option<NaiveDate>,
+}
+
+/// Reads `path` as a list of `T`. `Err` is a problem with the whole file (it cannot be read, its
+/// JSON does not parse, its CSV header is unreadable): nothing of it can be trusted.
+pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Records<T>, String> {
+    let mut out = Records {
+        rows: Vec::new(),
+        bad: Vec::new(),
+    };
+    for (at, obj) in objects(path)? {
+        match obj.and_then(|o| parse::<T>(at, o)) {
+            Ok(t) => out.rows.push((at, t)),
+            Err(b) => out.bad.push(b),
+        }
+    }
+    Ok(out)
+}
+
+/// Each record of a CSV or JSON file as a JSON object, with where it starts.
+type Objects = Vec<(At, Result<Map<String, Value>, Bad>)>;
+
+fn objects(path: &Path) -> Result<Objects, String> {
     let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
         || text.trim_start().starts_with(['[', '{']);
-    let rows: Vec<(usize, Value)> = if is_json {
-        match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Array(a)) => a.into_iter().enumerate().map(|(i, v)| (i + 1, v)).collect(),
-            Ok(v @ Value::Object(_)) => vec![(1, v)],
-            Ok(_) => return Err(vec![format!("{name}: expected an array of objects")]),
-            Err(e) => {
-                return Err(vec![format!(
-                    "{name}:{}: JSON syntax error (column {})",
-                    e.line(),
-                    e.column()
-                )]);
-            }
+    if !is_json {
+        return csv_rows(&name, &text);
+    }
+    let values: Vec<Value> = match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Array(a)) => a,
+        Ok(v @ Value::Object(_)) => vec![v],
+        Ok(_) => return Err(format!("{name}: expected an array of objects")),
+        Err(e) => {
+            return Err(format!(
+                "{name}:{}: JSON syntax error (column {})",
+                e.line(),
+                e.column()
+            ));
         }
-    } else {
-        csv_rows(&name, &text)?
     };
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
-    for (row, v) in rows {
-        match serde_json::from_value::<T>(v) {
-            Ok(t) => out.push((row, t)),
-            Err(e) => errors.push(format!(
-                "{name}: row {row}: {}",
-                scrub_serde(&e.to_string())
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
+    let lines = element_lines(&text, &[]).unwrap_or_default();
+    Ok(values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let at = At {
+                line: lines.get(i).copied().unwrap_or(1),
+                resource: None,
+            };
+            match v {
+                Value::Object(o) => (at, Ok(o)),
+                _ => (at, Err(bad(at, None, None, "not a JSON object"))),
+            }
+        })
+        .collect())
+}
+
+fn bad(at: At, id: Option<String>, field: Option<&str>, reason: &str) -> Bad {
+    Bad {
+        at,
+        id,
+        field: field.map(str::to_owned),
+        reason: reason.to_owned(),
     }
 }
 
-/// serde messages may quote the offending value ("invalid value: string \"DOE\""); keep only the
-/// part that names the field and the expectation.
-fn scrub_serde(msg: &str) -> String {
-    match msg.find("invalid value") {
-        Some(i) => {
-            let expected = msg[i..]
-                .find("expected")
-                .map(|j| &msg[i + j..])
-                .unwrap_or("");
-            format!("{}invalid value, {expected}", &msg[..i])
-        }
-        None => msg.to_string(),
-    }
+/// The record's `id`, when it is a string: ids are ours (the PRSS's), not the person's.
+fn id_of(o: &Map<String, Value>) -> Option<String> {
+    o.get("id").and_then(Value::as_str).map(str::to_owned)
 }
 
-fn csv_rows(name: &str, text: &str) -> Result<Vec<(usize, Value)>, Vec<String>> {
+/// Deserializes one record. serde_json's messages for a bad value name neither the field nor
+/// hide the value; this finds the field (serde reads the fields in the map's order and stops at
+/// the first bad one, reporting missing fields only at the end: the shortest prefix of the
+/// fields that fails otherwise than for a missing field ends with the culprit) and keeps only
+/// the expectation.
+fn parse<T: DeserializeOwned>(at: At, obj: Map<String, Value>) -> Result<T, Bad> {
+    let id = id_of(&obj);
+    let msg = match serde_json::from_value::<T>(Value::Object(obj.clone())) {
+        Ok(t) => return Ok(t),
+        Err(e) => e.to_string(),
+    };
+    if let Some(f) = backticked_after(&msg, "missing field ") {
+        return Err(bad(at, id, Some(&f), "is required"));
+    }
+    if let Some(f) = backticked_after(&msg, "unknown field ") {
+        // A header that is really a data row would name a value: name only field-like keys.
+        let shown = field_like(&f).then_some(f.as_str());
+        return Err(bad(at, id, shown, "is not a known field"));
+    }
+    let mut prefix = Map::new();
+    let mut field = None;
+    for (k, v) in &obj {
+        prefix.insert(k.clone(), v.clone());
+        if let Err(e) = serde_json::from_value::<T>(Value::Object(prefix.clone()))
+            && !e.to_string().starts_with("missing field ")
+        {
+            field = Some(k.clone());
+            break;
+        }
+    }
+    Err(Bad {
+        at,
+        id,
+        field,
+        reason: reason(&msg),
+    })
+}
+
+/// The `name` in "<lead>`name`...".
+fn backticked_after(msg: &str, lead: &str) -> Option<String> {
+    let rest = msg.strip_prefix(lead)?.strip_prefix('`')?;
+    Some(rest[..rest.find('`')?].to_string())
+}
+
+fn field_like(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 40
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+}
+
+/// A serde message without the value it may quote (`invalid type: string "DOE", expected ...`,
+/// `unknown variant `DOE`, expected one of ...`): what kind of problem, and what was expected.
+fn reason(msg: &str) -> String {
+    let expected = msg.find("expected ").map(|i| &msg[i..]);
+    for (lead, kind) in [
+        ("invalid type", "wrong type"),
+        ("invalid value", "invalid value"),
+        ("invalid length", "wrong number of entries"),
+        ("unknown variant", "not an allowed value"),
+    ] {
+        if msg.starts_with(lead) {
+            return match expected {
+                Some(x) => format!("{kind}, {x}"),
+                None => kind.to_string(),
+            };
+        }
+    }
+    // chrono's messages for a date that does not parse quote nothing.
+    if [
+        "input ",
+        "premature end of input",
+        "trailing input",
+        "no possible date",
+    ]
+    .iter()
+    .any(|m| msg.starts_with(m))
+    {
+        return format!("not a date (YYYY-MM-DD): {msg}");
+    }
+    // Others should quote nothing either; drop anything quoted all the same.
+    let mut out = String::new();
+    let mut quote = None;
+    for ch in msg.chars() {
+        match quote {
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch == '"' || ch == '`' => {
+                quote = Some(ch);
+                out.push('…');
+            }
+            None => out.push(ch),
+        }
+    }
+    out
+}
+
+fn csv_rows(name: &str, text: &str) -> Result<Objects, String> {
     let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
     let headers: Vec<String> = rdr
         .headers()
-        .map_err(|e| vec![format!("{name}: header: {e}")])?
+        .map_err(|e| format!("{name}:1: header: {}", e.kind_str()))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    let mut lines = Lines::new(text);
     let mut rows = Vec::new();
-    let mut errors = Vec::new();
-    for rec in rdr.records() {
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                errors.push(format!("{name}:{line}: {}", e.kind_str()));
-                continue;
-            }
+    let mut rec = csv::StringRecord::new();
+    loop {
+        // The record's position is where the reader stood before it (the end of the previous
+        // record, before its line break): the editor's line is that of the record's first byte.
+        let start = rdr.position().byte() as usize;
+        let at = |lines: &mut Lines| At {
+            line: lines.start_of_record(start),
+            resource: None,
         };
-        let line = rec.position().map_or(0, |p| p.line()) as usize;
-        let mut obj = Map::new();
-        for (h, v) in headers.iter().zip(rec.iter()) {
-            let v = v.trim();
-            if v.is_empty() {
-                continue;
+        match rdr.read_record(&mut rec) {
+            Ok(false) => break,
+            Ok(true) => {
+                let at = at(&mut lines);
+                rows.push((at, csv_object(at, &headers, &rec)));
             }
-            let value = if LIST_COLUMNS.contains(&h.as_str()) {
-                Value::Array(
-                    v.split(';')
-                        .map(|x| Value::String(x.trim().to_string()))
-                        .filter(|x| x != "")
-                        .collect(),
-                )
-            } else if BOOL_COLUMNS.contains(&h.as_str()) {
-                match v.to_ascii_lowercase().as_str() {
-                    "true" | "yes" | "y" | "1" => Value::Bool(true),
-                    "false" | "no" | "n" | "0" => Value::Bool(false),
-                    _ => {
-                        errors.push(format!("{name}:{line}: field `{h}`: not a yes/no value"));
-                        continue;
-                    }
+            Err(e) => {
+                let at = at(&mut lines);
+                rows.push((at, Err(bad(at, None, None, &e.kind_str()))));
+                if matches!(e.kind(), csv::ErrorKind::Io(_)) {
+                    break;
                 }
-            } else {
-                Value::String(v.to_string())
-            };
-            obj.insert(h.clone(), value);
+            }
         }
-        rows.push((line, Value::Object(obj)));
     }
-    if errors.is_empty() {
-        Ok(rows)
-    } else {
-        Err(errors)
+    Ok(rows)
+}
+
+/// One CSV record as the JSON object serde reads: list columns split on `;`, yes/no columns as
+/// booleans, empty cells absent.
+fn csv_object(
+    at: At,
+    headers: &[String],
+    rec: &csv::StringRecord,
+) -> Result<Map<String, Value>, Bad> {
+    let mut obj = Map::new();
+    for (h, v) in headers.iter().zip(rec.iter()) {
+        let v = v.trim();
+        if v.is_empty() {
+            continue;
+        }
+        let value = if LIST_COLUMNS.contains(&h.as_str()) {
+            Value::Array(
+                v.split(';')
+                    .map(|x| Value::String(x.trim().to_string()))
+                    .filter(|x| x != "")
+                    .collect(),
+            )
+        } else if BOOL_COLUMNS.contains(&h.as_str()) {
+            match v.to_ascii_lowercase().as_str() {
+                "true" | "yes" | "y" | "1" => Value::Bool(true),
+                "false" | "no" | "n" | "0" => Value::Bool(false),
+                _ => {
+                    let id = rec.get(headers.iter().position(|h| h == "id").unwrap_or(usize::MAX));
+                    return Err(bad(
+                        at,
+                        id.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()),
+                        Some(h),
+                        "not a yes/no value",
+                    ));
+                }
+            }
+        } else {
+            Value::String(v.to_string())
+        };
+        obj.insert(h.clone(), value);
     }
+    Ok(obj)
 }
 
 trait KindStr {
@@ -151,39 +331,78 @@ pub const EXT_REDISCLOSURE: &str =
 pub const EXT_EXPIRY_EVENT: &str =
     "https://pnp-gateway.example/fhir/StructureDefinition/expiry-event";
 
-/// Reads consents: our CSV or JSON, or FHIR R4 `Consent` resources (one, or a Bundle of them).
-pub fn read_consents(path: &Path) -> Result<Vec<(usize, crate::model::Consent)>, Vec<String>> {
+/// Reads consents: our CSV or JSON (with an optional `revoked_on` date, a revocation recorded
+/// at import), or FHIR R4 `Consent` resources (one, or a Bundle of them).
+pub fn read_consents(path: &Path) -> Result<Records<ConsentRow>, String> {
     let name = path.display().to_string();
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![format!("{name}: cannot read: {e}")])?;
-    let fhir: Option<Vec<Value>> = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| match v.get("resourceType").and_then(Value::as_str) {
-            Some("Consent") => Some(vec![v]),
-            Some("Bundle") => Some(
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    let value = serde_json::from_str::<Value>(&text).ok();
+    let fhir: Option<(Vec<Value>, Vec<usize>)> =
+        value.and_then(|v| match v.get("resourceType").and_then(Value::as_str) {
+            Some("Consent") => Some((vec![v], element_lines(&text, &[]).unwrap_or_default())),
+            Some("Bundle") => Some((
                 v["entry"]
                     .as_array()
                     .map(|es| es.iter().map(|e| e["resource"].clone()).collect())
                     .unwrap_or_default(),
-            ),
+                element_lines(&text, &["entry"]).unwrap_or_default(),
+            )),
             _ => None,
         });
-    let Some(resources) = fhir else {
-        return read(path);
+    let mut out = Records {
+        rows: Vec::new(),
+        bad: Vec::new(),
     };
-    let mut out = Vec::new();
-    let mut errors = Vec::new();
+    let Some((resources, lines)) = fhir else {
+        for (at, obj) in objects(path)? {
+            match obj.and_then(|o| consent_row(at, o)) {
+                Ok(c) => out.rows.push((at, c)),
+                Err(b) => out.bad.push(b),
+            }
+        }
+        return Ok(out);
+    };
     for (i, r) in resources.iter().enumerate() {
+        let at = At {
+            line: lines.get(i).copied().unwrap_or(1),
+            resource: Some(i + 1),
+        };
         match fhir_consent(r) {
-            Ok(c) => out.push((i + 1, c)),
-            Err(e) => errors.push(format!("{name}: resource {}: {e}", i + 1)),
+            Ok(consent) => out.rows.push((
+                at,
+                ConsentRow {
+                    consent,
+                    revoked_on: None,
+                },
+            )),
+            Err(e) => out
+                .bad
+                .push(bad(at, r["id"].as_str().map(str::to_owned), None, &e)),
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(errors)
-    }
+    Ok(out)
+}
+
+/// A consent record with its `revoked_on` taken out (it is the registry's, not the consent's).
+fn consent_row(at: At, mut obj: Map<String, Value>) -> Result<ConsentRow, Bad> {
+    let revoked_on = match obj.remove("revoked_on") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v.as_str().and_then(|s| s.trim().parse().ok()) {
+            Some(d) => Some(d),
+            None => {
+                return Err(bad(
+                    at,
+                    id_of(&obj),
+                    Some("revoked_on"),
+                    "not a date (YYYY-MM-DD)",
+                ));
+            }
+        },
+    };
+    Ok(ConsentRow {
+        consent: parse(at, obj)?,
+        revoked_on,
+    })
 }
 
 /// Maps a FHIR R4 Consent (see docs/privacy.md for the mapping) to a consent; elements FHIR

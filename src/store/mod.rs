@@ -185,6 +185,18 @@ const MIGRATIONS: &[&str] = &[
         scope TEXT NOT NULL,
         person TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 8: an engagement may come before its incident (pending until the incident is read,
+    // `joined_at` then); incidents removed after their retention are remembered by id, so that
+    // an engagement for one is refused as too late rather than kept pending for ever. Every
+    // engagement recorded before this migration named an incident already read.
+    "ALTER TABLE engagements ADD COLUMN joined_at TEXT;
+    UPDATE engagements SET joined_at = imported_at;
+    CREATE TABLE purged_incidents (
+        adapter TEXT NOT NULL,
+        incident_id TEXT NOT NULL,
+        purged_at TEXT NOT NULL,
+        PRIMARY KEY (adapter, incident_id)
+    );",
 ];
 
 /// What the ledger knows of one file.
@@ -334,15 +346,37 @@ impl Store {
 
     /// Removes staged incidents that went through the disclosure stage more than `days` ago:
     /// the gateway is not a system of record. An engagement for one of them comes too late (it
-    /// is refused at import); the ledger still remembers their files, so nothing is read again.
+    /// is refused at import: their ids are kept in `purged_incidents` for that); the ledger
+    /// still remembers their files, so nothing is read again.
     /// Returns how many.
     pub fn purge_incidents(&self, days: u32) -> Result<usize> {
         let before = (chrono::Utc::now() - chrono::Duration::days(days as i64))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        Ok(self.conn.execute(
-            "DELETE FROM incidents WHERE disclosed_at IS NOT NULL AND disclosed_at <= ?1",
-            [before],
-        )?)
+        // A savepoint, not a transaction: the purge may run inside a group of writes.
+        self.conn.execute_batch("SAVEPOINT purge")?;
+        let purged = (|| {
+            self.conn.execute(
+                "INSERT OR REPLACE INTO purged_incidents (adapter, incident_id, purged_at)
+                 SELECT DISTINCT adapter, incident_id, ?2 FROM incidents
+                 WHERE disclosed_at IS NOT NULL AND disclosed_at <= ?1",
+                params![before, now()],
+            )?;
+            self.conn.execute(
+                "DELETE FROM incidents WHERE disclosed_at IS NOT NULL AND disclosed_at <= ?1",
+                [before],
+            )
+        })();
+        match purged {
+            Ok(n) => {
+                self.conn.execute_batch("RELEASE purge")?;
+                Ok(n)
+            }
+            Err(e) => {
+                self.conn
+                    .execute_batch("ROLLBACK TO purge; RELEASE purge")?;
+                Err(e.into())
+            }
+        }
     }
 
     fn incident_body(&self, body: rusqlite::types::Value) -> Result<Incident> {
@@ -474,6 +508,14 @@ impl Batch<'_> {
                 inc.eligibility.rule,
                 body
             ])?;
+        // Engagements that came first join the incident now; it goes through the disclosure
+        // stage with them.
+        self.tx
+            .prepare_cached(
+                "UPDATE engagements SET joined_at = ?3
+                 WHERE joined_at IS NULL AND incident_id = ?1 AND (adapter IS NULL OR adapter = ?2)",
+            )?
+            .execute(params![inc.incident_id, adapter, now()])?;
         Ok(())
     }
 

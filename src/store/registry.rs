@@ -1,5 +1,7 @@
-//! The consent registry and the PRSS engagements. Imports are all or nothing: one transaction
-//! per file, and any error leaves the registry as it was.
+//! The consent registry and the PRSS engagements. An import takes each record on its own (a
+//! refused one does not stop the others) in one transaction; an atomic import rolls back
+//! everything when any record is refused. An engagement may come before its incident (PRSS
+//! paperwork often does): it is kept pending and joins the incident when that is read.
 
 use super::{Result, Store, StoreError, now};
 use crate::model::{Consent, ConsentRecord, Engagement};
@@ -7,35 +9,127 @@ use chrono::NaiveDate;
 use rusqlite::types::Value;
 use rusqlite::{OptionalExtension, params};
 
+/// What an import did with one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// New in the store.
+    Added,
+    /// Already there with the same content (a re-import).
+    Present,
+}
+
+/// Why the store refused one record: the field at fault, when one is, and the reason. Names
+/// ids (ours) at most, never a value of the record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+fn refused(field: Option<&'static str>, reason: impl Into<String>) -> Refused {
+    Refused {
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// One consent's import: added or present, and whether a revocation was recorded with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsentImport {
+    pub imported: Imported,
+    pub revocation_recorded: bool,
+}
+
+/// One engagement's import: added or present, and whether it has joined its incident (or
+/// waits, pending, for the incident to be read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngagementImport {
+    pub imported: Imported,
+    pub joined: bool,
+}
+
+/// An engagement as `engagement list` shows it: ids, provider and state, no person data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngagementState {
+    pub id: String,
+    pub incident_id: String,
+    pub adapter: Option<String>,
+    pub provider: String,
+    pub joined: bool,
+}
+
+/// Per record, in order: what was done, or why it was refused (each problem).
+pub type Outcomes<T> = Vec<std::result::Result<T, Vec<Refused>>>;
+
 impl Store {
-    /// Imports consents in one transaction. A consent already in the registry with the same
-    /// content is skipped; with different content it is an error. Returns the number added.
-    pub fn import_consents(&mut self, consents: &[Consent]) -> Result<usize> {
+    /// Imports consents, each with the revocation its row records (`revoked_on`). A consent
+    /// already in the registry with the same content is present; with different content it is
+    /// refused. With `atomic`, any refusal leaves the registry as it was.
+    pub fn import_consents(
+        &mut self,
+        consents: &[(&Consent, Option<NaiveDate>)],
+        atomic: bool,
+    ) -> Result<Outcomes<ConsentImport>> {
         let key = self.seal.clone();
         let tx = self.conn.transaction()?;
-        let mut added = 0;
-        for c in consents {
+        let mut out = Vec::with_capacity(consents.len());
+        for (c, revoked_on) in consents {
             let body = serde_json::to_string(c)?;
-            let new = is_new(&tx, key.as_ref(), "consents", &c.id, &body, || {
-                format!(
-                    "consent {} is already in the registry with different content; revoke it and import the new consent under a new id",
-                    c.id
-                )
-            })?;
-            if new {
-                tx.prepare_cached(
-                    "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
-                )?
-                .execute(params![
-                    c.id,
-                    super::seal(key.as_ref(), body)?,
-                    now()
-                ])?;
-                added += 1;
+            let imported = match existing(&tx, key.as_ref(), "consents", &c.id, &body)? {
+                Some(false) => {
+                    out.push(Err(vec![refused(
+                        None,
+                        "already in the registry with different content; revoke it and import the new consent under a new id",
+                    )]));
+                    continue;
+                }
+                Some(true) => Imported::Present,
+                None => {
+                    tx.prepare_cached(
+                        "INSERT INTO consents (id, body, imported_at) VALUES (?1, ?2, ?3)",
+                    )?
+                    .execute(params![
+                        c.id,
+                        super::seal(key.as_ref(), body)?,
+                        now()
+                    ])?;
+                    Imported::Added
+                }
+            };
+            let mut revocation_recorded = false;
+            if let Some(on) = revoked_on {
+                let before: Option<String> = tx.query_row(
+                    "SELECT revoked_on FROM consents WHERE id = ?1",
+                    [&c.id],
+                    |r| r.get(0),
+                )?;
+                match before {
+                    None => {
+                        tx.execute(
+                            "UPDATE consents SET revoked_on = ?2 WHERE id = ?1",
+                            params![c.id, on.to_string()],
+                        )?;
+                        revocation_recorded = true;
+                    }
+                    Some(b) if b == on.to_string() => {}
+                    Some(_) => {
+                        out.push(Err(vec![refused(
+                            Some("revoked_on"),
+                            "the registry holds a revocation of another date; `consent revoke` records a new one",
+                        )]));
+                        continue;
+                    }
+                }
             }
+            out.push(Ok(ConsentImport {
+                imported,
+                revocation_recorded,
+            }));
         }
-        tx.commit()?;
-        Ok(added)
+        if !atomic || out.iter().all(|o| o.is_ok()) {
+            tx.commit()?;
+        }
+        Ok(out)
     }
 
     pub fn consent(&self, id: &str) -> Result<Option<ConsentRecord>> {
@@ -83,50 +177,121 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Imports engagements in one transaction; each must name a known incident and consent.
-    pub fn import_engagements(&mut self, es: &[Engagement]) -> Result<usize> {
-        let mut problems = Vec::new();
+    /// Whether an incident with this id (from this adapter, if given) was read and has been
+    /// removed after its retention.
+    pub fn was_purged(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
+        let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM purged_incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.query_row(
+            params![incident_id, adapter],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Imports engagements. Each must name a consent in the registry. One whose incident has
+    /// been read joins it, and the incident goes through the disclosure stage again; one whose
+    /// incident has not been read yet is kept pending and joins it when it is read (see
+    /// [`super::Batch::incident`]); one whose incident was removed after its retention comes
+    /// too late and is refused. With `atomic`, any refusal leaves the store as it was.
+    pub fn import_engagements(
+        &mut self,
+        es: &[&Engagement],
+        atomic: bool,
+    ) -> Result<Outcomes<EngagementImport>> {
+        let mut checked = Vec::with_capacity(es.len());
         for e in es {
-            if !self.has_incident(&e.incident_id, e.adapter.as_deref())? {
-                problems.push(format!(
-                    "engagement {}: no incident {} has been read",
-                    e.id, e.incident_id
-                ));
-            }
+            let adapter = e.adapter.as_deref();
+            let mut problems = Vec::new();
             if self.consent(&e.consent_id)?.is_none() {
-                problems.push(format!(
-                    "engagement {}: consent {} is not in the registry",
-                    e.id, e.consent_id
+                problems.push(refused(
+                    Some("consent_id"),
+                    format!("consent {} is not in the registry", e.consent_id),
                 ));
             }
-        }
-        if !problems.is_empty() {
-            return Err(StoreError::Invalid(problems.join("\n")));
+            let joined = self.has_incident(&e.incident_id, adapter)?;
+            if !joined && self.was_purged(&e.incident_id, adapter)? {
+                problems.push(refused(
+                    Some("incident_id"),
+                    "its incident was read and removed after its retention (incident_retention_days): the engagement comes too late",
+                ));
+            }
+            checked.push(if problems.is_empty() {
+                Ok(joined)
+            } else {
+                Err(problems)
+            });
         }
         let tx = self.conn.transaction()?;
-        let mut added = 0;
-        for e in es {
+        let mut out = Vec::with_capacity(es.len());
+        for (e, joined) in es.iter().zip(checked) {
+            let joined = match joined {
+                Ok(j) => j,
+                Err(r) => {
+                    out.push(Err(r));
+                    continue;
+                }
+            };
             let body = serde_json::to_string(e)?;
-            let new = is_new(&tx, None, "engagements", &e.id, &body, || {
-                format!(
-                    "engagement {} is already recorded with different content",
-                    e.id
-                )
-            })?;
-            if new {
-                tx.prepare_cached("INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?.execute(
-                    params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, now()],
-                )?;
-                // The incident goes through the disclosure stage again, now with its engagement.
-                tx.prepare_cached("UPDATE incidents SET disclosed_at = NULL WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.execute(
-                    params![e.incident_id, e.adapter],
-                )?;
-                added += 1;
+            match existing(&tx, None, "engagements", &e.id, &body)? {
+                Some(false) => out.push(Err(vec![refused(
+                    None,
+                    "already recorded with different content",
+                )])),
+                Some(true) => {
+                    let joined: Option<String> = tx.query_row(
+                        "SELECT joined_at FROM engagements WHERE id = ?1",
+                        [&e.id],
+                        |r| r.get(0),
+                    )?;
+                    out.push(Ok(EngagementImport {
+                        imported: Imported::Present,
+                        joined: joined.is_some(),
+                    }));
+                }
+                None => {
+                    let at = now();
+                    tx.prepare_cached("INSERT INTO engagements (id, incident_id, adapter, provider, consent_id, body, imported_at, joined_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?.execute(
+                        params![e.id, e.incident_id, e.adapter, e.provider, e.consent_id, body, at, joined.then_some(&at)],
+                    )?;
+                    if joined {
+                        // The incident goes through the disclosure stage again, now with its
+                        // engagement.
+                        tx.prepare_cached("UPDATE incidents SET disclosed_at = NULL WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.execute(
+                            params![e.incident_id, e.adapter],
+                        )?;
+                    }
+                    out.push(Ok(EngagementImport {
+                        imported: Imported::Added,
+                        joined,
+                    }));
+                }
             }
         }
-        tx.commit()?;
-        Ok(added)
+        if !atomic || out.iter().all(|o| o.is_ok()) {
+            tx.commit()?;
+        }
+        Ok(out)
+    }
+
+    /// Every engagement's ids, provider and state, in id order; `pending_only` keeps those
+    /// whose incident has not been read yet.
+    pub fn engagement_states(&self, pending_only: bool) -> Result<Vec<EngagementState>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, incident_id, adapter, provider, joined_at IS NOT NULL FROM engagements
+             WHERE NOT ?1 OR joined_at IS NULL ORDER BY id",
+        )?;
+        let rows = st
+            .query_map([pending_only], |r| {
+                Ok(EngagementState {
+                    id: r.get(0)?,
+                    incident_id: r.get(1)?,
+                    adapter: r.get(2)?,
+                    provider: r.get(3)?,
+                    joined: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
     }
 
     /// Engagements recorded for an incident (of this adapter, or with no adapter named).
@@ -141,18 +306,15 @@ impl Store {
     }
 }
 
-/// Whether the record `id` is new to `table`. Imports are idempotent: the same content again is
-/// not new; other content under the same id is an error (`conflict` says which).
-/// Whether `id` is new in `table`; the same id with the same body is not (a re-import), with
-/// another body it is a conflict.
-fn is_new(
+/// Whether the record `id` is already in `table`: `None` if not, `Some(true)` with the same
+/// body (a re-import), `Some(false)` with another (a conflict).
+fn existing(
     tx: &rusqlite::Transaction,
     key: Option<&super::outbox::SealKey>,
     table: &str,
     id: &str,
     body: &str,
-    conflict: impl FnOnce() -> String,
-) -> Result<bool> {
+) -> Result<Option<bool>> {
     let existing: Option<Value> = tx
         .query_row(
             &format!("SELECT body FROM {table} WHERE id = ?1"),
@@ -160,16 +322,9 @@ fn is_new(
             |r| r.get(0),
         )
         .optional()?;
-    match existing {
-        None => Ok(true),
-        Some(b) => {
-            if super::unseal(key, b)? == body.as_bytes() {
-                Ok(false)
-            } else {
-                Err(StoreError::Invalid(conflict()))
-            }
-        }
-    }
+    existing
+        .map(|b| Ok(super::unseal(key, b)? == body.as_bytes()))
+        .transpose()
 }
 
 impl Store {
