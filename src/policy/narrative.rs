@@ -34,7 +34,7 @@ pub fn scrub_narrative(
     covered: &dyn Fn(&FieldDef) -> bool,
 ) -> String {
     match find(text, inc, consenting, covered) {
-        Some(spans) => render(text, &spans),
+        Some(spans) => scrub::render(text, &spans),
         None => WITHHELD.to_string(),
     }
 }
@@ -229,20 +229,6 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
             _ => out.push(s),
         }
     }
-    out
-}
-
-fn render(text: &str, spans: &[Span]) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut at = 0;
-    for s in spans {
-        out.push_str(&text[at..s.start]);
-        out.push('[');
-        out.push_str(s.label);
-        out.push(']');
-        at = s.end;
-    }
-    out.push_str(&text[at..]);
     out
 }
 

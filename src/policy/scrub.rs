@@ -125,9 +125,14 @@ pub fn find(text: &str) -> Vec<Span> {
 
 /// `text` with every pattern match replaced by `[LABEL]`.
 pub fn scrub(text: &str) -> String {
+    render(text, &find(text))
+}
+
+/// `text` with each of `spans` (sorted, not overlapping) replaced by `[LABEL]`.
+pub fn render(text: &str, spans: &[Span]) -> String {
     let mut out = String::with_capacity(text.len());
     let mut at = 0;
-    for s in find(text) {
+    for s in spans {
         out.push_str(&text[at..s.start]);
         out.push('[');
         out.push_str(s.label);
