@@ -1,5 +1,6 @@
 //! Policy: decisions over canonical incidents. Pure functions; no I/O.
 
+mod age;
 pub mod consent;
 pub mod eligibility;
 
