@@ -191,3 +191,36 @@ fn delivery_doc_gives_the_exact_signature_string() {
         .unwrap();
     assert_eq!(common::success(&py).trim(), documented);
 }
+
+/// The repository stands alone: every relative link in README.md and docs/ names a file of the
+/// repository, and none leads out of it.
+#[test]
+fn relative_links_stay_inside_the_repository() {
+    let root = common::repo();
+    let mut docs = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        docs.push(e.unwrap().path());
+    }
+    let link = regex::Regex::new(r"\]\(([^)#\s]+)(#[^)]*)?\)").unwrap();
+    for doc in docs
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+    {
+        let text = std::fs::read_to_string(doc).unwrap();
+        for c in link.captures_iter(&text) {
+            let target = &c[1];
+            if target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            let path = doc.parent().unwrap().join(target);
+            let resolved = path
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("{}: link to missing {target}", doc.display()));
+            assert!(
+                resolved.starts_with(root.canonicalize().unwrap()),
+                "{}: link {target} leads out of the repository",
+                doc.display()
+            );
+        }
+    }
+}
