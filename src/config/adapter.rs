@@ -51,7 +51,12 @@ pub enum FormatSpec {
     /// NENA EIDO JSON (one document, or an array of them).
     NenaEido {},
     /// HL7 v2 messages (one or several per file; CR, LF or CRLF).
-    Hl7v2 {},
+    Hl7v2 {
+        /// MSH-11 processing IDs taken as incidents; others are quarantined as
+        /// `training_message`. Default `["P"]` (production).
+        #[serde(default = "crate::formats::hl7::default_processing_ids")]
+        processing_ids: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -73,7 +78,7 @@ pub enum Format {
     NibrsXml,
     NibrsFlat,
     NenaEido,
-    Hl7v2,
+    Hl7v2 { processing_ids: Vec<String> },
 }
 
 impl FormatSpec {
@@ -99,7 +104,21 @@ impl FormatSpec {
             FormatSpec::NibrsXml {} => Ok(Format::NibrsXml),
             FormatSpec::NibrsFlat {} => Ok(Format::NibrsFlat),
             FormatSpec::NenaEido {} => Ok(Format::NenaEido),
-            FormatSpec::Hl7v2 {} => Ok(Format::Hl7v2),
+            FormatSpec::Hl7v2 { processing_ids } => {
+                if processing_ids.is_empty()
+                    || processing_ids
+                        .iter()
+                        .any(|p| p.trim().is_empty() || p.contains(char::is_whitespace))
+                {
+                    return Err(
+                        "hl7v2 `processing_ids` must list MSH-11 codes such as \"P\", \"T\", \"D\""
+                            .into(),
+                    );
+                }
+                Ok(Format::Hl7v2 {
+                    processing_ids: processing_ids.clone(),
+                })
+            }
         }
     }
 }

@@ -29,6 +29,14 @@ pub struct Hl7Reader<R> {
     offset: u64,
     record: u64,
     done: bool,
+    /// MSH-11 processing IDs taken as real incidents (`P`, production, by default).
+    processing_ids: Vec<String>,
+}
+
+/// The processing IDs (MSH-11) a reader takes unless its adapter says otherwise: production.
+/// `T` (training) and `D` (debugging) messages are exercises, not incidents.
+pub fn default_processing_ids() -> Vec<String> {
+    vec!["P".into()]
 }
 
 impl<R: BufRead> Hl7Reader<R> {
@@ -43,7 +51,14 @@ impl<R: BufRead> Hl7Reader<R> {
             offset: 0,
             record: 0,
             done: false,
+            processing_ids: default_processing_ids(),
         }
+    }
+
+    /// Takes messages whose MSH-11 is one of `ids` (a message without MSH-11 is always taken).
+    pub fn accepting(mut self, ids: &[String]) -> Self {
+        self.processing_ids = ids.to_vec();
+        self
     }
 
     /// Finishes the message gathered so far.
@@ -55,7 +70,7 @@ impl<R: BufRead> Hl7Reader<R> {
         let pos = self.start;
         Some(match self.broken.take() {
             Some(r) => Item::Rejected(pos, r),
-            None => match message(&segments) {
+            None => match message(&segments, &self.processing_ids) {
                 Ok(v) => Item::Record(pos, v),
                 Err(r) => Item::Rejected(pos, r),
             },
@@ -156,7 +171,7 @@ impl<R: BufRead> Hl7Reader<R> {
 }
 
 /// Checks MSH-2, parses the segments, and builds the JSON form.
-fn message(segments: &[String]) -> Result<Value, Rejection> {
+fn message(segments: &[String], processing_ids: &[String]) -> Result<Value, Rejection> {
     let bad = |why: String| Rejection::new("bad_hl7", why);
     let msh = segments
         .first()
@@ -256,11 +271,34 @@ fn message(segments: &[String]) -> Result<Value, Rejection> {
         .and_then(|m| m.pointer("/0/9/0/0"))
         .and_then(Value::as_str)
         .unwrap_or("");
-    if matches!(kind, "ACK" | "MCF") {
+    // Replies carry no new incident: acknowledgments, and a provider's return of referral
+    // information (RRI), which the closed loop reads, not ingest.
+    if matches!(kind, "ACK" | "MCF" | "RRI") {
         return Err(Rejection::new(
             "not_an_incident",
-            format!("an {kind} acknowledges a message; it carries no incident"),
+            format!("an {kind} message is a reply; it carries no incident"),
         ));
+    }
+    let processing = out
+        .get("MSH")
+        .and_then(|m| m.pointer("/0/11/0/0"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .trim();
+    if !processing.is_empty() && !processing_ids.iter().any(|p| p == processing) {
+        let what = match processing {
+            "T" => "training",
+            "D" => "debugging",
+            _ => "a processing ID the adapter does not take",
+        };
+        return Err(Rejection::new(
+            "training_message",
+            format!(
+                "MSH-11 marks the message as {what} (`{processing}`); the adapter takes {} (`processing_ids`)",
+                processing_ids.join(", ")
+            ),
+        )
+        .with_field("MSH-11"));
     }
     Ok(Value::Object(out))
 }
@@ -389,7 +427,12 @@ mod tests {
 
     #[test]
     fn msh2_is_checked() {
-        let m = |s: &str| message(&s.split('\r').map(String::from).collect::<Vec<_>>());
+        let m = |s: &str| {
+            message(
+                &s.split('\r').map(String::from).collect::<Vec<_>>(),
+                &default_processing_ids(),
+            )
+        };
         let ok = m("MSH|^~\\&#|APP|FAC|||20260101||ADT^A01|1|P|2.7\rPID|1||X").unwrap();
         assert_eq!(ok.pointer("/MSH/0/3/0/0").unwrap(), "APP");
         let short = m("MSH|^~|APP").unwrap_err();

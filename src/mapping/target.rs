@@ -253,7 +253,8 @@ impl PersonField {
             Race => p.race = Some(v.into_owned()),
             Ethnicity => p.ethnicity = Some(v.into_owned()),
             // The same number twice (home and work) is kept once.
-            Phone if p.phones.iter().any(|x| x.expose() == &*v) => {}
+            // The same number in two spellings (XTN-1 and XTN-6/7) is one phone.
+            Phone if p.phones.iter().any(|x| same_number(x.expose(), &v)) => {}
             Phone => p.phones.push(Sensitive::new(v.into_owned())),
             Email if p.emails.iter().any(|x| x.expose() == &*v) => {}
             Email => p.emails.push(Sensitive::new(v.into_owned())),
@@ -349,6 +350,12 @@ fn split_name(p: &mut Person, v: &str) {
         (None, [only]) => p.name.last = s(only),
         (None, []) => {}
     }
+}
+
+/// Two phone values are the same number when their digits are.
+fn same_number(a: &str, b: &str) -> bool {
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    a == b || (!digits(a).is_empty() && digits(a) == digits(b))
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ impl FileRun<'_, '_> {
                 stats.bytes += size - start.byte;
                 sink.checkpoint(reader.checkpoint(), true)?;
             }
-            Format::NibrsXml | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 => {
+            Format::NibrsXml | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 { .. } => {
                 let skip = self.resume.map_or(0, |c| c.record);
                 let reader = BufReader::new(&mut file);
                 let mut next: Box<
@@ -210,8 +210,8 @@ impl FileRun<'_, '_> {
                         let mut r = FlatReader::new(reader);
                         Box::new(move || r.next_item())
                     }
-                    Format::Hl7v2 => {
-                        let mut r = Hl7Reader::new(reader);
+                    Format::Hl7v2 { processing_ids } => {
+                        let mut r = Hl7Reader::new(reader).accepting(processing_ids);
                         Box::new(move || r.next_item())
                     }
                     _ => {
