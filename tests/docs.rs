@@ -26,6 +26,7 @@ fn full_incident() -> Incident {
     inc.priority = Some("1".into());
     inc.times = Times {
         received: t("2026-03-14T22:15:09-04:00"),
+        answered: t("2026-03-14T22:15:20-04:00"),
         dispatched: t("2026-03-14T22:16:00-04:00"),
         arrived: t("2026-03-14T22:21:30-04:00"),
         cleared: t("2026-03-14T23:05:00-04:00"),

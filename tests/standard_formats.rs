@@ -133,6 +133,12 @@ fn the_official_eido_sample_yields_an_incident() {
         inc.times.received.unwrap().to_rfc3339(),
         "2021-04-30T14:40:00-04:00"
     );
+    // `answerDate` is when the call was answered; no unit was dispatched in this document.
+    assert_eq!(
+        inc.times.answered.unwrap().to_rfc3339(),
+        "2021-04-30T14:42:00-04:00"
+    );
+    assert_eq!(inc.times.dispatched, None);
     assert_eq!(
         inc.location.street.as_ref().unwrap().expose(),
         "42 W Cellular Street"

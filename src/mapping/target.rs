@@ -20,6 +20,7 @@ pub enum IncidentField {
     Category,
     Priority,
     Received,
+    Answered,
     Dispatched,
     Arrived,
     Cleared,
@@ -79,6 +80,7 @@ pub const INCIDENT_FIELDS: &[(&str, IncidentField)] = &[
     ("category", IncidentField::Category),
     ("priority", IncidentField::Priority),
     ("times.received", IncidentField::Received),
+    ("times.answered", IncidentField::Answered),
     ("times.dispatched", IncidentField::Dispatched),
     ("times.arrived", IncidentField::Arrived),
     ("times.cleared", IncidentField::Cleared),
@@ -154,7 +156,7 @@ impl IncidentField {
     pub fn kind(self) -> ValueKind {
         use IncidentField::*;
         match self {
-            Received | Dispatched | Arrived | Cleared => ValueKind::DateTime,
+            Received | Answered | Dispatched | Arrived | Cleared => ValueKind::DateTime,
             Lat | Lon => ValueKind::Number,
             NaloxoneAdministered | Weapon | Violence | SubstanceUse => ValueKind::Bool,
             Category => ValueKind::Category,
@@ -194,6 +196,7 @@ impl IncidentField {
             }
             Priority => inc.priority = Some(v.into_owned()),
             Received => inc.times.received = Some(time.datetime(&v)?),
+            Answered => inc.times.answered = Some(time.datetime(&v)?),
             Dispatched => inc.times.dispatched = Some(time.datetime(&v)?),
             Arrived => inc.times.arrived = Some(time.datetime(&v)?),
             Cleared => inc.times.cleared = Some(time.datetime(&v)?),

@@ -201,6 +201,13 @@ pub struct Times {
         serialize_with = "rfc3339::serialize"
     )]
     pub received: Option<DateTime<FixedOffset>>,
+    /// When the call was answered (EIDO `answerDate`): after `received`, before dispatch.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "rfc3339::serialize"
+    )]
+    pub answered: Option<DateTime<FixedOffset>>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
