@@ -105,3 +105,47 @@ fn phones_in_xtn_6_and_7_emails_in_xtn_4_and_streets_with_sub_components() {
         Some("1000 Hospital Lane")
     );
 }
+
+/// Values keep no surrounding spaces, in any format: a padded code still finds its table entry,
+/// a padded name is the name, and a value of blanks is no value.
+#[test]
+fn values_are_trimmed_in_every_format() {
+    let d = tempfile::tempdir().unwrap();
+    let a = write_adapter(d.path(), "padded", "kind = \"csv\"", SMALL_MAPPING);
+    let a = pnp_gateway::config::Adapter::load(&a).unwrap();
+    let f = d.path().join("padded.csv");
+    std::fs::write(
+        &f,
+        "id,when,code,name,note\n  INC-7 ,2026-03-01 10:00:00, OD ,\"QUILLFEATHER, MARISOL \",   \n",
+    )
+    .unwrap();
+    let c = read(&a, &f);
+    let inc = only(&c);
+    assert_eq!(inc.incident_id, "INC-7");
+    assert_eq!(
+        inc.category,
+        pnp_gateway::model::Category::Overdose,
+        "{:?}",
+        c.gaps.len()
+    );
+    assert_eq!(
+        inc.persons[0]
+            .name
+            .first
+            .as_ref()
+            .map(|v| v.expose().as_str()),
+        Some("MARISOL")
+    );
+    assert!(inc.narrative.is_none());
+    // HL7 too: a padded city.
+    let padded = msg("REF^I12", "P", "M9").replace("^^Charleston^", "^^Charleston  ^");
+    let c = read_messages(&adapter("hl7v2"), &[padded]);
+    assert_eq!(
+        only(&c).persons[0]
+            .address
+            .city
+            .as_ref()
+            .map(|v| v.expose().as_str()),
+        Some("Charleston")
+    );
+}

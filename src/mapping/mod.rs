@@ -545,10 +545,17 @@ impl Mapping {
     fn transform<'a, T>(
         &'a self,
         f: &Field<T>,
-        mut v: Cow<'a, str>,
+        v: Cow<'a, str>,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
     ) -> Result<Cow<'a, str>, Rejection> {
+        // Every value is trimmed first, whatever the format: an export's `"Ann Arbor "` is Ann
+        // Arbor, and a value of blanks is no value.
+        let mut v = match v {
+            Cow::Borrowed(s) => Cow::Borrowed(s.trim()),
+            Cow::Owned(s) if s.trim().len() == s.len() => Cow::Owned(s),
+            Cow::Owned(s) => Cow::Owned(s.trim().to_owned()),
+        };
         for t in &f.transforms {
             v = match t.apply(v, &self.tables) {
                 Step::Value(v) => v,
