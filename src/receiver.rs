@@ -7,8 +7,9 @@
 //! test peer and a template, not a provider's intake system: it keeps the keys it has seen in
 //! memory only.
 
+use crate::http_server::{BodyBudget, BodyRefused, Limits};
 use hmac::Mac;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
@@ -18,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Requests bigger than this are refused with 413.
+/// Requests bigger than this are refused with 413 (the default of `--max-body-bytes`).
 pub const MAX_BODY: usize = 16 << 20;
 /// How far a request's timestamp may be from the receiver's clock.
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -62,47 +63,163 @@ impl Running {
     }
 }
 
-/// A private CA and a certificate for `localhost` and 127.0.0.1 signed by it, written to
-/// `dir` as `ca.pem`, `cert.pem` and `key.pem` (the key readable by the owner only). The CA
-/// file is what the gateway's `ca_file` names.
-pub fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReceiverError> {
-    let tls = |e: rcgen::Error| ReceiverError::Tls(e.to_string());
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "pnp-gateway demo CA");
-    let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
-    let ca = ca_params.self_signed(&ca_key).map_err(tls)?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(tls)?;
-    let leaf_key = rcgen::KeyPair::generate().map_err(tls)?;
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
-    crate::owner_only::create_dir_all(dir)
-        .map_err(|e| ReceiverError::Io(dir.display().to_string(), e))?;
-    let write = |name: &str, text: String| {
-        let p = dir.join(name);
-        crate::owner_only::write(&p, text.as_bytes())
-            .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?;
-        Ok::<_, ReceiverError>(p)
-    };
-    Ok((
-        write("ca.pem", ca.pem())?,
-        write("cert.pem", leaf.pem())?,
-        write("key.pem", leaf_key.serialize_pem())?,
-    ))
+/// The files of a receiver's TLS identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certs {
+    /// The private CA's certificate: what the gateway's `ca_file` names.
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Whether they were made now (rather than found and reused).
+    pub made: bool,
 }
 
-/// Binds `listen` and serves on a new thread. `out`, when given, gets one JSON line per
-/// accepted payload: `{"idempotency_key", "received_at", "path", "payload"}`.
+/// The names a made certificate is for.
+const NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
+const CA_NAME: &str = "pnp-gateway demo CA";
+
+/// A private CA and a certificate for `localhost` and 127.0.0.1 signed by it, written to
+/// `dir` as `ca.pem`, `cert.pem` and `key.pem`, and the CA's key as `ca-key.pem` (the keys
+/// readable by the owner only). The CA file is what the gateway's `ca_file` names. Always makes
+/// new ones; [`reuse_or_make_certs`] keeps those a folder has.
+pub fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReceiverError> {
+    let tls = |e: rcgen::Error| ReceiverError::Tls(e.to_string());
+    let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
+    let ca = ca_params()?.self_signed(&ca_key).map_err(tls)?;
+    crate::owner_only::create_dir_all(dir)
+        .map_err(|e| ReceiverError::Io(dir.display().to_string(), e))?;
+    write_pem(dir, "ca-key.pem", &ca_key.serialize_pem())?;
+    let ca = write_pem(dir, "ca.pem", &ca.pem())?;
+    let (cert, key) = issue_leaf(dir, ca_key)?;
+    Ok((ca, cert, key))
+}
+
+/// The TLS identity in `dir` when it is there and good: `ca.pem`, `cert.pem` and `key.pem` that
+/// belong together, the certificate signed by the CA, in date and for `localhost` and 127.0.0.1.
+/// Otherwise, when the CA and its key (`ca-key.pem`) are good, a new certificate from the same CA
+/// (so that a gateway trusting `ca.pem` still connects); otherwise a new CA and certificate.
+/// `receive` without `--cert`/`--key` keeps its identity across restarts this way.
+pub fn reuse_or_make_certs(dir: &Path) -> Result<Certs, ReceiverError> {
+    let (ca, cert, key) = (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    );
+    if check_certs(&ca, &cert, &key).is_ok() {
+        return Ok(Certs {
+            ca,
+            cert,
+            key,
+            made: false,
+        });
+    }
+    if ca.exists() {
+        let reissued = crate::tls::read_pem_text(&dir.join("ca-key.pem"))
+            .and_then(|pem| rcgen::KeyPair::from_pem(&pem).map_err(|e| e.to_string()))
+            .map_err(ReceiverError::Tls)
+            .and_then(|ca_key| issue_leaf(dir, ca_key))
+            .and_then(|_| check_certs(&ca, &cert, &key));
+        if reissued.is_ok() {
+            return Ok(Certs {
+                ca,
+                cert,
+                key,
+                made: true,
+            });
+        }
+    }
+    let (ca, cert, key) = make_certs(dir)?;
+    Ok(Certs {
+        ca,
+        cert,
+        key,
+        made: true,
+    })
+}
+
+fn ca_params() -> Result<rcgen::CertificateParams, ReceiverError> {
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new())
+        .map_err(|e| ReceiverError::Tls(e.to_string()))?;
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, CA_NAME);
+    Ok(p)
+}
+
+/// A new key and a certificate for [`NAMES`] signed by the CA of `ca_key`, written to `dir`.
+fn issue_leaf(dir: &Path, ca_key: rcgen::KeyPair) -> Result<(PathBuf, PathBuf), ReceiverError> {
+    let tls = |e: rcgen::Error| ReceiverError::Tls(e.to_string());
+    let issuer = rcgen::Issuer::new(ca_params()?, ca_key);
+    let leaf_params =
+        rcgen::CertificateParams::new(NAMES.map(str::to_string).to_vec()).map_err(tls)?;
+    let leaf_key = rcgen::KeyPair::generate().map_err(tls)?;
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
+    // The key first: a certificate never sits next to a key that is not its own for long, and
+    // a crash in between leaves files that [`check_certs`] refuses.
+    let key = write_pem(dir, "key.pem", &leaf_key.serialize_pem())?;
+    let cert = write_pem(dir, "cert.pem", &leaf.pem())?;
+    Ok((cert, key))
+}
+
+fn write_pem(dir: &Path, name: &str, text: &str) -> Result<PathBuf, ReceiverError> {
+    let p = dir.join(name);
+    crate::owner_only::write(&p, text.as_bytes())
+        .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?;
+    Ok(p)
+}
+
+/// Whether `cert` is signed by `ca`, in date, for every one of [`NAMES`], and `key` is its key.
+fn check_certs(ca: &Path, cert: &Path, key: &Path) -> Result<(), ReceiverError> {
+    use rustls::client::danger::ServerCertVerifier;
+    let bad = |e: String| ReceiverError::Tls(e);
+    let mut roots = rustls::RootCertStore::empty();
+    for c in crate::tls::read_certs(ca).map_err(bad)? {
+        roots.add(c).map_err(|e| bad(e.to_string()))?;
+    }
+    let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        crate::tls::provider(),
+    )
+    .build()
+    .map_err(|e| bad(e.to_string()))?;
+    let chain = crate::tls::read_certs(cert).map_err(bad)?;
+    let Some((leaf, rest)) = chain.split_first() else {
+        return Err(bad(format!("{}: no certificate", cert.display())));
+    };
+    let now = rustls::pki_types::UnixTime::now();
+    for name in NAMES {
+        let name = rustls::pki_types::ServerName::try_from(name).map_err(|e| bad(e.to_string()))?;
+        verifier
+            .verify_server_cert(leaf, rest, &name, &[], now)
+            .map_err(|e| bad(e.to_string()))?;
+    }
+    let key = crate::tls::read_key(key).map_err(bad)?;
+    rustls::sign::CertifiedKey::from_der(chain, key, &crate::tls::provider())
+        .map(|_| ())
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Binds `listen` and serves on a new thread under the default [`Limits`]. `out`, when given,
+/// gets one JSON line per accepted payload: `{"idempotency_key", "received_at", "path",
+/// "payload"}`.
 pub fn start(
     listen: SocketAddr,
     cert: &Path,
     key: &Path,
     secret: Vec<u8>,
     out: Option<&Path>,
+) -> Result<Running, ReceiverError> {
+    start_with(listen, cert, key, secret, out, Limits::default())
+}
+
+/// [`start`] under the given limits.
+pub fn start_with(
+    listen: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    secret: Vec<u8>,
+    out: Option<&Path>,
+    limits: Limits,
 ) -> Result<Running, ReceiverError> {
     let tls = tls_config(cert, key)?;
     let listener = std::net::TcpListener::bind(listen)
@@ -124,9 +241,10 @@ pub fn start(
         out,
     }));
     let shared = state.clone();
-    crate::http_server::spawn(listener, "pnp-receiver", Some(tls), move |req| {
-        let state = shared.clone();
-        async move { handle(req, &state).await }
+    let budget = BodyBudget::new(&limits);
+    crate::http_server::spawn(listener, "pnp-receiver", Some(tls), limits, move |req| {
+        let (state, budget) = (shared.clone(), budget.clone());
+        async move { handle(req, &state, &budget).await }
     })
     .map_err(|e| ReceiverError::Io("cannot start the receiver".into(), e))?;
     Ok(Running { addr, state })
@@ -177,7 +295,11 @@ pub fn verify(
         .is_ok()
 }
 
-async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    state: &Mutex<State>,
+    budget: &BodyBudget,
+) -> Response<Full<Bytes>> {
     let refuse = |status: StatusCode, why: &str| {
         if let Ok(mut s) = state.lock() {
             s.counts.requests += 1;
@@ -201,10 +323,8 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
         header("idempotency-key"),
     );
     let path = req.uri().path().to_string();
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large or cut off"),
-    };
+    // What can be checked without the body is checked first, so that a request that cannot be
+    // taken does not get its body read into memory.
     if !crate::deliver::webhook::key_is_valid(&key) {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -214,17 +334,37 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
     let fresh = timestamp
         .parse::<i64>()
         .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECS);
+    let stale = "bad or stale signature (X-PNP-Timestamp, X-PNP-Signature)";
+    if !fresh {
+        return refuse(StatusCode::UNAUTHORIZED, stale);
+    }
+    let body = match budget.read(req.into_body()).await {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match e {
+                BodyRefused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                BodyRefused::CutOff => StatusCode::BAD_REQUEST,
+            };
+            let mut r = refuse(status, &e.to_string());
+            if e == BodyRefused::Busy {
+                r.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
+            }
+            return r;
+        }
+    };
+    let body = &body.bytes;
     let secret = match state.lock() {
         Ok(s) => s.secret.clone(),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "receiver state"),
     };
-    if !fresh || !verify(&secret, &timestamp, &key, &body, &signature) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "bad or stale signature (X-PNP-Timestamp, X-PNP-Signature)",
-        );
+    if !verify(&secret, &timestamp, &key, body, &signature) {
+        return refuse(StatusCode::UNAUTHORIZED, stale);
     }
-    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return refuse(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
     // A batch is an array of {"idempotency_key", "payload"}; otherwise the body is one payload
