@@ -341,3 +341,67 @@ fn receive_keeps_its_ca_and_certificate_across_restarts() {
     handshake(&mut s).unwrap();
     assert_eq!(get(&mut s), 405);
 }
+
+/// The case: strangers holding connections to `run --metrics-listen` under a small
+/// descriptor limit. The metrics endpoint takes 16 connections at a time, so the rest wait in the
+/// kernel's backlog instead of taking the descriptors ingest and delivery need.
+#[cfg(target_os = "linux")]
+#[test]
+fn strangers_on_the_metrics_port_do_not_stop_ingest_or_delivery() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    success(&cli(&["keys", "init"], &cfg));
+    // The exports are held back until the strangers are connected.
+    let exports = cfg.parent().unwrap().join("exports");
+    let held = d.path().join("held");
+    std::fs::rename(&exports, &held).unwrap();
+    for p in ["sandiego", "generic"] {
+        std::fs::create_dir_all(exports.join(p)).unwrap();
+    }
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 128 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_pnp-gateway"))
+        .args(["run", "--metrics-listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr: SocketAddr = loop {
+        let line = lines.next().expect("run ended").unwrap();
+        if let Some(a) = line
+            .strip_prefix("metrics on http://")
+            .and_then(|r| r.strip_suffix("/metrics"))
+        {
+            break a.parse().unwrap();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    let strangers: Vec<_> = (0..200)
+        .map(|_| {
+            std::thread::spawn(move || TcpStream::connect_timeout(&addr, Duration::from_secs(3)))
+        })
+        .collect();
+    let strangers: Vec<TcpStream> = strangers
+        .into_iter()
+        .filter_map(|t| t.join().unwrap().ok())
+        .collect();
+    assert!(strangers.len() > 128, "{} connected", strangers.len());
+    for p in ["sandiego", "generic"] {
+        for f in std::fs::read_dir(held.join(p)).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::rename(&f, exports.join(p).join(f.file_name().unwrap())).unwrap();
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut delivered = 0;
+    while Instant::now() < deadline && delivered < 29 {
+        std::thread::sleep(Duration::from_millis(300));
+        delivered = outbox_count(&cfg, "dhhr-program", "delivered");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    drop(strangers);
+    assert_eq!(delivered, 29, "ingest and delivery stopped");
+}
