@@ -405,3 +405,57 @@ fn strangers_on_the_metrics_port_do_not_stop_ingest_or_delivery() {
     drop(strangers);
     assert_eq!(delivered, 29, "ingest and delivery stopped");
 }
+
+/// The case: 48 strangers sending 15 MiB bodies each (each under the per-request cap) made
+/// the receiver hold about 720 MiB; the total budget (64 MiB by default) bounds it.
+#[cfg(target_os = "linux")]
+#[test]
+fn many_large_bodies_at_once_stay_within_the_memory_budget() {
+    let d = tempfile::tempdir().unwrap();
+    let rx = receive(d.path(), &[]);
+    let peak = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", rx.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    let before = peak();
+    let (addr, ca) = (rx.addr, std::fs::read(&rx.ca).unwrap());
+    let senders: Vec<_> = (0..48)
+        .map(|i| {
+            let ca = ca.clone();
+            std::thread::spawn(move || {
+                let mut s = connect(addr, &ca);
+                s.sock
+                    .set_read_timeout(Some(Duration::from_secs(15)))
+                    .unwrap();
+                handshake(&mut s).unwrap();
+                let len = 15 << 20;
+                let chunk = vec![b' '; 64 << 10];
+                let mut sent = s.write_all(post_head(len, &format!("k-{i}")).as_bytes());
+                let mut left = len;
+                while sent.is_ok() && left > 0 {
+                    let n = left.min(chunk.len());
+                    sent = s.write_all(&chunk[..n]);
+                    left -= n;
+                }
+                let _ = s.flush();
+                // The answer's first line; a sender cut off mid-body (503 and closed) may get none.
+                let mut answer = [0u8; 12];
+                let n = s.read(&mut answer).unwrap_or(0);
+                String::from_utf8_lossy(&answer[..n]).to_string()
+            })
+        })
+        .collect();
+    let answers: Vec<String> = senders.into_iter().map(|t| t.join().unwrap()).collect();
+    let grew_mib = (peak() - before) / 1024;
+    let read = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 401"))
+        .count();
+    eprintln!("the receiver grew by {grew_mib} MiB; {read} of 48 bodies read");
+    assert!(grew_mib < 200, "the receiver grew by {grew_mib} MiB");
+    assert!(read < 48, "every body was read");
+}
