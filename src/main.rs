@@ -112,7 +112,8 @@ enum Command {
     Receive {
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: std::net::SocketAddr,
-        /// PEM certificate chain; with --key. Without both, a private CA is made in --tls-dir.
+        /// PEM certificate chain; with --key. Without both, a private CA and a certificate are
+        /// made in --tls-dir, and kept there for the next start.
         #[arg(long)]
         cert: Option<PathBuf>,
         #[arg(long)]
@@ -125,6 +126,8 @@ enum Command {
         /// Where accepted payloads are appended, one JSON line each.
         #[arg(long, default_value = "received.ndjson")]
         out: PathBuf,
+        #[command(flatten)]
+        limits: cmd::receive::LimitArgs,
     },
     /// Run the embedded demo: sample exports through the demo config, with a summary.
     Demo {
@@ -394,6 +397,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             tls_dir,
             secret_file,
             out,
+            limits,
         } => cmd::receive::receive(
             listen,
             cert.as_deref(),
@@ -401,6 +405,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             &tls_dir,
             &secret_file,
             &out,
+            limits.into(),
         ),
         Command::Demo { out } => cmd::demo::demo(&out),
     }

@@ -153,7 +153,19 @@ pub fn render(s: &Snapshot) -> String {
     o
 }
 
-/// Serves `GET /metrics` on `listen` from a thread of its own; returns the bound address.
+/// The metrics endpoint's bounds: few connections (a scraper needs one), so that strangers can
+/// never hold the descriptors the gateway's ingest and delivery need; no request body is read.
+pub fn limits() -> crate::http_server::Limits {
+    crate::http_server::Limits {
+        max_connections: 16,
+        max_body: 0,
+        max_inflight: 0,
+        ..Default::default()
+    }
+}
+
+/// Serves `GET /metrics` on `listen` from a thread of its own, under [`limits`]; returns the
+/// bound address.
 pub fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
@@ -161,6 +173,7 @@ pub fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<Socke
         listener,
         "pnp-metrics",
         None,
+        limits(),
         move |req: Request<Incoming>| {
             let (status, body) = if req.uri().path() == "/metrics" {
                 (StatusCode::OK, render(&metrics.snapshot()))

@@ -7,19 +7,22 @@
 //! test peer and a template, not a provider's intake system: it keeps the keys it has seen in
 //! memory only.
 
+mod identity;
+
+pub use identity::{Certs, make_certs, reuse_or_make_certs};
+
+use crate::http_server::{BodyBudget, BodyRefused, Limits};
 use hmac::Mac;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-/// Requests bigger than this are refused with 413.
-pub const MAX_BODY: usize = 16 << 20;
 /// How far a request's timestamp may be from the receiver's clock.
 pub const MAX_SKEW_SECS: i64 = 300;
 
@@ -62,47 +65,27 @@ impl Running {
     }
 }
 
-/// A private CA and a certificate for `localhost` and 127.0.0.1 signed by it, written to
-/// `dir` as `ca.pem`, `cert.pem` and `key.pem` (the key readable by the owner only). The CA
-/// file is what the gateway's `ca_file` names.
-pub fn make_certs(dir: &Path) -> Result<(PathBuf, PathBuf, PathBuf), ReceiverError> {
-    let tls = |e: rcgen::Error| ReceiverError::Tls(e.to_string());
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(tls)?;
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "pnp-gateway demo CA");
-    let ca_key = rcgen::KeyPair::generate().map_err(tls)?;
-    let ca = ca_params.self_signed(&ca_key).map_err(tls)?;
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let leaf_params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .map_err(tls)?;
-    let leaf_key = rcgen::KeyPair::generate().map_err(tls)?;
-    let leaf = leaf_params.signed_by(&leaf_key, &issuer).map_err(tls)?;
-    crate::owner_only::create_dir_all(dir)
-        .map_err(|e| ReceiverError::Io(dir.display().to_string(), e))?;
-    let write = |name: &str, text: String| {
-        let p = dir.join(name);
-        crate::owner_only::write(&p, text.as_bytes())
-            .map_err(|e| ReceiverError::Io(p.display().to_string(), e))?;
-        Ok::<_, ReceiverError>(p)
-    };
-    Ok((
-        write("ca.pem", ca.pem())?,
-        write("cert.pem", leaf.pem())?,
-        write("key.pem", leaf_key.serialize_pem())?,
-    ))
-}
-
-/// Binds `listen` and serves on a new thread. `out`, when given, gets one JSON line per
-/// accepted payload: `{"idempotency_key", "received_at", "path", "payload"}`.
+/// Binds `listen` and serves on a new thread under the default [`Limits`]. `out`, when given,
+/// gets one JSON line per accepted payload: `{"idempotency_key", "received_at", "path",
+/// "payload"}`.
 pub fn start(
     listen: SocketAddr,
     cert: &Path,
     key: &Path,
     secret: Vec<u8>,
     out: Option<&Path>,
+) -> Result<Running, ReceiverError> {
+    start_with(listen, cert, key, secret, out, Limits::default())
+}
+
+/// [`start`] under the given limits.
+pub fn start_with(
+    listen: SocketAddr,
+    cert: &Path,
+    key: &Path,
+    secret: Vec<u8>,
+    out: Option<&Path>,
+    limits: Limits,
 ) -> Result<Running, ReceiverError> {
     let tls = tls_config(cert, key)?;
     let listener = std::net::TcpListener::bind(listen)
@@ -124,9 +107,10 @@ pub fn start(
         out,
     }));
     let shared = state.clone();
-    crate::http_server::spawn(listener, "pnp-receiver", Some(tls), move |req| {
-        let state = shared.clone();
-        async move { handle(req, &state).await }
+    let budget = BodyBudget::new(&limits);
+    crate::http_server::spawn(listener, "pnp-receiver", Some(tls), limits, move |req| {
+        let (state, budget) = (shared.clone(), budget.clone());
+        async move { handle(req, &state, &budget).await }
     })
     .map_err(|e| ReceiverError::Io("cannot start the receiver".into(), e))?;
     Ok(Running { addr, state })
@@ -177,7 +161,11 @@ pub fn verify(
         .is_ok()
 }
 
-async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<Bytes>> {
+async fn handle(
+    req: Request<Incoming>,
+    state: &Mutex<State>,
+    budget: &BodyBudget,
+) -> Response<Full<Bytes>> {
     let refuse = |status: StatusCode, why: &str| {
         if let Ok(mut s) = state.lock() {
             s.counts.requests += 1;
@@ -201,10 +189,8 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
         header("idempotency-key"),
     );
     let path = req.uri().path().to_string();
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body too large or cut off"),
-    };
+    // What can be checked without the body is checked first, so that a request that cannot be
+    // taken does not get its body read into memory.
     if !crate::deliver::webhook::key_is_valid(&key) {
         return refuse(
             StatusCode::BAD_REQUEST,
@@ -214,17 +200,37 @@ async fn handle(req: Request<Incoming>, state: &Mutex<State>) -> Response<Full<B
     let fresh = timestamp
         .parse::<i64>()
         .is_ok_and(|t| (chrono::Utc::now().timestamp() - t).abs() <= MAX_SKEW_SECS);
+    let stale = "bad or stale signature (X-PNP-Timestamp, X-PNP-Signature)";
+    if !fresh {
+        return refuse(StatusCode::UNAUTHORIZED, stale);
+    }
+    let body = match budget.read(req.into_body()).await {
+        Ok(b) => b,
+        Err(e) => {
+            let status = match e {
+                BodyRefused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                BodyRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
+                BodyRefused::CutOff => StatusCode::BAD_REQUEST,
+            };
+            let mut r = refuse(status, &e.to_string());
+            if e == BodyRefused::Busy {
+                r.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from_static("1"),
+                );
+            }
+            return r;
+        }
+    };
+    let body = &body.bytes;
     let secret = match state.lock() {
         Ok(s) => s.secret.clone(),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "receiver state"),
     };
-    if !fresh || !verify(&secret, &timestamp, &key, &body, &signature) {
-        return refuse(
-            StatusCode::UNAUTHORIZED,
-            "bad or stale signature (X-PNP-Timestamp, X-PNP-Signature)",
-        );
+    if !verify(&secret, &timestamp, &key, body, &signature) {
+        return refuse(StatusCode::UNAUTHORIZED, stale);
     }
-    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
         return refuse(StatusCode::BAD_REQUEST, "the body is not JSON");
     };
     // A batch is an array of {"idempotency_key", "payload"}; otherwise the body is one payload
