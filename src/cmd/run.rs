@@ -213,8 +213,10 @@ fn watch(
 ) -> Result<()> {
     use notify::{RecursiveMode, Watcher};
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |_| {
-        let _ = tx.send(());
+    let mut watcher = notify::recommended_watcher(move |event| {
+        if wakes(&event) {
+            let _ = tx.send(());
+        }
     })?;
     for p in &gw.pipelines {
         watcher.watch(&p.folder, RecursiveMode::NonRecursive)?;
@@ -268,6 +270,24 @@ fn watch(
     }
 }
 
+/// Whether a watcher event can mean a new, grown, renamed or finished export. Every scan opens
+/// the folder and hashes the head of each file in it, and inotify reports those opens (and
+/// closes) as `Access` events: waking on them made watch mode wake itself thousands of times a
+/// second with nothing to do. Attribute changes say nothing about content either. What remains:
+/// creation, data written, a close after writing, renames, removals, and the watcher's own
+/// errors and rescan requests (a lost event queue), on which the folder is scanned again.
+fn wakes(event: &notify::Result<notify::Event>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    match event {
+        Err(_) => true,
+        Ok(e) => match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
+            _ => true,
+        },
+    }
+}
+
 pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "files read:     {}", stats.files)?;
@@ -312,4 +332,42 @@ pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
         "  rejections:   pnp-gateway quarantine list --config {cfg}"
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wakes;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
+        RemoveKind, RenameMode,
+    };
+
+    fn kind(k: EventKind) -> bool {
+        wakes(&Ok(notify::Event::new(k)))
+    }
+
+    #[test]
+    fn the_gateways_own_reads_do_not_wake_the_watcher() {
+        assert!(!kind(EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!kind(EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!kind(EventKind::Access(AccessKind::Read)));
+        assert!(!kind(EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::Any
+        ))));
+    }
+
+    #[test]
+    fn new_grown_renamed_finished_or_removed_files_wake_it() {
+        assert!(kind(EventKind::Create(CreateKind::File)));
+        assert!(kind(EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(kind(EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(kind(EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(kind(EventKind::Remove(RemoveKind::File)));
+        assert!(kind(EventKind::Other));
+        assert!(wakes(&Err(notify::Error::generic("queue overflow"))));
+    }
 }

@@ -9,6 +9,13 @@
 //! Either way each record carries its idempotency key, so a receiver can drop the duplicates a
 //! crash between the rename and the bookkeeping may cause.
 //!
+//! A delivery killed between creating its temporary file and the rename leaves that file behind,
+//! with the payloads in it (they are still pending in the outbox and go out again in another
+//! file). In a provider's folder that is identified data outside the outbox, so the first pass of
+//! a run removes the destination's own leftovers ([`remove_unfinished`]): only names of this
+//! module's temporary pattern for that destination, and only files no live writer holds (a
+//! writer keeps an exclusive lock on its temporary file until the rename).
+//!
 //! For a destination that receives identifying values (`owner_only`), the file is created 0600
 //! under its temporary name (so the rename keeps it so) and a folder the gateway makes is 0700
 //! (src/owner_only.rs).
@@ -46,7 +53,7 @@ pub fn write_batch(
         FileFormat::Csv => "csv",
     };
     let name = format!("{dest}-{stamp}-{first}.{ext}");
-    let tmp = folder.join(format!(".{name}.tmp"));
+    let tmp = folder.join(temp_name(&name));
     let dest_path = folder.join(&name);
     let write = || -> std::io::Result<()> {
         let f = if owner_only {
@@ -58,6 +65,8 @@ pub fn write_batch(
         .create(true)
         .truncate(true)
         .open(&tmp)?;
+        // Held until the file is closed, after the rename: a run starting meanwhile leaves it be.
+        f.lock()?;
         let mut w = std::io::BufWriter::new(f);
         match format {
             FileFormat::Ndjson => {
@@ -84,6 +93,81 @@ pub fn write_batch(
         io("cannot write a batch", e)
     })?;
     Ok(dest_path)
+}
+
+/// The temporary name of a file to be renamed to `name`: hidden, so that a reader of the folder
+/// skips it.
+fn temp_name(name: &str) -> String {
+    format!(".{name}.tmp")
+}
+
+/// Whether `file` is a temporary name [`write_batch`] makes for `dest`:
+/// `.{dest}-{yyyymmddThhmmssfffZ}-{row id}.{ndjson|csv}.tmp`, nothing else (not another
+/// destination's, whose id `dest` may begin, nor any file a person put there).
+fn is_own_temp(file: &str, dest: &str) -> bool {
+    let Some(rest) = file
+        .strip_prefix('.')
+        .and_then(|f| f.strip_prefix(dest))
+        .and_then(|f| f.strip_prefix('-'))
+        .and_then(|f| f.strip_suffix(".tmp"))
+    else {
+        return false;
+    };
+    let Some((stem, "ndjson" | "csv")) = rest.rsplit_once('.') else {
+        return false;
+    };
+    let Some((stamp, first)) = stem.split_once('-') else {
+        return false;
+    };
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let b = stamp.as_bytes();
+    b.len() == 19
+        && digits(&b[..8])
+        && b[8] == b'T'
+        && digits(&b[9..18])
+        && b[18] == b'Z'
+        && digits(first.as_bytes())
+}
+
+/// Removes the temporary files a stopped delivery of `dest` left in `folder`; returns how many.
+/// A file another process is still writing (it holds the lock) is left alone. A folder that does
+/// not exist yet has none.
+pub fn remove_unfinished(folder: &Path, dest: &str) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        if !entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| is_own_temp(n, dest))
+            || !entry.file_type()?.is_file()
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(f) = std::fs::File::open(&path) else {
+            continue; // gone meanwhile: its writer renamed it
+        };
+        if f.try_lock().is_err() {
+            continue; // a live writer
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if removed > 0
+        && let Ok(d) = std::fs::File::open(folder)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(removed)
 }
 
 fn write_csv(w: &mut impl Write, batch: &[(Row, Value)]) -> std::io::Result<()> {
@@ -153,6 +237,48 @@ fn scalar(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn own_temporary_names_only() {
+        let own = temp_name("prestera-20261202T050512123Z-17.ndjson");
+        assert!(is_own_temp(&own, "prestera"));
+        assert!(is_own_temp(
+            ".prestera-20261202T050512123Z-1.csv.tmp",
+            "prestera"
+        ));
+        for other in [
+            "prestera-20261202T050512123Z-17.ndjson",  // a finished file
+            ".prestera-20261202T050512123Z-17.ndjson", // not .tmp
+            ".prestera-x-20261202T050512123Z-17.ndjson.tmp", // destination prestera-x
+            ".prestera-notes.tmp",
+            ".prestera-20261202T050512123Z-17.txt.tmp",
+            ".prestera-20261202T0505121Z-17.ndjson.tmp",
+            ".prestera-20261202T050512123Z-.ndjson.tmp",
+            "prestera.tmp",
+        ] {
+            assert!(!is_own_temp(other, "prestera"), "{other}");
+        }
+        assert!(!is_own_temp(&own, "prest"));
+    }
+
+    #[test]
+    fn unfinished_files_go_unless_a_writer_holds_them() {
+        let d = tempfile::tempdir().unwrap();
+        let left = d.path().join(".p-20261202T050512123Z-1.ndjson.tmp");
+        let busy = d.path().join(".p-20261202T050512124Z-2.ndjson.tmp");
+        let kept = d.path().join(".q-20261202T050512123Z-1.ndjson.tmp");
+        for f in [&left, &busy, &kept] {
+            std::fs::write(f, "{}\n").unwrap();
+        }
+        let held = std::fs::File::open(&busy).unwrap();
+        held.lock().unwrap();
+        assert_eq!(remove_unfinished(d.path(), "p").unwrap(), 1);
+        assert!(!left.exists() && busy.exists() && kept.exists());
+        drop(held);
+        assert_eq!(remove_unfinished(d.path(), "p").unwrap(), 1);
+        assert!(!busy.exists() && kept.exists());
+        assert_eq!(remove_unfinished(&d.path().join("none"), "p").unwrap(), 0);
+    }
 
     #[test]
     fn flattening() {

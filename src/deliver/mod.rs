@@ -54,6 +54,8 @@ pub struct Dispatcher {
     sinks: BTreeMap<String, Sink>,
     breakers: BTreeMap<String, limits::Breaker>,
     paces: BTreeMap<String, limits::Pace>,
+    /// File destinations whose folder was cleared of unfinished files in this run.
+    swept: std::collections::BTreeSet<String>,
 }
 
 /// The delay before attempt `attempts + 1`: exponential from `initial`, capped, with ±20% jitter.
@@ -83,6 +85,17 @@ pub fn dispatch(
         let Some(dest) = gw.destinations.iter().find(|d| &d.id == id) else {
             continue;
         };
+        if let crate::config::gateway::DeliveryKind::File { folder, .. } = &delivery.kind
+            && state.swept.insert(id.clone())
+        {
+            match file::remove_unfinished(folder, id) {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(destination = %id, files = n,
+                    "removed unfinished delivery files a stopped run left; their payloads go out again"),
+                Err(e) => tracing::warn!(destination = %id, error = %e.kind(),
+                    "cannot clear unfinished delivery files; trying again next run"),
+            }
+        }
         let recipient = Recipient {
             id: &dest.id,
             designations: &dest.designations,

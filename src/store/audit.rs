@@ -54,8 +54,13 @@ pub struct Broken {
 }
 
 impl Store {
-    /// Appends an entry; inside an open group (`begin`) it commits with the group.
+    /// Appends an entry; inside an open group (`begin`) it commits with the group, otherwise in
+    /// a write transaction of its own (it reads the head before writing: see [`Store::write`]).
     pub fn audit_append(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
+        self.write(|s| s.audit_append_in(key, e))
+    }
+
+    fn audit_append_in(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
         let tx = self.conn.savepoint()?;
         let (seq, prev): (i64, String) = tx
             .prepare_cached("SELECT seq, mac FROM audit_head WHERE one = 1")?
@@ -187,5 +192,43 @@ impl Store {
             .into_iter()
             .filter(|r| r.entry.decision == "deliver")
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_outside_a_group_waits_for_another_writer() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("store.db");
+        let mut store = Store::open(&path).unwrap();
+        let e = Entry {
+            destination: "dest-a".into(),
+            profile: "safe-harbor".into(),
+            decision: "delivered".into(),
+            reasons: Vec::new(),
+            person_token: None,
+            consent_id: None,
+            fields: vec!["incident.category".into()],
+            payload_digest: None,
+        };
+        store.audit_append(b"test-key", &e).unwrap();
+        // Another process holds the write lock, then commits a write.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        let (locked_tx, locked) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            other
+                .execute_batch("BEGIN IMMEDIATE; INSERT INTO meta VALUES ('test-writer', x'00');")
+                .unwrap();
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        locked.recv().unwrap();
+        let seq = store.audit_append(b"test-key", &e);
+        holder.join().unwrap();
+        assert_eq!(seq.unwrap(), 2);
     }
 }
