@@ -12,6 +12,7 @@ use crate::model::Incident;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
+pub mod attempts;
 pub mod audit;
 pub mod gaps;
 pub mod outbox;
@@ -196,6 +197,20 @@ const MIGRATIONS: &[&str] = &[
         incident_id TEXT NOT NULL,
         purged_at TEXT NOT NULL,
         PRIMARY KEY (adapter, incident_id)
+    );",
+    // 9: the poison-file guard (see `attempts`): a reading of a file that started and has not
+    // finished, and where it started; a file whose reading stopped the process twice at the
+    // same place is set aside (`set_aside_at`) until its content changes.
+    "CREATE TABLE ingest_attempts (
+        adapter TEXT NOT NULL,
+        path TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        byte_offset INTEGER NOT NULL,
+        record INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        set_aside_at TEXT,
+        PRIMARY KEY (adapter, path)
     );",
 ];
 
