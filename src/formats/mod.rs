@@ -9,6 +9,7 @@ pub mod eido;
 pub mod hl7;
 pub mod json;
 pub mod nibrs;
+pub mod sniff;
 
 use serde::Serialize;
 

@@ -135,6 +135,16 @@ impl FileRun<'_, '_> {
             sink.checkpoint(Checkpoint::default(), true)?;
             return Ok(Ended::Done);
         }
+        // A file with no data, or in UTF-16, is one rejection that says so (its reader would
+        // pass over it in silence, or reject it for the wrong reason).
+        if self.resume.is_none_or(|c| c.byte == 0 && c.record == 0) {
+            let sniffed = crate::formats::sniff::sniff(&mut file);
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| file_err(e.into()))?;
+            if let Some(r) = sniffed.map_err(|e| file_err(e.into()))? {
+                return file_rejected(sink, stats, r.kind, r.reason);
+            }
+        }
         let mut state = MapState {
             adapter: self.adapter,
             rules: self.rules,
