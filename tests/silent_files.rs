@@ -79,3 +79,91 @@ fn utf16_with_a_bom_is_rejected_as_bad_encoding() {
     bytes.extend(utf16le("id,when,code,name,note\n"));
     each_format_rejects(&bytes, "bad_encoding", "UTF-16");
 }
+
+const HEADER: &str = "id,when,code,name,note\n";
+
+fn ids(c: &Collect) -> Vec<&str> {
+    c.incidents
+        .iter()
+        .map(|(_, i)| i.incident_id.as_str())
+        .collect()
+}
+
+fn csv(dir: &std::path::Path) -> Adapter {
+    Adapter::load(&write_adapter(
+        dir,
+        "small",
+        "kind = \"csv\"",
+        SMALL_MAPPING,
+    ))
+    .unwrap()
+}
+
+/// A quote that never closes, in the last column: csv-core takes the rest of the file as that
+/// field, and the record had the right number of fields.
+#[test]
+fn a_quote_open_to_the_end_of_the_file_is_rejected_and_the_rest_read() {
+    let d = tempfile::tempdir().unwrap();
+    let a = csv(d.path());
+    let f = d.path().join("x.csv");
+    let mut text = format!("{HEADER}1,2024-01-01 10:00:00,OD,A B,ok\n");
+    text.push_str("2,2024-01-01 10:00:00,OD,A B,\"broken\n");
+    for i in 3..200 {
+        text.push_str(&format!("{i},2024-01-01 10:00:00,MH,C D,fine\n"));
+    }
+    std::fs::write(&f, text).unwrap();
+    let c = read(&a, &f);
+    let got: Vec<_> = c.rejected.iter().map(|(p, r)| (p.line, r.kind)).collect();
+    assert_eq!(got, [(3, "unterminated_quote")]);
+    assert!(
+        c.rejected[0].1.reason.contains("end of the file"),
+        "{:?}",
+        c.rejected
+    );
+    assert_eq!(c.incidents.len(), 198, "every record after it is read");
+    assert_eq!(ids(&c)[..3], ["1", "3", "4"]);
+}
+
+/// Quoted fields on every line: a missing closing quote is closed by the next line's opening
+/// quote, and csv-core joined two records into one with the right number of fields.
+#[test]
+fn a_missing_closing_quote_in_a_big_file_loses_no_record_silently() {
+    let d = tempfile::tempdir().unwrap();
+    let a = csv(d.path());
+    let f = d.path().join("x.csv");
+    let mut text = String::from(HEADER);
+    for i in 1..=20_000 {
+        let close = if i == 5 { "" } else { "\"" };
+        text.push_str(&format!(
+            "{i},2024-01-01 10:00:00,OD,A B,\"note {i} (quoted){close}\n"
+        ));
+    }
+    std::fs::write(&f, text).unwrap();
+    let c = read(&a, &f);
+    let got: Vec<_> = c.rejected.iter().map(|(p, r)| (p.line, r.kind)).collect();
+    assert_eq!(got, [(6, "unterminated_quote")]);
+    assert!(
+        c.rejected[0].1.reason.contains("line 6"),
+        "{:?}",
+        c.rejected
+    );
+    assert_eq!(c.incidents.len(), 19_999, "every other record is read");
+    assert_eq!(ids(&c)[3..6], ["4", "6", "7"]);
+}
+
+/// A quoted field across lines that closes properly is one record, as before.
+#[test]
+fn a_quoted_field_across_lines_is_still_one_record() {
+    let d = tempfile::tempdir().unwrap();
+    let a = csv(d.path());
+    let f = d.path().join("x.csv");
+    std::fs::write(
+        &f,
+        format!("{HEADER}1,2024-01-01 10:00:00,OD,A B,\"two\nlines, \"\"quoted\"\"\"\n2,2024-01-01 10:00:00,OD,A B,ok\r\n3,2024-01-01 10:00:00,OD,A B,\"x\ny\"\r\n"),
+    )
+    .unwrap();
+    let c = read(&a, &f);
+    assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+    assert_eq!(ids(&c), ["1", "2", "3"]);
+    assert_eq!(c.incidents[1].0.line, 4);
+}
