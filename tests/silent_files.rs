@@ -167,3 +167,48 @@ fn a_quoted_field_across_lines_is_still_one_record() {
     assert_eq!(ids(&c), ["1", "2", "3"]);
     assert_eq!(c.incidents[1].0.line, 4);
 }
+
+/// A JSON document broken by a missing closing quote: the records before it are read, and
+/// the rejection says from which byte and how much of the file could not be read.
+#[test]
+fn a_broken_json_document_says_from_where_and_how_much_was_not_read() {
+    let d = tempfile::tempdir().unwrap();
+    let a = Adapter::load(&write_adapter(
+        d.path(),
+        "doc",
+        "kind = \"json\"",
+        SMALL_MAPPING,
+    ))
+    .unwrap();
+    let f = d.path().join("x.json");
+    let record = |i: u32, close: &str| {
+        format!(
+            "{{\"id\": \"{i}\", \"when\": \"2024-01-01 10:00:00\", \"code\": \"OD\", \"name\": \"A B\", \"note\": \"n{close}}}"
+        )
+    };
+    let records: Vec<String> = (1..=100)
+        .map(|i| record(i, if i == 5 { "" } else { "\"" }))
+        .collect();
+    let text = format!("[\n{}\n]\n", records.join(",\n"));
+    std::fs::write(&f, &text).unwrap();
+    let c = read(&a, &f);
+    assert_eq!(ids(&c), ["1", "2", "3", "4"]);
+    assert_eq!(c.rejected.len(), 1);
+    let (pos, r) = &c.rejected[0];
+    assert_eq!(r.kind, "invalid_json");
+    // It breaks where record 6 begins (the quote that should have closed record 5's note
+    // opened a string that the next quote closes).
+    let broke = text.find("{\"id\": \"6\"").unwrap() as u64;
+    assert!(
+        pos.byte >= broke && pos.byte < broke + 20,
+        "{pos:?} vs {broke}"
+    );
+    let rest = text.len() as u64 - pos.byte;
+    assert!(
+        r.reason.contains(&format!("(byte {})", pos.byte))
+            && r.reason
+                .contains(&format!("({rest} of {} bytes)", text.len())),
+        "{}",
+        r.reason
+    );
+}

@@ -85,6 +85,8 @@ pub enum FileError {
     JsonSyntax {
         line: usize,
         column: usize,
+        /// Offset of the byte where the document broke off.
+        byte: u64,
         message: String,
     },
 }

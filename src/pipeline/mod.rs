@@ -311,18 +311,20 @@ impl FileRun<'_, '_> {
                     Err(FileError::JsonSyntax {
                         line,
                         column,
+                        byte,
                         message,
                     }) => {
                         let r = Rejection::new(
                             "invalid_json",
                             format!(
-                                "{message} at line {line}, column {column}; the rest of the document cannot be read"
+                                "{message} at line {line}, column {column} (byte {byte}); the rest of the document ({} of {size} bytes) cannot be read",
+                                size.saturating_sub(byte)
                             ),
                         );
                         count_reject(stats, &r);
                         sink.rejected(
                             Position {
-                                byte: 0,
+                                byte,
                                 line: line as u64,
                                 record: last + 1,
                             },
