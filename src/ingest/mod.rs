@@ -115,6 +115,7 @@ pub fn ingest_file(
     let head_len = HEAD.min(size);
     let head = hash_prefix(path, head_len).map_err(io)?;
     let content = hash_prefix(path, u64::MAX).map_err(io)?;
+    let gap_key = store.gap_key()?;
     let verdict = store.begin_attempt(&Attempt {
         adapter: &adapter.name,
         path: &key,
@@ -138,7 +139,6 @@ pub fn ingest_file(
     }
     tracing::info!(adapter = %adapter.name, file = %key, resume = resume.is_some(), "reading export");
     fault_hook(path);
-    let gap_key = store.gap_key()?;
     let mut sink = StoreSink::new(store, &adapter.name, &key, size, head);
     sink.content_hash = Some(content);
     let ended = FileRun {
