@@ -102,14 +102,30 @@ fn a_file_that_aborts_the_reader_twice_is_set_aside_and_the_other_pipeline_runs(
         1
     );
 
-    // Its content replaced: it is another file, read from the start.
+    // Its content changed: another file, read.
     std::fs::write(d.path().join("drop_a/poison.csv"), rows(1..5)).unwrap();
     success(&cli(&["run", "--once"], &cfg));
+    let poison_incidents = "SELECT count(*) FROM incidents WHERE file LIKE '%poison.csv'";
+    assert_eq!(store_count(&cfg, poison_incidents), 4);
+
+    // Replaced by another file that aborts twice: set aside again, then released by the
+    // operator and read from its start.
+    std::fs::write(d.path().join("drop_a/poison.csv"), rows(10..13)).unwrap();
+    for aborts in [true, true, false] {
+        let o = run_aborting_on(&cfg, "poison.csv");
+        assert_eq!(o.status.success(), !aborts);
+    }
     assert_eq!(
         store_count(
             &cfg,
-            "SELECT count(*) FROM incidents WHERE file LIKE '%poison.csv'"
+            "SELECT count(*) FROM quarantine WHERE kind = 'poison_file'"
         ),
-        4
+        2
     );
+    let o = cli(&["quarantine", "release", "nothing-set-aside.csv"], &cfg);
+    assert!(!o.status.success(), "only a file set aside is released");
+    let path = line.split(':').next().unwrap().to_owned();
+    success(&cli(&["quarantine", "release", &path], &cfg));
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(store_count(&cfg, poison_incidents), 4 + 3);
 }

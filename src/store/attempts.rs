@@ -9,7 +9,8 @@
 //! batch was committed): a gateway killed now and then while it reads a big export goes on
 //! from its checkpoint every time. After [`MAX_STOPS`] stops at the same place, the file is
 //! set aside: one `poison_file` quarantine entry for the whole file, its ledger entry marked
-//! done so that it is not looked at again, until its content changes (it is then a new file).
+//! done so that it is not looked at again, until its content changes (it is then a new file)
+//! or an operator releases it ([`Store::release_set_aside`], `quarantine release`).
 
 use super::{Result, Store, now};
 use crate::formats::Checkpoint;
@@ -72,7 +73,7 @@ impl Store {
         };
         if stops >= MAX_STOPS {
             let reason = format!(
-                "reading this file stopped the gateway {stops} times at the same place (record {}, byte {}); it is set aside and not read again until its content changes (or it comes under another name)",
+                "reading this file stopped the gateway {stops} times at the same place (record {}, byte {}); it is set aside and not read again until its content changes or `pnp-gateway quarantine release FILE`",
                 a.from.record + 1,
                 a.from.byte
             );
@@ -140,5 +141,31 @@ impl Store {
             params![adapter, path],
         )?;
         Ok(())
+    }
+}
+
+impl Store {
+    /// Releases a file set aside (`path` as `quarantine list` names it): it is read again from
+    /// the start at the next pass. Returns whether one was set aside under that name.
+    pub fn release_set_aside(&mut self, path: &str) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let adapters: Vec<String> = tx
+            .prepare(
+                "SELECT adapter FROM ingest_attempts WHERE path = ?1 AND set_aside_at IS NOT NULL",
+            )?
+            .query_map([path], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for adapter in &adapters {
+            tx.execute(
+                "DELETE FROM ingest_attempts WHERE adapter = ?1 AND path = ?2",
+                params![adapter, path],
+            )?;
+            tx.execute(
+                "DELETE FROM ingest_ledger WHERE adapter = ?1 AND path = ?2",
+                params![adapter, path],
+            )?;
+        }
+        tx.commit()?;
+        Ok(!adapters.is_empty())
     }
 }
