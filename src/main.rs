@@ -267,6 +267,13 @@ enum QuarantineCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Read a file set aside as `poison_file` again from its start at the next pass.
+    Release {
+        /// The file as `quarantine list` names it.
+        file: String,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -317,6 +324,16 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Quarantine {
             command: QuarantineCommand::List { config, json },
         } => quarantine_list(&config, json),
+        Command::Quarantine {
+            command: QuarantineCommand::Release { file, config },
+        } => {
+            let gw = load_gateway(&config)?;
+            if !Store::open(&gw.store_path)?.release_set_aside(&file)? {
+                anyhow::bail!("no file set aside under the name {file} (see `quarantine list`)");
+            }
+            println!("{file}: released; it is read again from its start at the next pass");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Consent { command } => match command {
             ConsentCommand::Import {
                 file,

@@ -114,8 +114,11 @@ pub(crate) fn run(
             .with_context(|| format!("creating drop folder {}", p.folder.display()))?;
     }
     if once || max_records.is_some() {
+        // A pipeline whose files fail does not keep the pipelines after it from running; the
+        // first error is returned once every pipeline had its turn.
+        let mut first_error = None;
         for p in &gw.pipelines {
-            let go_on = ingest::drain_folder(
+            let drained = ingest::drain_folder(
                 &mut store,
                 p,
                 &gw.program,
@@ -123,11 +126,21 @@ pub(crate) fn run(
                 &mut |_| true,
                 &mut |f, r, t| progress.update(f, r, t),
                 &mut stats,
-            )?;
+            );
             progress.clear();
-            if !go_on {
-                break;
+            match drained {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    if limit == Some(0) {
+                        break;
+                    }
+                }
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e.into());
         }
         if disclose {
             disclose_and_dispatch(

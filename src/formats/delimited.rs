@@ -348,8 +348,18 @@ impl<R: Read + Seek> DelimitedReader<R> {
                 Raw::TooLong => Some(Rejection::new(
                     "record_too_long",
                     format!(
-                        "record longer than max_record_bytes ({} bytes)",
-                        self.opts.max_record_bytes
+                        "record longer than max_record_bytes ({} bytes){}",
+                        self.opts.max_record_bytes,
+                        if spans_lines {
+                            format!(
+                                "; it runs from line {} to line {}: an unterminated quote? The lines after line {} are read again as records",
+                                start.line,
+                                self.line - 1,
+                                start.line
+                            )
+                        } else {
+                            String::new()
+                        }
                     ),
                 )),
                 _ if !self.headers.is_empty() && n != self.headers.len() => Some(Rejection::new(
@@ -375,6 +385,16 @@ impl<R: Read + Seek> DelimitedReader<R> {
                     self.seek_to(next, start.line + 1)?;
                 }
                 return Ok(Some(Item::Rejected(start, rejection)));
+            }
+            // A record across lines may be a quoted field that never closed, which took the
+            // records after it in: rejected, and its lines read again.
+            if spans_lines && let Some(why) = self.quote_trouble(start)? {
+                let next = self.next_line_start(start.byte)?;
+                self.seek_to(next, start.line + 1)?;
+                return Ok(Some(Item::Rejected(
+                    start,
+                    Rejection::new("unterminated_quote", why),
+                )));
             }
             // Each field on its own: the bytes of two fields may join into a character once the
             // delimiter between them is gone.
@@ -405,6 +425,73 @@ impl<R: Read + Seek> DelimitedReader<R> {
             row.ends.extend_from_slice(&self.ends[..n]);
             return Ok(Some(Item::Record(start, ())));
         }
+    }
+
+    /// Reads the raw bytes of the record just read (from `start` to where reading stands)
+    /// again, strictly: a quoted field must close before the end of the file, and its closing
+    /// quote be followed by a delimiter, another quote or the line's end. csv-core is lenient
+    /// with both, and then one missing closing quote joins the records after it into one field.
+    /// Returns why the record is not sound, or `None`.
+    fn quote_trouble(&mut self, start: Position) -> io::Result<Option<String>> {
+        #[derive(PartialEq)]
+        enum S {
+            FieldStart,
+            Unquoted,
+            Quoted,
+            QuoteInQuoted,
+        }
+        let end = self.offset();
+        let (quote, delim) = (self.opts.quote as u8, self.opts.delimiter as u8);
+        self.inner.seek(SeekFrom::Start(start.byte))?;
+        let mut chunk = [0u8; 8192];
+        let mut left = end - start.byte;
+        let mut state = S::FieldStart;
+        let mut line = start.line;
+        let mut quote_line = start.line;
+        let mut trouble = None;
+        'scan: while left > 0 {
+            let n = self.inner.read(&mut chunk[..left.min(8192) as usize])?;
+            if n == 0 {
+                break;
+            }
+            left -= n as u64;
+            for &b in &chunk[..n] {
+                state = match state {
+                    S::FieldStart if b == quote => {
+                        quote_line = line;
+                        S::Quoted
+                    }
+                    S::FieldStart | S::Unquoted if b == delim => S::FieldStart,
+                    S::FieldStart | S::Unquoted => S::Unquoted,
+                    S::Quoted if b == quote => S::QuoteInQuoted,
+                    S::Quoted => S::Quoted,
+                    S::QuoteInQuoted if b == quote => S::Quoted,
+                    S::QuoteInQuoted if b == delim => S::FieldStart,
+                    S::QuoteInQuoted if b == b'\r' || b == b'\n' => S::FieldStart,
+                    S::QuoteInQuoted => {
+                        trouble = Some(format!(
+                            "the quoted field that opens on line {quote_line} closes on line {line} with a quote followed by other text: an unterminated quote? The lines after line {} are read again as records",
+                            start.line
+                        ));
+                        break 'scan;
+                    }
+                };
+                if b == b'\n' {
+                    line += 1;
+                }
+            }
+        }
+        if trouble.is_none() && state == S::Quoted {
+            trouble = Some(format!(
+                "the quoted field that opens on line {quote_line} does not close before the end of the file ({} bytes after the record's start): an unterminated quote? The lines after line {} are read again as records",
+                end - start.byte,
+                start.line
+            ));
+        }
+        // Back to where the buffered reading stands.
+        self.inner
+            .seek(SeekFrom::Start(self.buf_offset + self.buf_len as u64))?;
+        Ok(trouble)
     }
 
     /// Offset just after the first `\n` at or after `from`.

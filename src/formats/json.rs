@@ -105,14 +105,19 @@ fn category(e: &serde_json::Error) -> &'static str {
 /// object is one record. `skip` records are parsed but not emitted (resuming a partly read
 /// file). `emit` returns `false` to stop early.
 pub fn stream_document<R: BufRead>(
-    mut reader: R,
+    reader: R,
     skip: u64,
     emit: &mut dyn FnMut(Item<Value>) -> bool,
 ) -> Result<(), FileError> {
-    if reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
-        reader.consume(3);
+    let mut counted = Counted {
+        inner: reader,
+        n: 0,
+    };
+    if counted.inner.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        counted.inner.consume(3);
+        counted.n = 3;
     }
-    let mut de = serde_json::Deserializer::from_reader(reader);
+    let mut de = serde_json::Deserializer::from_reader(&mut counted);
     let seed = TopLevel { skip, emit };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     match result {
@@ -121,8 +126,24 @@ pub fn stream_document<R: BufRead>(
         Err(e) => Err(FileError::JsonSyntax {
             line: e.line(),
             column: e.column(),
+            // serde_json reads byte by byte: what it took is where it stopped.
+            byte: counted.n.saturating_sub(1),
             message: category(&e).to_owned(),
         }),
+    }
+}
+
+/// Counts the bytes read through it, to say where a document broke off.
+struct Counted<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
     }
 }
 

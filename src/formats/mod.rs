@@ -9,6 +9,7 @@ pub mod eido;
 pub mod hl7;
 pub mod json;
 pub mod nibrs;
+pub mod sniff;
 
 use serde::Serialize;
 
@@ -84,6 +85,8 @@ pub enum FileError {
     JsonSyntax {
         line: usize,
         column: usize,
+        /// Offset of the byte where the document broke off.
+        byte: u64,
         message: String,
     },
 }

@@ -17,6 +17,7 @@ use crate::formats::Checkpoint;
 use crate::pipeline::sinks::StoreSink;
 use crate::pipeline::{Ended, FileRun, PipelineError, Stats};
 use crate::policy::ProgramRules;
+use crate::store::attempts::{Attempt, POISON_KIND, Verdict};
 use crate::store::{Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -114,8 +115,30 @@ pub fn ingest_file(
     let head_len = HEAD.min(size);
     let head = hash_prefix(path, head_len).map_err(io)?;
     let content = hash_prefix(path, u64::MAX).map_err(io)?;
-    tracing::info!(adapter = %adapter.name, file = %key, resume = resume.is_some(), "reading export");
     let gap_key = store.gap_key()?;
+    let verdict = store.begin_attempt(&Attempt {
+        adapter: &adapter.name,
+        path: &key,
+        size,
+        head_hash: &head,
+        content_hash: &content,
+        from: resume.unwrap_or(Checkpoint {
+            byte: 0,
+            line: 1,
+            record: 0,
+        }),
+    })?;
+    match verdict {
+        Verdict::Read => {}
+        Verdict::SetAsideNow => {
+            tracing::warn!(adapter = %adapter.name, file = %key, "reading this export stopped the gateway twice at the same place: set aside (see `quarantine list`)");
+            *stats.rejected.entry(POISON_KIND.to_owned()).or_default() += 1;
+            return Ok(None);
+        }
+        Verdict::SetAside => return Ok(None),
+    }
+    tracing::info!(adapter = %adapter.name, file = %key, resume = resume.is_some(), "reading export");
+    fault_hook(path);
     let mut sink = StoreSink::new(store, &adapter.name, &key, size, head);
     sink.content_hash = Some(content);
     let ended = FileRun {
@@ -126,8 +149,28 @@ pub fn ingest_file(
         limit,
         progress,
     }
-    .run(path, &mut sink, stats)?;
-    Ok(Some(ended))
+    .run(path, &mut sink, stats);
+    // Returned, whatever the outcome: this reading did not stop the process.
+    store.end_attempt(&adapter.name, &key)?;
+    Ok(Some(ended?))
+}
+
+/// A test hook, in debug builds only: `PNP_GATEWAY_FAULT_ABORT_ON=NAME` aborts the process
+/// when it starts reading a file named NAME, as a reader that runs out of memory would. The
+/// integration tests of the poison-file guard use it; release builds do not read it.
+fn fault_hook(path: &Path) {
+    #[cfg(debug_assertions)]
+    if let Some(name) = std::env::var_os("PNP_GATEWAY_FAULT_ABORT_ON")
+        && path.file_name() == Some(name.as_os_str())
+    {
+        eprintln!(
+            "PNP_GATEWAY_FAULT_ABORT_ON: aborting while reading {}",
+            path.display()
+        );
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = path;
 }
 
 /// The files of a drop folder that match `pattern`, oldest name first. Hidden files and
@@ -168,6 +211,8 @@ pub fn move_done(path: &Path, folder: &Path, move_to: &str) -> io::Result<PathBu
 
 /// One pass over a pipeline's drop folder. `settled` decides whether a file may be read now
 /// (the watcher waits until a file stops growing). Returns false when `limit` stopped it.
+/// A file that fails (an I/O error) does not keep the files after it from being read: the
+/// error is logged, the pass goes on, and the first error is returned at its end.
 pub fn drain_folder(
     store: &mut Store,
     p: &Pipeline,
@@ -181,6 +226,7 @@ pub fn drain_folder(
         path: p.folder.display().to_string(),
         source,
     })?;
+    let mut first_error = None;
     for path in files {
         if !settled(&path) {
             continue;
@@ -196,12 +242,20 @@ pub fn drain_folder(
             *limit,
             Some(&mut prog),
             stats,
-        )?;
+        );
         if let Some(l) = limit.as_mut() {
             *l = l.saturating_sub(stats.records - before);
         }
+        let ended = match ended {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(adapter = %p.adapter.name, error = %e, "cannot read this export; going on with the next");
+                first_error.get_or_insert(e);
+                None
+            }
+        };
         match ended {
-            Some(Ended::Stopped) => return Ok(false),
+            Some(Ended::Stopped) => return first_error.map_or(Ok(false), Err),
             Some(Ended::Done) if p.after == After::Move => {
                 let dest = move_done(&path, &p.folder, &p.adapter.transport.move_to).map_err(
                     |source| IngestError::Io {
@@ -214,8 +268,8 @@ pub fn drain_folder(
             _ => {}
         }
         if limit == &Some(0) {
-            return Ok(false);
+            return first_error.map_or(Ok(false), Err);
         }
     }
-    Ok(true)
+    first_error.map_or(Ok(true), Err)
 }

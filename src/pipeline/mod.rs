@@ -135,6 +135,16 @@ impl FileRun<'_, '_> {
             sink.checkpoint(Checkpoint::default(), true)?;
             return Ok(Ended::Done);
         }
+        // A file with no data, or in UTF-16, is one rejection that says so (its reader would
+        // pass over it in silence, or reject it for the wrong reason).
+        if self.resume.is_none_or(|c| c.byte == 0 && c.record == 0) {
+            let sniffed = crate::formats::sniff::sniff(&mut file);
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| file_err(e.into()))?;
+            if let Some(r) = sniffed.map_err(|e| file_err(e.into()))? {
+                return file_rejected(sink, stats, r.kind, r.reason);
+            }
+        }
         let mut state = MapState {
             adapter: self.adapter,
             rules: self.rules,
@@ -301,18 +311,20 @@ impl FileRun<'_, '_> {
                     Err(FileError::JsonSyntax {
                         line,
                         column,
+                        byte,
                         message,
                     }) => {
                         let r = Rejection::new(
                             "invalid_json",
                             format!(
-                                "{message} at line {line}, column {column}; the rest of the document cannot be read"
+                                "{message} at line {line}, column {column} (byte {byte}); the rest of the document ({} of {size} bytes) cannot be read",
+                                size.saturating_sub(byte)
                             ),
                         );
                         count_reject(stats, &r);
                         sink.rejected(
                             Position {
-                                byte: 0,
+                                byte,
                                 line: line as u64,
                                 record: last + 1,
                             },

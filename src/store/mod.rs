@@ -12,6 +12,7 @@ use crate::model::Incident;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 
+pub mod attempts;
 pub mod audit;
 pub mod gaps;
 pub mod outbox;
@@ -202,6 +203,20 @@ const MIGRATIONS: &[&str] = &[
     // every staged incident (1,200 engagements against 151,900 incidents took 300 s).
     "CREATE INDEX incidents_by_incident_id ON incidents (incident_id, adapter);
     CREATE INDEX purged_by_incident_id ON purged_incidents (incident_id);",
+    // 10: the poison-file guard (see `attempts`): a reading of a file that started and has not
+    // finished, and where it started; a file whose reading stopped the process twice at the
+    // same place is set aside (`set_aside_at`) until its content changes.
+    "CREATE TABLE ingest_attempts (
+        adapter TEXT NOT NULL,
+        path TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        byte_offset INTEGER NOT NULL,
+        record INTEGER NOT NULL,
+        started_at TEXT NOT NULL,
+        set_aside_at TEXT,
+        PRIMARY KEY (adapter, path)
+    );",
 ];
 
 /// What the ledger knows of one file.
