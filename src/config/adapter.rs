@@ -44,8 +44,12 @@ pub enum FormatSpec {
     },
     /// A JSON document: one object, or an array of objects.
     Json {},
-    /// FBI NIBRS XML (IEPD 2019.1 or 4.2), streamed report by report.
-    NibrsXml {},
+    /// FBI NIBRS XML (IEPD 2019.1 or 4.2), streamed report by report; a report longer than
+    /// `max_record_bytes` is rejected and skipped, never held in memory.
+    NibrsXml {
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: usize,
+    },
     /// FBI NIBRS fixed-width flat file.
     NibrsFlat {},
     /// NENA EIDO JSON (one document, or an array of them).
@@ -70,7 +74,7 @@ pub enum Format {
     Delimited(DelimitedOptions),
     Ndjson { max_record_bytes: usize },
     Json,
-    NibrsXml,
+    NibrsXml { max_record_bytes: usize },
     NibrsFlat,
     NenaEido,
     Hl7v2,
@@ -96,7 +100,9 @@ impl FormatSpec {
                 max_record_bytes: *max_record_bytes,
             }),
             FormatSpec::Json {} => Ok(Format::Json),
-            FormatSpec::NibrsXml {} => Ok(Format::NibrsXml),
+            FormatSpec::NibrsXml { max_record_bytes } => Ok(Format::NibrsXml {
+                max_record_bytes: *max_record_bytes,
+            }),
             FormatSpec::NibrsFlat {} => Ok(Format::NibrsFlat),
             FormatSpec::NenaEido {} => Ok(Format::NenaEido),
             FormatSpec::Hl7v2 {} => Ok(Format::Hl7v2),

@@ -196,14 +196,14 @@ impl FileRun<'_, '_> {
                 stats.bytes += size - start.byte;
                 sink.checkpoint(reader.checkpoint(), true)?;
             }
-            Format::NibrsXml | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 => {
+            Format::NibrsXml { .. } | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 => {
                 let skip = self.resume.map_or(0, |c| c.record);
                 let reader = BufReader::new(&mut file);
                 let mut next: Box<
                     dyn FnMut() -> Result<Option<Item<serde_json::Value>>, FileError>,
                 > = match &self.adapter.format {
-                    Format::NibrsXml => {
-                        let mut r = NibrsXmlReader::new(reader);
+                    Format::NibrsXml { max_record_bytes } => {
+                        let mut r = NibrsXmlReader::with_limit(reader, *max_record_bytes);
                         Box::new(move || r.next_item())
                     }
                     Format::NibrsFlat => {
