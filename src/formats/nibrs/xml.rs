@@ -247,6 +247,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                 (ns, ev)
             });
             let hit = xml.get_ref().hit();
+            let after = xml.get_ref().pos();
             let (ns, ev) = match read {
                 _ if hit => return Err(self.over_long(report)),
                 Ok(x) => x,
@@ -273,7 +274,8 @@ impl<R: BufRead> NibrsXmlReader<R> {
                         if ns == Some(Ns::Nibrs) && name == "Report" && !empty {
                             self.record += 1;
                             let pos = Position {
-                                byte: at,
+                                // `at` is before the whitespace the parser skipped: `<` is here.
+                                byte: after.saturating_sub(e.len() as u64 + 2),
                                 line: 0,
                                 record: self.record,
                             };
