@@ -107,7 +107,8 @@ fn a_giant_attribute_is_a_rejection_and_the_next_report_is_read() {
     let start = body.find("  <nibrs:Report>\n    <nibrs:ReportHeader>\n      <nibrs:NIBRSReportCategoryCode>GROUP A INCIDENT REPORT</nibrs:NIBRSReportCategoryCode>\n      <nibrs:ReportActionCategoryCode>D").unwrap() as u64 + 2;
     assert_eq!(pos.byte, start, "{}", r.reason);
     assert!(
-        r.reason.contains("longer than max_record_bytes (262144 bytes)")
+        r.reason
+            .contains("longer than max_record_bytes (262144 bytes)")
             && r.reason.contains(&format!("from byte {start}"))
             && r.reason.contains("were skipped"),
         "{}",
@@ -188,10 +189,12 @@ fn a_file_cut_mid_report_keeps_the_reports_before_and_says_from_where() {
     let from = first.len() + 2; // the second report's `<`
     assert_eq!(pos.byte, from as u64);
     assert!(
-        r.reason.contains(&format!("cut short at byte {}", cut.len()))
-            && r
-                .reason
-                .contains(&format!("{} bytes from byte {from} could not be read", cut.len() - from)),
+        r.reason
+            .contains(&format!("cut short at byte {}", cut.len()))
+            && r.reason.contains(&format!(
+                "{} bytes from byte {from} could not be read",
+                cut.len() - from
+            )),
         "{}",
         r.reason
     );
@@ -212,7 +215,11 @@ fn a_file_cut_anywhere_after_a_report_is_never_silent() {
     let whole = first.len() + second.trim_end().len();
     for at in first.len()..full.len() - 1 {
         let c = read(&a, &write(d.path(), "cut.xml", &full[..at]));
-        let read_whole: &[&str] = if at < whole { &["T-1"] } else { &["T-1", "T-2"] };
+        let read_whole: &[&str] = if at < whole {
+            &["T-1"]
+        } else {
+            &["T-1", "T-2"]
+        };
         assert_eq!(ids(&c), read_whole, "cut at {at}");
         assert_eq!(c.rejected.len(), 1, "cut at {at}: {:?}", c.rejected);
         assert_eq!(c.rejected[0].1.kind, "truncated_xml", "cut at {at}");

@@ -18,6 +18,46 @@ pub struct Budget<R> {
     stop: u64,
     max: u64,
     hit: bool,
+    /// The last bytes of `inner` served, for [`Budget::skip_past_end_tag`].
+    recent: std::collections::VecDeque<u8>,
+}
+
+/// How many of the last bytes served are kept: more than an end tag with some whitespace.
+const RECENT: usize = 256;
+
+/// Matches `</name` then optional whitespace then `>`, a byte at a time.
+struct EndTag {
+    pat: Vec<u8>,
+    /// Bytes of `pat` matched; at `pat.len()`, waiting for `>`.
+    matched: usize,
+}
+
+impl EndTag {
+    fn new(name: &[u8]) -> Self {
+        let mut pat = b"</".to_vec();
+        pat.extend_from_slice(name);
+        EndTag { pat, matched: 0 }
+    }
+
+    /// Takes one byte; true once the whole end tag is seen.
+    fn feed(&mut self, b: u8) -> bool {
+        if self.matched < self.pat.len() {
+            if b == self.pat[self.matched] {
+                self.matched += 1;
+            } else {
+                self.matched = usize::from(b == b'<');
+            }
+            false
+        } else if b == b'>' {
+            true
+        } else {
+            if !b.is_ascii_whitespace() {
+                // `</nibrs:ReportHeader`, not `</nibrs:Report>`.
+                self.matched = usize::from(b == b'<');
+            }
+            false
+        }
+    }
 }
 
 impl<R: BufRead> Budget<R> {
@@ -31,6 +71,7 @@ impl<R: BufRead> Budget<R> {
             stop: max,
             max,
             hit: false,
+            recent: std::collections::VecDeque::with_capacity(RECENT),
         }
     }
 
@@ -62,12 +103,16 @@ impl<R: BufRead> Budget<R> {
     }
 
     /// Skips the raw input, without the budget, past the end tag `</name>` (whitespace allowed
-    /// before `>`). Returns false if the input ends first.
+    /// before `>`). The last bytes served count too: the budget may have run out inside that
+    /// very end tag. Returns false if the input ends first.
     pub fn skip_past_end_tag(&mut self, name: &[u8]) -> io::Result<bool> {
-        let mut pat = b"</".to_vec();
-        pat.extend_from_slice(name);
-        // 0..pat.len(): bytes of `pat` matched; then waiting for `>` after optional whitespace.
-        let mut matched = 0;
+        let mut m = EndTag::new(name);
+        for &b in &self.recent {
+            if m.feed(b) {
+                // An end tag already read whole belongs to an earlier element.
+                m.matched = 0;
+            }
+        }
         loop {
             let chunk = match self.inner.fill_buf() {
                 Ok(c) => c,
@@ -81,27 +126,17 @@ impl<R: BufRead> Budget<R> {
             let mut found = false;
             let mut i = 0;
             while i < chunk.len() {
-                let b = chunk[i];
-                if matched < pat.len() {
-                    if matched == 0 {
-                        // Jump to the next `<`: `pat` has no other `<`, so no match is missed.
-                        match memchr::memchr(b'<', &chunk[i..]) {
-                            Some(j) => i += j,
-                            None => break,
-                        }
-                        matched = 1;
-                    } else if b == pat[matched] {
-                        matched += 1;
-                    } else {
-                        matched = usize::from(b == b'<');
+                if m.matched == 0 {
+                    // Jump to the next `<`: the tag has no other `<`, so no match is missed.
+                    match memchr::memchr(b'<', &chunk[i..]) {
+                        Some(j) => i += j,
+                        None => break,
                     }
-                } else if b == b'>' {
+                }
+                if m.feed(chunk[i]) {
                     used = i + 1;
                     found = true;
                     break;
-                } else if !b.is_ascii_whitespace() {
-                    // `</nibrs:ReportHeader`, not `</nibrs:Report>`.
-                    matched = usize::from(b == b'<');
                 }
                 i += 1;
             }
@@ -162,6 +197,12 @@ impl<R: BufRead> BufRead for Budget<R> {
             self.replay_at += n;
             return;
         }
+        if let Ok(chunk) = self.inner.fill_buf() {
+            let keep = &chunk[n.saturating_sub(RECENT)..n.min(chunk.len())];
+            let over = (self.recent.len() + keep.len()).saturating_sub(RECENT);
+            self.recent.drain(..over.min(self.recent.len()));
+            self.recent.extend(keep);
+        }
         self.inner.consume(n);
         self.pos += n as u64;
     }
@@ -198,5 +239,20 @@ mod tests {
         b.read_to_string(&mut s).unwrap();
         assert_eq!(s, "rest");
         assert!(!b.skip_past_end_tag(b"a:Report").unwrap());
+    }
+
+    #[test]
+    fn the_budget_running_out_inside_the_end_tag_still_finds_it() {
+        let text = b"<a:Report>abc</a:Rep" as &[u8];
+        let rest = b"ort>next</a:Report>" as &[u8];
+        let mut b = Budget::new(text.chain(rest), text.len());
+        let mut s = String::new();
+        b.read_to_string(&mut s).unwrap();
+        assert!(b.hit());
+        assert!(b.skip_past_end_tag(b"a:Report").unwrap());
+        b.reset();
+        s.clear();
+        b.read_to_string(&mut s).unwrap();
+        assert!(s.starts_with("next"), "{s}");
     }
 }

@@ -186,12 +186,18 @@ impl<R: BufRead> NibrsXmlReader<R> {
     }
 
     /// The input ended (or ended inside markup) with no report open: what that means.
-    fn ended(&mut self, report: Option<(Position, String)>) -> Result<Option<(Position, Tree)>, Halt> {
+    fn ended(
+        &mut self,
+        report: Option<(Position, String)>,
+    ) -> Result<Option<(Position, Tree)>, Halt> {
         let end = self.at();
         if let Some((pos, _)) = report {
             return Err(self.tail(
                 "truncated_xml",
-                format!("the file is cut short at byte {end} inside report {}", pos.record),
+                format!(
+                    "the file is cut short at byte {end} inside report {}",
+                    pos.record
+                ),
                 pos.byte,
             ));
         }
@@ -222,9 +228,9 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     from,
                 ))
             }
-            Some(true) if self.record == 0 => Err(file_level(
-                "a NIBRS submission holding no nibrs:Report",
-            )),
+            Some(true) if self.record == 0 => {
+                Err(file_level("a NIBRS submission holding no nibrs:Report"))
+            }
             _ => Ok(None),
         }
     }
@@ -239,13 +245,15 @@ impl<R: BufRead> NibrsXmlReader<R> {
             self.buf.clear();
             let at = self.at();
             let xml = Self::xml_of(&mut self.reader);
-            let read = xml.read_resolved_event_into(&mut self.buf).map(|(res, ev)| {
-                let ns = match res {
-                    ResolveResult::Bound(n) => Some(family(n.as_ref())),
-                    _ => None,
-                };
-                (ns, ev)
-            });
+            let read = xml
+                .read_resolved_event_into(&mut self.buf)
+                .map(|(res, ev)| {
+                    let ns = match res {
+                        ResolveResult::Bound(n) => Some(family(n.as_ref())),
+                        _ => None,
+                    };
+                    (ns, ev)
+                });
             let hit = xml.get_ref().hit();
             let after = xml.get_ref().pos();
             let (ns, ev) = match read {
@@ -316,7 +324,9 @@ impl<R: BufRead> NibrsXmlReader<R> {
                         ..Node::default()
                     };
                     for a in e.attributes().flatten() {
-                        let (ares, local) = Self::xml_of(&mut self.reader).resolver_mut().resolve_attribute(a.key);
+                        let (ares, local) = Self::xml_of(&mut self.reader)
+                            .resolver_mut()
+                            .resolve_attribute(a.key);
                         let is_s =
                             matches!(ares, ResolveResult::Bound(n) if family(n.as_ref()) == Ns::S);
                         if !is_s {
