@@ -42,8 +42,12 @@ pub enum FormatSpec {
         #[serde(default = "default_max_record_bytes")]
         max_record_bytes: usize,
     },
-    /// A JSON document: one object, or an array of objects.
-    Json {},
+    /// A JSON document: one object, or an array of objects; a record longer than
+    /// `max_record_bytes` is rejected, never held in memory, and ends the document.
+    Json {
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: usize,
+    },
     /// FBI NIBRS XML (IEPD 2019.1 or 4.2), streamed report by report; a report longer than
     /// `max_record_bytes` is rejected and skipped, never held in memory.
     NibrsXml {
@@ -73,7 +77,7 @@ pub struct DelimitedSpec {
 pub enum Format {
     Delimited(DelimitedOptions),
     Ndjson { max_record_bytes: usize },
-    Json,
+    Json { max_record_bytes: usize },
     NibrsXml { max_record_bytes: usize },
     NibrsFlat,
     NenaEido,
@@ -99,7 +103,9 @@ impl FormatSpec {
             FormatSpec::Ndjson { max_record_bytes } => Ok(Format::Ndjson {
                 max_record_bytes: *max_record_bytes,
             }),
-            FormatSpec::Json {} => Ok(Format::Json),
+            FormatSpec::Json { max_record_bytes } => Ok(Format::Json {
+                max_record_bytes: *max_record_bytes,
+            }),
             FormatSpec::NibrsXml { max_record_bytes } => Ok(Format::NibrsXml {
                 max_record_bytes: *max_record_bytes,
             }),
