@@ -223,6 +223,8 @@ fn a_file_cut_anywhere_after_a_report_is_never_silent() {
         assert_eq!(ids(&c), read_whole, "cut at {at}");
         assert_eq!(c.rejected.len(), 1, "cut at {at}: {:?}", c.rejected);
         assert_eq!(c.rejected[0].1.kind, "truncated_xml", "cut at {at}");
+        let unread = if at < whole { 2 } else { 3 };
+        assert_eq!(c.rejected[0].0.record, unread, "cut at {at}");
         assert!(
             c.rejected[0]
                 .1

@@ -112,15 +112,16 @@ impl<R: BufRead> NibrsXmlReader<R> {
         Ok(None)
     }
 
-    /// A rejection that ends the file: reads the rest without keeping it, to say how much it was.
-    fn tail(&mut self, kind: &'static str, what: String, from: u64) -> Halt {
+    /// A rejection that ends the file, for `record` (the report open, or the next one): reads
+    /// the rest without keeping it, to say how much it was.
+    fn tail(&mut self, kind: &'static str, what: String, from: u64, record: u64) -> Halt {
         let _ = self.budget().drain();
         let lost = self.at().saturating_sub(from);
         Halt {
             pos: Position {
                 byte: from,
                 line: 0,
-                record: self.record.max(1),
+                record,
             },
             rejection: Rejection::new(
                 kind,
@@ -143,6 +144,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     "more than max_record_bytes ({max} bytes) outside any report, from byte {from}"
                 ),
                 from,
+                self.record + 1,
             );
         };
         let n = pos.record;
@@ -176,11 +178,13 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     "report {n} is longer than max_record_bytes ({max} bytes) and has no end tag"
                 ),
                 pos.byte,
+                n,
             ),
             Err(e) => self.tail(
                 "unreadable_xml",
                 format!("report {n} could not be read ({e})"),
                 pos.byte,
+                n,
             ),
         }
     }
@@ -199,6 +203,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     pos.record
                 ),
                 pos.byte,
+                pos.record,
             ));
         }
         let file_level = |why: &str| Halt {
@@ -226,6 +231,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                         self.record
                     ),
                     from,
+                    self.record + 1,
                 ))
             }
             Some(true) if self.record == 0 => {
@@ -269,8 +275,10 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     } else {
                         "unreadable_xml"
                     };
-                    let from = report.as_ref().map_or(at, |(p, _)| p.byte);
-                    return Err(self.tail(kind, format!("{e} (near byte {at})"), from));
+                    let (from, n) = report
+                        .as_ref()
+                        .map_or((at, self.record + 1), |(p, _)| (p.byte, p.record));
+                    return Err(self.tail(kind, format!("{e} (near byte {at})"), from, n));
                 }
             };
             match ev {
@@ -301,6 +309,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                                         "record_too_long",
                                         format!("the elements around the reports are nested more than {MAX_DEPTH} deep or longer than max_record_bytes"),
                                         from,
+                                        self.record + 1,
                                     ));
                                 }
                                 self.outer.push(tag);
@@ -316,6 +325,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                                 self.record
                             ),
                             report.map_or(at, |(p, _)| p.byte),
+                            self.record,
                         ));
                     }
                     let mut node = Node {
@@ -376,7 +386,8 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     match (ch, stack.last()) {
                         (Some(c), Some(&top)) => tree.nodes[top].text.push(c),
                         (None, _) => {
-                            let from = report.map_or(at, |(p, _)| p.byte);
+                            let (from, n) =
+                                report.map_or((at, self.record + 1), |(p, _)| (p.byte, p.record));
                             return Err(self.tail(
                                 "invalid_xml",
                                 // Its name is not quoted: it stands inside a value.
@@ -384,6 +395,7 @@ impl<R: BufRead> NibrsXmlReader<R> {
                                     "an entity that XML does not predefine; entities are never expanded (near byte {at})"
                                 ),
                                 from,
+                                n,
                             ));
                         }
                         _ => {}
