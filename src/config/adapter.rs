@@ -42,10 +42,18 @@ pub enum FormatSpec {
         #[serde(default = "default_max_record_bytes")]
         max_record_bytes: usize,
     },
-    /// A JSON document: one object, or an array of objects.
-    Json {},
-    /// FBI NIBRS XML (IEPD 2019.1 or 4.2), streamed report by report.
-    NibrsXml {},
+    /// A JSON document: one object, or an array of objects; a record longer than
+    /// `max_record_bytes` is rejected, never held in memory, and ends the document.
+    Json {
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: usize,
+    },
+    /// FBI NIBRS XML (IEPD 2019.1 or 4.2), streamed report by report; a report longer than
+    /// `max_record_bytes` is rejected and skipped, never held in memory.
+    NibrsXml {
+        #[serde(default = "default_max_record_bytes")]
+        max_record_bytes: usize,
+    },
     /// FBI NIBRS fixed-width flat file.
     NibrsFlat {},
     /// NENA EIDO JSON (one document, or an array of them).
@@ -74,8 +82,8 @@ pub struct DelimitedSpec {
 pub enum Format {
     Delimited(DelimitedOptions),
     Ndjson { max_record_bytes: usize },
-    Json,
-    NibrsXml,
+    Json { max_record_bytes: usize },
+    NibrsXml { max_record_bytes: usize },
     NibrsFlat,
     NenaEido,
     Hl7v2 { processing_ids: Vec<String> },
@@ -100,8 +108,12 @@ impl FormatSpec {
             FormatSpec::Ndjson { max_record_bytes } => Ok(Format::Ndjson {
                 max_record_bytes: *max_record_bytes,
             }),
-            FormatSpec::Json {} => Ok(Format::Json),
-            FormatSpec::NibrsXml {} => Ok(Format::NibrsXml),
+            FormatSpec::Json { max_record_bytes } => Ok(Format::Json {
+                max_record_bytes: *max_record_bytes,
+            }),
+            FormatSpec::NibrsXml { max_record_bytes } => Ok(Format::NibrsXml {
+                max_record_bytes: *max_record_bytes,
+            }),
             FormatSpec::NibrsFlat {} => Ok(Format::NibrsFlat),
             FormatSpec::NenaEido {} => Ok(Format::NenaEido),
             FormatSpec::Hl7v2 { processing_ids } => {

@@ -17,12 +17,16 @@ use std::io::BufRead;
 /// Limits that keep one message bounded in memory.
 pub const MAX_SEGMENT_BYTES: usize = 1 << 20;
 pub const MAX_SEGMENTS: usize = 5_000;
+/// All segments of one message together (5,000 segments of 1 MiB would be 5 GiB).
+pub const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 pub struct Hl7Reader<R> {
     inner: R,
     buf: Vec<u8>,
     /// Segments of the message being gathered, its first line and byte, and whether it broke.
     segments: Vec<String>,
+    /// Bytes held in `segments`.
+    held: usize,
     start: Position,
     broken: Option<Rejection>,
     line: u64,
@@ -45,6 +49,7 @@ impl<R: BufRead> Hl7Reader<R> {
             inner,
             buf: Vec::new(),
             segments: Vec::new(),
+            held: 0,
             start: Position::default(),
             broken: None,
             line: 0,
@@ -67,6 +72,7 @@ impl<R: BufRead> Hl7Reader<R> {
             return None;
         }
         let segments = std::mem::take(&mut self.segments);
+        self.held = 0;
         let pos = self.start;
         Some(match self.broken.take() {
             Some(r) => Item::Rejected(pos, r),
@@ -149,9 +155,21 @@ impl<R: BufRead> Hl7Reader<R> {
                         format!("the message has more than {MAX_SEGMENTS} segments"),
                     ));
                     self.segments.clear();
+                } else if self.held + seg.len() > MAX_MESSAGE_BYTES {
+                    self.broken = Some(Rejection::new(
+                        "record_too_long",
+                        format!(
+                            "the message is longer than {MAX_MESSAGE_BYTES} bytes (at line {})",
+                            self.line
+                        ),
+                    ));
+                    self.segments.clear();
                 } else {
                     match std::str::from_utf8(seg) {
-                        Ok(s) => self.segments.push(s.to_owned()),
+                        Ok(s) => {
+                            self.held += s.len();
+                            self.segments.push(s.to_owned());
+                        }
                         Err(_) => {
                             self.broken = Some(Rejection::new(
                                 "invalid_utf8",

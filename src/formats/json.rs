@@ -4,6 +4,7 @@
 use super::{FileError, Item, LineEnd, Position, Rejection, read_line_bounded};
 use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
+use std::cell::Cell;
 use std::fmt;
 use std::io::{self, BufRead};
 
@@ -101,55 +102,125 @@ fn category(e: &serde_json::Error) -> &'static str {
     }
 }
 
-/// Streams a JSON document: a top-level array yields each element as a record, a top-level
-/// object is one record. `skip` records are parsed but not emitted (resuming a partly read
-/// file). `emit` returns `false` to stop early.
+/// Streams a JSON document with the default `max_record_bytes` (1 MiB); see
+/// [`stream_document_bounded`].
 pub fn stream_document<R: BufRead>(
     reader: R,
     skip: u64,
     emit: &mut dyn FnMut(Item<Value>) -> bool,
 ) -> Result<(), FileError> {
-    let mut counted = Counted {
-        inner: reader,
-        n: 0,
-    };
-    if counted.inner.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
-        counted.inner.consume(3);
-        counted.n = 3;
+    let max = super::delimited::default_max_record_bytes();
+    stream_document_bounded(reader, max, skip, emit)
+}
+
+/// Streams a JSON document: a top-level array yields each element as a record, a top-level
+/// object is one record. `skip` records are parsed but not emitted (resuming a partly read
+/// file). `emit` returns `false` to stop early. A record longer than `max_record_bytes` is cut
+/// off in the byte source before serde_json holds it (a 1 GiB string costs at most that much),
+/// and is emitted as a `record_too_long` rejection that ends the document: inside a cut record
+/// there is no telling where the next one begins.
+pub fn stream_document_bounded<R: BufRead>(
+    mut reader: R,
+    max_record_bytes: usize,
+    skip: u64,
+    emit: &mut dyn FnMut(Item<Value>) -> bool,
+) -> Result<(), FileError> {
+    let mut bom = 0;
+    if reader.fill_buf()?.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+        bom = 3;
     }
-    let mut de = serde_json::Deserializer::from_reader(&mut counted);
-    let seed = TopLevel { skip, emit };
+    let cut = Cut {
+        pos: Cell::new(bom),
+        stop: Cell::new(bom + max_record_bytes as u64),
+        max: max_record_bytes as u64,
+        hit: Cell::new(false),
+        record: Cell::new(1),
+        start: Cell::new(bom),
+    };
+    let mut de = serde_json::Deserializer::from_reader(Capped {
+        inner: reader,
+        cut: &cut,
+    });
+    let seed = TopLevel {
+        skip,
+        emit: &mut *emit,
+        cut: &cut,
+    };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     match result {
         Ok(()) => Ok(()),
+        Err(_) if cut.hit.get() => {
+            let (record, from, max) = (cut.record.get(), cut.start.get(), cut.max);
+            let pos = Position {
+                byte: from,
+                line: 0,
+                record,
+            };
+            let why = format!(
+                "record {record} is longer than max_record_bytes ({max} bytes); the rest of the document, from byte {from}, could not be read"
+            );
+            emit(Item::Rejected(pos, Rejection::new("record_too_long", why)));
+            Ok(())
+        }
         Err(e) if e.is_io() => Err(FileError::Io(io::Error::other(e.to_string()))),
         Err(e) => Err(FileError::JsonSyntax {
             line: e.line(),
             column: e.column(),
             // serde_json reads byte by byte: what it took is where it stopped.
-            byte: counted.n.saturating_sub(1),
+            byte: cut.pos.get().saturating_sub(1),
             message: category(&e).to_owned(),
         }),
     }
 }
 
-/// Counts the bytes read through it, to say where a document broke off.
-struct Counted<R> {
-    inner: R,
-    n: u64,
+/// The budget of one record, shared by the byte source and the visitor that starts each record.
+struct Cut {
+    /// Bytes of the file consumed.
+    pos: Cell<u64>,
+    /// Where input stops until the next record starts.
+    stop: Cell<u64>,
+    max: u64,
+    hit: Cell<bool>,
+    /// The record being read, and where its budget began.
+    record: Cell<u64>,
+    start: Cell<u64>,
 }
 
-impl<R: io::Read> io::Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let k = self.inner.read(buf)?;
-        self.n += k as u64;
-        Ok(k)
+impl Cut {
+    fn next_record(&self, record: u64) {
+        self.record.set(record);
+        self.start.set(self.pos.get());
+        self.stop.set(self.pos.get() + self.max);
+    }
+}
+
+/// A byte source that ends where the current record's budget ends.
+struct Capped<'a, R> {
+    inner: R,
+    cut: &'a Cut,
+}
+
+impl<R: BufRead> io::Read for Capped<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let room = self.cut.stop.get().saturating_sub(self.cut.pos.get());
+        let chunk = self.inner.fill_buf()?;
+        if room == 0 && !chunk.is_empty() {
+            self.cut.hit.set(true);
+            return Ok(0);
+        }
+        let n = chunk.len().min(out.len()).min(room as usize);
+        out[..n].copy_from_slice(&chunk[..n]);
+        self.inner.consume(n);
+        self.cut.pos.set(self.cut.pos.get() + n as u64);
+        Ok(n)
     }
 }
 
 struct TopLevel<'a> {
     skip: u64,
     emit: &'a mut dyn FnMut(Item<Value>) -> bool,
+    cut: &'a Cut,
 }
 
 impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
@@ -168,8 +239,10 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut record = 0u64;
+        self.cut.next_record(1);
         while let Some(v) = seq.next_element::<Value>()? {
             record += 1;
+            self.cut.next_record(record + 1);
             if record <= self.skip {
                 continue;
             }
@@ -187,7 +260,12 @@ impl<'de> Visitor<'de> for TopLevel<'_> {
             };
             if !(self.emit)(item) {
                 // Stop: drain nothing more; the caller asked to end.
-                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                loop {
+                    self.cut.next_record(0);
+                    if seq.next_element::<serde::de::IgnoredAny>()?.is_none() {
+                        break;
+                    }
+                }
                 return Ok(());
             }
         }

@@ -4,6 +4,7 @@
 //! record and reason, after which it goes on with the next record. A reader never panics on
 //! input and holds at most one record (bounded by `max_record_bytes`) in memory.
 
+pub mod budget;
 pub mod delimited;
 pub mod eido;
 pub mod hl7;

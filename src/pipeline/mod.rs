@@ -10,7 +10,7 @@ use crate::config::adapter::Format;
 use crate::formats::delimited::{DelimitedReader, Row};
 use crate::formats::eido::EidoReader;
 use crate::formats::hl7::Hl7Reader;
-use crate::formats::json::{NdjsonReader, stream_document};
+use crate::formats::json::{NdjsonReader, stream_document_bounded};
 use crate::formats::nibrs::flat::FlatReader;
 use crate::formats::nibrs::xml::NibrsXmlReader;
 use crate::formats::{Checkpoint, FileError, Item, Position, RecordView, Rejection};
@@ -206,14 +206,14 @@ impl FileRun<'_, '_> {
                 stats.bytes += size - start.byte;
                 sink.checkpoint(reader.checkpoint(), true)?;
             }
-            Format::NibrsXml | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 { .. } => {
+            Format::NibrsXml { .. } | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 { .. } => {
                 let skip = self.resume.map_or(0, |c| c.record);
                 let reader = BufReader::new(&mut file);
                 let mut next: Box<
                     dyn FnMut() -> Result<Option<Item<serde_json::Value>>, FileError>,
                 > = match &self.adapter.format {
-                    Format::NibrsXml => {
-                        let mut r = NibrsXmlReader::new(reader);
+                    Format::NibrsXml { max_record_bytes } => {
+                        let mut r = NibrsXmlReader::with_limit(reader, *max_record_bytes);
                         Box::new(move || r.next_item())
                     }
                     Format::NibrsFlat => {
@@ -258,43 +258,48 @@ impl FileRun<'_, '_> {
                     true,
                 )?;
             }
-            Format::Json => {
+            Format::Json { max_record_bytes } => {
                 let skip = self.resume.map_or(0, |c| c.record);
                 let mut err = None;
                 let mut last = skip;
                 let mut stopped = false;
-                let result = stream_document(BufReader::new(&mut file), skip, &mut |item| {
-                    let (rec, item) = match &item {
-                        Item::Record(pos, v) => {
-                            (pos.record, Item::Record(*pos, RecordView::Json(v)))
-                        }
-                        Item::Rejected(pos, r) => (pos.record, Item::Rejected(*pos, r.clone())),
-                    };
-                    last = rec;
-                    match state.handle(item, sink, stats) {
-                        Ok(true) => {
-                            let cp = Checkpoint {
-                                byte: 0,
-                                line: 0,
-                                record: rec,
-                            };
-                            if let Err(e) = sink.checkpoint(cp, false) {
+                let result = stream_document_bounded(
+                    BufReader::new(&mut file),
+                    *max_record_bytes,
+                    skip,
+                    &mut |item| {
+                        let (rec, item) = match &item {
+                            Item::Record(pos, v) => {
+                                (pos.record, Item::Record(*pos, RecordView::Json(v)))
+                            }
+                            Item::Rejected(pos, r) => (pos.record, Item::Rejected(*pos, r.clone())),
+                        };
+                        last = rec;
+                        match state.handle(item, sink, stats) {
+                            Ok(true) => {
+                                let cp = Checkpoint {
+                                    byte: 0,
+                                    line: 0,
+                                    record: rec,
+                                };
+                                if let Err(e) = sink.checkpoint(cp, false) {
+                                    err = Some(e);
+                                    return false;
+                                }
+                                if state.stop() {
+                                    stopped = true;
+                                    return false;
+                                }
+                                true
+                            }
+                            Ok(false) => true,
+                            Err(e) => {
                                 err = Some(e);
-                                return false;
+                                false
                             }
-                            if state.stop() {
-                                stopped = true;
-                                return false;
-                            }
-                            true
                         }
-                        Ok(false) => true,
-                        Err(e) => {
-                            err = Some(e);
-                            false
-                        }
-                    }
-                });
+                    },
+                );
                 if let Some(e) = err {
                     return Err(e.into());
                 }

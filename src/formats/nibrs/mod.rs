@@ -11,6 +11,7 @@
 
 pub mod flat;
 pub mod xml;
+mod xml_tree;
 
 use serde::Serialize;
 

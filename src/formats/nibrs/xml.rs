@@ -1,16 +1,24 @@
 //! NIBRS XML (IEPD 2019.1 and 4.2), streamed with quick-xml's namespace-aware reader: one
-//! `nibrs:Report` at a time is gathered into a small tree (bounded in size) and read into a
-//! [`Report`]; a multi-gigabyte submission never sits in memory. Names are matched by namespace
-//! family (NIEM core, justice, structures, NIBRS, CJIS), not by prefix, since NIEM reuses local
-//! names across namespaces. Entities are never expanded: no entity bomb.
+//! `nibrs:Report` at a time is gathered into a small tree (see [`super::xml_tree`]) and read into
+//! a [`super::Report`]; a multi-gigabyte submission never sits in memory. Entities are never
+//! expanded: no entity bomb.
+//!
+//! Memory is bounded by `max_record_bytes`: the parser reads through a [`Budget`] that stops
+//! serving bytes once a report (or the stretch between two reports) passes it, so a 1 GiB
+//! attribute or text node is cut off before it is allocated. An over-long report is rejected and
+//! skipped up to its end tag, and reading goes on after it. Every file ends as reports, or a
+//! rejection saying where and how much could not be read: a document that is not a NIBRS
+//! submission, a file cut short (inside a report, or between reports with the submission left
+//! open), broken XML.
 
-use super::{Age, NibrsPerson, Offense, Report, some};
+use super::xml_tree::{Node, Ns, Tree, family, read_report};
+use crate::formats::budget::Budget;
+use crate::formats::delimited::default_max_record_bytes;
 use crate::formats::{FileError, Item, Position, Rejection};
 use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::io::BufRead;
 
 /// Elements one report may hold; the largest real reports hold a few hundred.
@@ -18,101 +26,69 @@ const MAX_NODES: usize = 50_000;
 /// Nesting depth of a report; NIBRS goes about 8 deep.
 const MAX_DEPTH: usize = 64;
 
-/// The namespace families NIBRS uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ns {
-    Nc,
-    J,
-    S,
-    Nibrs,
-    Cjis,
-    Other,
-}
-
-fn family(u: &str) -> Ns {
-    if u.contains("niem-core") {
-        Ns::Nc
-    } else if u.contains("jxdm") {
-        Ns::J
-    } else if u.contains("/structures/") {
-        Ns::S
-    } else if u.contains("fbi.gov/cjis/nibrs") && !u.contains("codes") {
-        Ns::Nibrs
-    } else if u.contains("fbi.gov/cjis") && !u.contains("codes") {
-        Ns::Cjis
-    } else {
-        Ns::Other
-    }
-}
-
-#[derive(Debug, Default)]
-struct Node {
-    ns: Option<Ns>,
-    name: String,
-    id: Option<String>,
-    r#ref: Option<String>,
-    text: String,
-    children: Vec<usize>,
-}
-
-/// One report's elements, flat, children by index.
-#[derive(Debug, Default)]
-struct Tree {
-    nodes: Vec<Node>,
-}
-
-impl Tree {
-    fn node(&self, i: usize) -> &Node {
-        &self.nodes[i]
-    }
-
-    fn children<'a>(&'a self, i: usize, ns: Ns, name: &'a str) -> impl Iterator<Item = usize> + 'a {
-        self.nodes[i]
-            .children
-            .iter()
-            .copied()
-            .filter(move |&c| self.nodes[c].ns == Some(ns) && self.nodes[c].name == name)
-    }
-
-    fn child(&self, i: usize, ns: Ns, name: &str) -> Option<usize> {
-        self.children(i, ns, name).next()
-    }
-
-    /// The text at a path of (namespace, name) steps below `i`.
-    fn text(&self, i: usize, path: &[(Ns, &str)]) -> Option<String> {
-        let mut at = i;
-        for (ns, name) in path {
-            at = self.child(at, *ns, name)?;
-        }
-        some(&self.nodes[at].text)
-    }
+/// Why reading stopped short of a report: a rejection, and whether reading can go on after it.
+struct Halt {
+    pos: Position,
+    rejection: Rejection,
+    go_on: bool,
 }
 
 pub struct NibrsXmlReader<R: BufRead> {
-    reader: NsReader<R>,
+    /// `None` only while a fresh parser is being made after an over-long report.
+    reader: Option<NsReader<Budget<R>>>,
     buf: Vec<u8>,
+    /// Reports begun so far.
     record: u64,
     done: bool,
+    /// Raw start tags of the open elements around the reports (the submission): a fresh parser
+    /// is fed them again after an over-long report is skipped, so namespaces still resolve.
+    outer: Vec<String>,
+    /// Whether the first element is in a NIBRS namespace; `None` before it.
+    root_nibrs: Option<bool>,
+    /// Where the last complete report ended: what a file cut short loses starts here.
+    last_end: u64,
+}
+
+fn parser<R: BufRead>(b: Budget<R>) -> NsReader<Budget<R>> {
+    let mut reader = NsReader::from_reader(b);
+    reader.config_mut().trim_text(true);
+    reader
 }
 
 impl<R: BufRead> NibrsXmlReader<R> {
+    /// A reader with the default `max_record_bytes` (1 MiB).
     pub fn new(inner: R) -> Self {
-        let mut reader = NsReader::from_reader(inner);
-        reader.config_mut().trim_text(true);
+        Self::with_limit(inner, default_max_record_bytes())
+    }
+
+    /// A reader that holds at most `max_record_bytes` of one report (or of what lies between
+    /// two reports) at a time.
+    pub fn with_limit(inner: R, max_record_bytes: usize) -> Self {
         NibrsXmlReader {
-            reader,
+            reader: Some(parser(Budget::new(inner, max_record_bytes))),
             buf: Vec::new(),
             record: 0,
             done: false,
+            outer: Vec::new(),
+            root_nibrs: None,
+            last_end: 0,
         }
     }
 
-    fn pos(&self) -> Position {
-        Position {
-            byte: self.reader.buffer_position(),
-            line: 0,
-            record: self.record,
-        }
+    /// The parser, borrowing only its own field (the event read borrows `buf` meanwhile).
+    fn xml_of(reader: &mut Option<NsReader<Budget<R>>>) -> &mut NsReader<Budget<R>> {
+        reader
+            .as_mut()
+            .expect("the parser is put back as soon as it is replaced")
+    }
+
+    fn budget(&mut self) -> &mut Budget<R> {
+        Self::xml_of(&mut self.reader).get_mut()
+    }
+
+    /// The position in the file: bytes of it consumed so far.
+    fn at(&mut self) -> u64 {
+        self.budget().pos()
     }
 
     /// The next report (zero reports are skipped), a rejection, or the end.
@@ -127,70 +103,229 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     }
                 },
                 Ok(None) => self.done = true,
-                Err((kind, why)) => {
-                    // The XML itself is broken: nothing after this point can be trusted.
-                    self.done = true;
-                    self.record += 1;
-                    let pos = self.pos();
-                    return Ok(Some(Item::Rejected(pos, Rejection::new(kind, why))));
+                Err(h) => {
+                    self.done = !h.go_on;
+                    return Ok(Some(Item::Rejected(h.pos, h.rejection)));
                 }
             }
         }
         Ok(None)
     }
 
-    /// Reads up to the next `nibrs:Report` and gathers it.
-    fn next_report(&mut self) -> Result<Option<(Position, Tree)>, (&'static str, String)> {
-        let xml_err = |e: quick_xml::Error, at: u64| {
-            let kind = if matches!(
-                e,
-                quick_xml::Error::Syntax(_) | quick_xml::Error::IllFormed(_)
-            ) {
-                "invalid_xml"
-            } else {
-                "unreadable_xml"
-            };
-            (kind, format!("{e} (near byte {at})"))
+    /// A rejection that ends the file, for `record` (the report open, or the next one): reads
+    /// the rest without keeping it, to say how much it was.
+    fn tail(&mut self, kind: &'static str, what: String, from: u64, record: u64) -> Halt {
+        let _ = self.budget().drain();
+        let lost = self.at().saturating_sub(from);
+        Halt {
+            pos: Position {
+                byte: from,
+                line: 0,
+                record,
+            },
+            rejection: Rejection::new(
+                kind,
+                format!("{what}: the {lost} bytes from byte {from} could not be read"),
+            ),
+            go_on: false,
+        }
+    }
+
+    /// The budget ran out. Inside a report: skip to its end tag and go on with a fresh parser
+    /// (fed the submission's start tags again), or, with no end tag, reject the rest of the file.
+    /// Outside a report there is no end to look for: the rest of the file is rejected.
+    fn over_long(&mut self, report: Option<(Position, String)>) -> Halt {
+        let max = self.budget().max();
+        let Some((pos, name)) = report else {
+            let from = self.last_end;
+            return self.tail(
+                "record_too_long",
+                format!(
+                    "more than max_record_bytes ({max} bytes) outside any report, from byte {from}"
+                ),
+                from,
+                self.record + 1,
+            );
         };
+        let n = pos.record;
+        match self.budget().skip_past_end_tag(name.as_bytes()) {
+            Ok(true) => {
+                let to = self.at();
+                let mut budget = self.reader.take().map(NsReader::into_inner);
+                if let Some(b) = budget.as_mut() {
+                    b.replay(self.outer.concat().into_bytes());
+                    b.reset();
+                }
+                self.reader = budget.map(parser);
+                self.outer.clear();
+                self.last_end = to;
+                Halt {
+                    pos,
+                    rejection: Rejection::new(
+                        "record_too_long",
+                        format!(
+                            "report {n} is longer than max_record_bytes ({max} bytes): its {} bytes from byte {} to byte {to} were skipped",
+                            to - pos.byte,
+                            pos.byte
+                        ),
+                    ),
+                    go_on: true,
+                }
+            }
+            Ok(false) => self.tail(
+                "record_too_long",
+                format!(
+                    "report {n} is longer than max_record_bytes ({max} bytes) and has no end tag"
+                ),
+                pos.byte,
+                n,
+            ),
+            Err(e) => self.tail(
+                "unreadable_xml",
+                format!("report {n} could not be read ({e})"),
+                pos.byte,
+                n,
+            ),
+        }
+    }
+
+    /// The input ended (or ended inside markup) with no report open: what that means.
+    fn ended(
+        &mut self,
+        report: Option<(Position, String)>,
+    ) -> Result<Option<(Position, Tree)>, Halt> {
+        let end = self.at();
+        if let Some((pos, _)) = report {
+            return Err(self.tail(
+                "truncated_xml",
+                format!(
+                    "the file is cut short at byte {end} inside report {}",
+                    pos.record
+                ),
+                pos.byte,
+                pos.record,
+            ));
+        }
+        let file_level = |why: &str| Halt {
+            pos: Position {
+                byte: 0,
+                line: 0,
+                record: 1,
+            },
+            rejection: Rejection::new("not_nibrs", why),
+            go_on: false,
+        };
+        match self.root_nibrs {
+            None => Err(file_level(
+                "the file holds no XML element; a NIBRS submission was expected",
+            )),
+            Some(false) if self.record == 0 => Err(file_level(
+                "not a NIBRS submission: the root element is not in a NIBRS namespace and no nibrs:Report was found",
+            )),
+            _ if !self.outer.is_empty() => {
+                let from = self.last_end;
+                Err(self.tail(
+                    "truncated_xml",
+                    format!(
+                        "the file is cut short at byte {end} after report {}: the submission is not closed",
+                        self.record
+                    ),
+                    from,
+                    self.record + 1,
+                ))
+            }
+            Some(true) if self.record == 0 => {
+                Err(file_level("a NIBRS submission holding no nibrs:Report"))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Reads up to the next `nibrs:Report` and gathers it.
+    fn next_report(&mut self) -> Result<Option<(Position, Tree)>, Halt> {
         let mut tree = Tree::default();
         let mut stack: Vec<usize> = Vec::new();
-        let mut started = false;
-        let mut pos = Position::default();
+        // The open report: where it began and its qualified name (to find its end tag).
+        let mut report: Option<(Position, String)> = None;
         loop {
             self.buf.clear();
-            let at = self.reader.buffer_position();
-            let (res, ev) = match self.reader.read_resolved_event_into(&mut self.buf) {
+            let at = self.at();
+            let xml = Self::xml_of(&mut self.reader);
+            let read = xml
+                .read_resolved_event_into(&mut self.buf)
+                .map(|(res, ev)| {
+                    let ns = match res {
+                        ResolveResult::Bound(n) => Some(family(n.as_ref())),
+                        _ => None,
+                    };
+                    (ns, ev)
+                });
+            let hit = xml.get_ref().hit();
+            let after = xml.get_ref().pos();
+            let (ns, ev) = match read {
+                _ if hit => return Err(self.over_long(report)),
                 Ok(x) => x,
-                Err(e) => return Err(xml_err(e, at)),
-            };
-            let ns = match &res {
-                ResolveResult::Bound(n) => Some(family(n.as_ref())),
-                _ => None,
+                Err(quick_xml::Error::Syntax(_)) => {
+                    // Every syntax error of quick-xml is markup the input ended inside.
+                    return self.ended(report);
+                }
+                Err(e) => {
+                    let kind = if matches!(e, quick_xml::Error::IllFormed(_)) {
+                        "invalid_xml"
+                    } else {
+                        "unreadable_xml"
+                    };
+                    let (from, n) = report
+                        .as_ref()
+                        .map_or((at, self.record + 1), |(p, _)| (p.byte, p.record));
+                    return Err(self.tail(kind, format!("{e} (near byte {at})"), from, n));
+                }
             };
             match ev {
                 Event::Start(ref e) | Event::Empty(ref e) => {
                     let empty = matches!(ev, Event::Empty(_));
                     let name = e.local_name().as_ref().to_string();
-                    if !started {
+                    self.root_nibrs.get_or_insert(ns == Some(Ns::Nibrs));
+                    if report.is_none() {
                         if ns == Some(Ns::Nibrs) && name == "Report" && !empty {
-                            started = true;
                             self.record += 1;
-                            pos = Position {
-                                byte: at,
+                            let pos = Position {
+                                // `at` is before the whitespace the parser skipped: `<` is here.
+                                byte: after.saturating_sub(e.len() as u64 + 2),
                                 line: 0,
                                 record: self.record,
                             };
+                            report = Some((pos, e.name().as_ref().to_string()));
+                            Self::xml_of(&mut self.reader).get_mut().reset();
                         } else {
+                            if !empty {
+                                let tag = format!("<{}>", &**e);
+                                let held: usize = self.outer.iter().map(String::len).sum();
+                                if self.outer.len() >= MAX_DEPTH
+                                    || (held + tag.len()) as u64 > self.budget().max()
+                                {
+                                    let from = self.last_end;
+                                    return Err(self.tail(
+                                        "record_too_long",
+                                        format!("the elements around the reports are nested more than {MAX_DEPTH} deep or longer than max_record_bytes"),
+                                        from,
+                                        self.record + 1,
+                                    ));
+                                }
+                                self.outer.push(tag);
+                            }
                             continue;
                         }
                     }
                     if tree.nodes.len() >= MAX_NODES || stack.len() >= MAX_DEPTH {
-                        return Err((
+                        return Err(self.tail(
                             "record_too_long",
                             format!(
                                 "report {} has more than {MAX_NODES} elements or {MAX_DEPTH} levels",
                                 self.record
                             ),
+                            report.map_or(at, |(p, _)| p.byte),
+                            self.record,
                         ));
                     }
                     let mut node = Node {
@@ -199,7 +334,9 @@ impl<R: BufRead> NibrsXmlReader<R> {
                         ..Node::default()
                     };
                     for a in e.attributes().flatten() {
-                        let (ares, local) = self.reader.resolver_mut().resolve_attribute(a.key);
+                        let (ares, local) = Self::xml_of(&mut self.reader)
+                            .resolver_mut()
+                            .resolve_attribute(a.key);
                         let is_s =
                             matches!(ares, ResolveResult::Bound(n) if family(n.as_ref()) == Ns::S);
                         if !is_s {
@@ -224,17 +361,17 @@ impl<R: BufRead> NibrsXmlReader<R> {
                         stack.push(idx);
                     }
                 }
-                Event::Text(t) if started => {
+                Event::Text(t) if report.is_some() => {
                     if let Some(&top) = stack.last() {
                         tree.nodes[top].text.push_str(&t.xml10_content());
                     }
                 }
-                Event::CData(t) if started => {
+                Event::CData(t) if report.is_some() => {
                     if let Some(&top) = stack.last() {
                         tree.nodes[top].text.push_str(&t.xml10_content());
                     }
                 }
-                Event::GeneralRef(r) if started => {
+                Event::GeneralRef(r) if report.is_some() => {
                     let ch = match r.resolve_char_ref() {
                         Ok(Some(c)) => Some(c),
                         _ => match &*r {
@@ -249,255 +386,35 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     match (ch, stack.last()) {
                         (Some(c), Some(&top)) => tree.nodes[top].text.push(c),
                         (None, _) => {
-                            return Err((
+                            let (from, n) =
+                                report.map_or((at, self.record + 1), |(p, _)| (p.byte, p.record));
+                            return Err(self.tail(
                                 "invalid_xml",
                                 // Its name is not quoted: it stands inside a value.
                                 format!(
                                     "an entity that XML does not predefine; entities are never expanded (near byte {at})"
                                 ),
+                                from,
+                                n,
                             ));
                         }
                         _ => {}
                     }
                 }
-                Event::End(_) if started => {
+                Event::End(_) if report.is_some() => {
                     stack.pop();
                     if stack.is_empty() {
-                        return Ok(Some((pos, tree)));
+                        self.last_end = self.at();
+                        self.budget().reset();
+                        return Ok(report.map(|(pos, _)| (pos, tree)));
                     }
                 }
-                Event::Eof => {
-                    if started {
-                        return Err((
-                            "truncated_xml",
-                            format!(
-                                "the file ends inside report {} (near byte {at})",
-                                self.record
-                            ),
-                        ));
-                    }
-                    return Ok(None);
+                Event::End(_) => {
+                    self.outer.pop();
                 }
+                Event::Eof => return self.ended(report),
                 _ => {}
             }
         }
-    }
-}
-
-/// Reads one report tree. `Ok(None)` for a zero report.
-fn read_report(t: &Tree) -> Result<Option<Report>, String> {
-    use Ns::*;
-    let root = 0;
-    let header = t
-        .child(root, Nibrs, "ReportHeader")
-        .ok_or("the report has no nibrs:ReportHeader")?;
-    let category = t
-        .text(header, &[(Nibrs, "NIBRSReportCategoryCode")])
-        .unwrap_or_default();
-    if category.to_ascii_uppercase().contains("ZERO") {
-        return Ok(None);
-    }
-    if category.to_ascii_uppercase().contains("GROUP B") {
-        return Err("a Group B arrest report is not an incident".into());
-    }
-    let action = t
-        .text(header, &[(Nibrs, "ReportActionCategoryCode")])
-        .ok_or("the report header has no ReportActionCategoryCode")?;
-    let ori = t
-        .text(
-            header,
-            &[
-                (Nibrs, "ReportingAgency"),
-                (J, "OrganizationAugmentation"),
-                (J, "OrganizationORIIdentification"),
-                (Nc, "IdentificationID"),
-            ],
-        )
-        .unwrap_or_default();
-    let incident = t
-        .child(root, Nc, "Incident")
-        .ok_or("the report has no nc:Incident")?;
-    let number = t
-        .text(
-            incident,
-            &[(Nc, "ActivityIdentification"), (Nc, "IdentificationID")],
-        )
-        .ok_or("the incident has no nc:ActivityIdentification/nc:IdentificationID")?;
-    let mut r = Report {
-        ori,
-        incident_number: number,
-        action,
-        ..Report::default()
-    };
-    if let Some(ad) = t.child(incident, Nc, "ActivityDate") {
-        let dt = t.text(ad, &[(Nc, "DateTime")]);
-        r.date = dt
-            .as_ref()
-            .and_then(|d| d.get(..10))
-            .map(str::to_string)
-            .or_else(|| t.text(ad, &[(Nc, "Date")]));
-        r.hour = dt.as_ref().and_then(|d| d.get(11..13)).map(str::to_string);
-    }
-    r.report_date_indicator = t
-        .text(
-            incident,
-            &[
-                (Cjis, "IncidentAugmentation"),
-                (Cjis, "IncidentReportDateIndicator"),
-            ],
-        )
-        .is_some_and(|v| v == "true");
-    r.cleared_exceptionally = t.text(
-        incident,
-        &[
-            (J, "IncidentAugmentation"),
-            (J, "IncidentExceptionalClearanceCode"),
-        ],
-    );
-
-    // Offenses, with the location type through OffenseLocationAssociation.
-    let mut location_of: HashMap<String, String> = HashMap::new();
-    let locations: HashMap<String, String> = t
-        .children(root, Nc, "Location")
-        .filter_map(|l| {
-            Some((
-                t.node(l).id.clone()?,
-                t.text(l, &[(Nibrs, "LocationCategoryCode")])?,
-            ))
-        })
-        .collect();
-    for a in t.children(root, J, "OffenseLocationAssociation") {
-        let off = t
-            .child(a, J, "Offense")
-            .and_then(|o| t.node(o).r#ref.clone());
-        let loc = t
-            .child(a, Nc, "Location")
-            .and_then(|l| t.node(l).r#ref.clone());
-        if let (Some(o), Some(l)) = (off, loc.and_then(|l| locations.get(&l).cloned())) {
-            location_of.insert(o, l);
-        }
-    }
-    for o in t.children(root, J, "Offense") {
-        let Some(code) = t.text(o, &[(Nibrs, "OffenseUCRCode")]) else {
-            continue;
-        };
-        r.offenses.push(Offense {
-            code,
-            attempted: t
-                .text(o, &[(J, "OffenseAttemptedIndicator")])
-                .is_some_and(|v| v == "true"),
-            suspected_of_using: t
-                .children(o, J, "OffenseFactor")
-                .filter_map(|f| t.text(f, &[(J, "OffenseFactorCode")]))
-                .collect(),
-            location_type: t
-                .node(o)
-                .id
-                .as_ref()
-                .and_then(|id| location_of.get(id).cloned()),
-            bias: t.text(o, &[(J, "OffenseFactorBiasMotivationCode")]),
-        });
-    }
-    for s in t.children(root, Nc, "Substance") {
-        if let Some(d) = t.text(s, &[(J, "DrugCategoryCode")])
-            && !r.drug_categories.contains(&d)
-        {
-            r.drug_categories.push(d);
-        }
-    }
-
-    // Persons by id, then their roles through nc:RoleOfPerson s:ref.
-    let persons: HashMap<String, usize> = t
-        .children(root, Nc, "Person")
-        .filter_map(|p| Some((t.node(p).id.clone()?, p)))
-        .collect();
-    let person = |role: usize, seq_name: &str| -> NibrsPerson {
-        let p = t
-            .child(role, Nc, "RoleOfPerson")
-            .and_then(|x| t.node(x).r#ref.clone())
-            .and_then(|id| persons.get(&id).copied());
-        let mut out = NibrsPerson {
-            seq: t.text(role, &[(J, seq_name)]).unwrap_or_default(),
-            ..NibrsPerson::default()
-        };
-        if let Some(p) = p {
-            out.age = age(t, p);
-            out.sex = t.text(p, &[(J, "PersonSexCode")]);
-            out.race = t
-                .text(p, &[(J, "PersonRaceNDExCode")])
-                .or_else(|| t.text(p, &[(J, "PersonRaceCode")]));
-            out.ethnicity = t.text(p, &[(J, "PersonEthnicityCode")]);
-            out.resident = t.text(p, &[(J, "PersonResidentCode")]);
-        }
-        out
-    };
-    for v in t.children(root, J, "Victim") {
-        let mut p = person(v, "VictimSequenceNumberText");
-        p.victim_type = t.text(v, &[(J, "VictimCategoryCode")]);
-        r.victims.push(p);
-    }
-    for s in t.children(root, J, "Subject") {
-        r.subjects.push(person(s, "SubjectSequenceNumberText"));
-    }
-    // Arrests by id, linked to arrestees through ArrestSubjectAssociation.
-    let arrests: HashMap<String, usize> = t
-        .children(root, J, "Arrest")
-        .filter_map(|a| Some((t.node(a).id.clone()?, a)))
-        .collect();
-    let mut arrest_of: HashMap<String, usize> = HashMap::new();
-    for a in t.children(root, J, "ArrestSubjectAssociation") {
-        let arrest = t
-            .child(a, Nc, "Activity")
-            .and_then(|x| t.node(x).r#ref.clone())
-            .and_then(|id| arrests.get(&id).copied());
-        let subject = t
-            .child(a, J, "Subject")
-            .and_then(|x| t.node(x).r#ref.clone());
-        if let (Some(ar), Some(s)) = (arrest, subject) {
-            arrest_of.insert(s, ar);
-        }
-    }
-    for a in t.children(root, J, "Arrestee") {
-        let mut p = person(a, "ArrestSequenceID");
-        if let Some(ar) = t
-            .node(a)
-            .id
-            .as_ref()
-            .and_then(|id| arrest_of.get(id))
-            .copied()
-        {
-            p.arrest_date = t.text(ar, &[(Nc, "ActivityDate"), (Nc, "Date")]);
-            p.arrest_type = t.text(ar, &[(J, "ArrestCategoryCode")]);
-            p.charge = t.text(ar, &[(J, "ArrestCharge"), (Nibrs, "ChargeUCRCode")]);
-        }
-        r.arrestees.push(p);
-    }
-    r.finish();
-    Ok(Some(r))
-}
-
-/// `nc:PersonAgeMeasure`: an integer, a range, or a text code.
-fn age(t: &Tree, p: usize) -> Age {
-    use Ns::*;
-    let Some(m) = t.child(p, Nc, "PersonAgeMeasure") else {
-        return Age::default();
-    };
-    if let Some(v) = t.text(m, &[(Nc, "MeasureIntegerValue")]) {
-        return Age::from_code(&v);
-    }
-    if let Some(range) = t.child(m, Nc, "MeasureIntegerRange") {
-        let n = |name| t.text(range, &[(Nc, name)]).and_then(|v| v.parse().ok());
-        return Age {
-            age_min: n("RangeMinimumIntegerValue"),
-            age_max: n("RangeMaximumIntegerValue"),
-            ..Age::default()
-        };
-    }
-    match t.text(m, &[(Nc, "MeasureValueText")]) {
-        Some(v) => Age {
-            age_text: Some(v),
-            ..Age::default()
-        },
-        None => Age::default(),
     }
 }
