@@ -101,6 +101,12 @@ pub fn dispatch(
                 .entry(id.clone())
                 .or_insert_with(|| limits::Pace::new(r));
         }
+        // What the warnings call what this destination is sent.
+        let what = if dest.profile.kind == crate::policy::profile::ProfileKind::ConsentedReferral {
+            "referrals"
+        } else {
+            "payloads"
+        };
         let mut pass_failed = false;
         loop {
             let now = Utc::now();
@@ -159,7 +165,7 @@ pub fn dispatch(
                     Err(e) => {
                         failed |= e.retryable;
                         if e.retryable {
-                            alerts.raise(id, Trouble::Queuing, &e.message);
+                            alerts.raise(id, what, Trouble::Queuing, &e.message);
                         }
                         let attempts = row.attempts as u32 + 1;
                         let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
@@ -170,7 +176,7 @@ pub fn dispatch(
                             || age_h >= delivery.retry.max_age_hours as i64;
                         if give_up {
                             store.mark_failed(row.id, &e.message, None)?;
-                            alerts.raise(id, Trouble::DeadLettering, &e.message);
+                            alerts.raise(id, what, Trouble::DeadLettering, &e.message);
                             audit(store, audit_key, row, "dead-lettered", vec![e.message])?;
                             *stats.dead.entry(id.clone()).or_default() += 1;
                             tracing::debug!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
