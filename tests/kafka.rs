@@ -279,6 +279,9 @@ fn an_unreachable_cluster_costs_no_cpu_and_one_warning() {
         1,
         "one warning for the destination: {err}"
     );
-    assert!(err.contains("AllBrokersDown"), "the warning says why: {err}");
+    assert!(
+        err.contains("AllBrokersDown"),
+        "the warning says why: {err}"
+    );
     assert!(lines.len() <= 3, "{} lines on stderr: {err}", lines.len());
 }

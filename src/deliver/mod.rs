@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 pub use alerts::Alerts;
 use alerts::Trouble;
-use send::{Group, Sink, send};
+use send::{Books, Sink, send};
 
 /// Why an attempt failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,9 +143,9 @@ pub fn dispatch(
                 continue;
             }
             // Each outcome is recorded as it comes, in group commits: a crash between a send
-            // and its bookkeeping repeats at most one group (same idempotency keys).
+            // and its bookkeeping repeats at most `send::WINDOW` payloads (or a batched
+            // webhook's requests in flight), under the same idempotency keys.
             let mut failed = false;
-            let mut group = Group::new(store);
             let Dispatcher {
                 alerts,
                 sinks,
@@ -153,8 +153,7 @@ pub fn dispatch(
                 ..
             } = state;
             let pace = paces.get(id);
-            send(delivery, id, &batch, sinks, pace, &mut |row, outcome| {
-                let store = group.store()?;
+            let mut record = |store: &mut Store, row: &Row, outcome: Result<(), SendError>| {
                 match outcome {
                     Ok(()) => {
                         alerts.ok(id);
@@ -194,9 +193,11 @@ pub fn dispatch(
                         }
                     }
                 }
-                group.wrote()
-            })?;
-            group.commit()?;
+                Ok(())
+            };
+            let mut books = Books::new(store, &mut record);
+            send(delivery, id, &batch, sinks, pace, &mut books)?;
+            books.commit()?;
             if failed {
                 pass_failed = true;
                 break; // this destination is failing: the others go on
