@@ -27,3 +27,54 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
 pub fn read_pem_text(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+/// Why a TLS connection failed, in the words an operator acts on (untrusted certificate, name
+/// mismatch, expired), when `err` or one of its causes is rustls's; `None` when it is not a TLS
+/// failure. Walks the `source()` chain, looking inside `io::Error`s too (rustls's errors reach
+/// reqwest and our MLLP client wrapped in one, and `io::Error::source` skips what it wraps).
+pub fn failure(err: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(r) = e.downcast_ref::<rustls::Error>() {
+            return Some(describe(r));
+        }
+        next = match e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => e.source(),
+        };
+    }
+    None
+}
+
+/// One rustls error as `TLS: what is wrong (what to check)`. Names no host and no value.
+pub fn describe(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let why = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer | C::BadSignature => {
+                "untrusted certificate: the receiver's certificate is not issued by a trusted CA (check `ca_file`)"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "certificate name mismatch: the receiver's certificate is not for the host connected to"
+            }
+            C::Expired | C::ExpiredContext { .. } => {
+                "expired certificate: the receiver's certificate has expired"
+            }
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "certificate not yet valid: the receiver's certificate starts later (check the clocks)"
+            }
+            C::Revoked => "revoked certificate",
+            _ => "invalid certificate",
+        },
+        rustls::Error::AlertReceived(alert) => {
+            return format!(
+                "TLS: the receiver refused the handshake ({alert:?}; check the client identity)"
+            );
+        }
+        other => return format!("TLS: {other}"),
+    };
+    format!("TLS: {why}")
+}

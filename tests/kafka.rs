@@ -177,6 +177,8 @@ fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters(
         1,
         "one warning, not one per message: {err}"
     );
+    // De-identified data: the warning speaks of payloads, not referrals.
+    assert!(err.contains("payloads are queuing"), "{err}");
     // It is reachable again (here: at the mock cluster's address): the backlog drains.
     let mock = MockCluster::new(1).unwrap();
     mock.create_topic(TOPIC, 1, 1).unwrap();
@@ -209,7 +211,77 @@ fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters(
         1,
         "one warning for 29 dead letters: {err}"
     );
+    assert!(err.contains("refuses payloads"), "{err}");
     let dead = success(&cli(&["outbox", "dead"], &cfg2));
     assert_eq!(outbox_count(&cfg2, "dhhr-program", "dead"), 29, "{dead}");
     assert!(dead.to_lowercase().contains("authoriz"), "{dead}");
+}
+
+/// CPU seconds (user + system) a running process has used, from `/proc/PID/stat`.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
+#[test]
+fn an_unreachable_cluster_costs_no_cpu_and_one_warning() {
+    let gone = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = gone.local_addr().unwrap().to_string();
+    drop(gone);
+    let d = tempfile::tempdir().unwrap();
+    let cfg = demo_to_kafka(d.path(), &unreachable, 1_000);
+    // A first pass reads the demo's exports and queues their payloads; the second, measured,
+    // only waits for the cluster (its message timeout: 3 s).
+    success(&cli(&["run", "--once"], &cfg));
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("timeout_ms = 1000", "timeout_ms = 3000")).unwrap();
+    let err_path = d.path().join("stderr.txt");
+    let started = Instant::now();
+    let mut child = bin()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .env("PNP_GATEWAY_TODAY", TODAY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    // The last reading before the process ends (it is sampled every 20 ms).
+    let mut cpu = 0.0;
+    while child.try_wait().unwrap().is_none() {
+        if let Some(c) = cpu_seconds(child.id()) {
+            cpu = c;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = started.elapsed().as_secs_f64();
+    eprintln!("{cpu:.2} s of CPU in {wall:.1} s");
+    assert!(child.wait().unwrap().success());
+    assert!(
+        wall >= 3.0,
+        "the pass waited for the message timeout: {wall:.1} s"
+    );
+    assert!(
+        cpu < 0.3 * wall,
+        "waiting for an unreachable cluster used {cpu:.2} s of CPU in {wall:.1} s"
+    );
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        !err.contains("ERROR"),
+        "librdkafka's log is not the operator's: {err}"
+    );
+    assert_eq!(
+        err.matches("destination is failing").count(),
+        1,
+        "one warning for the destination: {err}"
+    );
+    assert!(
+        err.contains("AllBrokersDown"),
+        "the warning says why: {err}"
+    );
+    assert!(lines.len() <= 3, "{} lines on stderr: {err}", lines.len());
 }

@@ -217,3 +217,88 @@ fn a_destination_down_for_a_while_drains_in_order_and_holds_up_no_other() {
         assert_eq!(cats, &["overdose", "behavioral_health"], "in order");
     }
 }
+
+#[test]
+fn kill_9_during_batched_delivery_repeats_at_most_the_documented_bound() {
+    // docs/delivery.md: a crash repeats at most max(64, concurrency × batch_max) payloads; here
+    // one sender of requests of 50, so 64.
+    const N: usize = 3000;
+    const BOUND: usize = 64;
+    let d = tempfile::tempdir().unwrap();
+    let (rx, cfg) = demo_with_https(
+        d.path(),
+        "dhhr-program",
+        "webhook, batch_max = 50, concurrency = 1",
+        "/program",
+        "retry = { initial_backoff_ms = 10, max_backoff_ms = 100, max_attempts = 1000 }",
+    );
+    drop_export(&cfg, "cad_export_2027-01.csv", &export(N, "OD,OVERDOSE"));
+    // Read in first, with the receiver answering 503, so that every kill falls during delivery.
+    rx.set(503);
+    success(&cli(&["run", "--once"], &cfg));
+    rx.set(200);
+    let delivered =
+        "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'delivered'";
+    let mut rng = seed();
+    // Where each run's requests end in the receiver's log.
+    let mut ends = Vec::new();
+    let mut last = store_count(&cfg, delivered);
+    let mut kills_delivering = 0;
+    let deadline = Instant::now() + Duration::from_secs(240);
+    while kills_delivering < 6 && last < (N + 29) as i64 && Instant::now() < deadline {
+        let mut child = bin()
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        rng = rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let wait = 300 + (rng >> 33) % 1200;
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // The receiver finishes the request it was reading.
+        std::thread::sleep(Duration::from_millis(300));
+        ends.push(rx.requests().len());
+        let done = store_count(&cfg, delivered);
+        eprintln!("killed after {wait} ms: {done} delivered");
+        if done > last && done < (N + 29) as i64 {
+            kills_delivering += 1;
+        }
+        last = done;
+    }
+    while store_count(&cfg, delivered) < (N + 29) as i64 && Instant::now() < deadline {
+        success(&cli(&["run", "--once"], &cfg));
+    }
+    assert_eq!(store_count(&cfg, delivered), (N + 29) as i64);
+    // Each member sent again is a repeat caused by the run that sent it before.
+    let reqs = rx.requests();
+    let run_of = |pos: usize| ends.iter().position(|e| pos < *e).unwrap_or(ends.len());
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut repeats = vec![0usize; ends.len() + 1];
+    for (pos, r) in reqs.iter().enumerate() {
+        if r["status"] != 200 {
+            continue; // answered 503 before the kills: retried, not repeated
+        }
+        for m in r["body"].as_array().unwrap() {
+            let key = m["idempotency_key"].as_str().unwrap().to_string();
+            if let Some(before) = seen.insert(key, run_of(pos)) {
+                repeats[before] += 1;
+            }
+        }
+    }
+    eprintln!("repeats per killed run: {repeats:?}");
+    assert_eq!(seen.len(), N + 29, "every payload delivered");
+    let worst = repeats.iter().max().copied().unwrap_or(0);
+    assert!(
+        worst <= BOUND,
+        "a kill repeated {worst} payloads, more than the documented {BOUND}: {repeats:?}"
+    );
+    assert!(
+        kills_delivering >= 2,
+        "the kills did not fall during delivery"
+    );
+}

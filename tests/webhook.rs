@@ -248,3 +248,120 @@ fn a_signed_request_replayed_under_a_new_key_is_refused() {
     let c = ours.counts();
     assert_eq!((c.accepted, c.refused), (1, 1));
 }
+
+/// A CA of this test's making, written to `dir/NAME-ca.pem`, and a leaf certificate signed by it
+/// for `names`, valid from `not_before` to `not_after` (years), written to `dir/NAME-cert.pem`
+/// and `dir/NAME-key.pem`.
+fn ca_and_leaf(
+    dir: &std::path::Path,
+    name: &str,
+    names: &[&str],
+    years: (i32, i32),
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, format!("{name} test CA"));
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut leaf_params =
+        rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    leaf_params.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+    leaf_params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
+    let write = |what: &str, text: String| {
+        let p = dir.join(format!("{name}-{what}.pem"));
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    (
+        write("ca", ca.pem()),
+        write("cert", leaf.pem()),
+        write("key", leaf_key.serialize_pem()),
+    )
+}
+
+/// A webhook send to a receiver serving `cert`, trusting `ca`, at `host`: the error's message.
+fn webhook_error(
+    ca: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    host: &str,
+) -> String {
+    let rx = pnp_gateway::receiver::start(
+        "127.0.0.1:0".parse().unwrap(),
+        cert,
+        key,
+        b"a-shared-secret-for-the-receiver-0123456789".to_vec(),
+        None,
+    )
+    .unwrap();
+    let hook = pnp_gateway::deliver::webhook::Webhook::new(
+        &format!("https://{host}:{}/intake", rx.addr.port()),
+        b"a-shared-secret-for-the-receiver-0123456789".to_vec(),
+        Some(ca),
+        None,
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap();
+    let e = hook
+        .send("k-0001", b"{}", "application/json")
+        .expect_err("the handshake fails");
+    assert!(e.retryable, "{e:?}");
+    e.message
+}
+
+#[test]
+fn tls_failures_say_what_is_wrong_with_the_certificate() {
+    let d = tempfile::tempdir().unwrap();
+    let until = chrono_year() + 5;
+    // Trusted CA, but the receiver's certificate is from another one.
+    let (ours, _, _) = ca_and_leaf(d.path(), "ours", &["localhost"], (2020, until));
+    let (_, cert, key) = ca_and_leaf(d.path(), "theirs", &["localhost"], (2020, until));
+    let m = webhook_error(&ours, &cert, &key, "localhost");
+    assert!(m.contains("untrusted certificate"), "{m}");
+
+    // Trusted, but for another name than the one connected to.
+    let (ca, cert, key) = ca_and_leaf(d.path(), "named", &["elsewhere.example"], (2020, until));
+    let m = webhook_error(&ca, &cert, &key, "localhost");
+    assert!(m.contains("name mismatch"), "{m}");
+
+    // Trusted and for this name, but expired.
+    let (ca, cert, key) = ca_and_leaf(d.path(), "old", &["localhost"], (2020, 2021));
+    let m = webhook_error(&ca, &cert, &key, "localhost");
+    assert!(m.contains("expired"), "{m}");
+
+    // The same words over MLLP with TLS (the handshake fails before any MLLP frame).
+    let rx = pnp_gateway::receiver::start(
+        "127.0.0.1:0".parse().unwrap(),
+        &cert_of(d.path(), "theirs"),
+        &d.path().join("theirs-key.pem"),
+        b"a-shared-secret-for-the-receiver-0123456789".to_vec(),
+        None,
+    )
+    .unwrap();
+    let tls = pnp_gateway::deliver::hl7out::MllpTls::new("localhost", Some(&ours), None).unwrap();
+    let mut client = pnp_gateway::deliver::hl7out::MllpClient::new(
+        &rx.addr.to_string(),
+        Some(tls),
+        std::time::Duration::from_secs(5),
+    );
+    let e = client
+        .send("MSH|^~\\&|A||B||20260101||REF^I12^REF_I12|1|P|2.5.1\r", "1")
+        .expect_err("the handshake fails");
+    assert!(e.message.contains("untrusted certificate"), "{e:?}");
+}
+
+fn cert_of(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    dir.join(format!("{name}-cert.pem"))
+}
+
+/// This year, so that the "valid" certificates stay valid whenever the test runs.
+fn chrono_year() -> i32 {
+    use chrono::Datelike;
+    chrono::Utc::now().year()
+}

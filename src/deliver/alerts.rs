@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 /// What is wrong with a destination, for [`Alerts`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Trouble {
-    /// Failing with errors that may pass: referrals wait for their retry.
+    /// Failing with errors that may pass: what it is sent waits for its retry.
     Queuing,
-    /// Refusing referrals for good: they go to the dead-letter list.
+    /// Refusing what it is sent for good: it goes to the dead-letter list.
     DeadLettering,
 }
 
@@ -19,7 +19,9 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    pub(super) fn raise(&mut self, dest: &str, trouble: Trouble, why: &str) {
+    /// `what` is what the destination is sent, in the warning's words: `referrals` (consented
+    /// referrals) or `payloads` (de-identified data).
+    pub(super) fn raise(&mut self, dest: &str, what: &str, trouble: Trouble, why: &str) {
         if self
             .troubles
             .entry(dest.to_owned())
@@ -30,12 +32,12 @@ impl Alerts {
                 Trouble::Queuing => tracing::warn!(
                     destination = dest,
                     error = why,
-                    "destination is failing; referrals are queuing"
+                    "destination is failing; {what} are queuing"
                 ),
                 Trouble::DeadLettering => tracing::warn!(
                     destination = dest,
                     error = why,
-                    "destination refuses referrals; they are dead-lettered (see `outbox dead`)"
+                    "destination refuses {what}; they are dead-lettered (see `outbox dead`)"
                 ),
             }
         }

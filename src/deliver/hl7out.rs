@@ -263,9 +263,12 @@ impl MllpClient {
                     .map_err(|e| retry(format!("TLS: {e}")))?;
                 let mut s = rustls::StreamOwned::new(conn, tcp);
                 while s.conn.is_handshaking() {
-                    s.conn
-                        .complete_io(&mut s.sock)
-                        .map_err(|e| retry(format!("TLS handshake: {e}")))?;
+                    s.conn.complete_io(&mut s.sock).map_err(|e| {
+                        retry(
+                            crate::tls::failure(&e)
+                                .unwrap_or_else(|| format!("TLS handshake: {e}")),
+                        )
+                    })?;
                 }
                 Box::new(s)
             }

@@ -6,18 +6,23 @@
 //! `content-type`. librdkafka retries transient broker errors itself, within
 //! `message.timeout.ms` (our `timeout_ms`); what is still failing then is classified here:
 //! authorization and size errors are dead-lettered, the rest retried at the next backoff.
+//!
+//! A send waits for its delivery reports on a condition variable, woken by the producer's own
+//! polling thread: a cluster that is down costs no CPU while its messages time out. librdkafka's
+//! log and its cluster-wide errors (`AllBrokersDown`, every few hundred milliseconds while the
+//! brokers are unreachable) go to debug; what the operator sees is the failing-destination rule's
+//! one warning, whose reason names the last cluster error.
 
 use super::SendError;
 use crate::store::outbox::Row;
 use rdkafka::ClientContext;
-use rdkafka::config::ClientConfig;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The version of the JSON value's shape, sent as the `pnp-schema-version` header.
@@ -34,33 +39,71 @@ pub const RESERVED: &[&str] = &[
     "max.in.flight.requests.per.connection",
 ];
 
-/// Collects the delivery reports of one batch, by position in the batch. A report that comes
-/// after its batch gave up (a later batch is under way) is ignored: that row was already marked
-/// for retry, and a retry carries the same idempotency key.
+/// The delivery reports of the batch under way, by position in the batch.
+#[derive(Default)]
+struct Batch {
+    /// Which batch is under way. A report that comes after its batch gave up (a later batch is
+    /// under way) is ignored: that row was already marked for retry, and a retry carries the
+    /// same idempotency key.
+    generation: u64,
+    outcomes: BTreeMap<usize, Result<(), SendError>>,
+}
+
+/// The producer's context: collects delivery reports (on the producer's polling thread) and
+/// wakes the sender waiting for them.
 #[derive(Default)]
 struct Reports {
-    batch: AtomicU64,
-    outcomes: Mutex<BTreeMap<usize, Result<(), SendError>>>,
+    batch: Mutex<Batch>,
+    arrived: Condvar,
+    /// The last cluster-wide error since the last delivered message (e.g. all brokers down), to
+    /// say why messages timed out.
+    cluster_error: Mutex<Option<String>>,
 }
 
 impl ClientContext for Reports {
-    // librdkafka's own log lines carry broker names and error codes, never message contents.
+    /// librdkafka's own log lines carry broker names and error codes, never message contents;
+    /// they are for debugging, the operator's warning comes from the outcomes.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(target: "librdkafka", ?level, facility = fac, "{log_message}");
+    }
+
+    /// Cluster-wide errors come again and again while brokers are unreachable: kept for the
+    /// failing-destination warning's reason, logged at debug.
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(target: "librdkafka", %error, reason, "cluster error");
+        if let Ok(mut last) = self.cluster_error.lock() {
+            *last = Some(error.to_string());
+        }
+    }
 }
 
 impl ProducerContext for Reports {
     type DeliveryOpaque = Box<(u64, usize)>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<(u64, usize)>) {
-        let (batch, index) = *opaque;
-        if batch != self.batch.load(Ordering::SeqCst) {
-            return;
-        }
+        let (generation, index) = *opaque;
         let outcome = match result {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(classify(e)),
+            Ok(_) => {
+                if let Ok(mut last) = self.cluster_error.lock() {
+                    *last = None;
+                }
+                Ok(())
+            }
+            Err((e, _)) => {
+                let mut err = classify(e);
+                if let Ok(last) = self.cluster_error.lock()
+                    && let Some(why) = last.as_deref()
+                {
+                    err.message = format!("{} (cluster: {why})", err.message);
+                }
+                Err(err)
+            }
         };
-        if let Ok(mut m) = self.outcomes.lock() {
-            m.insert(index, outcome);
+        if let Ok(mut b) = self.batch.lock()
+            && b.generation == generation
+        {
+            b.outcomes.insert(index, outcome);
+            self.arrived.notify_all();
         }
     }
 }
@@ -89,7 +132,7 @@ pub fn classify(e: &KafkaError) -> SendError {
 }
 
 pub struct KafkaSink {
-    producer: BaseProducer<Reports>,
+    producer: ThreadedProducer<Reports>,
     topic: String,
     timeout: Duration,
 }
@@ -135,10 +178,14 @@ impl KafkaSink {
     /// a little more). One outcome per row, in order.
     pub fn send(&self, batch: &[(Row, Value)]) -> Vec<Result<(), SendError>> {
         let ctx = self.producer.context();
-        let generation = ctx.batch.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Ok(mut m) = ctx.outcomes.lock() {
-            m.clear();
-        }
+        let generation = match ctx.batch.lock() {
+            Ok(mut b) => {
+                b.generation += 1;
+                b.outcomes.clear();
+                b.generation
+            }
+            Err(_) => 0,
+        };
         let mut queued = vec![false; batch.len()];
         let mut early: BTreeMap<usize, SendError> = BTreeMap::new();
         for (i, (row, payload)) in batch.iter().enumerate() {
@@ -161,7 +208,8 @@ impl KafkaSink {
                 .key(&key)
                 .payload(&value)
                 .headers(headers);
-            // A full local queue is back-pressure: serve delivery reports and try again.
+            // A full local queue is back-pressure: the polling thread serves delivery reports;
+            // try again shortly.
             let deadline = Instant::now() + self.timeout;
             loop {
                 match self.producer.send(record) {
@@ -173,7 +221,7 @@ impl KafkaSink {
                         if Instant::now() < deadline =>
                     {
                         record = r;
-                        self.producer.poll(Duration::from_millis(10));
+                        std::thread::sleep(Duration::from_millis(5));
                     }
                     Err((e, _)) => {
                         early.insert(i, classify(&e));
@@ -183,20 +231,16 @@ impl KafkaSink {
             }
         }
         let want = queued.iter().filter(|q| **q).count();
-        let deadline = Instant::now() + self.timeout + Duration::from_secs(5);
-        loop {
-            let have = ctx.outcomes.lock().map(|m| m.len()).unwrap_or(0);
-            if have >= want || Instant::now() >= deadline {
-                break;
-            }
-            // rdkafka's poll serves events until its timeout is over: keep it short.
-            self.producer.poll(Duration::from_millis(1));
-        }
-        let mut reports = ctx
-            .outcomes
-            .lock()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default();
+        // Every report comes within the message timeout; a little more for the last ones.
+        let wait = self.timeout + Duration::from_secs(5);
+        let mut reports = match ctx.batch.lock() {
+            Ok(b) => ctx
+                .arrived
+                .wait_timeout_while(b, wait, |b| b.outcomes.len() < want)
+                .map(|(mut b, _)| std::mem::take(&mut b.outcomes))
+                .unwrap_or_default(),
+            Err(_) => BTreeMap::new(),
+        };
         (0..batch.len())
             .map(|i| match early.remove(&i) {
                 Some(e) => Err(e),

@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 pub use alerts::Alerts;
 use alerts::Trouble;
-use send::{Group, Sink, send};
+use send::{Books, Sink, send};
 
 /// Why an attempt failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +114,12 @@ pub fn dispatch(
                 .entry(id.clone())
                 .or_insert_with(|| limits::Pace::new(r));
         }
+        // What the warnings call what this destination is sent.
+        let what = if dest.profile.kind == crate::policy::profile::ProfileKind::ConsentedReferral {
+            "referrals"
+        } else {
+            "payloads"
+        };
         let mut pass_failed = false;
         loop {
             let now = Utc::now();
@@ -150,9 +156,9 @@ pub fn dispatch(
                 continue;
             }
             // Each outcome is recorded as it comes, in group commits: a crash between a send
-            // and its bookkeeping repeats at most one group (same idempotency keys).
+            // and its bookkeeping repeats at most `send::WINDOW` payloads (or a batched
+            // webhook's requests in flight), under the same idempotency keys.
             let mut failed = false;
-            let mut group = Group::new(store);
             let Dispatcher {
                 alerts,
                 sinks,
@@ -160,8 +166,7 @@ pub fn dispatch(
                 ..
             } = state;
             let pace = paces.get(id);
-            send(delivery, id, &batch, sinks, pace, &mut |row, outcome| {
-                let store = group.store()?;
+            let mut record = |store: &mut Store, row: &Row, outcome: Result<(), SendError>| {
                 match outcome {
                     Ok(()) => {
                         alerts.ok(id);
@@ -172,7 +177,7 @@ pub fn dispatch(
                     Err(e) => {
                         failed |= e.retryable;
                         if e.retryable {
-                            alerts.raise(id, Trouble::Queuing, &e.message);
+                            alerts.raise(id, what, Trouble::Queuing, &e.message);
                         }
                         let attempts = row.attempts as u32 + 1;
                         let age_h = chrono::DateTime::parse_from_rfc3339(&row.created_at)
@@ -183,7 +188,7 @@ pub fn dispatch(
                             || age_h >= delivery.retry.max_age_hours as i64;
                         if give_up {
                             store.mark_failed(row.id, &e.message, None)?;
-                            alerts.raise(id, Trouble::DeadLettering, &e.message);
+                            alerts.raise(id, what, Trouble::DeadLettering, &e.message);
                             audit(store, audit_key, row, "dead-lettered", vec![e.message])?;
                             *stats.dead.entry(id.clone()).or_default() += 1;
                             tracing::debug!(destination = %id, outbox = row.id, attempts, "referral dead-lettered");
@@ -201,9 +206,11 @@ pub fn dispatch(
                         }
                     }
                 }
-                group.wrote()
-            })?;
-            group.commit()?;
+                Ok(())
+            };
+            let mut books = Books::new(store, &mut record);
+            send(delivery, id, &batch, sinks, pace, &mut books)?;
+            books.commit()?;
             if failed {
                 pass_failed = true;
                 break; // this destination is failing: the others go on

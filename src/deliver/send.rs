@@ -1,5 +1,10 @@
 //! Sending a batch of due rows to one destination: its cached clients, concurrent senders beside
 //! the bookkeeping, and the group commits of their outcomes.
+//!
+//! The crash bound: a payload sent and not yet committed as sent is sent again after a crash.
+//! Senders take room in a [`Window`] counted in payloads before each send, and get it back only
+//! when the outcome is committed, so that at most [`WINDOW`] payloads (or, for a batched
+//! webhook, `concurrency × batch_max` if that is more) are ever sent and not yet committed.
 
 use super::{SendError, fhir, file, hl7out, kafka, limits, webhook};
 use crate::config::gateway::{Delivery, DeliveryKind};
@@ -7,6 +12,8 @@ use crate::store::outbox::Row;
 use crate::store::{Store, StoreError};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Condvar, Mutex};
 
 /// A destination's open client, kept from one pass to the next.
 pub(super) enum Sink {
@@ -16,22 +23,66 @@ pub(super) enum Sink {
     Mllp(Vec<hl7out::MllpClient>),
 }
 
-/// Where each outcome goes as soon as it is known; an error stops the sending.
-pub(super) type Record<'a> = dyn FnMut(&Row, Result<(), SendError>) -> Result<(), StoreError> + 'a;
+/// Writes an outcome to the store (within the open group commit); an error stops the sending.
+pub(super) type Record<'a> =
+    dyn FnMut(&mut Store, &Row, Result<(), SendError>) -> Result<(), StoreError> + 'a;
+
+/// At most this many payloads are sent and not yet committed (unless one request carries more).
+pub(super) const WINDOW: usize = 64;
+
+/// The outcomes of one dispatch round on their way to the store: each written by `record` as it
+/// comes, in group commits.
+pub(super) struct Books<'s, 'r, 'c> {
+    group: Group<'s>,
+    record: &'r mut Record<'c>,
+}
+
+impl<'s, 'r, 'c> Books<'s, 'r, 'c> {
+    pub(super) fn new(store: &'s mut Store, record: &'r mut Record<'c>) -> Self {
+        Books {
+            group: Group::new(store),
+            record,
+        }
+    }
+
+    /// Writes one outcome; true when it (and every one before it) is committed.
+    fn note(&mut self, row: &Row, r: Result<(), SendError>) -> Result<bool, StoreError> {
+        let store = self.group.store()?;
+        (self.record)(store, row, r)?;
+        self.group.wrote()
+    }
+
+    /// The same outcome for several rows (a file, a batched request), then committed.
+    fn all_rows(
+        &mut self,
+        rows: &[(Row, Value)],
+        r: Result<(), SendError>,
+    ) -> Result<(), StoreError> {
+        for (row, _) in rows {
+            self.note(row, r.clone())?;
+        }
+        self.commit()
+    }
+
+    pub(super) fn commit(&mut self) -> Result<(), StoreError> {
+        self.group.commit()
+    }
+}
 
 /// Writes of one dispatch round in group commits (at most [`Group::ROWS`] outcomes or
 /// [`Group::MS`] milliseconds per commit), instead of one synced commit per outcome.
-pub(super) struct Group<'s> {
+struct Group<'s> {
     store: &'s mut Store,
     open: Option<std::time::Instant>,
     writes: usize,
 }
 
 impl<'s> Group<'s> {
-    const ROWS: usize = 64;
+    /// Half the [`WINDOW`]: senders go on with the other half while a group commits.
+    const ROWS: usize = WINDOW / 2;
     const MS: u128 = 50;
 
-    pub(super) fn new(store: &'s mut Store) -> Self {
+    fn new(store: &'s mut Store) -> Self {
         Group {
             store,
             open: None,
@@ -39,7 +90,7 @@ impl<'s> Group<'s> {
         }
     }
 
-    pub(super) fn store(&mut self) -> Result<&mut Store, StoreError> {
+    fn store(&mut self) -> Result<&mut Store, StoreError> {
         if self.open.is_none() {
             self.store.begin()?;
             self.open = Some(std::time::Instant::now());
@@ -47,7 +98,8 @@ impl<'s> Group<'s> {
         Ok(self.store)
     }
 
-    pub(super) fn wrote(&mut self) -> Result<(), StoreError> {
+    /// Counts a write; true when it committed the group.
+    fn wrote(&mut self) -> Result<bool, StoreError> {
         self.writes += 1;
         if self.writes >= Self::ROWS
             || self
@@ -55,11 +107,12 @@ impl<'s> Group<'s> {
                 .is_some_and(|t| t.elapsed().as_millis() >= Self::MS)
         {
             self.commit()?;
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
-    pub(super) fn commit(&mut self) -> Result<(), StoreError> {
+    fn commit(&mut self) -> Result<(), StoreError> {
         if self.open.take().is_some() {
             self.store.commit()?;
         }
@@ -75,37 +128,119 @@ impl Drop for Group<'_> {
     }
 }
 
-/// Sends row by row over `clients`, recording each outcome at once (see [`concurrently`]).
+/// Room for payloads sent and not yet committed, shared by the senders: a sender takes room
+/// before it sends, the bookkeeping gives it back once the outcomes are committed.
+struct Window {
+    state: Mutex<Room>,
+    changed: Condvar,
+    max: usize,
+}
+
+#[derive(Default)]
+struct Room {
+    used: usize,
+    /// Senders waiting for room: the bookkeeping commits rather than let them wait.
+    waiting: usize,
+}
+
+impl Window {
+    fn new(max: usize) -> Window {
+        Window {
+            state: Mutex::new(Room::default()),
+            changed: Condvar::new(),
+            max,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Room> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Takes room for `n` payloads (a unit larger than the window goes alone); `nudge` is called
+    /// once, outside the lock, when the sender has to wait. False when `stop` was set meanwhile.
+    fn take(&self, n: usize, stop: &AtomicBool, nudge: impl FnOnce()) -> bool {
+        let fits = |r: &Room| r.used == 0 || r.used + n <= self.max;
+        let mut room = self.lock();
+        if !fits(&room) {
+            room.waiting += 1;
+            drop(room);
+            nudge();
+            room = self.lock();
+            while !fits(&room) && !stop.load(SeqCst) {
+                room = self
+                    .changed
+                    .wait_timeout(room, std::time::Duration::from_millis(100))
+                    .map(|(g, _)| g)
+                    .unwrap_or_else(|p| p.into_inner().0);
+            }
+            room.waiting -= 1;
+        }
+        if stop.load(SeqCst) {
+            return false;
+        }
+        room.used += n;
+        true
+    }
+
+    fn give(&self, n: usize) {
+        let mut room = self.lock();
+        room.used = room.used.saturating_sub(n);
+        drop(room);
+        self.changed.notify_all();
+    }
+
+    fn waiting(&self) -> bool {
+        self.lock().waiting > 0
+    }
+
+    fn wake(&self) {
+        self.changed.notify_all();
+    }
+}
+
+/// What a sender tells the bookkeeping.
+enum Note {
+    /// The outcome of unit `i`.
+    Sent(usize, Result<(), SendError>),
+    /// A sender waits for room: commit what was recorded.
+    Waiting,
+}
+
+/// Sends row by row over `clients` (see [`concurrently`]).
 fn one_by_one<C: Send>(
     batch: &[(Row, Value)],
     clients: &mut [C],
     pace: Option<&limits::Pace>,
-    record: &mut Record<'_>,
+    books: &mut Books<'_, '_, '_>,
     send: impl Fn(&mut C, &Row, &Value) -> Result<(), SendError> + Sync,
 ) -> Result<(), StoreError> {
     concurrently(
         batch,
+        std::slice::from_ref,
+        WINDOW,
         clients,
         pace,
+        books,
         |c, (row, payload)| send(c, row, payload),
-        |(row, _), r| record(row, r),
     )
 }
 
-/// Sends `units` (rows, or chunks of rows) over `clients`, one worker thread per client, and
-/// hands each outcome to `done` on this thread as it comes: the bookkeeping of one send overlaps
-/// the next send. Rows of one batch are of different incidents (the outbox hands out one row per
-/// incident at a time), so sending them concurrently keeps each incident's order. After a
+/// Sends `units` (rows, or chunks of rows: `rows_of`) over `clients`, one worker thread per
+/// client, and records each outcome on this thread as it comes: the bookkeeping of one send
+/// overlaps the next send, within a [`Window`] of `window` payloads sent and not yet committed
+/// (the crash bound). Rows of one batch are of different incidents (the outbox hands out one row
+/// per incident at a time), so sending them concurrently keeps each incident's order. After a
 /// failure that may pass (the destination is down), the workers stop and the rest waits for the
 /// next pass instead of timing out one by one.
 fn concurrently<U: Sync, C: Send>(
     units: &[U],
+    rows_of: impl Fn(&U) -> &[(Row, Value)],
+    window: usize,
     clients: &mut [C],
     pace: Option<&limits::Pace>,
+    books: &mut Books<'_, '_, '_>,
     send: impl Fn(&mut C, &U) -> Result<(), SendError> + Sync,
-    mut done: impl FnMut(&U, Result<(), SendError>) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
     // One unit (or none): no thread to start.
     match (clients.first_mut(), units) {
         (_, []) | (None, _) => return Ok(()),
@@ -114,20 +249,25 @@ fn concurrently<U: Sync, C: Send>(
                 p.wait();
             }
             let r = send(client, u);
-            return done(u, r);
+            return books.all_rows(rows_of(u), r);
         }
         _ => {}
     }
     let workers = clients.len();
     let down = AtomicBool::new(false);
-    // Bounded, so that the senders run at most a few outcomes ahead of their bookkeeping.
-    let (tx, rx) = std::sync::mpsc::sync_channel(16 * workers);
+    let room = Window::new(window);
+    let sizes: Vec<usize> = units.iter().map(|u| rows_of(u).len()).collect();
+    let (tx, rx) = std::sync::mpsc::sync_channel(workers * 2);
     std::thread::scope(|scope| {
         for (w, client) in clients.iter_mut().enumerate() {
-            let (tx, down, send) = (tx.clone(), &down, &send);
+            let (tx, down, send, room, sizes) = (tx.clone(), &down, &send, &room, &sizes);
             scope.spawn(move || {
                 for (i, u) in units.iter().enumerate().skip(w).step_by(workers) {
-                    if down.load(SeqCst) {
+                    if down.load(SeqCst)
+                        || !room.take(sizes[i], down, || {
+                            let _ = tx.send(Note::Waiting);
+                        })
+                    {
                         break;
                     }
                     if let Some(p) = pace {
@@ -136,8 +276,9 @@ fn concurrently<U: Sync, C: Send>(
                     let r = send(client, u);
                     if matches!(&r, Err(e) if e.retryable) {
                         down.store(true, SeqCst);
+                        room.wake();
                     }
-                    if tx.send((i, r)).is_err() {
+                    if tx.send(Note::Sent(i, r)).is_err() {
                         break;
                     }
                 }
@@ -145,25 +286,60 @@ fn concurrently<U: Sync, C: Send>(
         }
         drop(tx);
         let mut first_error = None;
-        for (i, r) in rx {
-            if first_error.is_none()
-                && let Err(e) = done(&units[i], r)
-            {
+        // Payloads whose outcome is written and not yet committed.
+        let mut unsettled = 0;
+        let settle = |books: &mut Books<'_, '_, '_>, unsettled: &mut usize| {
+            let r = books.commit();
+            room.give(std::mem::take(unsettled));
+            r
+        };
+        loop {
+            let note = match rx.try_recv() {
+                Ok(n) => n,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
+                Err(std::sync::mpsc::TryRecvError::Empty) => {
+                    // Nothing more to write now: a sender waiting for room gets it committed.
+                    if unsettled > 0
+                        && first_error.is_none()
+                        && room.waiting()
+                        && let Err(e) = settle(books, &mut unsettled)
+                    {
+                        down.store(true, SeqCst);
+                        room.wake();
+                        first_error = Some(e);
+                    }
+                    match rx.recv() {
+                        Ok(n) => n,
+                        Err(_) => break,
+                    }
+                }
+            };
+            let Note::Sent(i, r) = note else { continue };
+            if first_error.is_some() {
+                room.give(sizes[i]);
+                continue;
+            }
+            let mut noted = Ok(());
+            for (row, _) in rows_of(&units[i]) {
+                unsettled += 1;
+                match books.note(row, r.clone()) {
+                    Ok(true) => room.give(std::mem::take(&mut unsettled)),
+                    Ok(false) => {}
+                    Err(e) => {
+                        noted = Err(e);
+                        break;
+                    }
+                }
+            }
+            if let Err(e) = noted {
                 down.store(true, SeqCst);
+                room.give(unsettled);
+                room.wake();
                 first_error = Some(e);
             }
         }
         first_error.map_or(Ok(()), Err)
     })
-}
-
-/// The same outcome for several rows (a file, a batched request).
-fn all_rows(
-    rows: &[(Row, Value)],
-    r: Result<(), SendError>,
-    record: &mut Record<'_>,
-) -> Result<(), StoreError> {
-    rows.iter().try_for_each(|(row, _)| record(row, r.clone()))
 }
 
 /// The destination's open client, built on first use; a client that cannot be built (a missing
@@ -196,7 +372,7 @@ pub(super) fn send(
     batch: &[(Row, Value)],
     sinks: &mut BTreeMap<String, Sink>,
     pace: Option<&limits::Pace>,
-    record: &mut Record<'_>,
+    books: &mut Books<'_, '_, '_>,
 ) -> Result<(), StoreError> {
     match &delivery.kind {
         DeliveryKind::File {
@@ -208,7 +384,7 @@ pub(super) fn send(
             for chunk in batch.chunks(*max_records) {
                 let r = file::write_batch(folder, dest, *format, *owner_only, chunk).map(|_| ());
                 let down = r.is_err();
-                all_rows(chunk, r, record)?;
+                books.all_rows(chunk, r)?;
                 if down {
                     break;
                 }
@@ -241,9 +417,9 @@ pub(super) fn send(
             let clients = match built {
                 Ok(Sink::Mllp(c)) => c,
                 Ok(_) => return Ok(()),
-                Err(e) => return all_rows(batch, Err(e), record),
+                Err(e) => return books.all_rows(batch, Err(e)),
             };
-            one_by_one(batch, clients, pace, record, |client, row, payload| {
+            one_by_one(batch, clients, pace, books, |client, row, payload| {
                 let now = chrono::Utc::now().fixed_offset();
                 let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
                 client.send(&msg, &hl7out::control_id(&row.idempotency_key))
@@ -262,12 +438,12 @@ pub(super) fn send(
             let k = match built {
                 Ok(Sink::Kafka(k)) => k,
                 Ok(_) => return Ok(()),
-                Err(e) => return all_rows(batch, Err(e), record),
+                Err(e) => return books.all_rows(batch, Err(e)),
             };
             for ((row, _), r) in batch.iter().zip(k.send(batch)) {
-                record(row, r)?;
+                books.note(row, r)?;
             }
-            Ok(())
+            books.commit()
         }
         DeliveryKind::Webhook { http, fhir } => {
             let hook = match client(sinks, dest, || {
@@ -275,21 +451,25 @@ pub(super) fn send(
             }) {
                 Ok(Sink::Http(h)) => h,
                 Ok(_) => return Ok(()),
-                Err(e) => return all_rows(batch, Err(e), record),
+                Err(e) => return books.all_rows(batch, Err(e)),
             };
             // The client's connection pool is shared by the concurrent senders.
             let mut senders = vec![&*hook; http.concurrency];
             if http.batch_max > 1 && !*fhir {
                 let chunks: Vec<&[(Row, Value)]> = batch.chunks(http.batch_max).collect();
+                // Each request's outcome is committed before more than the window (or the
+                // requests in flight, if more) are sent.
                 return concurrently(
                     &chunks,
+                    |chunk| *chunk,
+                    WINDOW.max(http.batch_max * http.concurrency),
                     &mut senders,
                     pace,
+                    books,
                     |hook, chunk| hook.send_batch(chunk),
-                    |chunk, r| all_rows(chunk, r, record),
                 );
             }
-            one_by_one(batch, &mut senders, pace, record, |hook, row, payload| {
+            one_by_one(batch, &mut senders, pace, books, |hook, row, payload| {
                 let (body, content_type) = if *fhir {
                     let b = fhir::bundle(payload, &row.idempotency_key);
                     (

@@ -171,7 +171,9 @@ impl Webhook {
                 retryable: true,
                 message: format!(
                     "request failed: {}",
-                    if e.is_timeout() {
+                    if let Some(tls) = crate::tls::failure(&e) {
+                        tls
+                    } else if e.is_timeout() {
                         "timeout".to_string()
                     } else if e.is_connect() {
                         "cannot connect".to_string()
