@@ -159,15 +159,17 @@ fn rate_per_second_spaces_the_requests() {
         "dhhr-program",
         "webhook",
         "/program",
-        "rate_per_second = 20",
+        "rate_per_second = 5",
     );
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 29);
     let at: Vec<f64> = reqs.iter().map(|r| r["at"].as_f64().unwrap()).collect();
     let spread =
         at.iter().cloned().fold(f64::MIN, f64::max) - at.iter().cloned().fold(f64::MAX, f64::min);
-    // 29 requests at 20/s: the last at least 28/20 s after the first (a little slack for clocks).
-    assert!(spread >= 1.3, "29 requests within {spread:.2} s");
+    // 29 requests at 5/s: the last 28/5 = 5.6 s after the first. The receiver stamps a request
+    // when it gets to it, and on a loaded machine it may get to the first ones late: a second of
+    // slack (unpaced, the 29 go out in well under one).
+    assert!(spread >= 4.6, "29 requests within {spread:.2} s");
 }
 
 #[test]

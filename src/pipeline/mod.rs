@@ -26,6 +26,11 @@ use std::path::Path;
 /// How many records go into one checkpointed batch.
 pub const BATCH: u64 = 1000;
 
+/// A batch is also committed once it is this old, so that a reading killed from outside (not by
+/// its file) has made progress the poison-file guard can see (`store::attempts`): only stops at
+/// the same place count against a file.
+pub const BATCH_MS: u128 = 200;
+
 /// Where results go. Called in reading order; `checkpoint` follows the items it covers.
 pub trait Sink {
     fn incident(&mut self, pos: Position, inc: Incident) -> Result<(), SinkError>;
@@ -152,6 +157,7 @@ impl FileRun<'_, '_> {
             binding: Binding::default(),
             gaps: Vec::new(),
             since_checkpoint: 0,
+            batch_started: std::time::Instant::now(),
             limit: self.limit,
             read: 0,
         };
@@ -206,7 +212,10 @@ impl FileRun<'_, '_> {
                 stats.bytes += size - start.byte;
                 sink.checkpoint(reader.checkpoint(), true)?;
             }
-            Format::NibrsXml { .. } | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 { .. } => {
+            Format::NibrsXml { .. }
+            | Format::NibrsFlat
+            | Format::NenaEido
+            | Format::Hl7v2 { .. } => {
                 let skip = self.resume.map_or(0, |c| c.record);
                 let reader = BufReader::new(&mut file);
                 let mut next: Box<
@@ -378,6 +387,7 @@ struct MapState<'a> {
     binding: Binding,
     gaps: Vec<Gap>,
     since_checkpoint: u64,
+    batch_started: std::time::Instant,
     limit: Option<u64>,
     read: u64,
 }
@@ -428,9 +438,12 @@ impl MapState<'_> {
                 sink.rejected(pos, r)?;
             }
         }
-        let due = self.since_checkpoint >= BATCH || self.stop();
+        let due = self.since_checkpoint >= BATCH
+            || self.batch_started.elapsed().as_millis() >= BATCH_MS
+            || self.stop();
         if due {
             self.since_checkpoint = 0;
+            self.batch_started = std::time::Instant::now();
         }
         Ok(due)
     }
