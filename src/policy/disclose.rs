@@ -226,6 +226,12 @@ fn referral(dest: &Destination, f: &Facts, d: &mut Decision) {
             "expires_on": c.expires_on,
             "expires_event": c.expires_event,
             "redisclosure_statement": c.redisclosure_statement,
+            // The consent's own metadata, not values of the person: when it was signed
+            // (2.31(a)(9)) and the program that may disclose (2.31(a)(2)), so a recipient can
+            // record the consent it received under (the FHIR Consent's `dateTime` and
+            // `organization`).
+            "signed_on": c.signed_on,
+            "disclosing": c.disclosing,
         },
         "referral": {
             "engagement": e.id,
