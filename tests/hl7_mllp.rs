@@ -161,23 +161,31 @@ fn demo_over_mllp(dir: &std::path::Path, more: &str, retry: &str) -> (MllpPeer, 
     (peer, cfg)
 }
 
-/// A CAD export of our own: one overdose call whose subject's name is not ASCII, and a
-/// narrative that is not either.
-const UTF8_EXPORT: &str = "IncidentNumber,ORI,CallType,CallTypeDesc,Priority,ReceivedTime,DispatchedTime,ArrivedTime,ClearedTime,Address,City,County,State,Zip,Latitude,Longitude,Beat,Disposition,NaloxoneGiven,WeaponInvolved,SubjectName,SubjectDOB,SubjectSex,SubjectRace,SubjectPhone,SubjectSSN,SubjectAddress,CallerName,CallerPhone,Narrative
-2026-000901,WV0200100,OD,OVERDOSE,1,11/20/2026 22:05:10,11/20/2026 22:06:00,11/20/2026 22:12:30,11/20/2026 23:00:00,300 VIRGINIA ST E,CHARLESTON,KANAWHA,WV,25301,38.3500,-81.6300,B2,REF,Y,N,\"NÚÑEZ, JOSÉ\",1988-05-17,M,W,304-555-0190,,,\"ROE, JOHN\",304-555-0199,\"Found outside the café; one dose naloxone, revived, agreed to see a peer.\"
-";
+/// A CAD export of our own: one overdose call (naloxone given) whose subject is `subject`
+/// ("LAST, FIRST"), with a narrative.
+fn export(subject: &str, narrative: &str) -> String {
+    format!(
+        "IncidentNumber,ORI,CallType,CallTypeDesc,Priority,ReceivedTime,DispatchedTime,ArrivedTime,ClearedTime,Address,City,County,State,Zip,Latitude,Longitude,Beat,Disposition,NaloxoneGiven,WeaponInvolved,SubjectName,SubjectDOB,SubjectSex,SubjectRace,SubjectPhone,SubjectSSN,SubjectAddress,CallerName,CallerPhone,Narrative\n\
+         2026-000901,WV0200100,OD,OVERDOSE,1,11/20/2026 22:05:10,11/20/2026 22:06:00,11/20/2026 22:12:30,11/20/2026 23:00:00,300 VIRGINIA ST E,CHARLESTON,KANAWHA,WV,25301,38.3500,-81.6300,B2,REF,Y,N,\"{subject}\",1988-05-17,M,W,304-555-0190,,,\"ROE, JOHN\",304-555-0199,\"{narrative}\"\n"
+    )
+}
 
-/// Reads UTF8_EXPORT with the demo's exports, then imports the demo's PRSS records and, for
-/// the export's subject, a consent covering identity, referral and narrative for Prestera.
-fn with_non_ascii_referral(cfg: &std::path::Path) {
+/// Reads `export(subject, narrative)` with the demo's exports, then imports the demo's PRSS
+/// records and, for the export's subject, a consent covering identity, referral and narrative
+/// for Prestera, and an engagement referring them there.
+fn with_referral(cfg: &std::path::Path, subject: &str, narrative: &str) {
     let demo = cfg.parent().unwrap();
-    std::fs::write(demo.join("exports/generic/cad_utf8.csv"), UTF8_EXPORT).unwrap();
+    std::fs::write(
+        demo.join("exports/generic/cad_901.csv"),
+        export(subject, narrative),
+    )
+    .unwrap();
     success(&cli(&["check"], cfg));
     success(&cli(&["keys", "init"], cfg));
     success(&cli(&["run", "--once"], cfg));
     import_demo_records(cfg);
     let consent = demo.join("c901.json");
-    std::fs::write(&consent, r#"[{"id": "C-2026-901", "patient_name": "NÚÑEZ, JOSÉ", "patient_dob": "1988-05-17", "disclosing": "Kanawha County Police and Peers program", "information": ["identity", "referral", "narrative"], "recipients": ["prestera"], "purpose": "treatment_referral", "right_to_revoke_statement": "I may revoke this consent in writing at any time.", "expires_on": "2027-11-20", "signature": "José Núñez", "signed_on": "2026-11-21"}]"#).unwrap();
+    std::fs::write(&consent, format!(r#"[{{"id": "C-2026-901", "patient_name": "{subject}", "patient_dob": "1988-05-17", "disclosing": "Kanawha County Police and Peers program", "information": ["identity", "referral", "narrative"], "recipients": ["prestera"], "purpose": "treatment_referral", "right_to_revoke_statement": "I may revoke this consent in writing at any time.", "expires_on": "2027-11-20", "signature": "{subject}", "signed_on": "2026-11-21"}}]"#)).unwrap();
     success(&cli(
         &["consent", "import", "--today", TODAY, consent.to_str().unwrap()],
         cfg,
@@ -190,19 +198,20 @@ fn with_non_ascii_referral(cfg: &std::path::Path) {
     ));
 }
 
-/// Issue 11 items 5 and 10: a name that is not ASCII goes out as UTF-8 declared in MSH-18, which
-/// a receiver decoding by MSH-18 takes (before, raw UTF-8 with MSH-18 empty: the peer could
-/// not decode it, closed the connection, and the referral was retried); and the referral's
-/// details travel in RF1 and NTE, the narrative only where the consent covers it.
+const NARRATIVE: &str = "Found outside the cafe; one dose naloxone, revived, agreed to see a peer.";
+
+/// Issue 11 item 5: a name that is not ASCII goes out as UTF-8 declared in MSH-18, which a
+/// receiver decoding by MSH-18 takes (before: raw UTF-8 with MSH-18 empty, which the peer
+/// could not decode as ASCII; it closed the connection, and the referral was retried).
 #[test]
-fn non_ascii_referral_declared_utf8_with_its_details() {
+fn non_ascii_referral_declared_utf8() {
     let d = tempfile::tempdir().unwrap();
     let (peer, cfg) = demo_over_mllp(
         d.path(),
         "",
         "{ initial_backoff_ms = 0, max_attempts = 5 }",
     );
-    with_non_ascii_referral(&cfg);
+    with_referral(&cfg, "NÚÑEZ, JOSÉ", "Found outside the café.");
     success(&cli(&["run", "--once"], &cfg));
     let msgs = peer.messages();
     assert!(
@@ -218,6 +227,63 @@ fn non_ascii_referral_declared_utf8_with_its_details() {
         .find(|m| m["pid_name"] == "NÚÑEZ^JOSÉ")
         .expect("José's referral");
     assert_eq!(jose["charset"], "UNICODE UTF-8");
+    // Jane Doe's message is ASCII: it names no character set, as before.
+    let jane = msgs.iter().find(|m| m["pid_name"] == "DOE^JANE^Q").unwrap();
+    assert_eq!(jane["charset"], "");
+}
+
+/// Issue 11 item 5, `charset = "escape"`: the same referral as an ASCII message, MSH-18 empty,
+/// each character outside ASCII as `\Xhh..\` of its UTF-8 bytes.
+#[test]
+fn non_ascii_referral_escaped_for_receivers_without_msh18() {
+    let d = tempfile::tempdir().unwrap();
+    let (peer, cfg) = demo_over_mllp(
+        d.path(),
+        ", charset = \"escape\"",
+        "{ initial_backoff_ms = 0, max_attempts = 5 }",
+    );
+    with_referral(&cfg, "NÚÑEZ, JOSÉ", "Found outside the café.");
+    success(&cli(&["run", "--once"], &cfg));
+    let msgs = peer.messages();
+    assert_eq!(outbox_count(&cfg, "prestera", "delivered"), 2, "{msgs:?}");
+    let jose = msgs
+        .iter()
+        .find(|m| m["pid_name_text"] == "NÚÑEZ^JOSÉ")
+        .expect("José's referral");
+    assert_eq!(jose["charset"], "");
+    assert_eq!(jose["hl7apy_valid"], true, "{}", jose["why"]);
+    let raw = jose["raw"].as_str().unwrap();
+    assert!(raw.is_ascii(), "{raw}");
+    assert!(raw.contains("N\\XC39A\\\\XC391\\EZ^JOS\\XC389\\"), "{raw}");
+    assert!(
+        jose["nte_text"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("the café")),
+        "{}",
+        jose["nte_text"]
+    );
+}
+
+/// Issue 11 item 10 (HL7): the referral's details travel in RF1 and NTE as the payload carries
+/// them, the narrative only where the consent covers it.
+#[test]
+fn referral_details_in_rf1_and_nte() {
+    let d = tempfile::tempdir().unwrap();
+    let (peer, cfg) = demo_over_mllp(
+        d.path(),
+        "",
+        "{ initial_backoff_ms = 0, max_attempts = 5 }",
+    );
+    with_referral(&cfg, "NUNEZ, JOSE", NARRATIVE);
+    success(&cli(&["run", "--once"], &cfg));
+    let msgs = peer.messages();
+    assert_eq!(outbox_count(&cfg, "prestera", "delivered"), 2, "{msgs:?}");
+    for m in &msgs {
+        assert_eq!(m["hl7apy_valid"], true, "{}\n{}", m["why"], m["raw"]);
+    }
+    let jose = msgs.iter().find(|m| m["pid_name"] == "NUNEZ^JOSE").unwrap();
     // RF1: active, routine, the service requested, the engagement, its day, the category.
     assert_eq!(jose["rf1"][1], "A^Active^HL70283");
     assert_eq!(jose["rf1"][3], "sud_treatment^sud treatment^L");
@@ -237,19 +303,10 @@ fn non_ascii_referral_declared_utf8_with_its_details() {
     ] {
         assert!(details.contains(part), "{part} not in {details}");
     }
-    assert!(
-        jose["nte_text"][3]
-            .as_str()
-            .unwrap()
-            .contains("Found outside the café"),
-        "{}",
-        jose["nte_text"][3]
-    );
+    assert_eq!(jose["nte_text"][3], NARRATIVE);
     // Jane Doe's consent (C-2026-001) covers identity, contact and referral, not the narrative:
-    // her details travel, her narrative does not; her message is ASCII and says nothing of a
-    // character set.
+    // her details travel, her narrative does not.
     let jane = msgs.iter().find(|m| m["pid_name"] == "DOE^JANE^Q").unwrap();
-    assert_eq!(jane["charset"], "");
     assert_eq!(
         jane["nte_type"],
         serde_json::json!(["", "", "1R^Primary Reason^HL70364"])
@@ -261,31 +318,6 @@ fn non_ascii_referral_declared_utf8_with_its_details() {
             .contains("Naloxone administered: yes")
     );
     assert!(!jane["raw"].as_str().unwrap().contains("unresponsive"));
-}
-
-/// Issue 11 item 5, `charset = "escape"`: the same referral as an ASCII message, MSH-18 empty,
-/// each character outside ASCII as `\Xhh..\` of its UTF-8 bytes.
-#[test]
-fn non_ascii_referral_escaped_for_receivers_without_msh18() {
-    let d = tempfile::tempdir().unwrap();
-    let (peer, cfg) = demo_over_mllp(
-        d.path(),
-        ", charset = \"escape\"",
-        "{ initial_backoff_ms = 0, max_attempts = 5 }",
-    );
-    with_non_ascii_referral(&cfg);
-    success(&cli(&["run", "--once"], &cfg));
-    let msgs = peer.messages();
-    assert_eq!(outbox_count(&cfg, "prestera", "delivered"), 2, "{msgs:?}");
-    let jose = msgs
-        .iter()
-        .find(|m| m["pid_name_text"] == "NÚÑEZ^JOSÉ")
-        .expect("José's referral");
-    assert_eq!(jose["charset"], "");
-    assert_eq!(jose["hl7apy_valid"], true, "{}", jose["why"]);
-    let raw = jose["raw"].as_str().unwrap();
-    assert!(raw.is_ascii(), "{raw}");
-    assert!(raw.contains("N\\XC39A\\\\XC391\\EZ^JOS\\XC389\\"), "{raw}");
 }
 
 /// Issue 11 item 6: a receiver that closes the connection without an ACK. Two referrals go out
@@ -301,7 +333,7 @@ fn a_receiver_that_closes_without_an_ack_dead_letters_after_max_attempts() {
         "",
         "{ initial_backoff_ms = 0, max_attempts = 3 }",
     );
-    with_non_ascii_referral(&cfg);
+    with_referral(&cfg, "NUNEZ, JOSE", NARRATIVE);
     peer.ack_with("AA,CLOSE");
     for _ in 0..5 {
         success(&cli(&["run", "--once"], &cfg));
