@@ -187,7 +187,13 @@ fn with_referral(cfg: &std::path::Path, subject: &str, narrative: &str) {
     let consent = demo.join("c901.json");
     std::fs::write(&consent, format!(r#"[{{"id": "C-2026-901", "patient_name": "{subject}", "patient_dob": "1988-05-17", "disclosing": "Kanawha County Police and Peers program", "information": ["identity", "referral", "narrative"], "recipients": ["prestera"], "purpose": "treatment_referral", "right_to_revoke_statement": "I may revoke this consent in writing at any time.", "expires_on": "2027-11-20", "signature": "{subject}", "signed_on": "2026-11-21"}}]"#)).unwrap();
     success(&cli(
-        &["consent", "import", "--today", TODAY, consent.to_str().unwrap()],
+        &[
+            "consent",
+            "import",
+            "--today",
+            TODAY,
+            consent.to_str().unwrap(),
+        ],
         cfg,
     ));
     let engagement = demo.join("e901.csv");
@@ -206,11 +212,7 @@ const NARRATIVE: &str = "Found outside the cafe; one dose naloxone, revived, agr
 #[test]
 fn non_ascii_referral_declared_utf8() {
     let d = tempfile::tempdir().unwrap();
-    let (peer, cfg) = demo_over_mllp(
-        d.path(),
-        "",
-        "{ initial_backoff_ms = 0, max_attempts = 5 }",
-    );
+    let (peer, cfg) = demo_over_mllp(d.path(), "", "{ initial_backoff_ms = 0, max_attempts = 5 }");
     with_referral(&cfg, "NÚÑEZ, JOSÉ", "Found outside the café.");
     success(&cli(&["run", "--once"], &cfg));
     let msgs = peer.messages();
@@ -271,11 +273,7 @@ fn non_ascii_referral_escaped_for_receivers_without_msh18() {
 #[test]
 fn referral_details_in_rf1_and_nte() {
     let d = tempfile::tempdir().unwrap();
-    let (peer, cfg) = demo_over_mllp(
-        d.path(),
-        "",
-        "{ initial_backoff_ms = 0, max_attempts = 5 }",
-    );
+    let (peer, cfg) = demo_over_mllp(d.path(), "", "{ initial_backoff_ms = 0, max_attempts = 5 }");
     with_referral(&cfg, "NUNEZ, JOSE", NARRATIVE);
     success(&cli(&["run", "--once"], &cfg));
     let msgs = peer.messages();
@@ -328,11 +326,7 @@ fn referral_details_in_rf1_and_nte() {
 #[test]
 fn a_receiver_that_closes_without_an_ack_dead_letters_after_max_attempts() {
     let d = tempfile::tempdir().unwrap();
-    let (peer, cfg) = demo_over_mllp(
-        d.path(),
-        "",
-        "{ initial_backoff_ms = 0, max_attempts = 3 }",
-    );
+    let (peer, cfg) = demo_over_mllp(d.path(), "", "{ initial_backoff_ms = 0, max_attempts = 3 }");
     with_referral(&cfg, "NUNEZ, JOSE", NARRATIVE);
     peer.ack_with("AA,CLOSE");
     for _ in 0..5 {
@@ -349,7 +343,11 @@ fn a_receiver_that_closes_without_an_ack_dead_letters_after_max_attempts() {
     );
     let closed: Vec<_> = msgs.iter().filter(|m| m["ack"] == "CLOSE").collect();
     assert_eq!(closed.len(), 3, "one send per attempt: {msgs:?}");
-    assert!(closed.iter().all(|m| m["control_id"] == closed[0]["control_id"]));
+    assert!(
+        closed
+            .iter()
+            .all(|m| m["control_id"] == closed[0]["control_id"])
+    );
     let dead = success(&cli(&["outbox", "dead"], &cfg));
     assert!(
         dead.contains("no ACK: the receiver closed the connection without one"),

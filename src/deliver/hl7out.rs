@@ -61,8 +61,8 @@ pub enum Charset {
     #[default]
     #[serde(rename = "utf-8")]
     Utf8,
-    /// An all-ASCII message, MSH-18 empty: each character outside ASCII becomes the hexadecimal
-    /// escape `\Xhh..\` of its UTF-8 bytes (HL7's hexadecimal-data escape), for receivers that take no MSH-18.
+    /// An all-ASCII message, MSH-18 empty: each character outside ASCII becomes HL7's
+    /// hexadecimal-data escape `\Xhh..\` of its UTF-8 bytes, for receivers that take no MSH-18.
     #[serde(rename = "escape")]
     Escape,
 }
@@ -265,9 +265,18 @@ pub fn ref_i12(
         ))
     ));
     let details: Vec<String> = [
-        ("Incident category", detail(payload, "/incident/category").map(|c| words(&c))),
-        ("Service requested", Some(words(service)).filter(|v| !v.is_empty())),
-        ("Naloxone administered", detail(payload, "/incident/naloxone_administered")),
+        (
+            "Incident category",
+            detail(payload, "/incident/category").map(|c| words(&c)),
+        ),
+        (
+            "Service requested",
+            Some(words(service)).filter(|v| !v.is_empty()),
+        ),
+        (
+            "Naloxone administered",
+            detail(payload, "/incident/naloxone_administered"),
+        ),
         ("Call received", detail(payload, "/incident/times/received")),
     ]
     .into_iter()
@@ -541,6 +550,45 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100)); // the receiver has closed it by now
         assert_eq!(client.send(&msg("M2"), "M2"), Ok(()));
         server.join().unwrap();
+    }
+
+    /// MSH-15/16 (enhanced mode) and MSH-18 land in their own fields, and MSH-18 is set only
+    /// for a message that is not ASCII; `escape` keeps the message ASCII instead.
+    #[test]
+    fn msh18_only_when_a_value_is_not_ascii() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-21T10:00:00-05:00").unwrap();
+        let msh = |enhanced, charset, body: &str| {
+            let to = Receiver {
+                application: "INTAKE".into(),
+                facility: String::new(),
+                enhanced,
+                charset,
+            };
+            let m = message(&to, now, "C1", "REF^I12^REF_I12", &[body.to_string()]);
+            let fields: Vec<String> = m
+                .split('\r')
+                .next()
+                .unwrap()
+                .split('|')
+                .map(String::from)
+                .collect();
+            (m, fields)
+        };
+        let (_, f) = msh(false, Charset::Utf8, "PID|1||X||DOE^JANE");
+        assert_eq!(f.len(), 12, "{f:?}");
+        let (_, f) = msh(false, Charset::Utf8, "PID|1||X||NÚÑEZ^JOSÉ");
+        assert_eq!((f.len(), f[17].as_str()), (18, UTF8), "{f:?}");
+        let (_, f) = msh(true, Charset::Utf8, "PID|1||X||NÚÑEZ^JOSÉ");
+        assert_eq!(
+            (f[14].as_str(), f[15].as_str(), f[17].as_str()),
+            ("AL", "NE", UTF8)
+        );
+        let (m, f) = msh(true, Charset::Escape, "PID|1||X||NÚÑEZ^JOSÉ");
+        assert_eq!(f.len(), 16, "{f:?}");
+        assert!(
+            m.ends_with("PID|1||X||N\\XC39A\\\\XC391\\EZ^JOS\\XC389\\\r"),
+            "{m}"
+        );
     }
 
     #[test]
