@@ -1,5 +1,6 @@
 //! HL7 v2.5.1 REF^I12 over MLLP to an independent peer (tests/peers/mllp_peer.py): python-hl7's
-//! MLLP server receives, hl7apy validates strictly, and the peer ACKs with AA, AR or AE.
+//! MLLP server receives, the peer decodes by MSH-18, hl7apy validates strictly, and the peer ACKs
+//! with AA, AR or AE, or closes the connection without an ACK.
 //! The Python peers are set up by scripts/test.sh (PNP_PEERS_PYTHON).
 
 mod common;
