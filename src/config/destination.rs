@@ -69,6 +69,7 @@ pub enum DeliverSpec {
     /// commit ACK CA/CR/CE settles). `tls = true` wraps MLLP in TLS, checking the server's
     /// certificate against `server_name` (default: the address's IP) and the system's roots or
     /// `ca_file`; `identity_file` (a PEM certificate and key) authenticates the gateway.
+    /// `charset` says how values outside ASCII travel (see [`crate::deliver::hl7out::Charset`]).
     Hl7 {
         address: String,
         #[serde(default = "default_app")]
@@ -79,6 +80,10 @@ pub enum DeliverSpec {
         timeout_ms: u64,
         #[serde(default)]
         ack_mode: AckMode,
+        /// `utf-8` (default: raw UTF-8, MSH-18 `UNICODE UTF-8` when a value is not ASCII) or
+        /// `escape` (ASCII only, `\Xhh..\` escapes) for receivers that ignore MSH-18.
+        #[serde(default)]
+        charset: crate::deliver::hl7out::Charset,
         #[serde(default)]
         tls: bool,
         server_name: Option<String>,

@@ -329,6 +329,7 @@ impl Gateway {
                             receiving_facility,
                             timeout_ms,
                             ack_mode,
+                            charset,
                             tls,
                             server_name,
                             ca_file,
@@ -341,6 +342,7 @@ impl Gateway {
                                 application: receiving_application.clone(),
                                 facility: receiving_facility.clone(),
                                 enhanced: *ack_mode == super::destination::AckMode::Enhanced,
+                                charset: *charset,
                             },
                             timeout_ms: *timeout_ms,
                             tls: tls.then(|| MllpTlsSpec {

@@ -46,6 +46,46 @@ pub struct Receiver {
     /// application ACK); the commit ACK (CA, CR, CE) settles the message. In original mode
     /// both are empty and the application ACK (AA, AR, AE) settles it.
     pub enhanced: bool,
+    /// How values that are not ASCII travel.
+    pub charset: Charset,
+}
+
+/// How a message carries characters outside ASCII. HL7 reads a message whose MSH-18 is empty
+/// as ASCII, so raw UTF-8 there is a message the receiver cannot decode (python-hl7's MLLP
+/// server drops the connection): either declare it, or keep the message ASCII.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+pub enum Charset {
+    /// Raw UTF-8, declared in MSH-18 as `UNICODE UTF-8` (HL7 table 0211) whenever the message
+    /// holds a character outside ASCII; an all-ASCII message leaves MSH-18 empty as before, for
+    /// receivers that know no MSH-18.
+    #[default]
+    #[serde(rename = "utf-8")]
+    Utf8,
+    /// An all-ASCII message, MSH-18 empty: each character outside ASCII becomes HL7's
+    /// hexadecimal-data escape `\Xhh..\` of its UTF-8 bytes, for receivers that take no MSH-18.
+    #[serde(rename = "escape")]
+    Escape,
+}
+
+/// MSH-18 for a UTF-8 message.
+pub const UTF8: &str = "UNICODE UTF-8";
+
+/// Each character outside ASCII as `\Xhh..\` (its UTF-8 bytes, uppercase hex).
+pub fn escape_non_ascii(m: &str) -> String {
+    let mut out = String::with_capacity(m.len());
+    for c in m.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut b = [0u8; 4];
+            out.push_str("\\X");
+            for byte in c.encode_utf8(&mut b).bytes() {
+                out.push_str(&format!("{byte:02X}"));
+            }
+            out.push('\\');
+        }
+    }
+    out
 }
 
 /// MSH-10: stable across retries (from the outbox's idempotency key), 20 characters.
@@ -53,7 +93,70 @@ pub fn control_id(idempotency_key: &str) -> String {
     idempotency_key.chars().take(20).collect()
 }
 
+/// The message: MSH (with MSH-18 and the escapes `to.charset` asks for), then `body`'s
+/// segments; each segment ends with CR. `event` is MSH-9 (`REF^I12^REF_I12`).
+pub fn message(
+    to: &Receiver,
+    now: chrono::DateTime<chrono::FixedOffset>,
+    control: &str,
+    event: &str,
+    body: &[String],
+) -> String {
+    let mut rest = body.join("\r");
+    rest.push('\r');
+    // MSH-18 names the character set only when there is one to name: an ASCII message reads
+    // the same either way, and receivers that know no MSH-18 keep taking it.
+    let (rest, charset) = match to.charset {
+        _ if rest.is_ascii() && to.application.is_ascii() && to.facility.is_ascii() => (rest, ""),
+        Charset::Utf8 => (rest, UTF8),
+        Charset::Escape => (escape_non_ascii(&rest), ""),
+    };
+    let mut tail = String::new();
+    if to.enhanced || !charset.is_empty() {
+        tail.push_str(if to.enhanced { "|||AL|NE" } else { "||||" });
+    }
+    if !charset.is_empty() {
+        tail.push_str("||");
+        tail.push_str(charset);
+    }
+    let msh = format!(
+        "MSH|^~\\&|PNP-GATEWAY|WV-PNP|{}|{}|{}||{event}|{control}|P|2.5.1{tail}\r",
+        escape(&to.application),
+        escape(&to.facility),
+        now.format("%Y%m%d%H%M%S%z"),
+    );
+    let msh = match to.charset {
+        Charset::Escape => escape_non_ascii(&msh),
+        Charset::Utf8 => msh,
+    };
+    msh + &rest
+}
+
+/// A value of the payload's incident as text for the referral's details, if the payload
+/// carries it (the profile left out what the consent does not cover).
+fn detail(payload: &Value, path: &str) -> Option<String> {
+    match payload.pointer(path)? {
+        Value::String(v) if !v.trim().is_empty() => Some(v.clone()),
+        Value::Bool(b) => Some(if *b { "yes" } else { "no" }.into()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A code of ours (`substance_use_treatment`) as words (`substance use treatment`).
+fn words(code: &str) -> String {
+    code.replace('_', " ")
+}
+
 /// The REF^I12 for one consented-referral payload; segments end with CR.
+///
+/// RF1 carries the referral: status active, priority routine, the service requested as its
+/// type (RF1-3), the engagement as the originating referral (RF1-6), the day of engagement as
+/// its effective date (RF1-7), and the incident's category as its reason (RF1-10). The NTEs
+/// after the 42 CFR 2.32 notice and the consent's scope carry the details the webhook payload
+/// carries (NTE-4 `1R`, primary reason: category, service, naloxone, the time the call was
+/// received) and the narrative (NTE-4 `RE`) when the payload has one, which it has only when
+/// the consent covers it.
 pub fn ref_i12(
     payload: &Value,
     idempotency_key: &str,
@@ -63,19 +166,17 @@ pub fn ref_i12(
     let e = escape;
     let p = &payload["person"];
     let mut segs = Vec::new();
-    segs.push(format!(
-        "MSH|^~\\&|PNP-GATEWAY|WV-PNP|{}|{}|{}||REF^I12^REF_I12|{}|P|2.5.1{}",
-        e(&to.application),
-        e(&to.facility),
-        now.format("%Y%m%d%H%M%S%z"),
-        control_id(idempotency_key),
-        if to.enhanced { "|||AL|NE" } else { "" }
-    ));
     let service = s(payload, "/referral/service");
+    let category = detail(payload, "/incident/category").unwrap_or_default();
+    let reason = if category.is_empty() {
+        String::new()
+    } else {
+        format!("{}^{}^L", e(&category), e(&words(&category)))
+    };
     segs.push(format!(
-        "RF1|A^Active^HL70283|R^Routine^HL70280|{}^{}^L|||{}|{}",
+        "RF1|A^Active^HL70283|R^Routine^HL70280|{}^{}^L|||{}|{}|||{reason}",
         e(service),
-        e(&service.replace('_', " ")),
+        e(&words(service)),
         e(s(payload, "/referral/engagement")),
         ymd(s(payload, "/referral/engaged_on"))
     ));
@@ -163,9 +264,45 @@ pub fn ref_i12(
             s(payload, "/consent/expires_on")
         ))
     ));
-    let mut m = segs.join("\r");
-    m.push('\r');
-    m
+    let details: Vec<String> = [
+        (
+            "Incident category",
+            detail(payload, "/incident/category").map(|c| words(&c)),
+        ),
+        (
+            "Service requested",
+            Some(words(service)).filter(|v| !v.is_empty()),
+        ),
+        (
+            "Naloxone administered",
+            detail(payload, "/incident/naloxone_administered"),
+        ),
+        ("Call received", detail(payload, "/incident/times/received")),
+    ]
+    .into_iter()
+    .filter_map(|(label, v)| Some(format!("{label}: {}", v?)))
+    .collect();
+    let mut n = 3;
+    if !details.is_empty() {
+        segs.push(format!(
+            "NTE|{n}||{}|1R^Primary Reason^HL70364",
+            e(&details.join("; "))
+        ));
+        n += 1;
+    }
+    if let Some(narrative) = detail(payload, "/incident/narrative") {
+        segs.push(format!(
+            "NTE|{n}||{}|RE^Remark^HL70364",
+            e(&narrative.replace("\r\n", "\n"))
+        ));
+    }
+    message(
+        to,
+        now,
+        &control_id(idempotency_key),
+        "REF^I12^REF_I12",
+        &segs,
+    )
 }
 
 /// TLS for MLLP: the server's name to check its certificate against, the trust roots (the
@@ -232,7 +369,30 @@ pub struct MllpClient {
     addr: String,
     tls: Option<MllpTls>,
     timeout: Duration,
-    conn: Option<(Box<dyn Stream>, mllp::FrameReader)>,
+    conn: Option<Conn>,
+}
+
+/// An open connection: the stream (TLS or not), what was read past the last frame, and the
+/// socket itself, to look at before a message is written.
+struct Conn {
+    stream: Box<dyn Stream>,
+    reader: mllp::FrameReader,
+    tcp: TcpStream,
+}
+
+impl Conn {
+    /// Whether the connection is still open and quiet: nothing came since the last ACK, not
+    /// even the receiver's close. A connection the receiver closed while it was idle (or that
+    /// holds anything unasked for) is reopened before the message is written, so that a close
+    /// after the message was written is always the receiver's answer to it.
+    fn quiet(&self) -> bool {
+        if self.tcp.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let r = self.tcp.peek(&mut [0u8; 1]);
+        let back = self.tcp.set_nonblocking(false);
+        back.is_ok() && matches!(r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+    }
 }
 
 impl MllpClient {
@@ -245,7 +405,7 @@ impl MllpClient {
         }
     }
 
-    fn connect(&self) -> Result<Box<dyn Stream>, SendError> {
+    fn connect(&self) -> Result<Conn, SendError> {
         let sock: std::net::SocketAddr = self.addr.parse().map_err(|_| SendError {
             retryable: false,
             message: format!("`{}` is not host:port", self.addr),
@@ -256,7 +416,10 @@ impl MllpClient {
         tcp.set_read_timeout(Some(self.timeout)).ok();
         tcp.set_write_timeout(Some(self.timeout)).ok();
         tcp.set_nodelay(true).ok();
-        Ok(match &self.tls {
+        let socket = tcp
+            .try_clone()
+            .map_err(|e| retry(format!("cannot connect: {}", e.kind())))?;
+        let stream: Box<dyn Stream> = match &self.tls {
             None => Box::new(tcp),
             Some(t) => {
                 let conn = rustls::ClientConnection::new(t.config.clone(), t.server_name.clone())
@@ -272,57 +435,57 @@ impl MllpClient {
                 }
                 Box::new(s)
             }
+        };
+        Ok(Conn {
+            stream,
+            reader: mllp::FrameReader::new(1 << 20),
+            tcp: socket,
         })
     }
 
     /// Sends one message and reads its ACK: AA/CA done, AR/CR and no or a mismatched ACK
-    /// retried, AE/CE dead-lettered.
+    /// retried, AE/CE dead-lettered. A kept connection the receiver closed while idle is
+    /// reopened first; once the message is written, a receiver that closes the connection
+    /// without an ACK has answered it: a failed attempt, counted like any other (sending it
+    /// again at once, uncounted, would let a receiver that drops every message get each one
+    /// twice per attempt).
     pub fn send(&mut self, message: &str, control: &str) -> Result<(), SendError> {
-        let reused = self.conn.is_some();
-        let first = self.exchange(message, control);
-        let Err((e, closed)) = first else {
-            return Ok(());
-        };
-        self.conn = None;
-        if !(reused && closed) {
-            return Err(e);
-        }
-        // The receiver closed the connection while it was idle: once more, on a fresh one.
-        self.exchange(message, control).map_err(|(e, _)| {
+        if self.conn.as_ref().is_some_and(|c| !c.quiet()) {
             self.conn = None;
-            e
-        })
+        }
+        let r = self.exchange(message, control);
+        if r.is_err() {
+            self.conn = None;
+        }
+        r
     }
 
-    /// One message and its ACK; on failure, whether the connection was found closed (and the
-    /// message may simply be sent again on a new one).
-    fn exchange(&mut self, message: &str, control: &str) -> Result<(), (SendError, bool)> {
+    /// One message and its ACK.
+    fn exchange(&mut self, message: &str, control: &str) -> Result<(), SendError> {
         if self.conn.is_none() {
-            let stream = self.connect().map_err(|e| (e, false))?;
-            self.conn = Some((stream, mllp::FrameReader::new(1 << 20)));
+            self.conn = Some(self.connect()?);
         }
-        let Some((stream, reader)) = self.conn.as_mut() else {
-            return Err((retry("no connection".into()), false));
-        };
-        let closed = |e: &std::io::Error| {
-            use std::io::ErrorKind as K;
-            matches!(
-                e.kind(),
-                K::BrokenPipe
-                    | K::ConnectionReset
-                    | K::ConnectionAborted
-                    | K::NotConnected
-                    | K::UnexpectedEof
-            )
+        let timeout = self.timeout.as_millis();
+        let Some(Conn { stream, reader, .. }) = self.conn.as_mut() else {
+            return Err(retry("no connection".into()));
         };
         stream
             .write_all(&mllp::frame(message.as_bytes()))
             .and_then(|_| stream.flush())
-            .map_err(|e| (retry(format!("cannot send: {}", e.kind())), closed(&e)))?;
-        let ack = reader
-            .read_frame(stream)
-            .map_err(|e| (retry(format!("no ACK: {e}")), closed(&e)))?;
-        settle(&String::from_utf8_lossy(&ack), control).map_err(|e| (e, false))
+            .map_err(|e| retry(format!("cannot send: {}", e.kind())))?;
+        let ack = reader.read_frame(stream).map_err(|e| {
+            use std::io::ErrorKind as K;
+            retry(match e.kind() {
+                K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
+                    "no ACK: the receiver closed the connection without one".into()
+                }
+                K::WouldBlock | K::TimedOut => {
+                    format!("no ACK within {timeout} ms")
+                }
+                _ => format!("no ACK: {e}"),
+            })
+        })?;
+        settle(&String::from_utf8_lossy(&ack), control)
     }
 }
 
@@ -387,6 +550,45 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100)); // the receiver has closed it by now
         assert_eq!(client.send(&msg("M2"), "M2"), Ok(()));
         server.join().unwrap();
+    }
+
+    /// MSH-15/16 (enhanced mode) and MSH-18 land in their own fields, and MSH-18 is set only
+    /// for a message that is not ASCII; `escape` keeps the message ASCII instead.
+    #[test]
+    fn msh18_only_when_a_value_is_not_ascii() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-21T10:00:00-05:00").unwrap();
+        let msh = |enhanced, charset, body: &str| {
+            let to = Receiver {
+                application: "INTAKE".into(),
+                facility: String::new(),
+                enhanced,
+                charset,
+            };
+            let m = message(&to, now, "C1", "REF^I12^REF_I12", &[body.to_string()]);
+            let fields: Vec<String> = m
+                .split('\r')
+                .next()
+                .unwrap()
+                .split('|')
+                .map(String::from)
+                .collect();
+            (m, fields)
+        };
+        let (_, f) = msh(false, Charset::Utf8, "PID|1||X||DOE^JANE");
+        assert_eq!(f.len(), 12, "{f:?}");
+        let (_, f) = msh(false, Charset::Utf8, "PID|1||X||NÚÑEZ^JOSÉ");
+        assert_eq!((f.len(), f[17].as_str()), (18, UTF8), "{f:?}");
+        let (_, f) = msh(true, Charset::Utf8, "PID|1||X||NÚÑEZ^JOSÉ");
+        assert_eq!(
+            (f[14].as_str(), f[15].as_str(), f[17].as_str()),
+            ("AL", "NE", UTF8)
+        );
+        let (m, f) = msh(true, Charset::Escape, "PID|1||X||NÚÑEZ^JOSÉ");
+        assert_eq!(f.len(), 16, "{f:?}");
+        assert!(
+            m.ends_with("PID|1||X||N\\XC39A\\\\XC391\\EZ^JOS\\XC389\\\r"),
+            "{m}"
+        );
     }
 
     #[test]
