@@ -158,6 +158,29 @@ pub struct Provenance {
     pub adapter: String,
     pub agency_ori: Option<String>,
     pub system: Option<String>,
+    /// The agency's zone and ambiguous-time rule, when the adapter states them.
+    pub time: TimeSettings,
+}
+
+/// The adapter's time settings: they replace the mapping's defaults (not a field's own zone).
+#[derive(Debug, Clone, Default)]
+pub struct TimeSettings {
+    /// The zone of the agency's local times (`[source] timezone`).
+    pub zone: Option<chrono_tz::Tz>,
+    /// Zones by ORI (`[source.timezone_by_ori]`), for a file that carries several agencies: the
+    /// ORI is the incident's `source.agency_ori`.
+    pub by_ori: std::collections::BTreeMap<String, chrono_tz::Tz>,
+    /// `[source] ambiguous_time`.
+    pub ambiguous: Option<datetime::AmbiguousTime>,
+}
+
+impl TimeSettings {
+    /// The zone for an incident of `ori`: its own in the table, else the adapter's.
+    pub fn zone_for(&self, ori: Option<&str>) -> Option<chrono_tz::Tz> {
+        ori.and_then(|o| self.by_ori.get(o.trim()))
+            .copied()
+            .or(self.zone)
+    }
 }
 
 impl Mapping {
@@ -175,8 +198,10 @@ impl Mapping {
         let d = &spec.defaults;
         let tz = d
             .timezone
-            .clone()
+            .as_ref()
+            .map(|t| t.get_ref().clone())
             .unwrap_or_else(|| datetime::DEFAULT_TIMEZONE.into());
+        let ambiguous = d.ambiguous_time.unwrap_or_default();
         let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let dt_formats = d
             .datetime_formats
@@ -187,9 +212,15 @@ impl Mapping {
             .clone()
             .unwrap_or_else(|| owned(datetime::DEFAULT_DATE_FORMATS));
         let default_time = match TimeParser::new(&tz, &dt_formats, &date_formats) {
-            Ok(t) => t,
+            Ok(t) => t.with_ambiguous(ambiguous),
             Err(e) => {
-                errors.push(ConfigError::new(path, e).field("defaults"));
+                let mut e = ConfigError::new(path, e).field("defaults");
+                if let Some(t) = &d.timezone
+                    && datetime::parse_zone(t.get_ref()).is_err()
+                {
+                    e = e.at(line_of(text, t.span().start)).field("defaults.timezone");
+                }
+                errors.push(e);
                 TimeParser::default()
             }
         };
@@ -281,7 +312,10 @@ impl Mapping {
                             (fmts, date_formats.clone())
                         };
                         match TimeParser::new(f.timezone.as_deref().unwrap_or(&tz), &dt, &date) {
-                            Ok(t) => Some(t),
+                            Ok(t) if f.timezone.is_some() => {
+                                Some(t.with_ambiguous(ambiguous).fixed_zone())
+                            }
+                            Ok(t) => Some(t.with_ambiguous(ambiguous)),
                             Err(e) => {
                                 errors.push(err(line, name, e));
                                 ok = false;
@@ -582,6 +616,7 @@ impl Mapping {
     /// Evaluates one field and stores its value(s). A list target (phone, offense, ...) takes
     /// every element of an array source; `category` takes the weightiest of them (see
     /// [`CATEGORY_PRECEDENCE`]); any other target the first.
+    #[allow(clippy::too_many_arguments)]
     fn apply_field<T: Target>(
         &self,
         f: &Field<T>,
@@ -589,9 +624,15 @@ impl Mapping {
         b: &Binding,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
+        zone: (Option<chrono_tz::Tz>, Option<datetime::AmbiguousTime>),
         into: &mut T::Into,
     ) -> Result<(), Rejection> {
-        let time = f.time.as_ref().expect("compiled with a time parser");
+        let time = f
+            .time
+            .as_ref()
+            .expect("compiled with a time parser")
+            .adjusted(zone.0, zone.1);
+        let time = &*time;
         let set = |into: &mut T::Into, v: Cow<str>| {
             f.target
                 .set_value(into, v, time)
@@ -662,8 +703,17 @@ impl Mapping {
         let mut inc = Incident::new(&prov.adapter);
         inc.source.agency_ori = prov.agency_ori.clone();
         inc.source.system = prov.system.clone();
-        for f in &self.fields {
-            self.apply_field(f, rec, b, key, gaps, &mut inc)?;
+        // Times last: their zone may depend on the incident's ORI (`timezone_by_ori`).
+        let is_time = |f: &&Field<IncidentField>| f.target.kind() == ValueKind::DateTime;
+        for f in self.fields.iter().filter(|f| !is_time(f)) {
+            self.apply_field(f, rec, b, key, gaps, (None, None), &mut inc)?;
+        }
+        let zone = (
+            prov.time.zone_for(inc.source.agency_ori.as_deref()),
+            prov.time.ambiguous,
+        );
+        for f in self.fields.iter().filter(is_time) {
+            self.apply_field(f, rec, b, key, gaps, zone, &mut inc)?;
         }
         for p in &self.persons {
             // A person of a fixed block is emitted when anything is known of them; each
@@ -672,7 +722,7 @@ impl Mapping {
             let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
                 let mut person = Person::new(p.role);
                 for f in &p.fields {
-                    self.apply_field(f, view, b, key, gaps, &mut person)?;
+                    self.apply_field(f, view, b, key, gaps, (None, None), &mut person)?;
                 }
                 if keep_empty || !person.is_empty() {
                     inc.persons.push(person);
@@ -711,6 +761,12 @@ impl Mapping {
     ) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let b = Binding::default();
+        // An example states what the mapping does: in its own zone, whatever agency's adapter
+        // uses it (a Hawaii adapter must not fail the shipped NIBRS examples).
+        let prov = &Provenance {
+            time: TimeSettings::default(),
+            ..prov.clone()
+        };
         // Examples hold invented values; their gaps are not kept.
         let key = GapKey::ephemeral();
         for ex in &self.examples {
@@ -776,6 +832,7 @@ fn field<T>(
 
 fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {
     let k = match kind {
+        // A time in the spring gap, or one in the repeated hour under `ambiguous_time = "reject"`.
         ValueKind::DateTime if e.contains("does not exist") || e.contains("happens twice") => {
             "ambiguous_local_time"
         }
