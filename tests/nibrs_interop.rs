@@ -331,6 +331,24 @@ fn the_repeated_hour_is_taken_by_the_rule_and_flagged_the_gap_is_rejected() {
     assert_eq!(times(&c).len(), 1);
 }
 
+/// With the shipped adapter (no setting of our own), the repeated hour is an incident, no
+/// longer a rejection that lost it.
+#[test]
+fn the_shipped_adapter_takes_the_repeated_hour() {
+    let d = tempfile::tempdir().unwrap();
+    let ori = "NY0300000";
+    let text = [
+        admin('I', ori, "F-1", "20231105", "01"),
+        drug_offense(ori, "F-1"),
+    ]
+    .concat();
+    let c = read(&adapter("nibrs-flat"), &write(d.path(), "fall.txt", &text));
+    assert!(c.rejected.is_empty(), "{:?}", c.rejected);
+    let json = serde_json::to_value(&c.incidents[0].1).unwrap();
+    assert_eq!(json["times"]["received"], "2023-11-05T01:00:00-04:00");
+    assert_eq!(json["times"]["ambiguous"], true);
+}
+
 /// A state's own race code (`X`, no federal code) and drug category (`Z`) are kept and listed
 /// among the unmapped codes, never passed on unnoticed; the federal codes are no gaps.
 #[test]
