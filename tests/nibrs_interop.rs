@@ -30,7 +30,13 @@ fn drug_offense(ori: &str, number: &str) -> String {
 
 /// A victim segment (an individual, 25, female) of `race`.
 fn victim(ori: &str, number: &str, race: &str) -> String {
-    seg('4', 'I', ori, number, &format!("001{:30}I25  F{race}NR", "35A"))
+    seg(
+        '4',
+        'I',
+        ori,
+        number,
+        &format!("001{:30}I25  F{race}NR", "35A"),
+    )
 }
 
 /// An adapter of the shipped NIBRS mapping with `source` lines of our own.
@@ -293,7 +299,11 @@ fn the_repeated_hour_is_taken_by_the_rule_and_flagged_the_gap_is_rejected() {
             .collect()
     };
     let gap_only = |c: &Collect| {
-        let r: Vec<_> = c.rejected.iter().map(|(_, r)| (r.kind, r.field.clone())).collect();
+        let r: Vec<_> = c
+            .rejected
+            .iter()
+            .map(|(_, r)| (r.kind, r.field.clone()))
+            .collect();
         assert_eq!(
             r,
             [("ambiguous_local_time", Some("times.received".to_string()))]
@@ -322,7 +332,10 @@ fn the_repeated_hour_is_taken_by_the_rule_and_flagged_the_gap_is_rejected() {
     // `later`: the standard offset.
     let c = run("ambiguous_time = \"later\"");
     gap_only(&c);
-    assert_eq!(times(&c)[0], (s("F-1"), s("2023-11-05T01:00:00-05:00"), true));
+    assert_eq!(
+        times(&c)[0],
+        (s("F-1"), s("2023-11-05T01:00:00-05:00"), true)
+    );
     // `reject`: as before, the record is rejected.
     let c = run("ambiguous_time = \"reject\"");
     let kinds: Vec<_> = c.rejected.iter().map(|(_, r)| r.kind).collect();

@@ -258,10 +258,7 @@ impl Adapter {
         if spec.transport.pattern.is_empty() {
             errors.push(ConfigError::new(path, "must not be empty").field("transport.pattern"));
         }
-        let time = spec
-            .source
-            .time(path, &text)
-            .map_err(|e| errors.extend(e));
+        let time = spec.source.time(path, &text).map_err(|e| errors.extend(e));
         let base = path.parent().unwrap_or(Path::new("."));
         let mapping = Mapping::load(&base.join(&spec.mapping)).map_err(|e| errors.extend(e.0));
         match (format, mapping, time) {

@@ -58,6 +58,27 @@ pub fn parse_zone(name: &str) -> Result<Tz, String> {
         .map_err(|_| format!("`{name}` is not an IANA time zone (e.g. America/New_York)"))
 }
 
+/// The adapter's time settings: they replace the mapping's defaults (not a field's own zone).
+#[derive(Debug, Clone, Default)]
+pub struct TimeSettings {
+    /// The zone of the agency's local times (`[source] timezone`).
+    pub zone: Option<Tz>,
+    /// Zones by ORI (`[source.timezone_by_ori]`), for a file that carries several agencies: the
+    /// ORI is the incident's `source.agency_ori`.
+    pub by_ori: std::collections::BTreeMap<String, Tz>,
+    /// `[source] ambiguous_time`.
+    pub ambiguous: Option<AmbiguousTime>,
+}
+
+impl TimeSettings {
+    /// The zone for an incident of `ori`: its own in the table, else the adapter's.
+    pub fn zone_for(&self, ori: Option<&str>) -> Option<Tz> {
+        ori.and_then(|o| self.by_ori.get(o.trim()))
+            .copied()
+            .or(self.zone)
+    }
+}
+
 /// One compiled format.
 #[derive(Debug, Clone)]
 enum Format {
@@ -226,7 +247,9 @@ impl TimeParser {
                 at: dt.fixed_offset(),
                 ambiguous: false,
             }),
-            LocalResult::Ambiguous(a, _) if self.ambiguous == AmbiguousTime::Earlier => Ok(twice(a)),
+            LocalResult::Ambiguous(a, _) if self.ambiguous == AmbiguousTime::Earlier => {
+                Ok(twice(a))
+            }
             LocalResult::Ambiguous(_, b) if self.ambiguous == AmbiguousTime::Later => Ok(twice(b)),
             LocalResult::Ambiguous(a, b) => Err(format!(
                 "the local time happens twice in {} (daylight saving time ends: {} or {}) and `ambiguous_time` is `reject`; the export must carry an offset",
@@ -310,7 +333,12 @@ mod tests {
         assert_eq!(later.at.to_rfc3339(), "2023-11-05T01:30:00-05:00");
         let twice = at(AmbiguousTime::Reject).unwrap_err();
         assert!(twice.contains("happens twice"), "{twice}");
-        assert!(!ny().datetime_placed("2023-11-05 02:30:00").unwrap().ambiguous);
+        assert!(
+            !ny()
+                .datetime_placed("2023-11-05 02:30:00")
+                .unwrap()
+                .ambiguous
+        );
     }
 
     #[test]
@@ -324,7 +352,11 @@ mod tests {
         );
         let fixed = ny().fixed_zone();
         assert_eq!(
-            fixed.adjusted(Some(hi), None).datetime(v).unwrap().to_rfc3339(),
+            fixed
+                .adjusted(Some(hi), None)
+                .datetime(v)
+                .unwrap()
+                .to_rfc3339(),
             "2023-07-01T12:00:00-04:00"
         );
         assert!(matches!(t.adjusted(None, None), Cow::Borrowed(_)));

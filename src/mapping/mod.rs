@@ -15,6 +15,7 @@ use crate::config::error::{ConfigError, ConfigErrors, line_of};
 use crate::formats::{RecordView, Rejection};
 use crate::model::{Category, Incident, Person, Role};
 use datetime::TimeParser;
+pub use datetime::TimeSettings;
 use serde_json::Value;
 use spec::{FieldSpec, MappingSpec, TableSpec};
 use std::borrow::Cow;
@@ -162,27 +163,6 @@ pub struct Provenance {
     pub time: TimeSettings,
 }
 
-/// The adapter's time settings: they replace the mapping's defaults (not a field's own zone).
-#[derive(Debug, Clone, Default)]
-pub struct TimeSettings {
-    /// The zone of the agency's local times (`[source] timezone`).
-    pub zone: Option<chrono_tz::Tz>,
-    /// Zones by ORI (`[source.timezone_by_ori]`), for a file that carries several agencies: the
-    /// ORI is the incident's `source.agency_ori`.
-    pub by_ori: std::collections::BTreeMap<String, chrono_tz::Tz>,
-    /// `[source] ambiguous_time`.
-    pub ambiguous: Option<datetime::AmbiguousTime>,
-}
-
-impl TimeSettings {
-    /// The zone for an incident of `ori`: its own in the table, else the adapter's.
-    pub fn zone_for(&self, ori: Option<&str>) -> Option<chrono_tz::Tz> {
-        ori.and_then(|o| self.by_ori.get(o.trim()))
-            .copied()
-            .or(self.zone)
-    }
-}
-
 impl Mapping {
     /// Loads and checks a mapping file; reports every problem found, each with file and line.
     pub fn load(path: &Path) -> Result<Mapping, ConfigErrors> {
@@ -218,7 +198,9 @@ impl Mapping {
                 if let Some(t) = &d.timezone
                     && datetime::parse_zone(t.get_ref()).is_err()
                 {
-                    e = e.at(line_of(text, t.span().start)).field("defaults.timezone");
+                    e = e
+                        .at(line_of(text, t.span().start))
+                        .field("defaults.timezone");
                 }
                 errors.push(e);
                 TimeParser::default()
