@@ -3,8 +3,9 @@
 //! incident number. Segments of one incident follow each other; an incident is emitted when the
 //! next begins, or when an administrative segment (level 1) of the same incident opens a new
 //! submission of it: a delete (`D`) followed by an incident (`I`) of the same ORI and number is
-//! a deletion and a resubmission, emitted as one replacement (action `R`) with the new data. Trailing blanks may be cut (a line shorter than its RDW is padded); a line longer
-//! than its RDW, or too short to hold its segment's header, is rejected.
+//! a deletion and a resubmission, emitted as one replacement (action `R`) with the new data.
+//! Trailing blanks may be cut (a line shorter than its RDW is padded); a line longer than its
+//! RDW, or too short to hold its segment's header, is rejected.
 
 use super::{Age, NibrsPerson, Offense, Report, some};
 use crate::formats::{FileError, Item, Position, Rejection};
