@@ -30,6 +30,7 @@ fn full_incident() -> Incident {
         dispatched: t("2026-03-14T22:16:00-04:00"),
         arrived: t("2026-03-14T22:21:30-04:00"),
         cleared: t("2026-03-14T23:05:00-04:00"),
+        ambiguous: true,
     };
     inc.location = Location {
         street: s("100 CAPITOL ST"),

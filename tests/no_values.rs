@@ -30,6 +30,8 @@ const SEEDED: &[&str] = &[
 const MAPPING: &str = r#"
 [defaults]
 timezone = "America/New_York"
+# The repeated autumn hour is rejected here, so that its reason is checked too.
+ambiguous_time = "reject"
 datetime_formats = ["%Y-%m-%d %H:%M:%S"]
 date_formats = ["%Y-%m-%d"]
 

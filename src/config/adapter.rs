@@ -1,11 +1,14 @@
 //! Adapters (`adapters/*.toml`): one per supported export = transport + format + mapping.
 //! Agency IT copies one and edits it; no Rust code is involved.
 
-use super::error::{ConfigError, ConfigErrors, load_toml};
+use super::error::{ConfigError, ConfigErrors, line_of, load_toml};
 use crate::formats::delimited::{DelimitedOptions, default_max_record_bytes};
-use crate::mapping::{Mapping, Provenance};
+use crate::mapping::datetime::{AmbiguousTime, parse_zone};
+use crate::mapping::{Mapping, Provenance, TimeSettings};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,12 +23,63 @@ pub struct AdapterSpec {
     pub transport: TransportSpec,
 }
 
-/// Facts about the sender stamped on every incident.
+/// Facts about the sender stamped on every incident, and the sender's clock.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     pub agency_ori: Option<String>,
     pub system: Option<String>,
+    /// The IANA zone of the agency's local times. It replaces the mapping's `[defaults]
+    /// timezone` (a field's own `timezone` stays): a mapping of a standard (NIBRS) serves
+    /// agencies in every zone.
+    pub timezone: Option<Spanned<String>>,
+    /// Zones by agency ORI, for a file that carries several agencies (a state's submission):
+    /// the incident's `source.agency_ori` picks one; others get `timezone`.
+    #[serde(default)]
+    pub timezone_by_ori: BTreeMap<String, Spanned<String>>,
+    /// What a local time that happens twice becomes: `earlier`, `later` or `reject`; replaces
+    /// the mapping's `[defaults] ambiguous_time` (default `earlier`).
+    pub ambiguous_time: Option<AmbiguousTime>,
+}
+
+impl SourceSpec {
+    /// The time settings, or the problems with them, each with its line in `text`.
+    fn time(&self, path: &Path, text: &str) -> Result<TimeSettings, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut zone = |z: &Spanned<String>, field: String| match parse_zone(z.get_ref()) {
+            Ok(tz) => Some(tz),
+            Err(e) => {
+                errors.push(
+                    ConfigError::new(path, e)
+                        .at(line_of(text, z.span().start))
+                        .field(field),
+                );
+                None
+            }
+        };
+        let settings = TimeSettings {
+            zone: self
+                .timezone
+                .as_ref()
+                .and_then(|z| zone(z, "source.timezone".into())),
+            by_ori: self
+                .timezone_by_ori
+                .iter()
+                .filter_map(|(ori, z)| {
+                    Some((
+                        ori.trim().to_owned(),
+                        zone(z, format!("source.timezone_by_ori.{ori}"))?,
+                    ))
+                })
+                .collect(),
+            ambiguous: self.ambiguous_time,
+        };
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(errors)
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -192,7 +246,7 @@ pub struct Adapter {
 impl Adapter {
     /// Loads an adapter file and its mapping; every problem found is reported.
     pub fn load(path: &Path) -> Result<Adapter, ConfigErrors> {
-        let (spec, _text) = load_toml::<AdapterSpec>(path)?;
+        let (spec, text) = load_toml::<AdapterSpec>(path)?;
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -204,14 +258,16 @@ impl Adapter {
         if spec.transport.pattern.is_empty() {
             errors.push(ConfigError::new(path, "must not be empty").field("transport.pattern"));
         }
+        let time = spec.source.time(path, &text).map_err(|e| errors.extend(e));
         let base = path.parent().unwrap_or(Path::new("."));
         let mapping = Mapping::load(&base.join(&spec.mapping)).map_err(|e| errors.extend(e.0));
-        match (format, mapping) {
-            (Ok(format), Ok(mapping)) if errors.is_empty() => Ok(Adapter {
+        match (format, mapping, time) {
+            (Ok(format), Ok(mapping), Ok(time)) if errors.is_empty() => Ok(Adapter {
                 provenance: Provenance {
                     adapter: name.clone(),
                     agency_ori: spec.source.agency_ori,
                     system: spec.source.system,
+                    time,
                 },
                 name,
                 path: path.to_owned(),

@@ -1,7 +1,14 @@
 //! Dates and times: a list of formats tried in order, local times placed in an IANA time zone.
 //!
-//! A local time that does not exist (the spring-forward gap) or happens twice (the fall-back
-//! hour) is an error naming which, never silently shifted to a neighbouring instant.
+//! A local time that does not exist (the spring-forward gap) is an error, never silently shifted
+//! to a neighbouring instant. A local time that happens twice (the fall-back hour) is taken with
+//! the earlier or the later offset, as the adapter or mapping says (`ambiguous_time`), and
+//! flagged (`times.ambiguous`), or rejected: a format without an offset cannot say which, and
+//! rejecting it by default lost the incident.
+//!
+//! The zone is the mapping's `[defaults] timezone` (or a field's own `timezone`), unless the
+//! adapter names the agency's zone (`[source] timezone`, or `timezone_by_ori`): a mapping of a
+//! national standard (NIBRS) cannot know where the agency is.
 //!
 //! Errors name the expected form, never the value: a date field can hold a date of birth or an
 //! SSN typed into the wrong column, and an incident's own time is a date of the person's.
@@ -10,6 +17,9 @@ use chrono::format::{Item, Parsed, StrftimeItems, parse};
 use chrono::offset::LocalResult;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::sync::Arc;
 
 pub const DEFAULT_TIMEZONE: &str = "America/New_York";
 pub const DEFAULT_DATETIME_FORMATS: &[&str] = &[
@@ -22,6 +32,52 @@ pub const DEFAULT_DATETIME_FORMATS: &[&str] = &[
     "%m/%d/%Y %H:%M",
 ];
 pub const DEFAULT_DATE_FORMATS: &[&str] = &["%Y-%m-%d", "%m/%d/%Y", "%Y%m%d"];
+
+/// What a local time that happens twice (the hour repeated when daylight saving time ends)
+/// becomes. The default is `earlier`: the first time the clock showed it, the daylight-saving
+/// offset; the incident is flagged `times.ambiguous` either way.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AmbiguousTime {
+    #[default]
+    Earlier,
+    Later,
+    Reject,
+}
+
+/// A parsed date-time, and whether its local time happened twice (and an offset was chosen).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub at: DateTime<FixedOffset>,
+    pub ambiguous: bool,
+}
+
+/// Parses an IANA zone name; the error names the value, which is configuration, not data.
+pub fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse()
+        .map_err(|_| format!("`{name}` is not an IANA time zone (e.g. America/New_York)"))
+}
+
+/// The adapter's time settings: they replace the mapping's defaults (not a field's own zone).
+#[derive(Debug, Clone, Default)]
+pub struct TimeSettings {
+    /// The zone of the agency's local times (`[source] timezone`).
+    pub zone: Option<Tz>,
+    /// Zones by ORI (`[source.timezone_by_ori]`), for a file that carries several agencies: the
+    /// ORI is the incident's `source.agency_ori`.
+    pub by_ori: std::collections::BTreeMap<String, Tz>,
+    /// `[source] ambiguous_time`.
+    pub ambiguous: Option<AmbiguousTime>,
+}
+
+impl TimeSettings {
+    /// The zone for an incident of `ori`: its own in the table, else the adapter's.
+    pub fn zone_for(&self, ori: Option<&str>) -> Option<Tz> {
+        ori.and_then(|o| self.by_ori.get(o.trim()))
+            .copied()
+            .or(self.zone)
+    }
+}
 
 /// One compiled format.
 #[derive(Debug, Clone)]
@@ -56,6 +112,15 @@ impl Format {
 #[derive(Debug, Clone)]
 pub struct TimeParser {
     tz: Tz,
+    /// The field names its own zone: the adapter's zone does not replace it.
+    zone_fixed: bool,
+    ambiguous: AmbiguousTime,
+    /// Shared: a parser is adjusted to an adapter's zone for each record.
+    formats: Arc<Formats>,
+}
+
+#[derive(Debug)]
+struct Formats {
     datetime: Vec<Format>,
     date: Vec<Format>,
     /// The format strings as written, for error messages.
@@ -76,9 +141,7 @@ impl Default for TimeParser {
 
 impl TimeParser {
     pub fn new(tz: &str, datetime: &[String], date: &[String]) -> Result<Self, String> {
-        let tz: Tz = tz
-            .parse()
-            .map_err(|_| format!("`{tz}` is not an IANA time zone (e.g. America/New_York)"))?;
+        let tz = parse_zone(tz)?;
         let compile = |l: &[String]| {
             l.iter()
                 .map(|f| Format::compile(f))
@@ -86,25 +149,63 @@ impl TimeParser {
         };
         Ok(TimeParser {
             tz,
-            datetime: compile(datetime)?,
-            date: compile(date)?,
-            datetime_src: datetime.to_vec(),
+            zone_fixed: false,
+            ambiguous: AmbiguousTime::default(),
+            formats: Arc::new(Formats {
+                datetime: compile(datetime)?,
+                date: compile(date)?,
+                datetime_src: datetime.to_vec(),
+            }),
         })
+    }
+
+    /// The zone is the field's own: an adapter's zone does not replace it.
+    pub fn fixed_zone(mut self) -> Self {
+        self.zone_fixed = true;
+        self
+    }
+
+    pub fn with_ambiguous(mut self, rule: AmbiguousTime) -> Self {
+        self.ambiguous = rule;
+        self
     }
 
     pub fn timezone(&self) -> Tz {
         self.tz
     }
 
+    /// This parser in the adapter's zone (unless the field names its own) and under the
+    /// adapter's ambiguous-time rule; borrowed when nothing changes.
+    pub fn adjusted(&self, zone: Option<Tz>, ambiguous: Option<AmbiguousTime>) -> Cow<'_, Self> {
+        let zone = zone.filter(|z| !self.zone_fixed && *z != self.tz);
+        let ambiguous = ambiguous.filter(|a| *a != self.ambiguous);
+        if zone.is_none() && ambiguous.is_none() {
+            return Cow::Borrowed(self);
+        }
+        let mut t = self.clone();
+        t.tz = zone.unwrap_or(t.tz);
+        t.ambiguous = ambiguous.unwrap_or(t.ambiguous);
+        Cow::Owned(t)
+    }
+
     /// A timestamp with offset: parsed with the first format that matches; local times are
     /// placed in the zone.
     pub fn datetime(&self, v: &str) -> Result<DateTime<FixedOffset>, String> {
+        self.datetime_placed(v).map(|p| p.at)
+    }
+
+    /// As [`TimeParser::datetime`], saying whether the local time happened twice.
+    pub fn datetime_placed(&self, v: &str) -> Result<Placed, String> {
         let v = v.trim();
-        for f in &self.datetime {
+        let exact = |at| Placed {
+            at,
+            ambiguous: false,
+        };
+        for f in &self.formats.datetime {
             match f {
                 Format::Rfc3339 => {
                     if let Ok(dt) = DateTime::parse_from_rfc3339(v) {
-                        return Ok(dt);
+                        return Ok(exact(dt));
                     }
                 }
                 Format::Pattern { items, offset } => {
@@ -114,7 +215,7 @@ impl TimeParser {
                     }
                     if *offset {
                         if let Ok(dt) = p.to_datetime() {
-                            return Ok(dt);
+                            return Ok(exact(dt));
                         }
                         continue;
                     }
@@ -132,15 +233,26 @@ impl TimeParser {
         }
         Err(format!(
             "not a date and time in any of the formats [{}]",
-            self.datetime_src.join(", ")
+            self.formats.datetime_src.join(", ")
         ))
     }
 
-    fn place(&self, local: NaiveDateTime) -> Result<DateTime<FixedOffset>, String> {
+    fn place(&self, local: NaiveDateTime) -> Result<Placed, String> {
+        let twice = |at: DateTime<Tz>| Placed {
+            at: at.fixed_offset(),
+            ambiguous: true,
+        };
         match self.tz.from_local_datetime(&local) {
-            LocalResult::Single(dt) => Ok(dt.fixed_offset()),
+            LocalResult::Single(dt) => Ok(Placed {
+                at: dt.fixed_offset(),
+                ambiguous: false,
+            }),
+            LocalResult::Ambiguous(a, _) if self.ambiguous == AmbiguousTime::Earlier => {
+                Ok(twice(a))
+            }
+            LocalResult::Ambiguous(_, b) if self.ambiguous == AmbiguousTime::Later => Ok(twice(b)),
             LocalResult::Ambiguous(a, b) => Err(format!(
-                "the local time happens twice in {} (daylight saving time ends: {} or {}); the export must carry an offset",
+                "the local time happens twice in {} (daylight saving time ends: {} or {}) and `ambiguous_time` is `reject`; the export must carry an offset",
                 self.tz,
                 a.fixed_offset().offset(),
                 b.fixed_offset().offset()
@@ -155,7 +267,7 @@ impl TimeParser {
     /// A calendar date (date of birth). Errors never quote the value: dates of birth identify.
     pub fn date(&self, v: &str) -> Result<NaiveDate, String> {
         let v = v.trim();
-        for f in &self.date {
+        for f in &self.formats.date {
             if let Format::Pattern { items, .. } = f {
                 let mut p = Parsed::new();
                 if parse(&mut p, v, items.iter()).is_ok()
@@ -167,7 +279,7 @@ impl TimeParser {
         }
         Err(format!(
             "not a date in any of the {} configured formats",
-            self.date.len()
+            self.formats.date.len()
         ))
     }
 }
@@ -207,11 +319,47 @@ mod tests {
     }
 
     #[test]
-    fn dst_gap_and_overlap_are_errors() {
+    fn the_dst_gap_is_an_error_and_the_repeated_hour_follows_the_rule() {
         let gap = ny().datetime("2023-03-12 02:30:00").unwrap_err();
         assert!(gap.contains("does not exist"), "{gap}");
-        let twice = ny().datetime("2023-11-05 01:30:00").unwrap_err();
+        let at = |rule| {
+            ny().with_ambiguous(rule)
+                .datetime_placed("2023-11-05 01:30:00")
+        };
+        let earlier = at(AmbiguousTime::Earlier).unwrap();
+        assert_eq!(earlier.at.to_rfc3339(), "2023-11-05T01:30:00-04:00");
+        assert!(earlier.ambiguous);
+        let later = at(AmbiguousTime::Later).unwrap();
+        assert_eq!(later.at.to_rfc3339(), "2023-11-05T01:30:00-05:00");
+        let twice = at(AmbiguousTime::Reject).unwrap_err();
         assert!(twice.contains("happens twice"), "{twice}");
+        assert!(
+            !ny()
+                .datetime_placed("2023-11-05 02:30:00")
+                .unwrap()
+                .ambiguous
+        );
+    }
+
+    #[test]
+    fn the_adapter_zone_replaces_the_mapping_default_but_not_a_field_zone() {
+        let hi: Tz = "Pacific/Honolulu".parse().unwrap();
+        let v = "2023-07-01 12:00:00";
+        let t = ny();
+        assert_eq!(
+            t.adjusted(Some(hi), None).datetime(v).unwrap().to_rfc3339(),
+            "2023-07-01T12:00:00-10:00"
+        );
+        let fixed = ny().fixed_zone();
+        assert_eq!(
+            fixed
+                .adjusted(Some(hi), None)
+                .datetime(v)
+                .unwrap()
+                .to_rfc3339(),
+            "2023-07-01T12:00:00-04:00"
+        );
+        assert!(matches!(t.adjusted(None, None), Cow::Borrowed(_)));
     }
 
     #[test]
@@ -221,7 +369,10 @@ mod tests {
             !e.contains("219"),
             "a time error must not quote the value: {e}"
         );
-        let e = ny().datetime("2023-11-05 01:30:00").unwrap_err();
+        let e = ny()
+            .with_ambiguous(AmbiguousTime::Reject)
+            .datetime("2023-11-05 01:30:00")
+            .unwrap_err();
         assert!(!e.contains("01:30"), "nor the local time: {e}");
         assert!(ny().datetime("yesterday").is_err());
         assert!(ny().datetime("2023-02-30 10:00:00").is_err());

@@ -15,6 +15,7 @@ use crate::config::error::{ConfigError, ConfigErrors, line_of};
 use crate::formats::{RecordView, Rejection};
 use crate::model::{Category, Incident, Person, Role};
 use datetime::TimeParser;
+pub use datetime::TimeSettings;
 use serde_json::Value;
 use spec::{FieldSpec, MappingSpec, TableSpec};
 use std::borrow::Cow;
@@ -158,6 +159,8 @@ pub struct Provenance {
     pub adapter: String,
     pub agency_ori: Option<String>,
     pub system: Option<String>,
+    /// The agency's zone and ambiguous-time rule, when the adapter states them.
+    pub time: TimeSettings,
 }
 
 impl Mapping {
@@ -175,8 +178,10 @@ impl Mapping {
         let d = &spec.defaults;
         let tz = d
             .timezone
-            .clone()
+            .as_ref()
+            .map(|t| t.get_ref().clone())
             .unwrap_or_else(|| datetime::DEFAULT_TIMEZONE.into());
+        let ambiguous = d.ambiguous_time.unwrap_or_default();
         let owned = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         let dt_formats = d
             .datetime_formats
@@ -187,9 +192,17 @@ impl Mapping {
             .clone()
             .unwrap_or_else(|| owned(datetime::DEFAULT_DATE_FORMATS));
         let default_time = match TimeParser::new(&tz, &dt_formats, &date_formats) {
-            Ok(t) => t,
+            Ok(t) => t.with_ambiguous(ambiguous),
             Err(e) => {
-                errors.push(ConfigError::new(path, e).field("defaults"));
+                let mut e = ConfigError::new(path, e).field("defaults");
+                if let Some(t) = &d.timezone
+                    && datetime::parse_zone(t.get_ref()).is_err()
+                {
+                    e = e
+                        .at(line_of(text, t.span().start))
+                        .field("defaults.timezone");
+                }
+                errors.push(e);
                 TimeParser::default()
             }
         };
@@ -281,7 +294,10 @@ impl Mapping {
                             (fmts, date_formats.clone())
                         };
                         match TimeParser::new(f.timezone.as_deref().unwrap_or(&tz), &dt, &date) {
-                            Ok(t) => Some(t),
+                            Ok(t) if f.timezone.is_some() => {
+                                Some(t.with_ambiguous(ambiguous).fixed_zone())
+                            }
+                            Ok(t) => Some(t.with_ambiguous(ambiguous)),
                             Err(e) => {
                                 errors.push(err(line, name, e));
                                 ok = false;
@@ -582,6 +598,7 @@ impl Mapping {
     /// Evaluates one field and stores its value(s). A list target (phone, offense, ...) takes
     /// every element of an array source; `category` takes the weightiest of them (see
     /// [`CATEGORY_PRECEDENCE`]); any other target the first.
+    #[allow(clippy::too_many_arguments)]
     fn apply_field<T: Target>(
         &self,
         f: &Field<T>,
@@ -589,9 +606,15 @@ impl Mapping {
         b: &Binding,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
+        zone: (Option<chrono_tz::Tz>, Option<datetime::AmbiguousTime>),
         into: &mut T::Into,
     ) -> Result<(), Rejection> {
-        let time = f.time.as_ref().expect("compiled with a time parser");
+        let time = f
+            .time
+            .as_ref()
+            .expect("compiled with a time parser")
+            .adjusted(zone.0, zone.1);
+        let time = &*time;
         let set = |into: &mut T::Into, v: Cow<str>| {
             f.target
                 .set_value(into, v, time)
@@ -662,8 +685,17 @@ impl Mapping {
         let mut inc = Incident::new(&prov.adapter);
         inc.source.agency_ori = prov.agency_ori.clone();
         inc.source.system = prov.system.clone();
-        for f in &self.fields {
-            self.apply_field(f, rec, b, key, gaps, &mut inc)?;
+        // Times last: their zone may depend on the incident's ORI (`timezone_by_ori`).
+        let is_time = |f: &&Field<IncidentField>| f.target.kind() == ValueKind::DateTime;
+        for f in self.fields.iter().filter(|f| !is_time(f)) {
+            self.apply_field(f, rec, b, key, gaps, (None, None), &mut inc)?;
+        }
+        let zone = (
+            prov.time.zone_for(inc.source.agency_ori.as_deref()),
+            prov.time.ambiguous,
+        );
+        for f in self.fields.iter().filter(is_time) {
+            self.apply_field(f, rec, b, key, gaps, zone, &mut inc)?;
         }
         for p in &self.persons {
             // A person of a fixed block is emitted when anything is known of them; each
@@ -672,7 +704,7 @@ impl Mapping {
             let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
                 let mut person = Person::new(p.role);
                 for f in &p.fields {
-                    self.apply_field(f, view, b, key, gaps, &mut person)?;
+                    self.apply_field(f, view, b, key, gaps, (None, None), &mut person)?;
                 }
                 if keep_empty || !person.is_empty() {
                     inc.persons.push(person);
@@ -711,6 +743,12 @@ impl Mapping {
     ) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         let b = Binding::default();
+        // An example states what the mapping does: in its own zone, whatever agency's adapter
+        // uses it (a Hawaii adapter must not fail the shipped NIBRS examples).
+        let prov = &Provenance {
+            time: TimeSettings::default(),
+            ..prov.clone()
+        };
         // Examples hold invented values; their gaps are not kept.
         let key = GapKey::ephemeral();
         for ex in &self.examples {
@@ -776,6 +814,7 @@ fn field<T>(
 
 fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {
     let k = match kind {
+        // A time in the spring gap, or one in the repeated hour under `ambiguous_time = "reject"`.
         ValueKind::DateTime if e.contains("does not exist") || e.contains("happens twice") => {
             "ambiguous_local_time"
         }

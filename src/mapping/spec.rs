@@ -29,8 +29,12 @@ pub struct MappingSpec {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Defaults {
-    /// IANA zone for local times (default America/New_York).
-    pub timezone: Option<String>,
+    /// IANA zone for local times (default America/New_York); an adapter's `[source] timezone`
+    /// replaces it.
+    pub timezone: Option<Spanned<String>>,
+    /// What a local time that happens twice becomes (default `earlier`); an adapter's
+    /// `[source] ambiguous_time` replaces it.
+    pub ambiguous_time: Option<super::datetime::AmbiguousTime>,
     /// Formats tried in order for date-time targets (`times.*`).
     pub datetime_formats: Option<Vec<String>>,
     /// Formats tried in order for date targets (`dob`).
@@ -77,7 +81,8 @@ pub struct FieldSpec {
     pub transforms: Vec<TransformSpec>,
     /// Date/time formats for this field, overriding the defaults.
     pub formats: Option<Vec<String>>,
-    /// Time zone for this field, overriding the default.
+    /// Time zone for this field (a column known to be UTC, say), overriding the default and
+    /// the adapter's zone.
     pub timezone: Option<String>,
     /// Reject the record when this field ends up empty.
     #[serde(default)]

@@ -24,6 +24,7 @@ pub enum IncidentField {
     Dispatched,
     Arrived,
     Cleared,
+    TimesAmbiguous,
     Street,
     City,
     County,
@@ -84,6 +85,7 @@ pub const INCIDENT_FIELDS: &[(&str, IncidentField)] = &[
     ("times.dispatched", IncidentField::Dispatched),
     ("times.arrived", IncidentField::Arrived),
     ("times.cleared", IncidentField::Cleared),
+    ("times.ambiguous", IncidentField::TimesAmbiguous),
     ("location.street", IncidentField::Street),
     ("location.city", IncidentField::City),
     ("location.county", IncidentField::County),
@@ -158,7 +160,9 @@ impl IncidentField {
         match self {
             Received | Answered | Dispatched | Arrived | Cleared => ValueKind::DateTime,
             Lat | Lon => ValueKind::Number,
-            NaloxoneAdministered | Weapon | Violence | SubstanceUse => ValueKind::Bool,
+            NaloxoneAdministered | Weapon | Violence | SubstanceUse | TimesAmbiguous => {
+                ValueKind::Bool
+            }
             Category => ValueKind::Category,
             Action => ValueKind::Action,
             _ => ValueKind::Text,
@@ -195,11 +199,14 @@ impl IncidentField {
                 })?
             }
             Priority => inc.priority = Some(v.into_owned()),
-            Received => inc.times.received = Some(time.datetime(&v)?),
-            Answered => inc.times.answered = Some(time.datetime(&v)?),
-            Dispatched => inc.times.dispatched = Some(time.datetime(&v)?),
-            Arrived => inc.times.arrived = Some(time.datetime(&v)?),
-            Cleared => inc.times.cleared = Some(time.datetime(&v)?),
+            Received => inc.times.received = Some(placed(inc, time, &v)?),
+            Answered => inc.times.answered = Some(placed(inc, time, &v)?),
+            Dispatched => inc.times.dispatched = Some(placed(inc, time, &v)?),
+            Arrived => inc.times.arrived = Some(placed(inc, time, &v)?),
+            Cleared => inc.times.cleared = Some(placed(inc, time, &v)?),
+            // A source that knows its time was in the repeated hour may say so; a `false`
+            // never clears what a time of this record set.
+            TimesAmbiguous => inc.times.ambiguous |= boolean(&v)?,
             Street => inc.location.street = Some(Sensitive::new(v.into_owned())),
             City => inc.location.city = Some(v.into_owned()),
             County => inc.location.county = Some(v.into_owned()),
@@ -277,6 +284,17 @@ impl PersonField {
         }
         Ok(())
     }
+}
+
+/// A date-time of the incident; a local time that happened twice flags the incident.
+fn placed(
+    inc: &mut Incident,
+    time: &TimeParser,
+    v: &str,
+) -> Result<chrono::DateTime<chrono::FixedOffset>, String> {
+    let p = time.datetime_placed(v)?;
+    inc.times.ambiguous |= p.ambiguous;
+    Ok(p.at)
 }
 
 fn years(v: &str) -> Result<u16, String> {

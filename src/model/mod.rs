@@ -226,6 +226,11 @@ pub struct Times {
         serialize_with = "rfc3339::serialize"
     )]
     pub cleared: Option<DateTime<FixedOffset>>,
+    /// A local time among these happened twice (the hour repeated when daylight saving time
+    /// ends) and the source gave no offset: the offset was chosen by the `ambiguous_time` rule
+    /// (earlier by default), so the time may be an hour off. Shown only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ambiguous: bool,
 }
 
 impl Times {

@@ -116,6 +116,7 @@ pub const FIELDS: &[FieldDef] = &[
     f("times.dispatched",      false, E::PoliceRecord,     N::Date,             K::DateTime),
     f("times.arrived",         false, E::PoliceRecord,     N::Date,             K::DateTime),
     f("times.cleared",         false, E::PoliceRecord,     N::Date,             K::DateTime),
+    f("times.ambiguous",       false, E::IncidentDetails,  N::Code,             K::Bool),
     f("location.street",       false, E::IncidentLocation, N::DirectIdentifier, K::Text),
     f("location.city",         false, E::IncidentLocation, N::Geography,        K::Text),
     f("location.county",       false, E::IncidentLocation, N::Geography,        K::Text),
@@ -269,6 +270,8 @@ pub fn read(inc: &Incident, person: Option<&Person>, name: &str) -> Option<Raw> 
         "times.dispatched" => time(&inc.times.dispatched),
         "times.arrived" => time(&inc.times.arrived),
         "times.cleared" => time(&inc.times.cleared),
+        // Present only when a time was in the repeated hour: a recipient learns to doubt it.
+        "times.ambiguous" => inc.times.ambiguous.then_some(Raw::Bool(true)),
         "location.street" => st(&inc.location.street),
         "location.city" => t(&inc.location.city),
         "location.county" => t(&inc.location.county),

@@ -1,8 +1,11 @@
 //! The NIBRS flat file (2019.1 technical specification §2): fixed-width segments, one per line,
 //! positions 1–4 the segment length (RDW), 5 the level, 6 the action, 17–25 the ORI, 26–37 the
 //! incident number. Segments of one incident follow each other; an incident is emitted when the
-//! next begins. Trailing blanks may be cut (a line shorter than its RDW is padded); a line longer
-//! than its RDW, or too short to hold its segment's header, is rejected.
+//! next begins, or when an administrative segment (level 1) of the same incident opens a new
+//! submission of it: a delete (`D`) followed by an incident (`I`) of the same ORI and number is
+//! a deletion and a resubmission, emitted as one replacement (action `R`) with the new data.
+//! Trailing blanks may be cut (a line shorter than its RDW is padded); a line longer than its
+//! RDW, or too short to hold its segment's header, is rejected.
 
 use super::{Age, NibrsPerson, Offense, Report, some};
 use crate::formats::{FileError, Item, Position, Rejection};
@@ -117,12 +120,38 @@ impl<R: BufRead> FlatReader<R> {
                         "a Group B arrest (level 7) is not an incident".into(),
                     ));
                 }
-                Ok(Segment::Part { key, action, apply }) => {
+                Ok(Segment::Part {
+                    key,
+                    action,
+                    admin: starts,
+                    apply,
+                }) => {
                     let same = self.current.as_ref().is_some_and(|(_, r)| {
                         (r.ori.as_str(), r.incident_number.as_str())
                             == (key.0.as_str(), key.1.as_str())
                     });
-                    if !same {
+                    // A second administrative segment of the same incident begins a new
+                    // submission of it. After a delete (`D`), an incident segment is its
+                    // resubmission: one replacement (`R`) carrying the new data, never the
+                    // new data under the delete (which hid the incident).
+                    let resubmitted = same
+                        && starts
+                        && self.current.as_ref().is_some_and(|(_, r)| r.action == "D")
+                        && action != "D";
+                    if resubmitted {
+                        // The same record number: the delete and its resubmission are one.
+                        let pos = Position {
+                            record: self.record,
+                            ..pos
+                        };
+                        let r = Report {
+                            ori: key.0,
+                            incident_number: key.1,
+                            action: "R".into(),
+                            ..Report::default()
+                        };
+                        self.current = Some((pos, r));
+                    } else if !same || starts {
                         self.flush();
                         self.record += 1;
                         let r = Report {
@@ -149,6 +178,8 @@ enum Segment {
     Part {
         key: (String, String),
         action: String,
+        /// The administrative segment (level 1), which opens a submission of an incident.
+        admin: bool,
         apply: fn(&mut Report, &str),
     },
 }
@@ -207,6 +238,7 @@ fn segment(s: &str) -> Result<Segment, String> {
             "W" | "X" | "L" | "M" => "I".into(), // time-window submissions carry an incident
             a => a.into(),
         },
+        admin: level == "1",
         apply,
     })
 }
