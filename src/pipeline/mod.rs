@@ -206,10 +206,7 @@ impl FileRun<'_, '_> {
                 stats.bytes += size - start.byte;
                 sink.checkpoint(reader.checkpoint(), true)?;
             }
-            Format::NibrsXml { .. }
-            | Format::NibrsFlat
-            | Format::NenaEido
-            | Format::Hl7v2 { .. } => {
+            Format::NibrsXml { .. } | Format::NibrsFlat | Format::NenaEido | Format::Hl7v2 { .. } => {
                 let skip = self.resume.map_or(0, |c| c.record);
                 let reader = BufReader::new(&mut file);
                 let mut next: Box<
