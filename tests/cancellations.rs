@@ -156,8 +156,7 @@ fn story(dir: &Path, deliver: &str) -> PathBuf {
         format!("[{}]", consent(n, l, f, r#", "revoked_on": "2026-11-26""#)),
     )
     .unwrap();
-    let out = import(&cfg, "consent", &revoked);
-    assert!(out.contains("queued 1 cancellation"), "{out}");
+    let imported = import(&cfg, "consent", &revoked);
     success(&cli(&["run", "--once"], &cfg));
 
     // One cancellation per delivered referral, each after its referral and sent (the revoked
@@ -174,6 +173,7 @@ fn story(dir: &Path, deliver: &str) -> PathBuf {
         count("SELECT count(*) FROM outbox WHERE cancels IS NOT NULL"),
         2
     );
+    assert!(imported.contains("queued 1 cancellation"), "{imported}");
     assert_eq!(
         count("SELECT count(*) FROM outbox WHERE cancels IS NOT NULL AND incident_id = 'INC-9003'"),
         0
