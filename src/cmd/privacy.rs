@@ -64,11 +64,7 @@ pub(crate) fn withdraw_queued(
         return Ok(0);
     }
     let queued = store.queued_under_consent(id)?;
-    if queued.is_empty()
-        && store
-            .delivered_under_revoked(&today.to_string())?
-            .is_empty()
-    {
+    if queued.is_empty() && !pnp_gateway::deliver::cancel::owed_for_revoked(store, gw, today)? {
         return Ok(0);
     }
     let keys = keys(gw)?;

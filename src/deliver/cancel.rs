@@ -219,8 +219,25 @@ pub fn queue_for_revoked(
     audit_key: &[u8],
     today: NaiveDate,
 ) -> Result<usize, StoreError> {
-    let rows = store.delivered_under_revoked(&today.to_string())?;
-    queue(store, gw, seal, audit_key, rows, Reason::ConsentRevoked)
+    let mut queued = 0;
+    for dest in gw.deliveries.keys().filter(|d| is_told(gw, d)) {
+        let rows = store.delivered_under_revoked(dest, &today.to_string())?;
+        queued += queue(store, gw, seal, audit_key, rows, Reason::ConsentRevoked)?;
+    }
+    Ok(queued)
+}
+
+/// Whether [`queue_for_revoked`] has anything to queue (it needs the keys; this does not).
+pub fn owed_for_revoked(store: &Store, gw: &Gateway, today: NaiveDate) -> Result<bool, StoreError> {
+    for dest in gw.deliveries.keys().filter(|d| is_told(gw, d)) {
+        if !store
+            .delivered_under_revoked(dest, &today.to_string())?
+            .is_empty()
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn queue(

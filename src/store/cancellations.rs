@@ -32,18 +32,19 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Delivered referral rows under a consent revoked on or before `today` (YYYY-MM-DD) that
-    /// have no cancellation yet: those delivered before the revocation was recorded, and those
-    /// whose send was under way while it was (recorded as delivered after it).
-    pub fn delivered_under_revoked(&self, today: &str) -> Result<Vec<Row>> {
+    /// A destination's delivered referral rows under a consent revoked on or before `today`
+    /// (YYYY-MM-DD) that have no cancellation yet: those delivered before the revocation was
+    /// recorded, and those whose send was under way while it was (recorded as delivered after
+    /// it). Read before each dispatch pass: only the revoked consents' rows are read.
+    pub fn delivered_under_revoked(&self, destination: &str, today: &str) -> Result<Vec<Row>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE status = 'delivered' AND cancels IS NULL
-               AND consent_id IN (SELECT id FROM consents WHERE revoked_on IS NOT NULL AND revoked_on <= ?1)
+            "SELECT {COLUMNS} FROM outbox o WHERE destination = ?1 AND status = 'delivered' AND cancels IS NULL
+               AND consent_id IN (SELECT id FROM consents WHERE revoked_on IS NOT NULL AND revoked_on <= ?2)
                AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.cancels = o.id)
              ORDER BY id"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
-        let rows = st.query_map([today], row)?;
+        let rows = st.query_map([destination, today], row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
