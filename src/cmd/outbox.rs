@@ -13,7 +13,7 @@ fn print(rows: &[Row]) -> Result<()> {
     for r in rows {
         writeln!(
             o,
-            "{:>6}  {:<9}  {:<14}  {:<18}  attempts {:<3} next {}  {}{}",
+            "{:>6}  {:<9}  {:<14}  {:<18}  attempts {:<3} next {}  {}{}{}",
             r.id,
             r.status,
             r.destination,
@@ -23,6 +23,9 @@ fn print(rows: &[Row]) -> Result<()> {
             r.last_error.as_deref().unwrap_or(""),
             r.replay_of
                 .map(|o| format!(" (replay of {o})"))
+                .unwrap_or_default(),
+            r.cancels
+                .map(|c| format!(" (cancels {c})"))
                 .unwrap_or_default()
         )?;
     }

@@ -50,8 +50,9 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
 }
 
 /// After a revocation taking effect `on`: what still waits under the consent is withdrawn now
-/// and its payload purged; a revocation dated later than `today` acts at send time, when its
-/// date has come. Returns how many were withdrawn.
+/// and its payload purged, and each referral already delivered under it gets a cancellation
+/// (queued, sent by `run`); a revocation dated later than `today` acts at send time, when its
+/// date has come (and `run` queues the cancellations then). Returns how many were withdrawn.
 pub(crate) fn withdraw_queued(
     gw: &Gateway,
     store: &mut Store,
@@ -63,7 +64,7 @@ pub(crate) fn withdraw_queued(
         return Ok(0);
     }
     let queued = store.queued_under_consent(id)?;
-    if queued.is_empty() {
+    if queued.is_empty() && !pnp_gateway::deliver::cancel::owed_for_revoked(store, gw, today)? {
         return Ok(0);
     }
     let keys = keys(gw)?;
@@ -74,6 +75,22 @@ pub(crate) fn withdraw_queued(
             &keys.audit,
             &row.audit_entry("withdrawn", vec![reason.clone()]),
         )?;
+    }
+    let seal = keys
+        .outbox
+        .as_deref()
+        .map(pnp_gateway::store::outbox::SealKey::from_secret);
+    let cancelled = pnp_gateway::deliver::cancel::queue_for_revoked(
+        store,
+        gw,
+        seal.as_ref(),
+        &keys.audit,
+        today,
+    )?;
+    if cancelled > 0 {
+        println!(
+            "queued {cancelled} cancellation(s) of referrals already delivered under revoked consents"
+        );
     }
     Ok(queued.len())
 }

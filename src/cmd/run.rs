@@ -83,6 +83,21 @@ pub(crate) fn disclose_and_dispatch(
     let mut sent = pnp_gateway::deliver::DispatchStats::default();
     if let Some(secret) = &keys.outbox {
         let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
+        // Referrals delivered under a consent revoked by now are cancelled (a revocation dated
+        // ahead, or recorded while the referral was being sent).
+        let cancelled = pnp_gateway::deliver::cancel::queue_for_revoked(
+            store,
+            gw,
+            Some(&seal),
+            &keys.audit,
+            today,
+        )?;
+        if cancelled > 0 {
+            tracing::info!(
+                cancellations = cancelled,
+                "cancellations queued for revoked consents"
+            );
+        }
         sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
         let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
         if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {

@@ -16,7 +16,8 @@ use sha2::{Digest, Sha256};
 
 const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
 
-fn security() -> Value {
+/// The labels every resource carries (the cancellation's Task too: `cancel.rs`).
+pub(super) fn security() -> Value {
     json!([
         {"system": ACT_CODE, "code": "42CFRPart2", "display": "42 CFR Part2"},
         {"system": ACT_CODE, "code": "ETH", "display": "substance abuse information sensitivity"},

@@ -6,6 +6,7 @@
 //! the payloads the profiles produced.
 
 mod alerts;
+pub mod cancel;
 pub mod fhir;
 pub mod file;
 pub mod hl7out;
@@ -129,8 +130,9 @@ pub fn dispatch(
             }
             let mut batch: Vec<(Row, Value)> = Vec::new();
             for row in rows {
-                // Consent at send time, not only at decision time.
-                if let Some(cid) = &row.consent_id {
+                // Consent at send time, not only at decision time. Not for a cancellation: it
+                // discloses nothing new, and a revocation is what it may announce.
+                if let Some(cid) = row.consent_id.as_ref().filter(|_| row.cancels.is_none()) {
                     let reasons = match store.consent(cid)? {
                         Some(rec) => consent::check(&rec, &recipient, today),
                         None => vec![format!(

@@ -6,7 +6,7 @@
 //! when the outcome is committed, so that at most [`WINDOW`] payloads (or, for a batched
 //! webhook, `concurrency × batch_max` if that is more) are ever sent and not yet committed.
 
-use super::{SendError, fhir, file, hl7out, kafka, limits, webhook};
+use super::{SendError, cancel, fhir, file, hl7out, kafka, limits, webhook};
 use crate::config::gateway::{Delivery, DeliveryKind};
 use crate::store::outbox::Row;
 use crate::store::{Store, StoreError};
@@ -421,7 +421,10 @@ pub(super) fn send(
             };
             one_by_one(batch, clients, pace, books, |client, row, payload| {
                 let now = chrono::Utc::now().fixed_offset();
-                let msg = hl7out::ref_i12(payload, &row.idempotency_key, receiver, now);
+                let msg = match row.cancels {
+                    Some(_) => cancel::ref_i14(payload, &row.idempotency_key, dest, receiver, now),
+                    None => hl7out::ref_i12(payload, &row.idempotency_key, receiver, now),
+                };
                 client.send(&msg, &hl7out::control_id(&row.idempotency_key))
             })
         }
@@ -471,7 +474,10 @@ pub(super) fn send(
             }
             one_by_one(batch, &mut senders, pace, books, |hook, row, payload| {
                 let (body, content_type) = if *fhir {
-                    let b = fhir::bundle(payload, &row.idempotency_key);
+                    let b = match row.cancels {
+                        Some(_) => cancel::task_bundle(payload),
+                        None => fhir::bundle(payload, &row.idempotency_key),
+                    };
                     (
                         serde_json::to_vec(&b).unwrap_or_default(),
                         "application/fhir+json",

@@ -120,6 +120,15 @@ pub fn disclose_staged(
                 for r in store.pending_for_incident(&adapter, &inc.incident_id)? {
                     store.withdraw(r.id, "incident_deleted: the agency deleted the incident")?;
                 }
+                // What was delivered is taken back: a cancellation after each referral.
+                crate::deliver::cancel::queue_for_incident(
+                    store,
+                    gw,
+                    seal.as_ref(),
+                    &keys.audit,
+                    &adapter,
+                    &inc.incident_id,
+                )?;
             }
             for d in &decisions {
                 if !d.delivers() || !gw.deliveries.contains_key(&d.destination) {

@@ -14,6 +14,7 @@ use std::path::Path;
 
 pub mod attempts;
 pub mod audit;
+pub mod cancellations;
 pub mod gaps;
 pub mod outbox;
 pub mod registry;
@@ -217,6 +218,12 @@ const MIGRATIONS: &[&str] = &[
         set_aside_at TEXT,
         PRIMARY KEY (adapter, path)
     );",
+    // 11: cancellations out (see `cancellations`): a row that tells a destination a referral it
+    // received is cancelled names that referral's row (`cancels`); finding the delivered
+    // referrals under a revoked consent reads only that consent's rows.
+    "ALTER TABLE outbox ADD COLUMN cancels INTEGER REFERENCES outbox (id);
+    CREATE INDEX outbox_by_cancels ON outbox (cancels) WHERE cancels IS NOT NULL;
+    CREATE INDEX outbox_by_consent ON outbox (consent_id) WHERE consent_id IS NOT NULL;",
 ];
 
 /// What the ledger knows of one file.

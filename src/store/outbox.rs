@@ -93,15 +93,23 @@ pub struct Row {
     pub delivered_at: Option<String>,
     pub replay_of: Option<i64>,
     pub has_payload: bool,
+    /// Set on a cancellation: the referral row whose delivery it cancels (see
+    /// [`super::cancellations`]).
+    pub cancels: Option<i64>,
 }
 
 impl Row {
     /// The audit entry for something that happened to this row (delivered, withdrawn, ...).
+    /// A cancellation's entries say so (`cancellation-delivered`, ...), so that the trail tells
+    /// a referral from the message that cancelled it.
     pub fn audit_entry(&self, what: &str, reasons: Vec<String>) -> super::audit::Entry {
         super::audit::Entry {
             destination: self.destination.clone(),
             profile: self.profile.clone(),
-            decision: what.to_string(),
+            decision: match self.cancels {
+                Some(_) => format!("cancellation-{what}"),
+                None => what.to_string(),
+            },
             reasons,
             person_token: self.person_token.clone(),
             consent_id: self.consent_id.clone(),
@@ -111,9 +119,9 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL";
+pub(super) const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL, cancels";
 
-fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     let fields: String = r.get(13)?;
     Ok(Row {
         id: r.get(0)?,
@@ -134,6 +142,7 @@ fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
         delivered_at: r.get(15)?,
         replay_of: r.get(16)?,
         has_payload: r.get(17)?,
+        cancels: r.get(18)?,
     })
 }
 
@@ -242,10 +251,11 @@ impl Store {
         Ok(())
     }
 
-    /// Pending and dead rows disclosed under a consent: withdrawn when it is revoked.
+    /// Pending and dead rows disclosed under a consent: withdrawn when it is revoked. Not the
+    /// cancellations: a revocation is what they announce.
     pub fn queued_under_consent(&self, consent_id: &str) -> Result<Vec<Row>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE consent_id = ?1 AND status IN ('pending', 'dead') ORDER BY id"
+            "SELECT {COLUMNS} FROM outbox WHERE consent_id = ?1 AND status IN ('pending', 'dead') AND cancels IS NULL ORDER BY id"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map([consent_id], row)?;
@@ -253,9 +263,10 @@ impl Store {
     }
 
     /// Pending rows of an incident (any destination): withdrawn when the incident is deleted.
+    /// Not the cancellations: they go out whatever happens to the incident next.
     pub fn pending_for_incident(&self, adapter: &str, incident_id: &str) -> Result<Vec<Row>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox WHERE adapter = ?1 AND incident_id = ?2 AND status IN ('pending', 'dead') ORDER BY id"
+            "SELECT {COLUMNS} FROM outbox WHERE adapter = ?1 AND incident_id = ?2 AND status IN ('pending', 'dead') AND cancels IS NULL ORDER BY id"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![adapter, incident_id], row)?;
@@ -296,8 +307,8 @@ impl Store {
         }
         let (idem, _) = random_token("")?;
         let t = now();
-        self.conn.prepare_cached("INSERT INTO outbox (idempotency_key, destination, adapter, incident_id, profile, status, created_at, next_attempt_at, consent_id, person_token, fields, payload, payload_digest, replay_of)
-             SELECT ?2, COALESCE(?3, destination), adapter, incident_id, profile, 'pending', ?4, ?4, consent_id, person_token, fields, payload, payload_digest, id
+        self.conn.prepare_cached("INSERT INTO outbox (idempotency_key, destination, adapter, incident_id, profile, status, created_at, next_attempt_at, consent_id, person_token, fields, payload, payload_digest, replay_of, cancels)
+             SELECT ?2, COALESCE(?3, destination), adapter, incident_id, profile, 'pending', ?4, ?4, consent_id, person_token, fields, payload, payload_digest, id, cancels
              FROM outbox WHERE id = ?1")?.execute(
             params![id, idem, to, t],
         )?;

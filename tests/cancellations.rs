@@ -1,0 +1,432 @@
+//! Cancellations out (issue 11 item 7), on a small tree of our own: four HL7 referrals for one
+//! consented-referral destination (and a de-identified one beside it). INC-9001 is delivered, then
+//! cancelled at its source (REF^I14); INC-9002 is delivered, then its consent is revoked by an
+//! import; INC-9003 is queued and cancelled in the same file, before any send; INC-9004 stays. Each destination
+//! kind is checked against an independent peer: the REF^I14 by python-hl7's MLLP server and
+//! hl7apy (strict v2.5.1), the FHIR Task update by fhir.resources and the R4 JSON Schema, the
+//! webhook event by the Python receiver that verifies signatures.
+
+mod common;
+
+use common::peers::{mllp_peer, receiver};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The destination under test is `intake`; `dhhr` is de-identified and gets no cancellation.
+fn tree(dir: &Path, deliver: &str) -> PathBuf {
+    let cfg = dir.join("gateway.toml");
+    std::fs::create_dir_all(dir.join("exports/hl7")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"adapters_dir = "{adapters}"
+[store]
+path = "state/gateway.db"
+[program]
+include = ["overdose", "substance_use", "behavioral_health"]
+[[pipeline]]
+adapter = "hl7v2"
+folder = "exports/hl7"
+[keys]
+vault_key_file = "state/keys/vault.key"
+audit_key_file = "state/keys/audit.key"
+outbox_key_file = "state/keys/outbox.key"
+[[prss]]
+id = "PRSS-09"
+certification = "WVCBAPP-PRSS-0909"
+certified_until = "2030-01-01"
+[[destination]]
+id = "intake"
+profile = "consented-referral"
+purpose = "treatment_referral"
+{deliver}
+retry = {{ initial_backoff_ms = 0, max_attempts = 5 }}
+[[destination]]
+id = "dhhr"
+profile = "safe-harbor"
+purpose = "program_evaluation"
+deliver = {{ kind = "file", folder = "deliveries/dhhr" }}
+"#,
+            adapters = repo().join("adapters").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+const PEOPLE: [(&str, &str, &str, &str); 4] = [
+    ("9001", "RIVERS", "TAYLOR", "19910203"),
+    ("9002", "BROOK", "SAM", "19880512"),
+    ("9003", "STONE", "ALEX", "19790930"),
+    ("9004", "FIELD", "JORDAN", "19950617"),
+];
+
+fn consent(n: &str, last: &str, first: &str, revoked: &str) -> String {
+    format!(
+        r#"{{"id": "C-{n}", "patient_name": "{last}, {first}", "disclosing": "Our County Police and Peers program", "information": ["identity", "contact", "referral"], "recipients": ["intake"], "purpose": "treatment_referral", "right_to_revoke_statement": "I may revoke this consent in writing at any time.", "expires_on": "2027-12-31", "signature": "{first} {last}", "signed_on": "2026-10-01"{revoked}}}"#
+    )
+}
+
+fn hl7(event: &str, n: &str, last: &str, first: &str, dob: &str) -> String {
+    [
+        format!("MSH|^~\\&|EDIS|HOSP|GW|PNP|20261120101500-0500||REF^{event}^REF_I12|M{event}{n}|P|2.5.1"),
+        format!("RF1|A^Active|R^Routine|MED^Medical||I^Inpatient|INC-{n}"),
+        format!("PID|1||555{n}^^^HOSP^MR||{last}^{first}||{dob}|F"),
+        "DG1|1||F11.20^Opioid dependence^I10|||A".to_string(),
+    ]
+    .join("\r")
+        + "\r"
+}
+
+fn import(cfg: &Path, what: &str, file: &Path) -> String {
+    let mut args = vec![what, "import"];
+    if what == "consent" {
+        args.extend(["--today", TODAY]);
+    }
+    args.push(file.to_str().unwrap());
+    success(&cli(&args, cfg))
+}
+
+/// The referral rows' and cancellation rows' idempotency keys, by incident.
+fn key_of(cfg: &Path, sql: &str) -> String {
+    rusqlite::Connection::open(cfg.parent().unwrap().join("state/gateway.db"))
+        .unwrap()
+        .query_row(sql, [], |r| r.get(0))
+        .unwrap()
+}
+
+fn referral_key(cfg: &Path, n: &str) -> String {
+    key_of(
+        cfg,
+        &format!(
+            "SELECT idempotency_key FROM outbox WHERE destination = 'intake' AND incident_id = 'INC-{n}' AND cancels IS NULL"
+        ),
+    )
+}
+
+/// Runs the whole story against the configured destination; returns the config.
+fn story(dir: &Path, deliver: &str) -> PathBuf {
+    let cfg = tree(dir, deliver);
+    success(&cli(&["check"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
+    let consents = dir.join("consents.json");
+    let all: Vec<String> = PEOPLE
+        .iter()
+        .map(|(n, l, f, _)| consent(n, l, f, ""))
+        .collect();
+    std::fs::write(&consents, format!("[{}]", all.join(",\n"))).unwrap();
+    import(&cfg, "consent", &consents);
+    let engagements = dir.join("engagements.csv");
+    let mut csv =
+        "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\n"
+            .to_string();
+    for (n, ..) in PEOPLE {
+        csv += &format!("E-{n},INC-{n},hl7v2,subject,PRSS-09,C-{n},mat,intake,2026-11-20\n");
+    }
+    std::fs::write(&engagements, csv).unwrap();
+    import(&cfg, "engagement", &engagements);
+
+    // Four referrals; the third is cancelled in the same file, while it is still queued.
+    let mut first: String = PEOPLE
+        .iter()
+        .map(|(n, l, f, d)| hl7("I12", n, l, f, d))
+        .collect();
+    let (n, l, f, d) = PEOPLE[2];
+    first += &hl7("I14", n, l, f, d);
+    std::fs::write(dir.join("exports/hl7/a.hl7"), first).unwrap();
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(outbox_count(&cfg, "intake", "delivered"), 3);
+    assert_eq!(
+        outbox_count(&cfg, "intake", "withdrawn"),
+        1,
+        "INC-9003 withdrawn"
+    );
+
+    // INC-9001 is cancelled at its source after delivery.
+    let (n, l, f, d) = PEOPLE[0];
+    std::fs::write(dir.join("exports/hl7/b.hl7"), hl7("I14", n, l, f, d)).unwrap();
+    success(&cli(&["run", "--once"], &cfg));
+
+    // C-9002 is revoked, by an import, after delivery.
+    let (n, l, f, _) = PEOPLE[1];
+    let revoked = dir.join("revoked.json");
+    std::fs::write(
+        &revoked,
+        format!("[{}]", consent(n, l, f, r#", "revoked_on": "2026-11-26""#)),
+    )
+    .unwrap();
+    let imported = import(&cfg, "consent", &revoked);
+    success(&cli(&["run", "--once"], &cfg));
+
+    // One cancellation per delivered referral, each after its referral and sent (the revoked
+    // consent does not withdraw it); none for the referral withdrawn before any send, none for
+    // the de-identified destination.
+    let count = |sql: &str| store_count(&cfg, sql);
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM outbox c JOIN outbox r ON r.id = c.cancels WHERE c.destination = 'intake' AND c.status = 'delivered' AND c.id > r.id AND r.status = 'delivered' AND c.idempotency_key <> r.idempotency_key"
+        ),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE cancels IS NOT NULL"),
+        2
+    );
+    assert!(imported.contains("queued 1 cancellation"), "{imported}");
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE cancels IS NOT NULL AND incident_id = 'INC-9003'"),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM outbox WHERE cancels IS NOT NULL AND destination = 'dhhr'"),
+        0
+    );
+    // Audited: queued and delivered, with the reason code; no value of the person anywhere in
+    // the trail.
+    for (decision, reason) in [
+        ("cancellation-queued", "incident_deleted"),
+        ("cancellation-queued", "consent_revoked"),
+        ("cancellation-delivered", ""),
+    ] {
+        let n = count(&format!(
+            "SELECT count(*) FROM audit WHERE destination = 'intake' AND decision = '{decision}' AND reasons LIKE '%{reason}%'"
+        ));
+        assert!(n >= 1, "{decision} {reason}");
+    }
+    assert_eq!(
+        count("SELECT count(*) FROM audit WHERE decision = 'cancellation-delivered'"),
+        2
+    );
+    let db = rusqlite::Connection::open(dir.join("state/gateway.db")).unwrap();
+    let trail: String = db
+        .query_row(
+            "SELECT group_concat(destination || profile || decision || reasons || coalesce(consent_id, '') || fields, '\n') FROM audit",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    for (_, last, first, dob) in PEOPLE {
+        for v in [last, first, dob] {
+            assert!(!trail.contains(v), "{v} in the audit trail");
+        }
+    }
+    success(&cli(&["audit", "verify"], &cfg));
+    cfg
+}
+
+#[test]
+fn a_cancelled_or_revoked_referral_goes_out_as_a_ref_i14() {
+    let python = std::env::var("PNP_PEERS_PYTHON")
+        .expect("PNP_PEERS_PYTHON is not set: run the tests with scripts/test.sh");
+    let d = tempfile::tempdir().unwrap();
+    let peer = mllp_peer(d.path(), &python, false);
+    let cfg = story(
+        d.path(),
+        &format!(
+            "deliver = {{ kind = \"hl7\", address = \"127.0.0.1:{}\", receiving_application = \"INTAKE\", receiving_facility = \"OURS\" }}",
+            peer.port
+        ),
+    );
+    let msgs = peer.messages();
+    let types: Vec<&str> = msgs.iter().map(|m| m["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        [
+            "REF^I12^REF_I12",
+            "REF^I12^REF_I12",
+            "REF^I12^REF_I12",
+            "REF^I14^REF_I12",
+            "REF^I14^REF_I12"
+        ]
+    );
+    for (m, (n, reason)) in msgs[3..]
+        .iter()
+        .zip([("9001", "incident_deleted"), ("9002", "consent_revoked")])
+    {
+        let raw = m["raw"].as_str().unwrap();
+        assert_eq!(
+            m["hl7apy_valid"], true,
+            "hl7apy refused: {}\n{raw}",
+            m["why"]
+        );
+        assert_eq!(m["ack"], "AA");
+        // The referral as the REF^I12 named it (RF1-6, PID-3), its key, the reason; no person.
+        assert!(raw.contains(&format!("RF1||||||E-{n}|")), "{raw}");
+        assert!(
+            raw.contains(&format!("PID|1||E-{n}^^^PNP-GATEWAY^RI||^^^^^^S")),
+            "{raw}"
+        );
+        assert!(raw.contains(&referral_key(&cfg, n)), "{raw}");
+        assert!(raw.contains(reason), "{raw}");
+        for (_, last, first, dob) in PEOPLE {
+            for v in [last, first, dob] {
+                assert!(!raw.contains(v), "{v} in the REF^I14");
+            }
+        }
+        assert_ne!(m["control_id"], msgs[0]["control_id"]);
+    }
+}
+
+#[test]
+fn a_cancelled_or_revoked_referral_cancels_its_fhir_task() {
+    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let schema = std::env::var("PNP_FHIR_SCHEMA")
+        .expect("PNP_FHIR_SCHEMA is not set: run the tests with scripts/test.sh");
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("intake.secret");
+    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
+    let rx = receiver(d.path(), &secret);
+    let cfg = story(
+        d.path(),
+        &format!(
+            "deliver = {{ kind = \"fhir\", url = \"https://localhost:{}/fhir\", secret_file = \"{}\", ca_file = \"{}\" }}",
+            rx.port,
+            secret.display(),
+            d.path().join("ca.pem").display()
+        ),
+    );
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 5, "{reqs:?}");
+    assert!(reqs.iter().all(|r| r["signature_ok"] == true));
+    for (r, n) in reqs[3..].iter().zip(["9001", "9002"]) {
+        let key = referral_key(&cfg, n);
+        // The Task the referral created carries the key the update finds it by.
+        let created = reqs[..3]
+            .iter()
+            .find(|c| c["idempotency_key"] == key.as_str())
+            .expect("the referral was sent");
+        let task = created["body"]["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["resource"]["resourceType"] == "Task")
+            .unwrap();
+        assert_eq!(
+            task["resource"]["identifier"][0]["system"],
+            "urn:pnp-gateway:idempotency-key"
+        );
+        assert_eq!(task["resource"]["identifier"][0]["value"], key.as_str());
+        let b = &r["body"];
+        assert_eq!(b["type"], "transaction");
+        let e = &b["entry"][0];
+        assert_eq!(e["request"]["method"], "PUT");
+        assert_eq!(
+            e["request"]["url"],
+            format!("Task?identifier=urn:pnp-gateway:idempotency-key|{key}")
+        );
+        assert_eq!(e["resource"]["status"], "cancelled");
+        assert_ne!(r["idempotency_key"], key.as_str(), "a key of its own");
+        let f = d.path().join(format!("cancel-{n}.json"));
+        std::fs::write(&f, serde_json::to_vec(b).unwrap()).unwrap();
+        let out = Command::new(&python)
+            .arg(repo().join("tests/peers/fhir_validate.py"))
+            .arg(&f)
+            .arg(&schema)
+            .arg("Task")
+            .output()
+            .expect("python");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && said.trim() == "valid",
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = b.to_string();
+        for (_, last, first, _) in PEOPLE {
+            assert!(!text.contains(last) && !text.contains(first), "{text}");
+        }
+    }
+}
+
+#[test]
+fn a_cancelled_or_revoked_referral_is_a_signed_webhook_event() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("intake.secret");
+    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
+    let rx = receiver(d.path(), &secret);
+    let cfg = story(
+        d.path(),
+        &format!(
+            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/hook\", secret_file = \"{}\", ca_file = \"{}\" }}",
+            rx.port,
+            secret.display(),
+            d.path().join("ca.pem").display()
+        ),
+    );
+    let reqs = rx.requests();
+    assert_eq!(reqs.len(), 5, "{reqs:?}");
+    for (r, (n, reason)) in reqs[3..]
+        .iter()
+        .zip([("9001", "incident_deleted"), ("9002", "consent_revoked")])
+    {
+        assert_eq!(r["signature_ok"], true, "{r}");
+        assert_eq!(r["content_type"], "application/json");
+        let b = &r["body"];
+        assert_eq!(b["event"], "referral.cancelled");
+        assert_eq!(b["reason"], reason);
+        assert_eq!(b["referral"]["id"], format!("E-{n}"));
+        let key = referral_key(&cfg, n);
+        assert_eq!(b["referral"]["idempotency_key"], key.as_str());
+        assert!(
+            reqs[..3]
+                .iter()
+                .any(|q| q["idempotency_key"] == key.as_str()),
+            "the key the referral was sent under"
+        );
+        assert_ne!(r["idempotency_key"], key.as_str());
+        assert!(b["cancelled_at"].as_str().unwrap().ends_with('Z'));
+        let mut names: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["cancelled_at", "event", "reason", "referral"],
+            "minimum data"
+        );
+    }
+}
+
+/// A revocation dated ahead takes effect at send time: the referral delivered before it is
+/// cancelled by the first run on or after its date, once.
+#[test]
+fn a_revocation_dated_ahead_cancels_when_its_day_comes() {
+    let d = tempfile::tempdir().unwrap();
+    let secret = d.path().join("intake.secret");
+    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
+    let rx = receiver(d.path(), &secret);
+    let cfg = story(
+        d.path(),
+        &format!(
+            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/hook\", secret_file = \"{}\", ca_file = \"{}\" }}",
+            rx.port,
+            secret.display(),
+            d.path().join("ca.pem").display()
+        ),
+    );
+    // C-9004 is revoked as of a day after TODAY; C-9001 too, whose referral is cancelled
+    // already (its incident was deleted).
+    for id in ["C-9004", "C-9001"] {
+        success(&cli(&["consent", "revoke", id, "--on", "2026-11-28"], &cfg));
+    }
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(rx.requests().len(), 5, "not yet");
+    let later = |args: &[&str]| {
+        success(
+            &bin()
+                .args(args)
+                .arg("--config")
+                .arg(&cfg)
+                .env("PNP_GATEWAY_TODAY", "2026-11-28")
+                .output()
+                .unwrap(),
+        )
+    };
+    later(&["run", "--once"]);
+    later(&["run", "--once"]);
+    let reqs = rx.requests();
+    // One cancellation per referral: INC-9004's now, none more for INC-9001.
+    assert_eq!(reqs.len(), 6, "{reqs:?}");
+    assert_eq!(reqs[5]["body"]["referral"]["id"], "E-9004");
+    assert_eq!(reqs[5]["body"]["reason"], "consent_revoked");
+    assert_eq!(reqs[5]["signature_ok"], true);
+}
