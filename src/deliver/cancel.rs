@@ -119,15 +119,7 @@ pub fn ref_i14(
     };
     let reason = Reason::from_code(s(payload, "/reason"));
     let when = chrono::DateTime::parse_from_rfc3339(s(payload, "/cancelled_at")).unwrap_or(now);
-    let segs = [
-        format!(
-            "MSH|^~\\&|PNP-GATEWAY|WV-PNP|{}|{}|{}||REF^I14^REF_I12|{}|P|2.5.1{}",
-            e(&to.application),
-            e(&to.facility),
-            now.format("%Y%m%d%H%M%S%z"),
-            control_id(idempotency_key),
-            if to.enhanced { "|||AL|NE" } else { "" }
-        ),
+    let body = [
         format!(
             "RF1||||||{}|||{}|{}^{}^L|{}^PNP-GATEWAY",
             e(id),
@@ -140,9 +132,14 @@ pub fn ref_i14(
         format!("PID|1||{}^^^PNP-GATEWAY^RI||^^^^^^S", e(id)),
         format!("NTE|1||Referral cancelled: {}", reason.code()),
     ];
-    let mut m = segs.join("\r");
-    m.push('\r');
-    m
+    // The same MSH as the REF^I12's (MSH-15/16 by ack mode, MSH-18 or escapes by charset).
+    super::hl7out::message(
+        to,
+        now,
+        &control_id(idempotency_key),
+        "REF^I14^REF_I12",
+        &body,
+    )
 }
 
 /// The FHIR transaction Bundle for a cancellation: a conditional update of the referral's Task
@@ -337,6 +334,7 @@ mod tests {
             application: "INTAKE".into(),
             facility: "PRESTERA".into(),
             enhanced: false,
+            charset: Default::default(),
         };
         let m = ref_i14(
             &p,
