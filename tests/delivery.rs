@@ -62,7 +62,7 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
     success(&cli(&["run", "--once"], &cfg));
     // DHHR's Safe Harbor drop: every eligible incident, no identifier.
     let dhhr = lines(&folder(&cfg, "dhhr-program"));
-    assert_eq!(dhhr.len(), 29);
+    assert_eq!(dhhr.len(), DEMO_ELIGIBLE);
     let text = serde_json::to_string(&dhhr).unwrap();
     assert_deidentified(&text, "DHHR");
     assert!(
@@ -77,7 +77,7 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
             &cfg,
             "SELECT count(*) FROM outbox WHERE status = 'delivered' AND payload IS NULL"
         ),
-        29
+        DEMO_ELIGIBLE as i64
     );
 
     // The PRSS's engagement arrives: the incident is decided again, the referral goes out once.
@@ -91,18 +91,18 @@ fn run_delivers_deidentified_data_then_referrals_once_engaged() {
         "42 CFR part 2 prohibits unauthorized use or disclosure of these records."
     );
     // Re-deciding did not send DHHR anything twice.
-    assert_eq!(lines(&folder(&cfg, "dhhr-program")).len(), 29);
+    assert_eq!(lines(&folder(&cfg, "dhhr-program")).len(), DEMO_ELIGIBLE);
     success(&cli(&["run", "--once"], &cfg));
     assert_eq!(lines(&folder(&cfg, "prestera")).len(), 1);
     let audit = success(&cli(&["audit", "verify"], &cfg));
     assert!(audit.starts_with("audit trail intact"), "{audit}");
-    // 29 to DHHR, one referral to Prestera, one to the QRT (C-2026-005, not revoked here).
+    // DEMO_ELIGIBLE to DHHR, one referral to Prestera, one to the QRT (C-2026-005, not revoked here).
     assert_eq!(
         store_count(
             &cfg,
             "SELECT count(*) FROM audit WHERE decision = 'delivered'"
         ),
-        31
+        DEMO_ELIGIBLE as i64 + 2
     );
 }
 
@@ -158,11 +158,15 @@ fn dead_letter_then_replay() {
             &cfg,
             "SELECT count(*) FROM outbox WHERE status = 'pending' AND attempts = 1"
         ),
-        29
+        DEMO_ELIGIBLE as i64
     );
     success(&cli(&["run", "--once"], &cfg));
     let dead = success(&cli(&["outbox", "dead"], &cfg));
-    assert!(dead.trim_end().ends_with("29 row(s)"), "{dead}");
+    assert!(
+        dead.trim_end()
+            .ends_with(&format!("{DEMO_ELIGIBLE} row(s)")),
+        "{dead}"
+    );
     assert!(dead.contains("cannot create the folder"), "{dead}");
     // The other destinations were not held up.
     let ids: Vec<i64> = db(&cfg)

@@ -84,8 +84,9 @@ fn every_destination_kind_from_the_example_config() {
         ("prestera", 1),
         ("prestera-fhir", 1),
         ("prestera-hl7", 1),
-        ("dhhr-stream", 7),
-        ("dhhr-drop", 7),
+        // The generic export's 8 eligible incidents (one in the repeated autumn hour).
+        ("dhhr-stream", 8),
+        ("dhhr-drop", 8),
     ] {
         assert_eq!(outbox_count(&cfg, dest, "delivered"), n, "{dest}");
     }
@@ -128,7 +129,7 @@ fn every_destination_kind_from_the_example_config() {
     // The CSV drop: files of at most 10 records, read back by Python's csv module.
     let drop = ex.join("deliveries/dhhr-drop");
     let files: Vec<_> = std::fs::read_dir(&drop).unwrap().flatten().collect();
-    assert_eq!(files.len(), 2, "7 records in files of at most 5");
+    assert_eq!(files.len(), 2, "8 records in files of at most 5");
     let out = Command::new("python3")
         .arg("-c")
         .arg(
@@ -140,7 +141,7 @@ fn every_destination_kind_from_the_example_config() {
         .output()
         .unwrap();
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.len(), 7);
+    assert_eq!(rows.len(), 8);
     for r in &rows {
         assert_eq!(r["idempotency_key"].as_str().unwrap().len(), 32);
         assert_eq!(r["profile"], "safe-harbor");

@@ -103,12 +103,15 @@ fn program_data_reaches_kafka_once_keyed_per_incident_with_headers() {
     let d = tempfile::tempdir().unwrap();
     let cfg = demo_to_kafka(d.path(), &brokers, 10_000);
     success(&cli(&["run", "--once"], &cfg));
-    assert_eq!(outbox_count(&cfg, "dhhr-program", "delivered"), 29);
+    assert_eq!(
+        outbox_count(&cfg, "dhhr-program", "delivered"),
+        DEMO_ELIGIBLE as i64
+    );
     // A second run sends nothing again.
     success(&cli(&["run", "--once"], &cfg));
 
-    let got = consume(&brokers, 3, 29);
-    assert_eq!(got.len(), 29, "every payload exactly once");
+    let got = consume(&brokers, 3, DEMO_ELIGIBLE);
+    assert_eq!(got.len(), DEMO_ELIGIBLE, "every payload exactly once");
     let mut keys = std::collections::BTreeSet::new();
     for g in &got {
         assert_eq!(g.value["profile"], "safe-harbor");
@@ -170,7 +173,11 @@ fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters(
     let out = cli(&["run", "--once"], &cfg);
     success(&out);
     let queued = "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'pending' AND attempts >= 1";
-    assert_eq!(store_count(&cfg, queued), 29, "all queued for retry");
+    assert_eq!(
+        store_count(&cfg, queued),
+        DEMO_ELIGIBLE as i64,
+        "all queued for retry"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         err.matches("destination is failing").count(),
@@ -189,8 +196,11 @@ fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters(
     std::fs::write(&cfg, text).unwrap();
     let out = cli(&["run", "--once"], &cfg);
     success(&out);
-    assert_eq!(outbox_count(&cfg, "dhhr-program", "delivered"), 29);
-    assert_eq!(consume(&brokers, 1, 29).len(), 29);
+    assert_eq!(
+        outbox_count(&cfg, "dhhr-program", "delivered"),
+        DEMO_ELIGIBLE as i64
+    );
+    assert_eq!(consume(&brokers, 1, DEMO_ELIGIBLE).len(), DEMO_ELIGIBLE);
 
     // A permanent refusal (the topic's ACL) is dead-lettered with its reason, not retried.
     let d2 = tempfile::tempdir().unwrap();
@@ -209,11 +219,15 @@ fn a_cluster_that_is_down_queues_then_drains_and_a_permanent_error_dead_letters(
     assert_eq!(
         err.matches("dead-lettered").count(),
         1,
-        "one warning for 29 dead letters: {err}"
+        "one warning for {DEMO_ELIGIBLE} dead letters: {err}"
     );
     assert!(err.contains("refuses payloads"), "{err}");
     let dead = success(&cli(&["outbox", "dead"], &cfg2));
-    assert_eq!(outbox_count(&cfg2, "dhhr-program", "dead"), 29, "{dead}");
+    assert_eq!(
+        outbox_count(&cfg2, "dhhr-program", "dead"),
+        DEMO_ELIGIBLE as i64,
+        "{dead}"
+    );
     assert!(dead.to_lowercase().contains("authoriz"), "{dead}");
 }
 

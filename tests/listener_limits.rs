@@ -396,14 +396,17 @@ fn strangers_on_the_metrics_port_do_not_stop_ingest_or_delivery() {
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut delivered = 0;
-    while Instant::now() < deadline && delivered < 29 {
+    while Instant::now() < deadline && delivered < DEMO_ELIGIBLE as i64 {
         std::thread::sleep(Duration::from_millis(300));
         delivered = outbox_count(&cfg, "dhhr-program", "delivered");
     }
     let _ = child.kill();
     let _ = child.wait();
     drop(strangers);
-    assert_eq!(delivered, 29, "ingest and delivery stopped");
+    assert_eq!(
+        delivered, DEMO_ELIGIBLE as i64,
+        "ingest and delivery stopped"
+    );
 }
 
 /// The case: 48 strangers sending 15 MiB bodies each (each under the per-request cap) made

@@ -42,7 +42,7 @@ fn metrics_count_reads_decisions_deliveries_and_the_outbox() {
         }
     });
     let addr = rx.recv_timeout(Duration::from_secs(20)).unwrap();
-    let want = "pnp_deliveries_total{destination=\"dhhr-program\",outcome=\"delivered\"} 29\n";
+    let want = "pnp_deliveries_total{destination=\"dhhr-program\",outcome=\"delivered\"} 30\n";
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut text = String::new();
     while Instant::now() < deadline && !text.contains(want) {
@@ -63,7 +63,7 @@ fn metrics_count_reads_decisions_deliveries_and_the_outbox() {
         "pnp_disclosure_decisions_total{destination=\"prestera\",decision=\"withhold\"}"
     ));
     assert!(
-        text.contains("pnp_outbox_rows{destination=\"dhhr-program\",status=\"delivered\"} 29\n")
+        text.contains("pnp_outbox_rows{destination=\"dhhr-program\",status=\"delivered\"} 30\n")
     );
     assert!(text.contains("pnp_destination_failing{destination=\"dhhr-program\"} 0\n"));
     assert!(text.contains("pnp_records_rejected_total{kind="), "{text}");

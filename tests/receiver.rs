@@ -85,10 +85,13 @@ fn demo_delivers_to_a_folder_a_file_drop_and_its_https_receiver() {
             .output()
             .unwrap(),
     );
-    assert!(out.contains("took 29 payload(s)"), "{out}");
+    assert!(
+        out.contains(&format!("took {DEMO_ELIGIBLE} payload(s)")),
+        "{out}"
+    );
     let base = d.path().join("demo/examples/demo/deliveries");
     let received = std::fs::read_to_string(base.join("dhhr-research/received.ndjson")).unwrap();
-    assert_eq!(received.lines().count(), 29);
+    assert_eq!(received.lines().count(), DEMO_ELIGIBLE);
     for l in received.lines() {
         let v: serde_json::Value = serde_json::from_str(l).unwrap();
         assert_eq!(v["payload"]["profile"], "limited-data-set");
@@ -100,6 +103,6 @@ fn demo_delivers_to_a_folder_a_file_drop_and_its_https_receiver() {
             .map(|e| std::fs::read_to_string(e.path()).unwrap().lines().count())
             .sum::<usize>()
     };
-    assert_eq!(count("dhhr-program"), 29);
+    assert_eq!(count("dhhr-program"), DEMO_ELIGIBLE);
     assert_eq!(count("prestera"), 1);
 }

@@ -94,27 +94,28 @@ fn kill_9_while_delivering_thousands_then_restart_delivers_every_one() {
         let done = store_count(&cfg, delivered);
         eprintln!("killed after {wait} ms: {done} delivered");
         // A kill counts once it fell while payloads were going out.
-        if done > last && done < (N + 29) as i64 {
+        if done > last && done < (N + DEMO_ELIGIBLE) as i64 {
             kills_delivering += 1;
         }
         last = done;
-        if kills_delivering >= 5 || done == (N + 29) as i64 || Instant::now() > deadline {
+        if kills_delivering >= 5 || done == (N + DEMO_ELIGIBLE) as i64 || Instant::now() > deadline
+        {
             break;
         }
     }
     // Restarted for good: it finishes.
     // The drain has a deadline of its own: a loaded machine may have spent the kills' on them.
     let drain = Instant::now() + Duration::from_secs(300);
-    while store_count(&cfg, delivered) < (N + 29) as i64 && Instant::now() < drain {
+    while store_count(&cfg, delivered) < (N + DEMO_ELIGIBLE) as i64 && Instant::now() < drain {
         success(&cli(&["run", "--once"], &cfg));
     }
-    assert_eq!(store_count(&cfg, delivered), (N + 29) as i64);
+    assert_eq!(store_count(&cfg, delivered), (N + DEMO_ELIGIBLE) as i64);
     assert_eq!(
         store_count(
             &cfg,
             "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program'"
         ),
-        (N + 29) as i64,
+        (N + DEMO_ELIGIBLE) as i64,
         "one outbox row per incident, nothing queued twice"
     );
 
@@ -129,7 +130,7 @@ fn kill_9_while_delivering_thousands_then_restart_delivers_every_one() {
             .or_default()
             .push(&r["body"]);
     }
-    assert_eq!(by_key.len(), N + 29, "every payload delivered");
+    assert_eq!(by_key.len(), N + DEMO_ELIGIBLE, "every payload delivered");
     for (k, bodies) in &by_key {
         assert!(bodies.iter().all(|b| *b == bodies[0]), "{k}: bodies differ");
     }
@@ -137,7 +138,11 @@ fn kill_9_while_delivering_thousands_then_restart_delivers_every_one() {
         .values()
         .map(|b| b[0]["incident"]["incident_id"].as_str().unwrap())
         .collect();
-    assert_eq!(incidents.len(), N + 29, "one payload per incident");
+    assert_eq!(
+        incidents.len(),
+        N + DEMO_ELIGIBLE,
+        "one payload per incident"
+    );
     let dups = reqs.len() - by_key.len();
     eprintln!(
         "{kills} kills ({kills_delivering} while delivering), {} requests, {dups} duplicates",
@@ -160,7 +165,7 @@ fn a_destination_down_for_a_while_drains_in_order_and_holds_up_no_other() {
         "/program",
         "retry = { initial_backoff_ms = 0, max_backoff_ms = 0, max_attempts = 1000 }",
     );
-    assert_eq!(rx.requests().len(), 29);
+    assert_eq!(rx.requests().len(), DEMO_ELIGIBLE);
 
     // DHHR's endpoint goes down; overdoses come in, then updates that make 50 of them
     // behavioural-health calls, and the PRSS's engagement makes a referral for Prestera.
@@ -188,7 +193,7 @@ fn a_destination_down_for_a_while_drains_in_order_and_holds_up_no_other() {
     );
     // Four passes while it was down, each stopping at the first refusal of each of the (by
     // default) 4 concurrent senders.
-    let refused = rx.requests().len() - 29;
+    let refused = rx.requests().len() - DEMO_ELIGIBLE;
     assert!(
         refused <= 16,
         "a down destination is probed, not hammered: {refused} refused requests"
@@ -212,7 +217,11 @@ fn a_destination_down_for_a_while_drains_in_order_and_holds_up_no_other() {
         .filter(|r| r["status"] == 200)
         .map(|r| r["body"].clone())
         .collect();
-    assert_eq!(got.len(), 29 + N + 50, "nothing lost, nothing twice");
+    assert_eq!(
+        got.len(),
+        DEMO_ELIGIBLE + N + 50,
+        "nothing lost, nothing twice"
+    );
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for b in &got {
         seen.entry(b["incident"]["incident_id"].as_str().unwrap().to_string())
@@ -253,7 +262,7 @@ fn kill_9_during_batched_delivery_repeats_at_most_the_documented_bound() {
     let mut last = store_count(&cfg, delivered);
     let mut kills_delivering = 0;
     let deadline = Instant::now() + Duration::from_secs(240);
-    while kills_delivering < 6 && last < (N + 29) as i64 && Instant::now() < deadline {
+    while kills_delivering < 6 && last < (N + DEMO_ELIGIBLE) as i64 && Instant::now() < deadline {
         let mut child = bin()
             .args(["run", "--config"])
             .arg(&cfg)
@@ -273,17 +282,17 @@ fn kill_9_during_batched_delivery_repeats_at_most_the_documented_bound() {
         ends.push(rx.requests().len());
         let done = store_count(&cfg, delivered);
         eprintln!("killed after {wait} ms: {done} delivered");
-        if done > last && done < (N + 29) as i64 {
+        if done > last && done < (N + DEMO_ELIGIBLE) as i64 {
             kills_delivering += 1;
         }
         last = done;
     }
     // The drain has a deadline of its own: a loaded machine may have spent the kills' on them.
     let drain = Instant::now() + Duration::from_secs(300);
-    while store_count(&cfg, delivered) < (N + 29) as i64 && Instant::now() < drain {
+    while store_count(&cfg, delivered) < (N + DEMO_ELIGIBLE) as i64 && Instant::now() < drain {
         success(&cli(&["run", "--once"], &cfg));
     }
-    assert_eq!(store_count(&cfg, delivered), (N + 29) as i64);
+    assert_eq!(store_count(&cfg, delivered), (N + DEMO_ELIGIBLE) as i64);
     // Each member sent again is a repeat caused by the run that sent it before.
     let reqs = rx.requests();
     let run_of = |pos: usize| ends.iter().position(|e| pos < *e).unwrap_or(ends.len());
@@ -301,7 +310,7 @@ fn kill_9_during_batched_delivery_repeats_at_most_the_documented_bound() {
         }
     }
     eprintln!("repeats per killed run: {repeats:?}");
-    assert_eq!(seen.len(), N + 29, "every payload delivered");
+    assert_eq!(seen.len(), N + DEMO_ELIGIBLE, "every payload delivered");
     let worst = repeats.iter().max().copied().unwrap_or(0);
     assert!(
         worst <= BOUND,

@@ -111,6 +111,11 @@ source = "name"
 /// The date the CLI tests decide as of (`PNP_GATEWAY_TODAY`), so that their consents stay valid.
 pub const TODAY: &str = "2026-11-27";
 
+/// The demo's eligible incidents: each goes to DHHR's destinations once (the generic export's
+/// repeated autumn hour is taken and flagged, its spring-gap time rejected).
+#[allow(dead_code)]
+pub const DEMO_ELIGIBLE: usize = 30;
+
 /// `pnp-gateway ARGS --config CFG`, as of [`TODAY`].
 pub fn cli(args: &[&str], cfg: &Path) -> std::process::Output {
     bin()
