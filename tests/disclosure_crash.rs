@@ -34,7 +34,7 @@ fn count(cfg: &Path, sql: &str) -> i64 {
 
 #[test]
 fn kill_9_during_the_disclosure_stage_loses_nothing_and_duplicates_nothing() {
-    const N: usize = 20_000;
+    const N: usize = 6_000;
     let d = tempfile::tempdir().unwrap();
     let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
     let full = std::fs::read_to_string(&cfg).unwrap();
