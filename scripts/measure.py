@@ -5,7 +5,10 @@ Usage: measure.py LABEL ROWS BYTES -- CMD... (stdout of CMD goes to /dev/null)
 
 Peak RSS is the kernel's high-water mark (VmHWM in /proc/PID/status), sampled every 5 ms while
 the command runs: getrusage of a child would also count the Python pages it was forked from.
+With MEASURE_RESULT=FILE in the environment, also writes "SECONDS PEAK_RSS_KIB" to FILE (for
+scripts that derive more rates from the same run).
 """
+import os
 import subprocess
 import sys
 import time
@@ -28,3 +31,6 @@ secs = time.perf_counter() - start
 if p.returncode != 0:
     sys.exit(f"{label}: exit {p.returncode}")
 print(f"{label:<28} {secs:8.2f} s {rows / secs:12,.0f} records/s {size / secs / 1e6:8.1f} MB/s   peak RSS {hwm_kib / 1024:7.1f} MiB")
+if os.environ.get("MEASURE_RESULT"):
+    with open(os.environ["MEASURE_RESULT"], "w") as f:
+        f.write(f"{secs} {hwm_kib}\n")

@@ -47,15 +47,12 @@ pub(crate) fn demo(out: &Path) -> Result<ExitCode> {
     println!("  revoked:      C-2026-005 as of 2026-11-20 (a written revocation)");
 
     // Who would get what: the disclosure stage over every staged incident, then a dispatch.
-    let (decisions, sent) =
-        super::run::disclose_and_dispatch(&gw, &mut store, today, &mut Default::default())?;
-    let incidents = store.incidents()?;
     let mut per_dest: std::collections::BTreeMap<
         String,
         (u64, std::collections::BTreeMap<String, u64>),
     > = Default::default();
     let mut referrals = Vec::new();
-    for dec in &decisions {
+    let mut observe = |dec: &pnp_gateway::policy::disclose::Decision| {
         let e = per_dest.entry(dec.destination.clone()).or_default();
         if dec.delivers() {
             e.0 += 1;
@@ -76,11 +73,19 @@ pub(crate) fn demo(out: &Path) -> Result<ExitCode> {
                 .to_string();
             *e.1.entry(kind).or_default() += 1;
         }
-    }
+    };
+    let (_, sent) = super::run::disclose_and_dispatch(
+        &gw,
+        &mut store,
+        today,
+        &mut Default::default(),
+        &mut observe,
+    )?;
+    let incidents: u64 = store.incident_counts()?.iter().map(|(_, _, n)| n).sum();
     println!();
     println!(
         "who would get what ({} incidents x {} destinations; every decision is in the audit trail):",
-        incidents.len(),
+        incidents,
         gw.destinations.len()
     );
     for dest in &gw.destinations {

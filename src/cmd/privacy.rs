@@ -5,9 +5,10 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use pnp_gateway::config::destination::Keys;
 use pnp_gateway::config::{Adapter, Gateway, adapter::glob_match};
+use pnp_gateway::model::Incident;
 use pnp_gateway::pipeline::disclosure::Disclosure;
-use pnp_gateway::pipeline::sinks::Memory;
-use pnp_gateway::pipeline::{FileRun, Stats};
+use pnp_gateway::pipeline::sinks::Each;
+use pnp_gateway::pipeline::{FileRun, SinkError, Stats};
 use pnp_gateway::policy::consent::missing_elements;
 use pnp_gateway::store::Store;
 use std::io::Write;
@@ -255,9 +256,33 @@ pub fn preview(
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for input in inputs {
         let a = adapter_for(gw, named.as_ref(), input)?;
-        let mut sink = Memory {
+        // Each incident is decided and printed as it is read; the copy's writes (pseudonyms,
+        // audit entries) commit at each checkpoint, a group at a time.
+        store.begin()?;
+        let mut d = Disclosure {
+            store: &mut store,
+            keys: &keys,
+            destinations: &gw.destinations,
+            roster: &gw.roster,
+            today,
+        };
+        let mut sink = Each {
             file: input.display().to_string(),
-            incidents: Vec::new(),
+            f: |inc: Option<Incident>| -> Result<(), SinkError> {
+                match inc {
+                    Some(inc) => {
+                        for decision in d.decide(&a.name, &inc)? {
+                            serde_json::to_writer(&mut out, &decision)?;
+                            out.write_all(b"\n")?;
+                        }
+                    }
+                    None => {
+                        d.store.commit()?;
+                        d.store.begin()?;
+                    }
+                }
+                Ok(())
+            },
             err: std::io::stderr(),
         };
         FileRun {
@@ -269,19 +294,7 @@ pub fn preview(
             progress: None,
         }
         .run(input, &mut sink, &mut Stats::default())?;
-        let mut d = Disclosure {
-            store: &mut store,
-            keys: &keys,
-            destinations: &gw.destinations,
-            roster: &gw.roster,
-            today,
-        };
-        for inc in &sink.incidents {
-            for decision in d.decide(&a.name, inc)? {
-                serde_json::to_writer(&mut out, &decision)?;
-                out.write_all(b"\n")?;
-            }
-        }
+        store.commit()?;
     }
     out.flush()?;
     drop(store);

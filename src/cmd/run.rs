@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use pnp_gateway::config::Gateway;
 use pnp_gateway::ingest;
 use pnp_gateway::pipeline::Stats;
+use pnp_gateway::pipeline::disclosure::Tally;
 use pnp_gateway::store::Store;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -54,24 +55,32 @@ impl Progress {
 }
 
 /// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
-/// config has destinations, as of `today`. Returns the decisions made and what was sent.
+/// config has destinations, as of `today`. `observe` sees each decision (its payload already
+/// sealed and dropped). Returns what the stage did, counted, and what was sent.
 pub(crate) fn disclose_and_dispatch(
     gw: &Gateway,
     store: &mut Store,
     today: NaiveDate,
     state: &mut pnp_gateway::deliver::Dispatcher,
-) -> Result<(
-    Vec<pnp_gateway::policy::disclose::Decision>,
-    pnp_gateway::deliver::DispatchStats,
-)> {
+    observe: &mut dyn FnMut(&pnp_gateway::policy::disclose::Decision),
+) -> Result<(Tally, pnp_gateway::deliver::DispatchStats)> {
     if gw.destinations.is_empty() {
         return Ok(Default::default());
     }
     let keys = gw.keys().map_err(anyhow::Error::msg)?;
-    let decisions = pnp_gateway::pipeline::disclosure::disclose_staged(store, gw, &keys, today)?;
-    if !decisions.is_empty() {
-        tracing::info!(decisions = decisions.len(), "disclosure decisions made");
+    let mut tally = Tally::default();
+    let staged = pnp_gateway::pipeline::disclosure::disclose_staged(
+        store, gw, &keys, today, &mut tally, observe,
+    );
+    if tally.incidents > 0 {
+        tracing::info!(
+            incidents = tally.incidents,
+            decisions = tally.decisions_total(),
+            queued = tally.queued_total(),
+            "disclosure decisions made"
+        );
     }
+    staged?;
     let purged = store.purge_incidents(gw.incident_retention_days)?;
     if purged > 0 {
         tracing::info!(
@@ -110,7 +119,7 @@ pub(crate) fn disclose_and_dispatch(
             );
         }
     }
-    Ok((decisions, sent))
+    Ok((tally, sent))
 }
 
 pub(crate) fn run(
@@ -163,6 +172,7 @@ pub(crate) fn run(
                 &mut store,
                 super::privacy::today(),
                 &mut Default::default(),
+                &mut |_| {},
             )?;
         }
         return Ok(stats);
@@ -186,10 +196,7 @@ pub(crate) fn run(
 fn record_pass(
     m: &pnp_gateway::metrics::Metrics,
     stats: &Stats,
-    pass: Option<&(
-        Vec<pnp_gateway::policy::disclose::Decision>,
-        pnp_gateway::deliver::DispatchStats,
-    )>,
+    pass: Option<&(Tally, pnp_gateway::deliver::DispatchStats)>,
     store: &Store,
     dispatcher: &pnp_gateway::deliver::Dispatcher,
 ) {
@@ -202,11 +209,9 @@ fn record_pass(
         s.incidents = stats.incidents;
         s.eligible = stats.eligible.values().sum();
         s.rejected = stats.rejected.clone();
-        if let Some((decisions, sent)) = pass {
-            for d in decisions {
-                *s.decisions
-                    .entry((d.destination.clone(), d.decision.to_string()))
-                    .or_default() += 1;
+        if let Some((tally, sent)) = pass {
+            for (k, n) in &tally.decisions {
+                *s.decisions.entry(k.clone()).or_default() += n;
             }
             for (outcome, counts) in [
                 ("delivered", &sent.delivered),
@@ -276,8 +281,13 @@ fn watch(
             }
             progress.clear();
         }
-        let pass = match disclose_and_dispatch(gw, store, super::privacy::today(), &mut dispatcher)
-        {
+        let pass = match disclose_and_dispatch(
+            gw,
+            store,
+            super::privacy::today(),
+            &mut dispatcher,
+            &mut |_| {},
+        ) {
             Ok(p) => Some(p),
             Err(e) => {
                 tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");

@@ -2,6 +2,14 @@
 //! engagements, consents and roster; pseudonyms from the vault, derived for the destination's
 //! token scope), asks policy to decide, and writes every decision to the audit trail. Policy
 //! itself does no I/O and holds no key.
+//!
+//! Over the store ([`disclose_staged`]) the stage works in group commits: a group of incidents
+//! (up to [`GROUP_INCIDENTS`], or [`GROUP_TIME`] of work, whichever comes first) has its
+//! pseudonyms, audit entries, outbox rows, withdrawals and disclosed marks written in one
+//! transaction. A crash loses the whole group and the next run decides it again: no audit entry
+//! without its outbox row or the reverse, and the audit chain's head moves with its entries.
+//! Nothing is kept per incident: decisions are counted ([`Tally`]) and handed to an observer,
+//! and a payload is dropped once it is sealed into the outbox.
 
 use crate::config::destination::Keys;
 use crate::model::{Incident, Prss};
@@ -11,6 +19,8 @@ use crate::store::audit::Entry;
 use crate::store::vault::scoped;
 use crate::store::{Store, StoreError};
 use chrono::NaiveDate;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 pub struct Disclosure<'a> {
     pub store: &'a mut Store,
@@ -23,6 +33,20 @@ pub struct Disclosure<'a> {
 impl Disclosure<'_> {
     /// Every destination's decision for one incident, each written to the audit trail.
     pub fn decide(&mut self, adapter: &str, inc: &Incident) -> Result<Vec<Decision>, StoreError> {
+        Ok(self
+            .decide_audited(adapter, inc)?
+            .into_iter()
+            .map(|(d, _)| d)
+            .collect())
+    }
+
+    /// [`Disclosure::decide`], each decision with its payload's digest as audited (computed
+    /// once: the outbox row records the same).
+    pub fn decide_audited(
+        &mut self,
+        adapter: &str,
+        inc: &Incident,
+    ) -> Result<Vec<(Decision, Option<String>)>, StoreError> {
         let engagements = self.store.engagements_for(&inc.incident_id, adapter)?;
         let mut consents = Vec::new();
         for e in &engagements {
@@ -70,6 +94,7 @@ impl Disclosure<'_> {
                     .collect();
                 self.store.record_scoped(&scope, &sent)?;
             }
+            let digest = d.payload_digest();
             self.store.audit_append(
                 &self.keys.audit,
                 &Entry {
@@ -80,87 +105,226 @@ impl Disclosure<'_> {
                     person_token: d.person_token.clone(),
                     consent_id: d.consent_id.clone(),
                     fields: d.fields.clone(),
-                    payload_digest: d.payload_digest(),
+                    payload_digest: digest.clone(),
                 },
             )?;
             tracing::debug!(destination = %d.destination, decision = d.decision, reasons = d.reasons.len(), "disclosure decided");
-            out.push(d);
+            out.push((d, digest));
         }
         Ok(out)
     }
 }
 
+/// A group commit holds at most this many incidents: the group's work and its one sync are
+/// repeated at most this far after a crash.
+pub const GROUP_INCIDENTS: usize = 1000;
+/// ... and is committed once it has worked this long, so that the write lock it holds keeps
+/// other writers (an import, `outbox` commands) waiting no longer than that.
+pub const GROUP_TIME: Duration = Duration::from_millis(50);
+/// Staged incidents are read this many at a time: memory holds no more than a page of them.
+const PAGE: usize = 64;
+
+/// What the disclosure stage did, counted: nothing of an incident is kept once it is through.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Incidents through the stage.
+    pub incidents: u64,
+    /// Decisions by (destination, decision).
+    pub decisions: BTreeMap<(String, String), u64>,
+    /// Payloads sealed into the outbox, by destination.
+    pub queued: BTreeMap<String, u64>,
+    /// Queued rows withdrawn because their incident was deleted.
+    pub withdrawn: u64,
+}
+
+impl Tally {
+    pub fn decisions_total(&self) -> u64 {
+        self.decisions.values().sum()
+    }
+
+    pub fn queued_total(&self) -> u64 {
+        self.queued.values().sum()
+    }
+
+    pub fn merge(&mut self, o: &Tally) {
+        self.incidents += o.incidents;
+        for (k, v) in &o.decisions {
+            *self.decisions.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &o.queued {
+            *self.queued.entry(k.clone()).or_default() += v;
+        }
+        self.withdrawn += o.withdrawn;
+    }
+}
+
 /// The disclosure stage over the store: every staged incident not yet through it gets its
-/// decisions (audited); the deliveries go into the outbox (encrypted), and a deleted incident
-/// withdraws what is still queued for it. Returns the decisions made.
+/// decisions (audited); the deliveries go into the outbox (sealed), and a deleted incident
+/// withdraws what is still queued for it. Works in group commits (see the module's doc).
+///
+/// `tally` counts what committed groups did: it is an argument rather than the result so that
+/// a failure part-way leaves the counts of the groups committed before it. `observe` sees each
+/// decision once its payload has been sealed and dropped (`payload` is always `None`); it is
+/// called before its group commits, so a failed group may have shown decisions that the next
+/// run makes again.
 pub fn disclose_staged(
     store: &mut Store,
     gw: &crate::config::Gateway,
     keys: &Keys,
     today: NaiveDate,
-) -> Result<Vec<Decision>, StoreError> {
-    use crate::store::outbox::{NewRow, SealKey};
-    let seal = keys.outbox.as_deref().map(SealKey::from_secret);
-    let mut all = Vec::new();
+    tally: &mut Tally,
+    observe: &mut dyn FnMut(&Decision),
+) -> Result<(), StoreError> {
+    let seal = keys
+        .outbox
+        .as_deref()
+        .map(crate::store::outbox::SealKey::from_secret);
+    let stage = Stage {
+        gw,
+        keys,
+        today,
+        seal: seal.as_ref(),
+    };
     loop {
-        let batch = store.undisclosed(500)?;
-        if batch.is_empty() {
-            return Ok(all);
-        }
-        for (row_id, adapter, inc) in batch {
-            let decisions = Disclosure {
-                store,
-                keys,
-                destinations: &gw.destinations,
-                roster: &gw.roster,
-                today,
-            }
-            .decide(&adapter, &inc)?;
-            if inc.action == crate::model::Action::Delete {
-                for r in store.pending_for_incident(&adapter, &inc.incident_id)? {
-                    store.withdraw(r.id, "incident_deleted: the agency deleted the incident")?;
-                }
-                // What was delivered is taken back: a cancellation after each referral.
-                crate::deliver::cancel::queue_for_incident(
-                    store,
-                    gw,
-                    seal.as_ref(),
-                    &keys.audit,
-                    &adapter,
-                    &inc.incident_id,
-                )?;
-            }
-            for d in &decisions {
-                if !d.delivers() || !gw.deliveries.contains_key(&d.destination) {
-                    continue;
-                }
-                let seal = seal.as_ref().ok_or_else(|| {
-                    StoreError::Invalid(
-                        "no outbox key: set PNP_GATEWAY_OUTBOX_KEY or [keys] outbox_key_file"
-                            .into(),
-                    )
-                })?;
-                let payload = d
-                    .payload
-                    .as_ref()
-                    .expect("a delivering decision has a payload");
-                store.enqueue(
-                    seal,
-                    &NewRow {
-                        destination: &d.destination,
-                        adapter: &adapter,
-                        incident_id: &inc.incident_id,
-                        profile: d.profile,
-                        consent_id: d.consent_id.as_deref(),
-                        person_token: d.person_token.as_deref(),
-                        fields: &d.fields,
-                        payload,
-                        payload_digest: &d.payload_digest().unwrap_or_default(),
-                    },
-                )?;
-            }
-            store.mark_disclosed(row_id)?;
-            all.extend(decisions);
+        let mut group = Tally::default();
+        let more = store.write(|s| stage.group(s, &mut group, observe))?;
+        tally.merge(&group);
+        if !more {
+            return Ok(());
         }
     }
+}
+
+/// What every incident of a pass is decided with.
+struct Stage<'a> {
+    gw: &'a crate::config::Gateway,
+    keys: &'a Keys,
+    today: NaiveDate,
+    seal: Option<&'a crate::store::outbox::SealKey>,
+}
+
+impl Stage<'_> {
+    /// One group, inside the open transaction. Returns whether staged incidents may remain.
+    fn group(
+        &self,
+        store: &mut Store,
+        tally: &mut Tally,
+        observe: &mut dyn FnMut(&Decision),
+    ) -> Result<bool, StoreError> {
+        let started = Instant::now();
+        let mut done = 0;
+        loop {
+            // Incidents marked in this transaction are no longer undisclosed to it.
+            let page = store.undisclosed(PAGE.min(GROUP_INCIDENTS - done))?;
+            if page.is_empty() {
+                return Ok(false);
+            }
+            for (row_id, adapter, inc) in page {
+                self.incident(store, row_id, &adapter, &inc, tally, observe)?;
+                done += 1;
+                // The rest of the page is read again by the next group.
+                if done >= GROUP_INCIDENTS || started.elapsed() >= GROUP_TIME {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// One incident: its decisions (audited), a delete's withdrawals, the deliveries sealed
+    /// into the outbox, and its disclosed mark.
+    fn incident(
+        &self,
+        store: &mut Store,
+        row_id: i64,
+        adapter: &str,
+        inc: &crate::model::Incident,
+        tally: &mut Tally,
+        observe: &mut dyn FnMut(&Decision),
+    ) -> Result<(), StoreError> {
+        let decisions = Disclosure {
+            store,
+            keys: self.keys,
+            destinations: &self.gw.destinations,
+            roster: &self.gw.roster,
+            today: self.today,
+        }
+        .decide_audited(adapter, inc)?;
+        if inc.action == crate::model::Action::Delete {
+            tally.withdrawn += withdraw_deleted(store, adapter, &inc.incident_id)?;
+            // What was delivered is taken back: a cancellation after each referral, in this
+            // group's transaction.
+            crate::deliver::cancel::queue_for_incident(
+                store,
+                self.gw,
+                self.seal,
+                &self.keys.audit,
+                adapter,
+                &inc.incident_id,
+            )?;
+        }
+        for (mut d, digest) in decisions {
+            // Taken out of the decision: the plain payload lives only until it is sealed.
+            let payload = d.payload.take();
+            if d.delivers() && self.gw.deliveries.contains_key(&d.destination) {
+                let payload = payload.expect("a delivering decision has a payload");
+                let digest = digest.unwrap_or_default();
+                self.enqueue(store, adapter, &d, &payload, &digest)?;
+                *tally.queued.entry(d.destination.clone()).or_default() += 1;
+            }
+            *tally
+                .decisions
+                .entry((d.destination.clone(), d.decision.to_string()))
+                .or_default() += 1;
+            observe(&d);
+        }
+        store.mark_disclosed(row_id)?;
+        tally.incidents += 1;
+        Ok(())
+    }
+
+    fn enqueue(
+        &self,
+        store: &mut Store,
+        adapter: &str,
+        d: &Decision,
+        payload: &serde_json::Value,
+        digest: &str,
+    ) -> Result<(), StoreError> {
+        use crate::store::outbox::NewRow;
+        let seal = self.seal.ok_or_else(|| {
+            StoreError::Invalid(
+                "no outbox key: set PNP_GATEWAY_OUTBOX_KEY or [keys] outbox_key_file".into(),
+            )
+        })?;
+        store.enqueue(
+            seal,
+            &NewRow {
+                destination: &d.destination,
+                adapter,
+                incident_id: &d.incident,
+                profile: d.profile,
+                consent_id: d.consent_id.as_deref(),
+                person_token: d.person_token.as_deref(),
+                fields: &d.fields,
+                payload,
+                payload_digest: digest,
+            },
+        )?;
+        Ok(())
+    }
+}
+
+/// A deleted incident withdraws what is still queued for it (any destination) and purges those
+/// payloads. Returns how many rows were withdrawn.
+fn withdraw_deleted(
+    store: &mut Store,
+    adapter: &str,
+    incident_id: &str,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for r in store.pending_for_incident(adapter, incident_id)? {
+        store.withdraw(r.id, "incident_deleted: the agency deleted the incident")?;
+        n += 1;
+    }
+    Ok(n)
 }

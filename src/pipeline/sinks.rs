@@ -169,17 +169,22 @@ impl Sink for StoreSink<'_> {
     }
 }
 
-/// Keeps incidents in memory (for `preview`) and writes rejections as JSON lines to `err`.
-pub struct Memory<E: Write> {
+/// Hands each incident to `f` as it is read, and `None` at each checkpoint (`preview` decides
+/// and prints an incident at once, and commits its scratch store's writes at checkpoints, so
+/// that nothing of a file is held in memory); writes rejections as JSON lines to `err`.
+pub struct Each<F, E: Write> {
     pub file: String,
-    pub incidents: Vec<Incident>,
+    pub f: F,
     pub err: E,
 }
 
-impl<E: Write> Sink for Memory<E> {
+impl<F, E> Sink for Each<F, E>
+where
+    F: FnMut(Option<Incident>) -> Result<(), SinkError>,
+    E: Write,
+{
     fn incident(&mut self, _pos: Position, inc: Incident) -> Result<(), SinkError> {
-        self.incidents.push(inc);
-        Ok(())
+        (self.f)(Some(inc))
     }
 
     fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
@@ -191,6 +196,6 @@ impl<E: Write> Sink for Memory<E> {
     }
 
     fn checkpoint(&mut self, _cp: Checkpoint, _done: bool) -> Result<(), SinkError> {
-        Ok(())
+        (self.f)(None)
     }
 }

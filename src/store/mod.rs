@@ -490,7 +490,7 @@ impl Store {
     /// Staged incidents that have not been through the disclosure stage: (row id, adapter,
     /// incident), in the order they were read.
     pub fn undisclosed(&self, limit: usize) -> Result<Vec<(i64, String, Incident)>> {
-        let mut st = self.conn.prepare(
+        let mut st = self.conn.prepare_cached(
             "SELECT id, adapter, body FROM incidents WHERE disclosed_at IS NULL ORDER BY id LIMIT ?1",
         )?;
         let rows = st
@@ -508,10 +508,9 @@ impl Store {
     }
 
     pub fn mark_disclosed(&self, id: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE incidents SET disclosed_at = ?2 WHERE id = ?1",
-            params![id, now()],
-        )?;
+        self.conn
+            .prepare_cached("UPDATE incidents SET disclosed_at = ?2 WHERE id = ?1")?
+            .execute(params![id, now()])?;
         Ok(())
     }
 

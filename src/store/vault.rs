@@ -89,21 +89,25 @@ impl Store {
     /// The person's vault id: found through any of their matching keys, or new. A person with
     /// nothing to match on (no name and date of birth, no SSN) keeps one id within the record
     /// they came from: `local` names that place (adapter, incident, person). Its stored shift
-    /// is no longer sent: each scope gets its own (see [`scoped`]).
+    /// is no longer sent: each scope gets its own (see [`scoped`]). Inside an open group
+    /// (`begin`, the disclosure stage's group commits) it commits with the group.
     pub fn person_pseudonym(&mut self, key: &[u8], p: &Person, local: &str) -> Result<Pseudonym> {
         let mut keys = match_keys(key, p);
         if keys.is_empty() {
             keys.push(hmac_hex(key, &format!("local:{local}")));
         }
-        let tx = self.conn.transaction()?;
+        self.write(|s| s.person_pseudonym_in(&keys))
+    }
+
+    fn person_pseudonym_in(&mut self, keys: &[String]) -> Result<Pseudonym> {
+        let tx = self.conn.savepoint()?;
         let mut found: Option<(String, i64)> = None;
-        for k in &keys {
+        for k in keys {
             found = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT v.token, v.shift_days FROM vault_keys k JOIN vault_persons v ON v.token = k.token WHERE k.match_key = ?1",
-                    [k],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
+                )?
+                .query_row([k], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             if found.is_some() {
                 break;
@@ -113,18 +117,18 @@ impl Store {
             Some(t) => t,
             None => {
                 let (token, shift) = random_token("P-")?;
-                tx.execute(
+                tx.prepare_cached(
                     "INSERT INTO vault_persons (token, shift_days, created_at) VALUES (?1, ?2, ?3)",
-                    params![token, shift, now()],
-                )?;
+                )?
+                .execute(params![token, shift, now()])?;
                 (token, shift)
             }
         };
-        for k in &keys {
-            tx.execute(
+        for k in keys {
+            tx.prepare_cached(
                 "INSERT OR IGNORE INTO vault_keys (match_key, token) VALUES (?1, ?2)",
-                params![k, token],
-            )?;
+            )?
+            .execute(params![k, token])?;
         }
         tx.commit()?;
         Ok(Pseudonym { token, shift_days })
@@ -140,20 +144,18 @@ impl Store {
         let k = hmac_hex(key, &format!("incident:{adapter}|{incident_id}"));
         if let Some((token, shift_days)) = self
             .conn
-            .query_row(
-                "SELECT token, shift_days FROM vault_incidents WHERE match_key = ?1",
-                [&k],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached("SELECT token, shift_days FROM vault_incidents WHERE match_key = ?1")?
+            .query_row([&k], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?
         {
             return Ok(Pseudonym { token, shift_days });
         }
         let (token, shift) = random_token("I-")?;
-        self.conn.execute(
-            "INSERT INTO vault_incidents (match_key, token, shift_days) VALUES (?1, ?2, ?3)",
-            params![k, token, shift],
-        )?;
+        self.conn
+            .prepare_cached(
+                "INSERT INTO vault_incidents (match_key, token, shift_days) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![k, token, shift])?;
         Ok(Pseudonym {
             token,
             shift_days: shift,
