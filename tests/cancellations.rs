@@ -215,6 +215,24 @@ fn story(dir: &Path, deliver: &str) -> PathBuf {
     cfg
 }
 
+/// The story with `intake` delivering over HTTPS (`kind` webhook or fhir, at `path`) to the
+/// Python receiver that verifies signatures.
+fn https_story(dir: &Path, kind: &str, path: &str) -> (common::peers::Receiver, PathBuf) {
+    let secret = dir.join("intake.secret");
+    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
+    let rx = receiver(dir, &secret);
+    let cfg = story(
+        dir,
+        &format!(
+            "deliver = {{ kind = \"{kind}\", url = \"https://localhost:{}{path}\", secret_file = \"{}\", ca_file = \"{}\" }}",
+            rx.port,
+            secret.display(),
+            dir.join("ca.pem").display()
+        ),
+    );
+    (rx, cfg)
+}
+
 #[test]
 fn a_cancelled_or_revoked_referral_goes_out_as_a_ref_i14() {
     let python = std::env::var("PNP_PEERS_PYTHON")
@@ -274,18 +292,7 @@ fn a_cancelled_or_revoked_referral_cancels_its_fhir_task() {
     let schema = std::env::var("PNP_FHIR_SCHEMA")
         .expect("PNP_FHIR_SCHEMA is not set: run the tests with scripts/test.sh");
     let d = tempfile::tempdir().unwrap();
-    let secret = d.path().join("intake.secret");
-    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
-    let rx = receiver(d.path(), &secret);
-    let cfg = story(
-        d.path(),
-        &format!(
-            "deliver = {{ kind = \"fhir\", url = \"https://localhost:{}/fhir\", secret_file = \"{}\", ca_file = \"{}\" }}",
-            rx.port,
-            secret.display(),
-            d.path().join("ca.pem").display()
-        ),
-    );
+    let (rx, cfg) = https_story(d.path(), "fhir", "/fhir");
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 5, "{reqs:?}");
     assert!(reqs.iter().all(|r| r["signature_ok"] == true));
@@ -342,18 +349,7 @@ fn a_cancelled_or_revoked_referral_cancels_its_fhir_task() {
 #[test]
 fn a_cancelled_or_revoked_referral_is_a_signed_webhook_event() {
     let d = tempfile::tempdir().unwrap();
-    let secret = d.path().join("intake.secret");
-    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
-    let rx = receiver(d.path(), &secret);
-    let cfg = story(
-        d.path(),
-        &format!(
-            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/hook\", secret_file = \"{}\", ca_file = \"{}\" }}",
-            rx.port,
-            secret.display(),
-            d.path().join("ca.pem").display()
-        ),
-    );
+    let (rx, cfg) = https_story(d.path(), "webhook", "/hook");
     let reqs = rx.requests();
     assert_eq!(reqs.len(), 5, "{reqs:?}");
     for (r, (n, reason)) in reqs[3..]
@@ -391,18 +387,7 @@ fn a_cancelled_or_revoked_referral_is_a_signed_webhook_event() {
 #[test]
 fn a_revocation_dated_ahead_cancels_when_its_day_comes() {
     let d = tempfile::tempdir().unwrap();
-    let secret = d.path().join("intake.secret");
-    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
-    let rx = receiver(d.path(), &secret);
-    let cfg = story(
-        d.path(),
-        &format!(
-            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/hook\", secret_file = \"{}\", ca_file = \"{}\" }}",
-            rx.port,
-            secret.display(),
-            d.path().join("ca.pem").display()
-        ),
-    );
+    let (rx, cfg) = https_story(d.path(), "webhook", "/hook");
     // C-9004 is revoked as of a day after TODAY; C-9001 too, whose referral is cancelled
     // already (its incident was deleted).
     for id in ["C-9004", "C-9001"] {
