@@ -39,7 +39,8 @@ setup() {
   local bin=$1 dir=$2 n=$3
   rm -rf "$dir"
   mkdir -p "$dir/exports"
-  ln -s "$work/cad_$n.csv" "$dir/exports/cad.csv"
+  # A copy, not a link: the drop-folder scan takes regular files only.
+  cp "$work/cad_$n.csv" "$dir/exports/cad.csv"
   cat >"$dir/gateway.toml" <<TOML
 adapters_dir = "$PWD/adapters"
 [store]
