@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::peers::{mllp_peer, receiver};
+use common::peers::{mllp_peer, receiver, validate_fhir};
 use common::*;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The destination under test is `intake`; `dhhr` is de-identified and gets no cancellation.
 fn tree(dir: &Path, deliver: &str) -> PathBuf {
@@ -288,9 +287,6 @@ fn a_cancelled_or_revoked_referral_goes_out_as_a_ref_i14() {
 
 #[test]
 fn a_cancelled_or_revoked_referral_cancels_its_fhir_task() {
-    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let schema = std::env::var("PNP_FHIR_SCHEMA")
-        .expect("PNP_FHIR_SCHEMA is not set: run the tests with scripts/test.sh");
     let d = tempfile::tempdir().unwrap();
     let (rx, cfg) = https_story(d.path(), "fhir", "/fhir");
     let reqs = rx.requests();
@@ -324,21 +320,9 @@ fn a_cancelled_or_revoked_referral_cancels_its_fhir_task() {
         );
         assert_eq!(e["resource"]["status"], "cancelled");
         assert_ne!(r["idempotency_key"], key.as_str(), "a key of its own");
-        let f = d.path().join(format!("cancel-{n}.json"));
-        std::fs::write(&f, serde_json::to_vec(b).unwrap()).unwrap();
-        let out = Command::new(&python)
-            .arg(repo().join("tests/peers/fhir_validate.py"))
-            .arg(&f)
-            .arg(&schema)
-            .arg("Task")
-            .output()
-            .expect("python");
-        let said = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && said.trim() == "valid",
-            "{said}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if let Err(said) = validate_fhir(d.path(), &format!("cancel-{n}.json"), b, &["Task"]) {
+            panic!("{said}");
+        }
         let text = b.to_string();
         for (_, last, first, _) in PEOPLE {
             assert!(!text.contains(last) && !text.contains(first), "{text}");

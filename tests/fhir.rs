@@ -12,30 +12,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn peers() -> (String, String) {
-    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let schema = std::env::var("PNP_FHIR_SCHEMA")
-        .expect("PNP_FHIR_SCHEMA is not set: run the tests with scripts/test.sh, which fetches the R4 schema and the Python peers");
-    (python, schema)
-}
-
 /// Runs tests/peers/fhir_validate.py on `bundle`: `Ok` or the validator's errors.
 fn validate(dir: &Path, bundle: &Value) -> Result<(), String> {
-    let (python, schema) = peers();
-    let f = dir.join("to-validate.json");
-    std::fs::write(&f, serde_json::to_vec(bundle).unwrap()).unwrap();
-    let out = Command::new(&python)
-        .arg(repo().join("tests/peers/fhir_validate.py"))
-        .arg(&f)
-        .arg(&schema)
-        .output()
-        .expect("python");
-    let said = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() && said.trim() == "valid" {
-        Ok(())
-    } else {
-        Err(format!("{said}{}", String::from_utf8_lossy(&out.stderr)))
-    }
+    common::peers::validate_fhir(dir, "to-validate.json", bundle, &[])
 }
 
 /// The entry of `bundle` holding a resource of type `kind`.
@@ -51,7 +30,6 @@ fn resource<'a>(bundle: &'a Value, kind: &str) -> &'a Value {
 
 #[test]
 fn referral_bundles_validate_as_fhir_r4() {
-    let (python, schema) = peers();
     let d = tempfile::tempdir().unwrap();
     let (rx, cfg) = demo_with_https(d.path(), "prestera", "fhir", "/fhir", "");
     import_demo_records(&cfg);
@@ -62,20 +40,9 @@ fn referral_bundles_validate_as_fhir_r4() {
     assert_eq!(reqs[0]["signature_ok"], true);
     let bundle = &reqs[0]["body"];
     assert_eq!(bundle["type"], "transaction");
-    let f = d.path().join("bundle.json");
-    std::fs::write(&f, serde_json::to_vec(bundle).unwrap()).unwrap();
-    let out = Command::new(&python)
-        .arg(repo().join("tests/peers/fhir_validate.py"))
-        .arg(&f)
-        .arg(&schema)
-        .output()
-        .expect("python");
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && said.trim() == "valid",
-        "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(said) = validate(d.path(), bundle) {
+        panic!("{said}");
+    }
     // Only what C-2026-001 covers (identity, contact, referral): no SSN, no police record.
     let text = bundle.to_string();
     assert!(text.contains("\"family\":\"DOE\""), "{text}");
@@ -87,7 +54,6 @@ fn referral_bundles_validate_as_fhir_r4() {
 #[test]
 fn a_broken_bundle_is_caught_by_the_validator() {
     // The validator is not a rubber stamp: a Task without its required intent fails.
-    let (python, schema) = peers();
     let d = tempfile::tempdir().unwrap();
     let payload = serde_json::json!({
         "notice": "42 CFR part 2 prohibits unauthorized use or disclosure of these records.",
@@ -97,33 +63,15 @@ fn a_broken_bundle_is_caught_by_the_validator() {
     });
     let mut bundle =
         pnp_gateway::deliver::fhir::bundle(&payload, "0123456789abcdef0123456789abcdef");
-    let f = d.path().join("good.json");
-    std::fs::write(&f, bundle.to_string()).unwrap();
-    let ok = Command::new(&python)
-        .arg(repo().join("tests/peers/fhir_validate.py"))
-        .arg(&f)
-        .arg(&schema)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stdout)
-    );
+    if let Err(said) = validate(d.path(), &bundle) {
+        panic!("{said}");
+    }
     bundle["entry"][2]["resource"]
         .as_object_mut()
         .unwrap()
         .remove("intent");
     bundle["entry"][0]["resource"]["gender"] = serde_json::json!("F");
-    std::fs::write(&f, bundle.to_string()).unwrap();
-    let bad = Command::new(&python)
-        .arg(repo().join("tests/peers/fhir_validate.py"))
-        .arg(&f)
-        .arg(&schema)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&bad.stdout);
-    assert!(!bad.status.success(), "{said}");
+    let said = validate(d.path(), &bundle).expect_err("an invalid Bundle is refused");
     assert!(said.contains("Task"), "{said}");
     assert!(said.contains("Patient"), "{said}");
 }

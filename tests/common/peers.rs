@@ -227,3 +227,33 @@ pub fn demo_with_https(
     super::success(&super::cli(&["run", "--once"], &cfg));
     (rx, cfg)
 }
+
+/// Runs tests/peers/fhir_validate.py (fhir.resources R4 models and the official R4 JSON Schema)
+/// on `resource`, written into `dir` as `name`; with `types`, the validator also checks that
+/// the Bundle holds resources of those types. `Ok` or the validator's output.
+#[allow(dead_code)]
+pub fn validate_fhir(
+    dir: &Path,
+    name: &str,
+    resource: &serde_json::Value,
+    types: &[&str],
+) -> Result<(), String> {
+    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let schema = std::env::var("PNP_FHIR_SCHEMA")
+        .expect("PNP_FHIR_SCHEMA is not set: run the tests with scripts/test.sh, which fetches the R4 schema and the Python peers");
+    let f = dir.join(name);
+    std::fs::write(&f, serde_json::to_vec(resource).unwrap()).unwrap();
+    let out = Command::new(&python)
+        .arg(repo().join("tests/peers/fhir_validate.py"))
+        .arg(&f)
+        .arg(&schema)
+        .args(types)
+        .output()
+        .expect("python");
+    let said = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() && said.trim() == "valid" {
+        Ok(())
+    } else {
+        Err(format!("{said}{}", String::from_utf8_lossy(&out.stderr)))
+    }
+}
