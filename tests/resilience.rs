@@ -247,7 +247,9 @@ fn kill_9_during_batched_delivery_repeats_at_most_the_documented_bound() {
         "dhhr-program",
         "webhook, batch_max = 50, concurrency = 1",
         "/program",
-        "retry = { initial_backoff_ms = 10, max_backoff_ms = 100, max_attempts = 1000 }",
+        // Paced at 10 requests a second (about 6 s for the 61 requests), so that on an idle
+        // machine too several kills fall while payloads go out (unpaced it was done in 2 s).
+        "retry = { initial_backoff_ms = 10, max_backoff_ms = 100, max_attempts = 1000 }\nrate_per_second = 10",
     );
     drop_export(&cfg, "cad_export_2027-01.csv", &export(N, "OD,OVERDOSE"));
     // Read in first, with the receiver answering 503, so that every kill falls during delivery.
