@@ -3,9 +3,6 @@
 //! Only counts, labelled by destination, decision, outcome, status or rejection kind: never a
 //! value from a record.
 
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -153,10 +150,11 @@ pub fn render(s: &Snapshot) -> String {
     o
 }
 
-/// The metrics endpoint's bounds: few connections (a scraper needs one), so that strangers can
-/// never hold the descriptors the gateway's ingest and delivery need; no request body is read.
-pub fn limits() -> crate::http_server::Limits {
-    crate::http_server::Limits {
+/// The plain metrics listener's bounds: few connections (a scraper needs one), so that
+/// strangers can never hold the descriptors the gateway's ingest and delivery need; no request
+/// body is read.
+pub fn limits() -> crate::server::Limits {
+    crate::server::Limits {
         max_connections: 16,
         max_body: 0,
         max_inflight: 0,
@@ -164,33 +162,39 @@ pub fn limits() -> crate::http_server::Limits {
     }
 }
 
+/// The Prometheus text of `metrics`, as `GET /metrics` answers it.
+pub fn response(metrics: &Metrics) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        render(&metrics.snapshot()),
+    )
+        .into_response()
+}
+
+/// `GET /metrics` alone, for a listener of its own (no authentication: bind it where only the
+/// scraper reaches).
+pub fn router(metrics: Arc<Metrics>) -> axum::Router {
+    axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let m = metrics.clone();
+            async move { response(&m) }
+        }),
+    )
+}
+
 /// Serves `GET /metrics` on `listen` from a thread of its own, under [`limits`]; returns the
 /// bound address.
 pub fn serve(listen: SocketAddr, metrics: Arc<Metrics>) -> std::io::Result<SocketAddr> {
     let listener = std::net::TcpListener::bind(listen)?;
     let addr = listener.local_addr()?;
-    crate::http_server::spawn(
-        listener,
-        "pnp-metrics",
-        None,
-        limits(),
-        move |req: Request<Incoming>| {
-            let (status, body) = if req.uri().path() == "/metrics" {
-                (StatusCode::OK, render(&metrics.snapshot()))
-            } else {
-                (StatusCode::NOT_FOUND, "GET /metrics\n".to_string())
-            };
-            async move {
-                let mut r = Response::new(Full::new(Bytes::from(body)));
-                *r.status_mut() = status;
-                r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                );
-                r
-            }
-        },
-    )?;
+    let limits = limits();
+    let router = crate::server::layers::bounded(router(metrics), &limits);
+    crate::server::spawn(listener, "pnp-metrics", None, limits, router)?;
     Ok(addr)
 }
 

@@ -11,11 +11,11 @@ mod identity;
 
 pub use identity::{Certs, make_certs, reuse_or_make_certs};
 
-use crate::http_server::{BodyBudget, BodyRefused, Limits};
+use crate::server::Limits;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use hmac::Mac;
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::Write;
@@ -107,12 +107,10 @@ pub fn start_with(
         out,
     }));
     let shared = state.clone();
-    let budget = BodyBudget::new(&limits);
-    crate::http_server::spawn(listener, "pnp-receiver", Some(tls), limits, move |req| {
-        let (state, budget) = (shared.clone(), budget.clone());
-        async move { handle(req, &state, &budget).await }
-    })
-    .map_err(|e| ReceiverError::Io("cannot start the receiver".into(), e))?;
+    let router = axum::Router::new().fallback(handle).with_state(shared);
+    let router = crate::server::layers::bounded(router, &limits);
+    crate::server::spawn(listener, "pnp-receiver", Some(tls), limits, router)
+        .map_err(|e| ReceiverError::Io("cannot start the receiver".into(), e))?;
     Ok(Running { addr, state })
 }
 
@@ -128,14 +126,8 @@ fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, Rece
     Ok(Arc::new(cfg))
 }
 
-fn answer(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
+fn answer(status: StatusCode, body: Value) -> Response {
+    (status, axum::Json(body)).into_response()
 }
 
 /// Checks `v2=hex(HMAC-SHA256(secret, "{timestamp}.{idempotency_key}.{body}"))` in constant
@@ -162,10 +154,9 @@ pub fn verify(
 }
 
 async fn handle(
-    req: Request<Incoming>,
-    state: &Mutex<State>,
-    budget: &BodyBudget,
-) -> Response<Full<Bytes>> {
+    axum::extract::State(state): axum::extract::State<Arc<Mutex<State>>>,
+    req: Request,
+) -> Response {
     let refuse = |status: StatusCode, why: &str| {
         if let Ok(mut s) = state.lock() {
             s.counts.requests += 1;
@@ -173,11 +164,13 @@ async fn handle(
         }
         answer(status, json!({ "error": why }))
     };
-    if req.method() != hyper::Method::POST {
+    if req.method() != axum::http::Method::POST {
         return refuse(StatusCode::METHOD_NOT_ALLOWED, "POST only");
     }
+    let (parts, body) = req.into_parts();
     let header = |name: &str| {
-        req.headers()
+        parts
+            .headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
@@ -188,7 +181,7 @@ async fn handle(
         header("x-pnp-signature"),
         header("idempotency-key"),
     );
-    let path = req.uri().path().to_string();
+    let path = parts.uri.path().to_string();
     // What can be checked without the body is checked first, so that a request that cannot be
     // taken does not get its body read into memory.
     if !crate::deliver::webhook::key_is_valid(&key) {
@@ -204,25 +197,15 @@ async fn handle(
     if !fresh {
         return refuse(StatusCode::UNAUTHORIZED, stale);
     }
-    let body = match budget.read(req.into_body()).await {
+    // The listener's layers bound the body (413 over the limit, 408 when it comes too slowly).
+    let body = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(b) => b,
         Err(e) => {
-            let status = match e {
-                BodyRefused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-                BodyRefused::Busy => StatusCode::SERVICE_UNAVAILABLE,
-                BodyRefused::CutOff => StatusCode::BAD_REQUEST,
-            };
-            let mut r = refuse(status, &e.to_string());
-            if e == BodyRefused::Busy {
-                r.headers_mut().insert(
-                    hyper::header::RETRY_AFTER,
-                    hyper::header::HeaderValue::from_static("1"),
-                );
-            }
-            return r;
+            let (status, why) = crate::server::layers::body_refusal(&e);
+            return refuse(status, why);
         }
     };
-    let body = &body.bytes;
+    let body = &body;
     let secret = match state.lock() {
         Ok(s) => s.secret.clone(),
         Err(_) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "receiver state"),

@@ -1,4 +1,4 @@
-//! Listeners that strangers cannot wear down (src/http_server.rs), against the `pnp-gateway
+//! Listeners that strangers cannot wear down (src/server/), against the `pnp-gateway
 //! receive` binary on loopback: slow heads and idle connections are closed in time, connections
 //! over the cap wait, bodies are refused before they are read, and `receive` keeps its TLS
 //! identity across restarts.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pnp_gateway::http_server::Limits;
+use pnp_gateway::server::Limits;
 
-/// The listener's bounds (src/http_server.rs); the defaults are `Limits::default()`'s.
+/// The listener's bounds (src/server/); the defaults are `Limits::default()`'s.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LimitArgs {
     /// Connections served at once; more wait until one closes.

@@ -22,7 +22,7 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
-    fn last(&self) -> Instant {
+    pub(super) fn last(&self) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
     }
 }
@@ -83,26 +83,5 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Drives `conn` to its end, or drops it (closing the socket) once `activity` has been still for
-/// `idle`.
-pub(super) async fn close_when_idle<C: std::future::Future>(
-    conn: C,
-    activity: &Activity,
-    idle: Duration,
-) {
-    tokio::pin!(conn);
-    loop {
-        let deadline = activity.last() + idle;
-        tokio::select! {
-            _ = conn.as_mut() => return,
-            _ = tokio::time::sleep_until(deadline) => {
-                if activity.last() + idle <= Instant::now() {
-                    return;
-                }
-            }
-        }
     }
 }

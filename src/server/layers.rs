@@ -1,0 +1,69 @@
+//! The per-request bounds every listener's router runs under, as tower layers: requests served
+//! at once (a full server sheds with 503 and `Retry-After` instead of queueing, so a burst never
+//! holds more request bodies in memory than the budget allows), the body size (413 on a declared
+//! `Content-Length` over it, before a byte is read; a body that turns out longer is cut off at the
+//! limit), and the time a body may take to arrive (408), so that a client trickling a body cannot
+//! hold a request slot.
+
+use super::Limits;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
+
+/// `router` under `limits`' per-request bounds.
+pub fn bounded(router: Router, limits: &Limits) -> Router {
+    router
+        // axum's own 2 MB default for extracted bodies is replaced by the listener's limit.
+        .layer(DefaultBodyLimit::disable())
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.idle_timeout,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            limits.max_body,
+        ))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(shed))
+                .load_shed()
+                .concurrency_limit(limits.concurrent_requests()),
+        )
+}
+
+/// The answer to a request shed because the server is full: retry in a second.
+async fn shed(_: tower::BoxError) -> Response {
+    busy("the server is busy; try again")
+}
+
+/// 503 with `Retry-After: 1` and a JSON reason.
+pub fn busy(why: &str) -> Response {
+    let mut r = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(serde_json::json!({ "error": why })),
+    )
+        .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// Why a request body could not be read under [`bounded`]'s layers: too large (413), too slow
+/// (408), or cut off (400).
+pub fn body_refusal(e: &axum::Error) -> (StatusCode, &'static str) {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is larger than this server takes",
+            );
+        }
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return (StatusCode::REQUEST_TIMEOUT, "the body came too slowly");
+        }
+        source = err.source();
+    }
+    (StatusCode::BAD_REQUEST, "the body was cut off")
+}
