@@ -15,5 +15,6 @@ pub mod pipeline;
 pub mod policy;
 pub mod receiver;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod tls;

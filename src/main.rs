@@ -317,7 +317,11 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             metrics_listen,
         } => {
             let gw = load_gateway(&config)?;
-            let stats = cmd::run::run(&gw, once, max_records, true, metrics_listen)?;
+            if !once && max_records.is_none() {
+                cmd::run::serve(gw, metrics_listen)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let stats = cmd::run::run(&gw, max_records, true)?;
             cmd::run::print_summary(&gw, &stats)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -29,7 +29,7 @@ pub(crate) fn demo(out: &Path) -> Result<ExitCode> {
     for p in &gw.pipelines {
         println!("  {} <- {}", p.adapter.name, p.folder.display());
     }
-    let stats = super::run::run(&gw, true, None, false, None)?;
+    let stats = super::run::run(&gw, None, false)?;
     println!();
     super::run::print_summary(&gw, &stats)?;
 

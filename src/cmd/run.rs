@@ -8,7 +8,7 @@ use pnp_gateway::pipeline::Stats;
 use pnp_gateway::pipeline::disclosure::Tally;
 use pnp_gateway::store::Store;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A one-line progress display on stderr, only when stderr is a terminal.
@@ -122,13 +122,7 @@ pub(crate) fn disclose_and_dispatch(
     Ok((tally, sent))
 }
 
-pub(crate) fn run(
-    gw: &Gateway,
-    once: bool,
-    max_records: Option<u64>,
-    disclose: bool,
-    metrics_listen: Option<std::net::SocketAddr>,
-) -> Result<Stats> {
+pub(crate) fn run(gw: &Gateway, max_records: Option<u64>, disclose: bool) -> Result<Stats> {
     let mut store = super::open_sealed(gw, &gw.store_path)?;
     let mut stats = Stats::default();
     let mut progress = Progress::new();
@@ -137,193 +131,60 @@ pub(crate) fn run(
         std::fs::create_dir_all(&p.folder)
             .with_context(|| format!("creating drop folder {}", p.folder.display()))?;
     }
-    if once || max_records.is_some() {
-        // A pipeline whose files fail does not keep the pipelines after it from running; the
-        // first error is returned once every pipeline had its turn.
-        let mut first_error = None;
-        for p in &gw.pipelines {
-            let drained = ingest::drain_folder(
-                &mut store,
-                p,
-                &gw.program,
-                &mut limit,
-                &mut |_| true,
-                &mut |f, r, t| progress.update(f, r, t),
-                &mut stats,
-            );
-            progress.clear();
-            match drained {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                    if limit == Some(0) {
-                        break;
-                    }
+    // A pipeline whose files fail does not keep the pipelines after it from running; the
+    // first error is returned once every pipeline had its turn.
+    let mut first_error = None;
+    for p in &gw.pipelines {
+        let drained = ingest::drain_folder(
+            &mut store,
+            p,
+            &gw.program,
+            &mut limit,
+            &mut |_| true,
+            &mut |f, r, t| progress.update(f, r, t),
+            &mut stats,
+        );
+        progress.clear();
+        match drained {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                if limit == Some(0) {
+                    break;
                 }
             }
         }
-        if let Some(e) = first_error {
-            return Err(e.into());
-        }
-        if disclose {
-            disclose_and_dispatch(
-                gw,
-                &mut store,
-                super::privacy::today(),
-                &mut Default::default(),
-                &mut |_| {},
-            )?;
-        }
-        return Ok(stats);
     }
-    let metrics = match metrics_listen {
-        Some(addr) => {
-            let m = std::sync::Arc::new(pnp_gateway::metrics::Metrics::default());
-            let bound = pnp_gateway::metrics::serve(addr, m.clone())
-                .with_context(|| format!("serving metrics on {addr}"))?;
-            eprintln!("metrics on http://{bound}/metrics");
-            Some(m)
-        }
-        None => None,
-    };
-    watch(gw, &mut store, &mut stats, metrics.as_deref())?;
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
+    if disclose {
+        disclose_and_dispatch(
+            gw,
+            &mut store,
+            super::privacy::today(),
+            &mut Default::default(),
+            &mut |_| {},
+        )?;
+    }
     Ok(stats)
 }
 
-/// After a pass: the cumulative ingest counts, this pass's decisions and outcomes, and the
-/// outbox and destinations as they are now.
-fn record_pass(
-    m: &pnp_gateway::metrics::Metrics,
-    stats: &Stats,
-    pass: Option<&(Tally, pnp_gateway::deliver::DispatchStats)>,
-    store: &Store,
-    dispatcher: &pnp_gateway::deliver::Dispatcher,
-) {
-    let outbox = store.outbox_counts().unwrap_or_default();
-    m.update(|s| {
-        s.passes += 1;
-        s.files = stats.files;
-        s.records = stats.records;
-        s.bytes = stats.bytes;
-        s.incidents = stats.incidents;
-        s.eligible = stats.eligible.values().sum();
-        s.rejected = stats.rejected.clone();
-        if let Some((tally, sent)) = pass {
-            for (k, n) in &tally.decisions {
-                *s.decisions.entry(k.clone()).or_default() += n;
-            }
-            for (outcome, counts) in [
-                ("delivered", &sent.delivered),
-                ("retried", &sent.retried),
-                ("dead", &sent.dead),
-                ("withdrawn", &sent.withdrawn),
-            ] {
-                for (dest, n) in counts {
-                    *s.deliveries
-                        .entry((dest.clone(), outcome.to_string()))
-                        .or_default() += n;
-                }
-            }
-        }
-        s.failing = outbox.iter().map(|(d, _, _)| (d.clone(), false)).collect();
-        s.failing.extend(dispatcher.alerts.failing());
-        s.outbox = outbox.into_iter().map(|(d, st, n)| ((d, st), n)).collect();
-    });
-}
-
-/// How long a new file's size must stay the same before it is read.
-const SETTLE: Duration = Duration::from_millis(200);
-
-/// Watches the drop folders until killed. A file is read once its size has stayed the same
-/// across two scans [`SETTLE`] apart (so a file still being written is not read half-way);
-/// every commit is durable, so stopping the process at any moment loses nothing.
-fn watch(
-    gw: &Gateway,
-    store: &mut Store,
-    stats: &mut Stats,
-    metrics: Option<&pnp_gateway::metrics::Metrics>,
-) -> Result<()> {
-    use notify::{RecursiveMode, Watcher};
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |event| {
-        if wakes(&event) {
-            let _ = tx.send(());
-        }
-    })?;
-    for p in &gw.pipelines {
-        watcher.watch(&p.folder, RecursiveMode::NonRecursive)?;
+/// Watch mode: the service (src/service/) until SIGTERM or SIGINT.
+pub(crate) fn serve(gw: Gateway, metrics_listen: Option<std::net::SocketAddr>) -> Result<()> {
+    let running = pnp_gateway::service::start(
+        std::sync::Arc::new(gw),
+        pnp_gateway::service::Options { metrics_listen },
+    )?;
+    if let Some(a) = running.metrics {
+        eprintln!("metrics on http://{a}/metrics");
     }
-    tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
-    let mut sizes: std::collections::HashMap<PathBuf, u64> = Default::default();
-    let mut progress = Progress::new();
-    let mut dispatcher = pnp_gateway::deliver::Dispatcher::default();
-    loop {
-        let mut waiting = false;
-        for p in &gw.pipelines {
-            let mut settled = |path: &Path| {
-                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-                let same = sizes.insert(path.to_owned(), size) == Some(size);
-                waiting |= !same;
-                same
-            };
-            let mut none = None;
-            if let Err(e) = ingest::drain_folder(
-                store,
-                p,
-                &gw.program,
-                &mut none,
-                &mut settled,
-                &mut |f, r, t| progress.update(f, r, t),
-                stats,
-            ) {
-                tracing::error!(adapter = %p.adapter.name, error = %e, "pipeline error; retrying at the next scan");
-            }
-            progress.clear();
-        }
-        let pass = match disclose_and_dispatch(
-            gw,
-            store,
-            super::privacy::today(),
-            &mut dispatcher,
-            &mut |_| {},
-        ) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                tracing::error!(error = %e, "disclosure or delivery failed; retrying at the next scan");
-                None
-            }
-        };
-        if let Some(m) = metrics {
-            record_pass(m, stats, pass.as_ref(), store, &dispatcher);
-        }
-        // A file seen for the first time (or still growing) is looked at again after SETTLE;
-        // otherwise wake on a change, or rescan after a second anyway (and retry deliveries).
-        if waiting {
-            std::thread::sleep(SETTLE);
-        } else {
-            let _ = rx.recv_timeout(Duration::from_secs(1));
-        }
-        while rx.try_recv().is_ok() {}
+    if let Some(a) = running.api {
+        eprintln!("API on https://{a}");
     }
-}
-
-/// Whether a watcher event can mean a new, grown, renamed or finished export. Every scan opens
-/// the folder and hashes the head of each file in it, and inotify reports those opens (and
-/// closes) as `Access` events: waking on them made watch mode wake itself thousands of times a
-/// second with nothing to do. Attribute changes say nothing about content either. What remains:
-/// creation, data written, a close after writing, renames, removals, and the watcher's own
-/// errors and rescan requests (a lost event queue), on which the folder is scanned again.
-fn wakes(event: &notify::Result<notify::Event>) -> bool {
-    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
-    match event {
-        Err(_) => true,
-        Ok(e) => match e.kind {
-            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
-            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
-            _ => true,
-        },
-    }
+    running.run_until_signal();
+    Ok(())
 }
 
 pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
@@ -370,42 +231,4 @@ pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
         "  rejections:   pnp-gateway quarantine list --config {cfg}"
     )?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wakes;
-    use notify::event::{
-        AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
-        RemoveKind, RenameMode,
-    };
-
-    fn kind(k: EventKind) -> bool {
-        wakes(&Ok(notify::Event::new(k)))
-    }
-
-    #[test]
-    fn the_gateways_own_reads_do_not_wake_the_watcher() {
-        assert!(!kind(EventKind::Access(AccessKind::Open(AccessMode::Any))));
-        assert!(!kind(EventKind::Access(AccessKind::Close(
-            AccessMode::Read
-        ))));
-        assert!(!kind(EventKind::Access(AccessKind::Read)));
-        assert!(!kind(EventKind::Modify(ModifyKind::Metadata(
-            MetadataKind::Any
-        ))));
-    }
-
-    #[test]
-    fn new_grown_renamed_finished_or_removed_files_wake_it() {
-        assert!(kind(EventKind::Create(CreateKind::File)));
-        assert!(kind(EventKind::Modify(ModifyKind::Data(DataChange::Any))));
-        assert!(kind(EventKind::Modify(ModifyKind::Name(RenameMode::To))));
-        assert!(kind(EventKind::Access(AccessKind::Close(
-            AccessMode::Write
-        ))));
-        assert!(kind(EventKind::Remove(RemoveKind::File)));
-        assert!(kind(EventKind::Other));
-        assert!(wakes(&Err(notify::Error::generic("queue overflow"))));
-    }
 }

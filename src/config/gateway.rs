@@ -29,6 +29,11 @@ pub struct GatewaySpec {
     pub roster: Vec<Prss>,
     #[serde(default)]
     pub keys: KeysSpec,
+    /// The service's HTTPS API (`run` in watch mode, `demo --serve`).
+    pub server: Option<super::server::ServerSpec>,
+    /// Who may call the API.
+    #[serde(default, rename = "client")]
+    pub clients: Vec<super::server::ClientSpec>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +67,9 @@ impl Default for StoreSpec {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
+    /// The pipeline's id in the API (`/v1/pipelines/{id}/exports`, scope `push:{id}`); by
+    /// default its adapter's name.
+    pub id: Option<String>,
     /// An adapter name (looked up in `adapters_dir`) or a path to an adapter file.
     pub adapter: String,
     /// The drop folder the agency's CAD/RMS writes exports into.
@@ -90,6 +98,10 @@ pub struct Gateway {
     pub deliveries: std::collections::BTreeMap<String, Delivery>,
     /// What `check` warns about: allowed, but probably not meant (file, line, destination).
     pub warnings: Vec<ConfigError>,
+    /// `[server]`, checked.
+    pub server: Option<super::server::Server>,
+    /// `[[client]]`s, checked.
+    pub clients: Vec<super::server::Client>,
 }
 
 /// A destination's delivery, with paths resolved.
@@ -169,6 +181,8 @@ impl DeliveryKind {
 
 #[derive(Debug)]
 pub struct Pipeline {
+    /// Its id in the API: `[[pipeline]] id`, by default the adapter's name.
+    pub id: String,
     pub adapter: Adapter,
     pub folder: PathBuf,
     pub pattern: String,
@@ -233,6 +247,7 @@ impl Gateway {
             };
             match Adapter::load(&apath) {
                 Ok(adapter) => pipelines.push(Pipeline {
+                    id: p.id.clone().unwrap_or_else(|| adapter.name.clone()),
                     folder: base.join(&p.folder),
                     pattern: p
                         .pattern
@@ -292,10 +307,61 @@ impl Gateway {
                 );
             }
         }
+        let mut pids = std::collections::BTreeSet::new();
+        for p in &pipelines {
+            if !pids.insert(p.id.as_str()) {
+                errors.push(
+                    ConfigError::new(
+                        path,
+                        format!(
+                            "pipeline id `{}` is used twice (give the pipelines of one adapter an `id` each)",
+                            p.id
+                        ),
+                    )
+                    .field("pipeline.id"),
+                );
+            }
+        }
+        let server = match spec.server.as_ref().map(|s| s.validate(path, base)) {
+            Some(Ok(s)) => Some(s),
+            Some(Err(e)) => {
+                errors.extend(e);
+                None
+            }
+            None => None,
+        };
+        let pipeline_ids: Vec<&str> = pipelines.iter().map(|p| p.id.as_str()).collect();
+        let destination_ids: Vec<&str> = spec.destinations.iter().map(|d| d.id.as_str()).collect();
+        let mut clients = Vec::new();
+        let mut cids = std::collections::BTreeSet::new();
+        for c in &spec.clients {
+            if !cids.insert(c.id.as_str()) {
+                errors.push(
+                    ConfigError::new(path, format!("client id `{}` is used twice", c.id))
+                        .field("client"),
+                );
+            }
+            match c.validate(path, base, &pipeline_ids, &destination_ids) {
+                Ok(c) => {
+                    if matches!(c.credential, super::server::Credential::CertSubject(_))
+                        && server.as_ref().is_some_and(|s| s.client_ca.is_none())
+                    {
+                        errors.push(
+                            ConfigError::new(path, "`cert_subject` needs `[server] client_ca`")
+                                .field(format!("client `{}`", c.id)),
+                        );
+                    }
+                    clients.push(c)
+                }
+                Err(e) => errors.extend(e),
+            }
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Gateway {
+            server,
+            clients,
             path: path.to_owned(),
             store_path: base.join(&spec.store.path),
             incident_retention_days: spec.store.incident_retention_days,

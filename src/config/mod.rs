@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod destination;
 pub mod error;
 pub mod gateway;
+pub mod server;
 
 pub use adapter::Adapter;
 pub use error::{ConfigError, ConfigErrors};

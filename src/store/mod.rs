@@ -17,6 +17,7 @@ pub mod audit;
 pub mod cancellations;
 pub mod gaps;
 pub mod outbox;
+pub mod pushes;
 pub mod registry;
 pub mod vault;
 
@@ -224,6 +225,19 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN cancels INTEGER REFERENCES outbox (id);
     CREATE INDEX outbox_by_cancels ON outbox (cancels) WHERE cancels IS NOT NULL;
     CREATE INDEX outbox_by_consent ON outbox (consent_id) WHERE consent_id IS NOT NULL;",
+    // 12: exports pushed over the API (see `pushes`): one row per client, pipeline and
+    // idempotency key, with the answer once the export is read, so that the same key again gets
+    // the same answer and nothing is read twice.
+    "CREATE TABLE pushes (
+        client TEXT NOT NULL,
+        pipeline TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body_sha256 TEXT NOT NULL,
+        spool TEXT NOT NULL,
+        at TEXT NOT NULL,
+        answer TEXT,
+        PRIMARY KEY (client, pipeline, key)
+    );",
 ];
 
 /// What the ledger knows of one file.
@@ -446,10 +460,23 @@ impl Store {
     }
 
     pub fn quarantine(&self) -> Result<Vec<QuarantineRow>> {
-        let mut st = self.conn.prepare(
-            "SELECT id, at, adapter, file, record, line, kind, field, reason FROM quarantine ORDER BY id",
-        )?;
-        let rows = st.query_map([], |r| {
+        self.quarantine_where("1", [])
+    }
+
+    /// The rejections of one file (a pushed export's spool file), in order.
+    pub fn quarantine_of(&self, adapter: &str, file: &str) -> Result<Vec<QuarantineRow>> {
+        self.quarantine_where("adapter = ?1 AND file = ?2", [adapter, file])
+    }
+
+    fn quarantine_where<P: rusqlite::Params>(
+        &self,
+        filter: &str,
+        p: P,
+    ) -> Result<Vec<QuarantineRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT id, at, adapter, file, record, line, kind, field, reason FROM quarantine WHERE {filter} ORDER BY id"
+        ))?;
+        let rows = st.query_map(p, |r| {
             Ok(QuarantineRow {
                 id: r.get(0)?,
                 at: r.get(1)?,

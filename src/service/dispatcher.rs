@@ -1,0 +1,104 @@
+//! The dispatcher thread: delivers what the outbox holds, on its own connection to the store
+//! (the outbox is the durable queue between the disclosure stage and delivery). Woken by the
+//! engine after a disclosure pass queued something, and every second for what is due again.
+
+use super::Health;
+use crate::config::Gateway;
+use crate::config::destination::Keys;
+use crate::deliver::Dispatcher;
+use crate::store::Store;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::Duration;
+
+pub(super) fn spawn(
+    gw: Arc<Gateway>,
+    keys: Arc<Keys>,
+    mut store: Store,
+    wake: Receiver<()>,
+    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<std::thread::JoinHandle<()>, super::ServiceError> {
+    std::thread::Builder::new()
+        .name("pnp-dispatcher".into())
+        .spawn(move || {
+            let mut state = Dispatcher::default();
+            let seal = keys
+                .outbox
+                .as_deref()
+                .map(crate::store::outbox::SealKey::from_secret);
+            loop {
+                Health::beat(&health.dispatcher);
+                match wake.recv_timeout(Duration::from_millis(250)) {
+                    Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Some(seal) = &seal else { continue };
+                pass(&gw, &keys, &mut store, seal, &mut state, &metrics);
+            }
+        })
+        .map_err(|source| super::ServiceError::Io {
+            what: "starting the dispatcher".into(),
+            source,
+        })
+}
+
+/// Cancellations owed for revoked consents, then one dispatch pass; counted in the metrics.
+fn pass(
+    gw: &Gateway,
+    keys: &Keys,
+    store: &mut Store,
+    seal: &crate::store::outbox::SealKey,
+    state: &mut Dispatcher,
+    metrics: &crate::metrics::Metrics,
+) {
+    let today = super::today();
+    match crate::deliver::cancel::queue_for_revoked(store, gw, Some(seal), &keys.audit, today) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            cancellations = n,
+            "cancellations queued for revoked consents"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot queue cancellations; retrying"),
+    }
+    let sent = match crate::deliver::dispatch(store, gw, seal, &keys.audit, today, state) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "dispatch failed; retrying in a second");
+            return;
+        }
+    };
+    let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
+    if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
+        tracing::info!(
+            delivered = n(&sent.delivered),
+            retried = n(&sent.retried),
+            dead = n(&sent.dead),
+            withdrawn = n(&sent.withdrawn),
+            "dispatch pass"
+        );
+    }
+    let outbox = store.outbox_counts().unwrap_or_default();
+    metrics.update(|s| {
+        for (outcome, counts) in [
+            ("delivered", &sent.delivered),
+            ("retried", &sent.retried),
+            ("dead", &sent.dead),
+            ("withdrawn", &sent.withdrawn),
+        ] {
+            for (dest, n) in counts {
+                *s.deliveries
+                    .entry((dest.clone(), outcome.to_string()))
+                    .or_default() += n;
+            }
+        }
+        s.failing = outbox.iter().map(|(d, _, _)| (d.clone(), false)).collect();
+        s.failing.extend(state.alerts.failing());
+        s.outbox = outbox.into_iter().map(|(d, st, n)| ((d, st), n)).collect();
+    });
+}

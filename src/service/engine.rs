@@ -1,0 +1,323 @@
+//! The engine thread: the service's one writer of staged records. It takes the API's commands
+//! from a bounded channel and answers each after its commit, reads the drop folders when the
+//! watcher wakes it (or every second, as a safety net), and after anything new runs the
+//! disclosure stage and wakes the dispatcher.
+
+use super::Health;
+use super::push::{PushAnswer, PushError};
+use crate::config::Gateway;
+use crate::config::destination::Keys;
+use crate::pipeline::Stats;
+use crate::pipeline::disclosure::Tally;
+use crate::store::Store;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// Commands the API queues for the engine; each carries where its answer goes.
+pub enum Command {
+    /// An export pushed into pipeline number `pipeline`.
+    Push {
+        pipeline: usize,
+        client: String,
+        key: String,
+        body: axum::body::Bytes,
+        reply: oneshot::Sender<Result<PushAnswer, PushError>>,
+    },
+    /// The watcher saw a drop folder change.
+    FilesChanged,
+}
+
+/// Commands waiting at most; beyond, the API answers 503 and `Retry-After`.
+pub const QUEUE: usize = 16;
+
+/// How long a new file's size must stay the same before it is read.
+const SETTLE: Duration = Duration::from_millis(200);
+
+pub(super) fn spawn(
+    gw: Arc<Gateway>,
+    keys: Arc<Keys>,
+    store: Store,
+    wake: SyncSender<()>,
+    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<(SyncSender<Command>, std::thread::JoinHandle<()>), super::ServiceError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    let watcher = watch_folders(&gw, tx.clone())?;
+    let spool = gw
+        .store_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("spool");
+    let engine = Engine {
+        gw,
+        keys,
+        store,
+        wake,
+        stop,
+        health,
+        metrics,
+        spool,
+        stats: Stats::default(),
+        sizes: HashMap::new(),
+        last_tick: None,
+    };
+    let handle = std::thread::Builder::new()
+        .name("pnp-engine".into())
+        .spawn(move || {
+            let _watcher = watcher;
+            engine.run(rx)
+        })
+        .map_err(|source| super::ServiceError::Io {
+            what: "starting the engine".into(),
+            source,
+        })?;
+    Ok((tx, handle))
+}
+
+/// Watches every drop folder; a change queues [`Command::FilesChanged`] (dropped when the queue
+/// is full: the engine rescans every second anyway).
+fn watch_folders(
+    gw: &Gateway,
+    tx: SyncSender<Command>,
+) -> Result<Option<notify::RecommendedWatcher>, super::ServiceError> {
+    use notify::{RecursiveMode, Watcher};
+    if gw.pipelines.is_empty() {
+        return Ok(None);
+    }
+    let io = |e: notify::Error| super::ServiceError::Io {
+        what: "watching the drop folders".into(),
+        source: std::io::Error::other(e.to_string()),
+    };
+    let mut watcher = notify::recommended_watcher(move |event| {
+        if wakes(&event) {
+            let _ = tx.try_send(Command::FilesChanged);
+        }
+    })
+    .map_err(io)?;
+    for p in &gw.pipelines {
+        watcher
+            .watch(&p.folder, RecursiveMode::NonRecursive)
+            .map_err(io)?;
+    }
+    tracing::info!(pipelines = gw.pipelines.len(), "watching drop folders");
+    Ok(Some(watcher))
+}
+
+/// Whether a watcher event can mean a new, grown, renamed or finished export. Every scan opens
+/// the folder and hashes the head of each file in it, and inotify reports those opens (and
+/// closes) as `Access` events: waking on them made watch mode wake itself thousands of times a
+/// second with nothing to do. Attribute changes say nothing about content either. What remains:
+/// creation, data written, a close after writing, renames, removals, and the watcher's own
+/// errors and rescan requests (a lost event queue), on which the folder is scanned again.
+pub fn wakes(event: &notify::Result<notify::Event>) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
+    match event {
+        Err(_) => true,
+        Ok(e) => match e.kind {
+            EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+            EventKind::Access(_) | EventKind::Modify(ModifyKind::Metadata(_)) => false,
+            _ => true,
+        },
+    }
+}
+
+struct Engine {
+    gw: Arc<Gateway>,
+    keys: Arc<Keys>,
+    store: Store,
+    wake: SyncSender<()>,
+    stop: Arc<AtomicBool>,
+    health: Arc<Health>,
+    metrics: Arc<crate::metrics::Metrics>,
+    spool: PathBuf,
+    stats: Stats,
+    /// Each drop-folder file's size at the last scan: a file is read once it stopped growing.
+    sizes: HashMap<PathBuf, u64>,
+    last_tick: Option<std::time::Instant>,
+}
+
+impl Engine {
+    fn run(mut self, rx: Receiver<Command>) {
+        let mut scan = true;
+        let mut waiting = false;
+        loop {
+            Health::beat(&self.health.engine);
+            let wait = if waiting {
+                SETTLE
+            } else {
+                Duration::from_millis(200)
+            };
+            let mut changed = false;
+            match rx.recv_timeout(wait) {
+                Ok(Command::FilesChanged) => scan = true,
+                Ok(cmd) => changed |= self.handle(cmd),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            // Everything queued is taken before the next scan: pushes wait on their answers.
+            while let Ok(cmd) = rx.try_recv() {
+                match cmd {
+                    Command::FilesChanged => scan = true,
+                    cmd => changed |= self.handle(cmd),
+                }
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let periodic = self.tick();
+            if scan || waiting || periodic {
+                scan = false;
+                let before = self.stats.records;
+                waiting = self.scan();
+                changed |= self.stats.records > before;
+            }
+            if changed || periodic {
+                self.disclose();
+            }
+        }
+    }
+
+    /// True once a second: the rescan and disclosure pass that run even when nothing woke us.
+    fn tick(&mut self) -> bool {
+        let due = self
+            .last_tick
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+        if due {
+            self.last_tick = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Handles one command; true when it may have staged something for the disclosure stage.
+    fn handle(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Push {
+                pipeline,
+                client,
+                key,
+                body,
+                reply,
+            } => {
+                let Some(p) = self.gw.pipelines.get(pipeline) else {
+                    return false;
+                };
+                let answer = super::push::push(
+                    &mut self.store,
+                    p,
+                    &self.gw.program,
+                    &self.spool,
+                    &client,
+                    &key,
+                    &body,
+                    &mut self.stats,
+                );
+                self.store_outcome(answer.as_ref().err().and_then(PushError::store_failure));
+                let staged = answer.as_ref().is_ok_and(|a| a.accepted > 0);
+                // The client may have gone; what was committed stays committed.
+                let _ = reply.send(answer);
+                self.record_ingest();
+                staged
+            }
+            Command::FilesChanged => false,
+        }
+    }
+
+    fn store_outcome(&self, failure: Option<String>) {
+        self.health.store_failed(failure);
+    }
+
+    /// One pass over the drop folders; true while a file is still growing.
+    fn scan(&mut self) -> bool {
+        let mut waiting = false;
+        let gw = self.gw.clone();
+        for p in &gw.pipelines {
+            let sizes = &mut self.sizes;
+            let mut settled = |path: &Path| {
+                let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                let same = sizes.insert(path.to_owned(), size) == Some(size);
+                waiting |= !same;
+                same
+            };
+            let health = self.health.clone();
+            let mut none = None;
+            if let Err(e) = crate::ingest::drain_folder(
+                &mut self.store,
+                p,
+                &gw.program,
+                &mut none,
+                &mut settled,
+                &mut |_, _, _| Health::beat(&health.engine),
+                &mut self.stats,
+            ) {
+                tracing::error!(pipeline = %p.id, error = %e, "pipeline error; retrying at the next scan");
+            }
+        }
+        self.record_ingest();
+        waiting
+    }
+
+    /// The disclosure stage over what is staged, then the dispatcher is woken.
+    fn disclose(&mut self) {
+        if self.gw.destinations.is_empty() {
+            return;
+        }
+        let mut tally = Tally::default();
+        let today = super::today();
+        let done = crate::pipeline::disclosure::disclose_staged(
+            &mut self.store,
+            &self.gw,
+            &self.keys,
+            today,
+            &mut tally,
+            &mut |_| {},
+        );
+        match &done {
+            Ok(()) => self.store_outcome(None),
+            Err(e) => {
+                tracing::error!(error = %e, "disclosure stage failed; retrying in a second");
+                self.store_outcome(Some("the disclosure stage cannot commit".into()));
+            }
+        }
+        if let Err(e) = self.store.purge_incidents(self.gw.incident_retention_days) {
+            tracing::warn!(error = %e, "cannot remove staged incidents past their retention");
+        }
+        if tally.incidents > 0 {
+            tracing::info!(
+                incidents = tally.incidents,
+                decisions = tally.decisions_total(),
+                queued = tally.queued_total(),
+                "disclosure decisions made"
+            );
+            self.metrics.update(|s| {
+                for (k, n) in &tally.decisions {
+                    *s.decisions.entry(k.clone()).or_default() += n;
+                }
+            });
+        }
+        if tally.queued_total() > 0 {
+            match self.wake.try_send(()) {
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+    }
+
+    fn record_ingest(&self) {
+        let stats = &self.stats;
+        self.metrics.update(|s| {
+            s.passes += 1;
+            s.files = stats.files;
+            s.records = stats.records;
+            s.bytes = stats.bytes;
+            s.incidents = stats.incidents;
+            s.eligible = stats.eligible.values().sum();
+            s.rejected = stats.rejected.clone();
+        });
+    }
+}

@@ -1,0 +1,72 @@
+//! The push ledger: exports pushed over the API, by client, pipeline and idempotency key. A
+//! row is written before the export is read (`answer` empty) and given its answer in the same
+//! transaction as nothing else: the records themselves are committed by the ingest before it, so
+//! a crash in between leaves a row without an answer, and the same push again reads the export
+//! on from the ingest ledger's checkpoint (nothing twice) and then answers.
+
+use super::{Result, Store, now};
+use rusqlite::{OptionalExtension, params};
+
+/// What the ledger holds for one push.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushRow {
+    pub body_sha256: String,
+    pub spool: String,
+    /// The JSON answer, once the export was read.
+    pub answer: Option<String>,
+}
+
+impl Store {
+    pub fn push(&self, client: &str, pipeline: &str, key: &str) -> Result<Option<PushRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT body_sha256, spool, answer FROM pushes
+                 WHERE client = ?1 AND pipeline = ?2 AND key = ?3",
+                params![client, pipeline, key],
+                |r| {
+                    Ok(PushRow {
+                        body_sha256: r.get(0)?,
+                        spool: r.get(1)?,
+                        answer: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Records a push about to be read.
+    pub fn push_begin(
+        &self,
+        client: &str,
+        pipeline: &str,
+        key: &str,
+        body_sha256: &str,
+        spool: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO pushes (client, pipeline, key, body_sha256, spool, at, answer)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL)",
+            params![client, pipeline, key, body_sha256, spool, now()],
+        )?;
+        Ok(())
+    }
+
+    /// Gives a push its answer: from now on the same key gets it without reading anything.
+    pub fn push_answer(&self, client: &str, pipeline: &str, key: &str, answer: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE pushes SET answer = ?4 WHERE client = ?1 AND pipeline = ?2 AND key = ?3",
+            params![client, pipeline, key, answer],
+        )?;
+        Ok(())
+    }
+
+    /// Incidents stored from one file (a pushed export's spool file).
+    pub fn incidents_from(&self, adapter: &str, file: &str) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM incidents WHERE adapter = ?1 AND file = ?2",
+            params![adapter, file],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
