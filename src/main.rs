@@ -134,6 +134,13 @@ enum Command {
         /// Folder to write the demo's config, exports and store into.
         #[arg(long, default_value = "pnp-demo")]
         out: PathBuf,
+        /// Run the demo as a service: its HTTPS API on loopback (tokens in state/tokens/,
+        /// addresses in state/endpoints.json) until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// With --serve: the API's address (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -255,6 +262,15 @@ enum KeysCommand {
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
         config: PathBuf,
     },
+    /// Mint an API token for a [[client]]: printed once, only its SHA-256 is kept (in the
+    /// client's `token_sha256_file`, or printed for its `token_sha256`). Restart the gateway to
+    /// use it; the client's earlier token stops working.
+    Token {
+        /// The client's id in gateway.toml.
+        client: String,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -280,6 +296,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.command {
         Command::Run { .. } => "info",
+        Command::Demo { serve: true, .. } => "info",
         _ => "warn",
     };
     tracing_subscriber::fmt()
@@ -392,6 +409,9 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Keys {
             command: KeysCommand::Init { config },
         } => cmd::privacy::keys_init(&load_gateway(&config)?),
+        Command::Keys {
+            command: KeysCommand::Token { client, config },
+        } => cmd::serve::keys_token(&load_gateway(&config)?, &client),
         Command::Outbox { command } => match command {
             OutboxCommand::List {
                 status,
@@ -428,7 +448,13 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             &out,
             limits.into(),
         ),
-        Command::Demo { out } => cmd::demo::demo(&out),
+        Command::Demo { out, serve, listen } => {
+            if serve {
+                cmd::serve::demo_serve(&out, listen)
+            } else {
+                cmd::demo::demo(&out)
+            }
+        }
     }
 }
 

@@ -32,6 +32,7 @@ mod auth;
 mod dispatcher;
 mod engine;
 mod push;
+pub mod tokens;
 
 pub use engine::Command;
 
