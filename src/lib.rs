@@ -7,6 +7,7 @@ pub mod demo;
 pub mod formats;
 pub mod hex;
 pub mod http_server;
+pub mod imports;
 pub mod ingest;
 pub mod mapping;
 pub mod metrics;
