@@ -8,6 +8,7 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use pnp_gateway::config::Gateway;
 use pnp_gateway::imports::{self, ConsentOptions, Content, ImportError, ImportReport, Input};
+use pnp_gateway::ingest::records;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -50,11 +51,6 @@ fn unreadable(e: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// The file's text, or why it cannot be read (as the readers said it).
-fn read(file: &Path) -> Result<String, String> {
-    std::fs::read_to_string(file).map_err(|e| format!("{}: cannot read: {e}", file.display()))
-}
-
 /// The library's result for a whole input: `Unreadable` is the file's fault (exit 1), anything
 /// else the gateway's.
 fn or_unreadable<T>(r: Result<T, ImportError>) -> Result<Result<T, ExitCode>> {
@@ -74,11 +70,10 @@ pub fn consent_import(
     atomic: bool,
     today: NaiveDate,
 ) -> Result<ExitCode> {
-    let text = match read(file) {
+    let (name, text) = match records::load(file) {
         Ok(t) => t,
         Err(e) => return Ok(unreadable(&e)),
     };
-    let name = file.display().to_string();
     let input = Input {
         name: &name,
         text: &text,
@@ -129,11 +124,10 @@ pub fn consent_import(
 /// `engagement import`: see [`imports::check_engagements`]. One whose incident has not been
 /// read yet is kept pending (not an error) and joins the incident when it is read.
 pub fn engagement_import(gw: &Gateway, file: &Path, atomic: bool) -> Result<ExitCode> {
-    let text = match read(file) {
+    let (name, text) = match records::load(file) {
         Ok(t) => t,
         Err(e) => return Ok(unreadable(&e)),
     };
-    let name = file.display().to_string();
     let input = Input {
         name: &name,
         text: &text,

@@ -68,8 +68,9 @@ pub enum Content {
     Guess,
 }
 
-/// Reads a file whole; the message names the file (the path is the operator's, not a record's).
-fn load(path: &Path) -> Result<(String, String), String> {
+/// Reads a file whole: its name as messages give it, and its text. The message names the file
+/// (the path is the operator's, not a record's).
+pub fn load(path: &Path) -> Result<(String, String), String> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
     Ok((name, text))
