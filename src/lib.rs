@@ -6,6 +6,7 @@ pub mod deliver;
 pub mod demo;
 pub mod formats;
 pub mod hex;
+pub mod imports;
 pub mod ingest;
 pub mod mapping;
 pub mod metrics;

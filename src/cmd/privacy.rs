@@ -5,6 +5,7 @@ use anyhow::{Context, Result, bail};
 use chrono::NaiveDate;
 use pnp_gateway::config::destination::Keys;
 use pnp_gateway::config::{Adapter, Gateway, adapter::glob_match};
+use pnp_gateway::imports;
 use pnp_gateway::model::Incident;
 use pnp_gateway::pipeline::disclosure::Disclosure;
 use pnp_gateway::pipeline::sinks::Each;
@@ -34,12 +35,18 @@ fn keys(gw: &Gateway) -> Result<Keys> {
 
 pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode> {
     let mut store = super::open_sealed(gw, &gw.store_path)?;
-    match store.revoke_consent(id, on) {
+    // The library's `revoke` in its two halves, so that the revocation is reported before
+    // anything is withdrawn (and stands if withdrawing fails).
+    match imports::record_revocation(&mut store, id, on) {
         Ok(()) => {
             println!("consent {id} revoked as of {on}");
-            let n = withdraw_queued(gw, &mut store, id, on, today())?;
-            if n > 0 {
-                println!("withdrew {n} queued referral(s) and purged their payloads");
+            let done = imports::withdraw(gw, &mut store, None, id, on, today())?;
+            print_cancelled(done.cancelled);
+            if done.withdrawn > 0 {
+                println!(
+                    "withdrew {} queued referral(s) and purged their payloads",
+                    done.withdrawn
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -50,50 +57,13 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
     }
 }
 
-/// After a revocation taking effect `on`: what still waits under the consent is withdrawn now
-/// and its payload purged, and each referral already delivered under it gets a cancellation
-/// (queued, sent by `run`); a revocation dated later than `today` acts at send time, when its
-/// date has come (and `run` queues the cancellations then). Returns how many were withdrawn.
-pub(crate) fn withdraw_queued(
-    gw: &Gateway,
-    store: &mut Store,
-    id: &str,
-    on: NaiveDate,
-    today: NaiveDate,
-) -> Result<usize> {
-    if on > today {
-        return Ok(0);
-    }
-    let queued = store.queued_under_consent(id)?;
-    if queued.is_empty() && !pnp_gateway::deliver::cancel::owed_for_revoked(store, gw, today)? {
-        return Ok(0);
-    }
-    let keys = keys(gw)?;
-    let reason = format!("consent_revoked: consent {id} was revoked on {on}");
-    for row in &queued {
-        store.withdraw(row.id, &reason)?;
-        store.audit_append(
-            &keys.audit,
-            &row.audit_entry("withdrawn", vec![reason.clone()]),
-        )?;
-    }
-    let seal = keys
-        .outbox
-        .as_deref()
-        .map(pnp_gateway::store::outbox::SealKey::from_secret);
-    let cancelled = pnp_gateway::deliver::cancel::queue_for_revoked(
-        store,
-        gw,
-        seal.as_ref(),
-        &keys.audit,
-        today,
-    )?;
+/// The line a revocation prints for the cancellations it queued, if any.
+pub(crate) fn print_cancelled(cancelled: usize) {
     if cancelled > 0 {
         println!(
             "queued {cancelled} cancellation(s) of referrals already delivered under revoked consents"
         );
     }
-    Ok(queued.len())
 }
 
 pub fn consent_list(gw: &Gateway, today: NaiveDate) -> Result<ExitCode> {

@@ -57,14 +57,44 @@ pub struct ConsentRow {
     pub revoked_on: Option<NaiveDate>,
 }
 
+/// How a text is to be read: JSON (an array of objects, or one), CSV (a header row), FHIR R4
+/// (`Consent` resources: one, or a Bundle of them), or guessed from the name's extension and the
+/// first character (a file on the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Json,
+    Csv,
+    Fhir,
+    Guess,
+}
+
+/// Reads a file whole: its name as messages give it, and its text. The message names the file
+/// (the path is the operator's, not a record's).
+pub fn load(path: &Path) -> Result<(String, String), String> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+    Ok((name, text))
+}
+
 /// Reads `path` as a list of `T`. `Err` is a problem with the whole file (it cannot be read, its
 /// JSON does not parse, its CSV header is unreadable): nothing of it can be trusted.
 pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Records<T>, String> {
+    let (name, text) = load(path)?;
+    read_text(&name, &text, Content::Guess)
+}
+
+/// [`read`] of a text already in memory (a request's body): `name` is what messages call it.
+/// FHIR is not a form of these records.
+pub fn read_text<T: DeserializeOwned>(
+    name: &str,
+    text: &str,
+    content: Content,
+) -> Result<Records<T>, String> {
     let mut out = Records {
         rows: Vec::new(),
         bad: Vec::new(),
     };
-    for (at, obj) in objects(path)? {
+    for (at, obj) in objects(name, text, content)? {
         match obj.and_then(|o| parse::<T>(at, o)) {
             Ok(t) => out.rows.push((at, t)),
             Err(b) => out.bad.push(b),
@@ -76,17 +106,22 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Result<Records<T>, String> {
 /// Each record of a CSV or JSON file as a JSON object, with where it starts.
 type Objects = Vec<(At, Result<Map<String, Value>, Bad>)>;
 
-fn objects(path: &Path) -> Result<Objects, String> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let is_json = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text.trim_start().starts_with(['[', '{']);
+fn objects(name: &str, text: &str, content: Content) -> Result<Objects, String> {
+    let is_json = match content {
+        Content::Json => true,
+        Content::Csv => false,
+        Content::Fhir => return Err(format!("{name}: not a form these records come in (FHIR)")),
+        Content::Guess => {
+            Path::new(name)
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+                || text.trim_start().starts_with(['[', '{'])
+        }
+    };
     if !is_json {
-        return csv_rows(&name, &text);
+        return csv_rows(name, text);
     }
-    let values: Vec<Value> = match serde_json::from_str::<Value>(&text) {
+    let values: Vec<Value> = match serde_json::from_str::<Value>(text) {
         Ok(Value::Array(a)) => a,
         Ok(v @ Value::Object(_)) => vec![v],
         Ok(_) => return Err(format!("{name}: expected an array of objects")),
@@ -98,7 +133,7 @@ fn objects(path: &Path) -> Result<Objects, String> {
             ));
         }
     };
-    let lines = element_lines(&text, &[]).unwrap_or_default();
+    let lines = element_lines(text, &[]).unwrap_or_default();
     Ok(values
         .into_iter()
         .enumerate()
@@ -334,18 +369,38 @@ pub const EXT_EXPIRY_EVENT: &str =
 /// Reads consents: our CSV or JSON (with an optional `revoked_on` date, a revocation recorded
 /// at import), or FHIR R4 `Consent` resources (one, or a Bundle of them).
 pub fn read_consents(path: &Path) -> Result<Records<ConsentRow>, String> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
-    let value = serde_json::from_str::<Value>(&text).ok();
+    let (name, text) = load(path)?;
+    read_consents_text(&name, &text, Content::Guess)
+}
+
+/// [`read_consents`] of a text already in memory (a request's body): `name` is what messages
+/// call it. JSON that is a FHIR `Consent` or `Bundle` is read as FHIR whatever `content` says
+/// but CSV, as the command line does; `Content::Fhir` insists on it.
+pub fn read_consents_text(
+    name: &str,
+    text: &str,
+    content: Content,
+) -> Result<Records<ConsentRow>, String> {
+    let value = match content {
+        Content::Csv => None,
+        Content::Fhir => Some(serde_json::from_str::<Value>(text).map_err(|e| {
+            format!(
+                "{name}:{}: JSON syntax error (column {})",
+                e.line(),
+                e.column()
+            )
+        })?),
+        Content::Json | Content::Guess => serde_json::from_str::<Value>(text).ok(),
+    };
     let fhir: Option<(Vec<Value>, Vec<usize>)> =
         value.and_then(|v| match v.get("resourceType").and_then(Value::as_str) {
-            Some("Consent") => Some((vec![v], element_lines(&text, &[]).unwrap_or_default())),
+            Some("Consent") => Some((vec![v], element_lines(text, &[]).unwrap_or_default())),
             Some("Bundle") => Some((
                 v["entry"]
                     .as_array()
                     .map(|es| es.iter().map(|e| e["resource"].clone()).collect())
                     .unwrap_or_default(),
-                element_lines(&text, &["entry"]).unwrap_or_default(),
+                element_lines(text, &["entry"]).unwrap_or_default(),
             )),
             _ => None,
         });
@@ -354,7 +409,12 @@ pub fn read_consents(path: &Path) -> Result<Records<ConsentRow>, String> {
         bad: Vec::new(),
     };
     let Some((resources, lines)) = fhir else {
-        for (at, obj) in objects(path)? {
+        if content == Content::Fhir {
+            return Err(format!(
+                "{name}: not a FHIR R4 Consent, nor a Bundle of them"
+            ));
+        }
+        for (at, obj) in objects(name, text, content)? {
             match obj.and_then(|o| consent_row(at, o)) {
                 Ok(c) => out.rows.push((at, c)),
                 Err(b) => out.bad.push(b),

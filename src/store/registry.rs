@@ -18,16 +18,19 @@ pub enum Imported {
     Present,
 }
 
-/// Why the store refused one record: the field at fault, when one is, and the reason. Names
-/// ids (ours) at most, never a value of the record.
+/// Why the store refused one record: a stable snake_case kind (what a program answering an API
+/// client matches on), the field at fault, when one is, and the reason. Names ids (ours) at
+/// most, never a value of the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
+    pub kind: &'static str,
     pub field: Option<&'static str>,
     pub reason: String,
 }
 
-fn refused(field: Option<&'static str>, reason: impl Into<String>) -> Refused {
+fn refused(kind: &'static str, field: Option<&'static str>, reason: impl Into<String>) -> Refused {
     Refused {
+        kind,
         field,
         reason: reason.into(),
     }
@@ -78,6 +81,7 @@ impl Store {
             let imported = match existing(&tx, key.as_ref(), "consents", &c.id, &body)? {
                 Some(false) => {
                     out.push(Err(vec![refused(
+                        "conflicting_content",
                         None,
                         "already in the registry with different content; revoke it and import the new consent under a new id",
                     )]));
@@ -114,6 +118,7 @@ impl Store {
                     Some(b) if b == on.to_string() => {}
                     Some(_) => {
                         out.push(Err(vec![refused(
+                            "conflicting_revocation",
                             Some("revoked_on"),
                             "the registry holds a revocation of another date; `consent revoke` records a new one",
                         )]));
@@ -203,6 +208,7 @@ impl Store {
             let mut problems = Vec::new();
             if self.consent(&e.consent_id)?.is_none() {
                 problems.push(refused(
+                    "unknown_consent",
                     Some("consent_id"),
                     format!("consent {} is not in the registry", e.consent_id),
                 ));
@@ -210,6 +216,7 @@ impl Store {
             let joined = self.has_incident(&e.incident_id, adapter)?;
             if !joined && self.was_purged(&e.incident_id, adapter)? {
                 problems.push(refused(
+                    "incident_purged",
                     Some("incident_id"),
                     "its incident was read and removed after its retention (incident_retention_days): the engagement comes too late",
                 ));
@@ -233,6 +240,7 @@ impl Store {
             let body = serde_json::to_string(e)?;
             match existing(&tx, None, "engagements", &e.id, &body)? {
                 Some(false) => out.push(Err(vec![refused(
+                    "conflicting_content",
                     None,
                     "already recorded with different content",
                 )])),

@@ -1,0 +1,137 @@
+//! Engagements: checked against the config (provider, PRSS roster), then recorded; the store
+//! checks the consent and the incident. One whose incident has not been read yet is kept
+//! pending (not an error) and joins the incident when it is read.
+
+use super::{ImportError, ImportReport, Input, Pending, duplicates, twice};
+use crate::config::Gateway;
+use crate::ingest::records::{self, At, Records};
+use crate::model::Engagement;
+use crate::store::Store;
+use crate::store::registry::Imported;
+
+/// Engagements read and checked, not stored yet: [`CheckedEngagements::report`] holds the
+/// problems found so far.
+#[derive(Debug)]
+pub struct CheckedEngagements {
+    report: ImportReport,
+    good: Vec<(At, Engagement)>,
+    atomic: bool,
+}
+
+/// Reads and checks engagements: ids unique in the input, a provider that is a destination, a
+/// PRSS on the roster. `Err`: the input cannot be read as a whole. With `atomic` and a bad
+/// record the report comes back `aborted`.
+pub fn check_engagements(
+    gw: &Gateway,
+    input: &Input,
+    atomic: bool,
+) -> Result<CheckedEngagements, ImportError> {
+    let Records { rows, bad } =
+        records::read_text::<Engagement>(input.name, input.text, input.content)
+            .map_err(ImportError::Unreadable)?;
+    let mut report = ImportReport::default();
+    bad.iter().for_each(|b| report.bad(b));
+    report.rejected = bad.len();
+    let dups = duplicates(
+        rows.iter()
+            .map(|(at, e)| (e.id.as_str(), *at))
+            .chain(bad.iter().filter_map(|b| Some((b.id.as_deref()?, b.at)))),
+    );
+    let mut faulty = vec![false; rows.len()];
+    for ((at, e), faulty) in rows.iter().zip(&mut faulty) {
+        let before = report.problems.len();
+        if let Some(lines) = dups.get(e.id.as_str()) {
+            report.add(*at, Some(&e.id), Some("id"), "duplicate_id", &twice(lines));
+        }
+        if !gw.destinations.iter().any(|d| d.id == e.provider) {
+            let reason = format!("is no destination in {}", gw.path.display());
+            report.add(
+                *at,
+                Some(&e.id),
+                Some("provider"),
+                "unknown_provider",
+                &reason,
+            );
+        }
+        if !gw.roster.iter().any(|p| p.id == e.prss_id) {
+            report.add(
+                *at,
+                Some(&e.id),
+                Some("prss_id"),
+                "not_on_roster",
+                "is not on the PRSS roster",
+            );
+        }
+        *faulty = report.problems.len() > before;
+    }
+    report.rejected += faulty.iter().filter(|f| **f).count();
+    let good: Vec<_> = rows
+        .into_iter()
+        .zip(faulty)
+        .filter(|(_, f)| !f)
+        .map(|(r, _)| r)
+        .collect();
+    if atomic && report.rejected > 0 {
+        report = report.abort();
+    }
+    Ok(CheckedEngagements {
+        report,
+        good,
+        atomic,
+    })
+}
+
+impl CheckedEngagements {
+    /// The problems found by the checks; `aborted` when nothing is to be imported.
+    pub fn report(&self) -> &ImportReport {
+        &self.report
+    }
+
+    /// Records the good engagements (unless aborted): joined to their incident, or pending.
+    pub fn commit(self, store: &mut Store) -> Result<ImportReport, ImportError> {
+        let CheckedEngagements {
+            mut report,
+            good,
+            atomic,
+        } = self;
+        if report.aborted {
+            return Ok(report);
+        }
+        let input: Vec<&Engagement> = good.iter().map(|(_, e)| e).collect();
+        let outcomes = store.import_engagements(&input, atomic)?;
+        for ((at, e), o) in good.iter().zip(&outcomes) {
+            match o {
+                Ok(i) => {
+                    match i.imported {
+                        Imported::Added => report.added += 1,
+                        Imported::Present => report.present += 1,
+                    }
+                    if !i.joined {
+                        report.pending.push(Pending {
+                            line: at.line,
+                            record: e.id.clone(),
+                        });
+                    }
+                }
+                Err(r) => {
+                    report.rejected += 1;
+                    report.refused(*at, &e.id, r);
+                }
+            }
+        }
+        if atomic && report.rejected > 0 {
+            report = report.abort();
+        }
+        Ok(report)
+    }
+}
+
+/// Checks and imports engagements (see [`check_engagements`] and [`CheckedEngagements::commit`]).
+pub fn import_engagements(
+    gw: &Gateway,
+    store: &mut Store,
+    input: &Input,
+    atomic: bool,
+) -> Result<ImportReport, ImportError> {
+    check_engagements(gw, input, atomic)?.commit(store)
+}
