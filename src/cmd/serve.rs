@@ -30,7 +30,9 @@ pub fn keys_token(gw: &Gateway, client: &str) -> Result<ExitCode> {
             );
         }
         Credential::CertSubject(_) => {
-            bail!("client `{client}` authenticates with its certificate (`cert_subject`), not a token")
+            bail!(
+                "client `{client}` authenticates with its certificate (`cert_subject`), not a token"
+            )
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -92,7 +94,9 @@ pub fn demo_serve(out: &Path, listen: std::net::SocketAddr) -> Result<ExitCode> 
         serde_json::to_string_pretty(&endpoints)?.as_bytes(),
     )?;
     let b = base.display();
-    println!("pnp-gateway demo --serve: the API on {url} (TLS by the demo's CA, {b}/state/tls/ca.pem)");
+    println!(
+        "pnp-gateway demo --serve: the API on {url} (TLS by the demo's CA, {b}/state/tls/ca.pem)"
+    );
     println!("endpoints and token files: {b}/state/endpoints.json");
     println!("try:");
     println!(

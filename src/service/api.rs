@@ -56,6 +56,9 @@ impl App {
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
             .route("/v1/pipelines/{pipeline}/exports", post(push))
+            .route("/v1/consents", post(consents))
+            .route("/v1/consents/{id}/revocation", post(revocation))
+            .route("/v1/engagements", post(engagements))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (docs/api.md)") })
             .with_state(self)
             .layer(axum::middleware::from_fn_with_state(
@@ -207,4 +210,185 @@ pub fn tls_config(
         .with_single_cert(certs, key)
         .map_err(|e| ServiceError::Tls(e.to_string()))?;
     Ok(Arc::new(cfg))
+}
+
+/// `?atomic=true` (nothing imported when any record is bad) and, for consents,
+/// `?accept_incomplete=true` (recorded, permitting nothing), as on the command line.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    #[serde(default)]
+    atomic: bool,
+    #[serde(default)]
+    accept_incomplete: bool,
+}
+
+/// How a PRSS body is read: by its `Content-Type`.
+fn content_of(headers: &HeaderMap) -> crate::imports::Content {
+    let ct = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match ct.as_str() {
+        "application/fhir+json" => crate::imports::Content::Fhir,
+        "text/csv" => crate::imports::Content::Csv,
+        "application/json" => crate::imports::Content::Json,
+        _ => crate::imports::Content::Guess,
+    }
+}
+
+/// The body as text, or 400.
+#[allow(clippy::result_large_err)]
+fn text_of(body: Bytes) -> Result<String, Response> {
+    if body.is_empty() {
+        return Err(error(StatusCode::BAD_REQUEST, "the body is empty"));
+    }
+    String::from_utf8(body.to_vec())
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
+}
+
+/// An import's answer: 200 with the report (each bad record with line, field, kind and reason);
+/// 422 when `atomic` refused it all.
+fn import_answer(
+    r: Result<
+        Result<crate::imports::ImportReport, crate::imports::ImportError>,
+        tokio::sync::oneshot::error::RecvError,
+    >,
+) -> Response {
+    match r {
+        Ok(Ok(report)) => {
+            let status = if report.aborted {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::OK
+            };
+            (status, axum::Json(report)).into_response()
+        }
+        Ok(Err(e)) => import_error(&e),
+        Err(_) => crate::server::layers::busy("the gateway stopped before storing it; try again"),
+    }
+}
+
+fn import_error(e: &crate::imports::ImportError) -> Response {
+    use crate::imports::ImportError as E;
+    let status = match e {
+        E::Unreadable(_) => StatusCode::BAD_REQUEST,
+        E::UnknownConsent(_) => StatusCode::NOT_FOUND,
+        E::Keys(_) | E::Store(_) => {
+            tracing::error!(error = %e, "an import was not stored");
+            return crate::server::layers::busy("the gateway cannot store it now; try again");
+        }
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"error": e.to_string(), "kind": e.kind()})),
+    )
+        .into_response()
+}
+
+/// `POST /v1/consents`: as `consent import`, answered after commit.
+async fn consents(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Query(q): axum::extract::Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = caller.require(&Scope::Prss) {
+        return r;
+    }
+    let text = match text_of(body) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if let Err(r) = app.queue(Command::Consents {
+        text,
+        content: content_of(&headers),
+        atomic: q.atomic,
+        accept_incomplete: q.accept_incomplete,
+        reply,
+    }) {
+        return r;
+    }
+    import_answer(answer.await)
+}
+
+/// The body of a revocation: the date it takes effect (default today).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevocationBody {
+    on: Option<chrono::NaiveDate>,
+}
+
+/// `POST /v1/consents/{id}/revocation`: recorded, and what waits under the consent withdrawn,
+/// before the answer.
+async fn revocation(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = caller.require(&Scope::Prss) {
+        return r;
+    }
+    let parsed = if body.is_empty() {
+        Ok(RevocationBody::default())
+    } else {
+        serde_json::from_slice::<RevocationBody>(&body)
+    };
+    let on = match parsed {
+        Ok(b) => b.on.unwrap_or_else(super::today),
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body is {\"on\": \"YYYY-MM-DD\"} or empty (today)",
+            );
+        }
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if let Err(r) = app.queue(Command::Revoke { id, on, reply }) {
+        return r;
+    }
+    match answer.await {
+        Ok(Ok(r)) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"revoked_on": on, "withdrawn": r.withdrawn, "cancelled": r.cancelled})),
+        )
+            .into_response(),
+        Ok(Err(e)) => import_error(&e),
+        Err(_) => crate::server::layers::busy("the gateway stopped before storing it; try again"),
+    }
+}
+
+/// `POST /v1/engagements`: as `engagement import`, answered after commit.
+async fn engagements(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    axum::extract::Query(q): axum::extract::Query<ImportQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = caller.require(&Scope::Prss) {
+        return r;
+    }
+    let text = match text_of(body) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if let Err(r) = app.queue(Command::Engagements {
+        text,
+        content: content_of(&headers),
+        atomic: q.atomic,
+        reply,
+    }) {
+        return r;
+    }
+    import_answer(answer.await)
 }

@@ -7,6 +7,7 @@ use super::Health;
 use super::push::{PushAnswer, PushError};
 use crate::config::Gateway;
 use crate::config::destination::Keys;
+use crate::imports::{ImportError, ImportReport, Input};
 use crate::pipeline::Stats;
 use crate::pipeline::disclosure::Tally;
 use crate::store::Store;
@@ -27,6 +28,27 @@ pub enum Command {
         key: String,
         body: axum::body::Bytes,
         reply: oneshot::Sender<Result<PushAnswer, PushError>>,
+    },
+    /// Consents (`consent import`'s JSON or CSV, or FHIR R4 Consent resources).
+    Consents {
+        text: String,
+        content: crate::imports::Content,
+        atomic: bool,
+        accept_incomplete: bool,
+        reply: oneshot::Sender<Result<ImportReport, ImportError>>,
+    },
+    /// A consent's revocation taking effect `on`; what waits under it is withdrawn first.
+    Revoke {
+        id: String,
+        on: chrono::NaiveDate,
+        reply: oneshot::Sender<Result<crate::imports::Revocation, ImportError>>,
+    },
+    /// Engagements (`engagement import`'s JSON or CSV).
+    Engagements {
+        text: String,
+        content: crate::imports::Content,
+        atomic: bool,
+        reply: oneshot::Sender<Result<ImportReport, ImportError>>,
     },
     /// The watcher saw a drop folder change.
     FilesChanged,
@@ -224,7 +246,82 @@ impl Engine {
                 self.record_ingest();
                 staged
             }
+            Command::Consents {
+                text,
+                content,
+                atomic,
+                accept_incomplete,
+                reply,
+            } => {
+                let input = Input {
+                    name: "request body",
+                    text: &text,
+                    content,
+                };
+                let opts = crate::imports::ConsentOptions {
+                    accept_incomplete,
+                    atomic,
+                    today: super::today(),
+                };
+                let keys = self.keys_if_delivering();
+                let r = crate::imports::import_consents(
+                    &self.gw,
+                    &mut self.store,
+                    keys.as_deref(),
+                    &input,
+                    opts,
+                );
+                self.import_outcome(&r);
+                let _ = reply.send(r);
+                true
+            }
+            Command::Revoke { id, on, reply } => {
+                let keys = self.keys_if_delivering();
+                let r = crate::imports::revoke(
+                    &self.gw,
+                    &mut self.store,
+                    keys.as_deref(),
+                    &id,
+                    on,
+                    super::today(),
+                );
+                self.import_outcome(&r);
+                let _ = reply.send(r);
+                // The dispatcher queues the cancellations owed.
+                let _ = self.wake.try_send(());
+                false
+            }
+            Command::Engagements {
+                text,
+                content,
+                atomic,
+                reply,
+            } => {
+                let input = Input {
+                    name: "request body",
+                    text: &text,
+                    content,
+                };
+                let r =
+                    crate::imports::import_engagements(&self.gw, &mut self.store, &input, atomic);
+                self.import_outcome(&r);
+                let _ = reply.send(r);
+                true
+            }
             Command::FilesChanged => false,
+        }
+    }
+
+    fn keys_if_delivering(&self) -> Option<Arc<Keys>> {
+        (!self.gw.destinations.is_empty()).then(|| self.keys.clone())
+    }
+
+    fn import_outcome<T>(&self, r: &Result<T, ImportError>) {
+        match r {
+            Err(ImportError::Store(_)) => {
+                self.store_outcome(Some("an import could not be committed".into()))
+            }
+            _ => self.store_outcome(None),
         }
     }
 
