@@ -41,8 +41,11 @@ pub struct ServerSpec {
     pub rate_burst: u32,
 }
 
+/// Connections are cheap to hold (a task, a descriptor) and a stranger's stalled ones are shed by
+/// the header timeout: a cap well above the clients' needs keeps a burst of them from queueing
+/// the real clients. Keep it under the process's descriptor limit (`ulimit -n`).
 fn default_max_connections() -> usize {
-    256
+    1024
 }
 fn default_header_timeout() -> u64 {
     10

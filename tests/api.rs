@@ -1,0 +1,522 @@
+//! The service's HTTPS API (src/service/) against an independent client (tests/peers/api_client.py:
+//! Python's http.client, ssl and socket), on `pnp-gateway demo --serve` and `run`: pushes
+//! answered after commit and delivered, credentials and scopes, bounds, kill -9 and SIGTERM, and
+//! the PRSS's consents, engagements and revocations.
+
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running service, killed when dropped.
+struct Service {
+    child: Child,
+    url: String,
+    base: PathBuf,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// `demo --serve` into `dir`, once its endpoints are written.
+    fn demo(dir: &Path) -> Service {
+        let out = dir.join("demo");
+        let child = bin()
+            .args(["demo", "--serve", "--listen", "127.0.0.1:0", "--out"])
+            .arg(&out)
+            .env("PNP_GATEWAY_TODAY", TODAY)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = out.join("examples/demo");
+        let endpoints = base.join("state/endpoints.json");
+        let start = Instant::now();
+        while !endpoints.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "demo --serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let e: Value = serde_json::from_str(&std::fs::read_to_string(&endpoints).unwrap()).unwrap();
+        Service {
+            child,
+            url: e["api"].as_str().unwrap().to_string(),
+            base,
+        }
+    }
+
+    /// `run --config` on a tree an earlier `demo --serve` wrote, once its API listens.
+    fn run(base: &Path) -> Service {
+        let mut child = bin()
+            .args(["run", "--config"])
+            .arg(base.join("gateway.toml"))
+            .env("PNP_GATEWAY_TODAY", TODAY)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("run ended before it listened").unwrap();
+            if let Some(rest) = line.strip_prefix("API on https://") {
+                break rest.rsplit(':').next().unwrap().trim().to_string();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Service {
+            child,
+            url: format!("https://localhost:{port}"),
+            base: base.to_owned(),
+        }
+    }
+
+    fn cfg(&self) -> PathBuf {
+        self.base.join("gateway.toml")
+    }
+
+    fn token(&self, client: &str) -> String {
+        std::fs::read_to_string(self.base.join(format!("state/tokens/{client}.token"))).unwrap()
+    }
+
+    /// One call of the Python client.
+    fn client(&self, cmd: &str, mut args: Value) -> Value {
+        args["url"] = json!(self.url);
+        args["ca"] = json!(self.base.join("state/tls/ca.pem"));
+        let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(python)
+            .arg(repo().join("tests/peers/api_client.py"))
+            .arg(cmd)
+            .arg(args.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn sample(&self) -> PathBuf {
+        self.base.join("samples/cad_export_2026-03.csv")
+    }
+
+    /// Pushes the generic sample export as `client` under `key`.
+    fn push(&self, client: &str, key: &str) -> Value {
+        self.client(
+            "request",
+            json!({
+                "method": "POST",
+                "path": "/v1/pipelines/generic-cad-csv/exports",
+                "token": self.token(client),
+                "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"},
+                "body_file": self.sample(),
+            }),
+        )
+    }
+
+    fn post(&self, client: &str, path: &str, content_type: &str, body: &str) -> Value {
+        self.client(
+            "request",
+            json!({
+                "method": "POST", "path": path, "token": self.token(client),
+                "headers": {"Content-Type": content_type}, "body": body,
+            }),
+        )
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        store_count(&self.cfg(), sql)
+    }
+
+    /// Incidents staged from pushed exports (their spool files).
+    fn pushed_incidents(&self) -> i64 {
+        self.count("SELECT count(*) FROM incidents WHERE file LIKE '%/spool/%'")
+    }
+
+    fn wait_for(&self, what: &str, mut done: impl FnMut(&Service) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn a_pushed_export_is_answered_after_commit_then_decided_and_delivered() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    let r = s.push("agency", "march-2026");
+    assert_eq!(r["status"], 202, "{r}");
+    let accepted = r["body"]["accepted"].as_i64().unwrap();
+    assert!(accepted > 0, "{r}");
+    // Committed before the answer: the store holds every accepted record right away.
+    assert_eq!(s.pushed_incidents(), accepted);
+    // Each rejected record with where and why, and no value of the export in any of it.
+    let rejected = r["body"]["rejected"].as_array().unwrap();
+    assert!(!rejected.is_empty());
+    for x in rejected {
+        assert!(
+            x["line"].as_u64().unwrap() > 1 && x["kind"].is_string(),
+            "{x}"
+        );
+    }
+    assert_deidentified(&r["body"].to_string(), "a push's answer");
+    // The same key again: the same answer, nothing read twice.
+    let again = s.push("agency", "march-2026");
+    assert_eq!(again["status"], 202);
+    assert_eq!(again["body"]["accepted"], accepted);
+    assert_eq!(again["body"]["rejected"], r["body"]["rejected"]);
+    assert_eq!(again["body"]["replayed"], true);
+    assert_eq!(s.pushed_incidents(), accepted);
+    // Pushed incidents flow like dropped files: decided and delivered (the Sandiego export
+    // in its folder and the pushed one make the demo's eligible incidents).
+    s.wait_for("every eligible incident delivered to DHHR", |s| {
+        outbox_count(&s.cfg(), "dhhr-program", "delivered") == DEMO_ELIGIBLE as i64
+    });
+    let m = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("admin")}),
+    );
+    assert_eq!(m["status"], 200);
+    assert!(
+        m["body"]
+            .as_str()
+            .unwrap()
+            .contains("pnp_records_read_total")
+    );
+    let ready = s.client(
+        "request",
+        json!({"path": "/readyz", "token": s.token("admin")}),
+    );
+    assert_eq!(ready["status"], 200, "{ready}");
+    assert_eq!(ready["body"]["components"]["store"]["ready"], true);
+}
+
+#[test]
+fn an_idempotency_key_reused_for_another_body_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    assert_eq!(s.push("agency", "k-1")["status"], 202);
+    let r = s.client(
+        "request",
+        json!({
+            "method": "POST", "path": "/v1/pipelines/generic-cad-csv/exports",
+            "token": s.token("agency"),
+            "headers": {"Idempotency-Key": "k-1", "Content-Type": "text/csv"},
+            "body": "another body",
+        }),
+    );
+    assert_eq!(r["status"], 422, "{r}");
+}
+
+#[test]
+fn no_credentials_a_wrong_token_or_scope_or_a_body_over_the_limit_store_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    let path = "/v1/pipelines/generic-cad-csv/exports";
+    let body = |token: Option<String>| {
+        let mut a = json!({"method": "POST", "path": path, "body_file": s.sample(),
+            "headers": {"Idempotency-Key": "k", "Content-Type": "text/csv"}});
+        if let Some(t) = token {
+            a["token"] = json!(t);
+        }
+        s.client("request", a)
+    };
+    assert_eq!(body(None)["status"], 401);
+    assert_eq!(body(Some("pnp_not-a-token".into()))["status"], 401);
+    assert_eq!(body(Some(s.token("prss")))["status"], 403);
+    assert_eq!(body(Some(s.token("prestera")))["status"], 403);
+    let no_pipeline = s.client(
+        "request",
+        json!({"method": "POST", "path": "/v1/pipelines/nope/exports", "token": s.token("agency"), "body": "x"}),
+    );
+    assert_eq!(no_pipeline["status"], 403, "no scope names it");
+    let consent = s.post("agency", "/v1/consents", "application/json", "[]");
+    assert_eq!(consent["status"], 403);
+    let metrics = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("agency")}),
+    );
+    assert_eq!(metrics["status"], 403);
+    assert_eq!(
+        s.client("request", json!({"path": "/readyz"}))["status"],
+        401
+    );
+    // Over the body limit (16 MiB): 413 on the head alone.
+    let big = s.client(
+        "head_only",
+        json!({"path": path, "token": s.token("agency"), "length": 64 << 20}),
+    );
+    assert_eq!(big["status"], 413, "{big}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(s.count("SELECT count(*) FROM pushes"), 0);
+    assert_eq!(s.pushed_incidents(), 0);
+    assert_eq!(s.count("SELECT count(*) FROM consents"), 0);
+}
+
+#[test]
+fn hundreds_of_slow_connections_do_not_stop_a_normal_client() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    let r = s.client("slow", json!({"count": 300, "token": s.token("admin")}));
+    assert!(r["opened"].as_u64().unwrap() >= 250, "{r}");
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["seconds"].as_f64().unwrap() < 5.0, "{r}");
+}
+
+#[test]
+fn kill_9_right_after_a_202_loses_nothing_and_a_cut_body_stores_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Service::demo(d.path());
+    let r = s.push("agency", "before-kill");
+    assert_eq!(r["status"], 202);
+    let accepted = r["body"]["accepted"].as_i64().unwrap();
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let base = s.base.clone();
+    drop(s);
+    let s = Service::run(&base);
+    assert_eq!(s.pushed_incidents(), accepted);
+    // The same push again after the restart: answered from the ledger.
+    let again = s.push("agency", "before-kill");
+    assert_eq!(again["body"]["replayed"], true, "{again}");
+    // A body cut off mid-request: nothing of it is stored.
+    let pushes = s.count("SELECT count(*) FROM pushes");
+    s.client(
+        "cut",
+        json!({"path": "/v1/pipelines/generic-cad-csv/exports", "token": s.token("agency"), "body_file": s.sample()}),
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(s.count("SELECT count(*) FROM pushes"), pushes);
+    assert_eq!(s.pushed_incidents(), accepted);
+}
+
+#[cfg(unix)]
+#[test]
+fn sigterm_during_pushes_answers_202_only_for_what_is_stored_and_exits_0_in_time() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Service::demo(d.path());
+    let args = json!({
+        "url": s.url, "ca": s.base.join("state/tls/ca.pem"),
+        "path": "/v1/pipelines/generic-cad-csv/exports", "token": s.token("agency"),
+        "body_file": s.sample(), "count": 200, "prefix": "term",
+    });
+    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut pusher = std::process::Command::new(python)
+        .arg(repo().join("tests/peers/api_client.py"))
+        .arg("pushes")
+        .arg(args.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(pusher.stdout.take().unwrap()).lines();
+    // A few answered, then SIGTERM while the next ones are under way.
+    let mut results: Vec<Value> = Vec::new();
+    for _ in 0..3 {
+        results.push(serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap());
+    }
+    let stopped = Instant::now();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &s.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let code = loop {
+        if let Some(c) = s.child.try_wait().unwrap() {
+            break c;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(12),
+            "not stopped within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "exit {code:?}");
+    let _ = pusher.kill();
+    results.extend(
+        lines
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str(&l).ok()),
+    );
+    let _ = pusher.wait();
+    // Every 202 is in the store, with its answer; the pushes refused or cut off need not be.
+    let ok: Vec<&Value> = results.iter().filter(|r| r["status"] == 202).collect();
+    assert!(ok.len() >= 3, "{results:?}");
+    for r in &ok {
+        let key = r["key"].as_str().unwrap();
+        let answered = s.count(&format!(
+            "SELECT count(*) FROM pushes WHERE key = '{key}' AND answer IS NOT NULL"
+        ));
+        assert_eq!(answered, 1, "a 202 for {key} that is not stored");
+    }
+    assert!(
+        results.iter().any(|r| r["status"] != 202),
+        "SIGTERM came after every push: {results:?}"
+    );
+}
+
+#[test]
+fn the_prss_posts_consents_as_fhir_engagements_and_a_revocation_that_withdraws() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Service::demo(d.path());
+    // Prestera's intake is down, so its referrals wait in the outbox: stop, point it at a port
+    // where nothing listens, start again.
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let cfg = s.cfg();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace(
+            "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+            "deliver = { kind = \"webhook\", url = \"https://127.0.0.1:9/intake\", secret_file = \"state/dhhr-research.secret\", timeout_ms = 500 }",
+        ),
+    )
+    .unwrap();
+    let base = s.base.clone();
+    drop(s);
+    let s = Service::run(&base);
+
+    // The demo's consents in our JSON, then one consent as a FHIR R4 Consent that the CLI,
+    // importing the same consent in our JSON, finds already present: the same record.
+    let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
+    let r = s.post(
+        "prss",
+        "/v1/consents?accept_incomplete=true",
+        "application/json",
+        &consents,
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["body"]["added"].as_u64().unwrap() > 0, "{r}");
+    let fhir = fhir_consent();
+    let r = s.post("prss", "/v1/consents", "application/fhir+json", &fhir);
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["body"]["added"], 1, "{r}");
+    let ours = s.base.join("api-1.json");
+    std::fs::write(&ours, OURS).unwrap();
+    let out = success(&cli(
+        &[
+            "consent",
+            "import",
+            "--today",
+            TODAY,
+            ours.to_str().unwrap(),
+        ],
+        &s.cfg(),
+    ));
+    assert!(
+        out.contains("imported 0 consent(s), 1 already present, 0 rejected"),
+        "{out}"
+    );
+    // A bad record is named by line, field and kind; the good ones are taken.
+    let bad = s.post(
+        "prss",
+        "/v1/engagements",
+        "text/csv",
+        "id,incident_id,prss_id,consent_id,provider,service,engaged_on\nE-X,2026-000101,PRSS-99,C-2026-001,prestera,sud_treatment,2026-03-02\n",
+    );
+    assert_eq!(bad["status"], 200, "{bad}");
+    let p = &bad["body"]["problems"][0];
+    assert_eq!(
+        (p["line"].as_u64(), p["kind"].as_str()),
+        (Some(2), Some("not_on_roster")),
+        "{bad}"
+    );
+
+    // The export and the engagements: Jane Doe's referral to Prestera waits (Prestera is down).
+    assert_eq!(s.push("agency", "march")["status"], 202);
+    let engagements = std::fs::read_to_string(prss_file(&s.cfg(), "engagements.csv")).unwrap();
+    let r = s.post("prss", "/v1/engagements", "text/csv", &engagements);
+    assert_eq!(r["status"], 200, "{r}");
+    s.wait_for("a referral to Prestera waiting", |s| {
+        s.count("SELECT count(*) FROM outbox WHERE destination = 'prestera' AND consent_id = 'C-2026-001' AND status = 'pending'") > 0
+    });
+    let r = s.post(
+        "prss",
+        "/v1/consents/C-2026-001/revocation",
+        "application/json",
+        "{}",
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(r["body"]["withdrawn"].as_u64().unwrap() >= 1, "{r}");
+    // Withdrawn before the answer: nothing waits under it any more.
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM outbox WHERE consent_id = 'C-2026-001' AND status = 'pending'"
+        ),
+        0
+    );
+    let unknown = s.post(
+        "prss",
+        "/v1/consents/NOPE/revocation",
+        "application/json",
+        "",
+    );
+    assert_eq!(unknown["status"], 404);
+}
+
+/// A consent of our own making, every element there, in our JSON ...
+const OURS: &str = r#"[{
+  "id": "API-1",
+  "patient_name": "QUILLFEATHER, ZEBEDIAH",
+  "disclosing": "program",
+  "information": ["identity", "contact", "referral"],
+  "recipients": ["prestera", "general:qrt"],
+  "purpose": "treatment_referral",
+  "right_to_revoke_statement": "I may revoke this consent in writing.",
+  "expires_on": "2027-12-31",
+  "expires_event": "the end of my QRT follow-up",
+  "signature": "Zebediah Quillfeather",
+  "signed_on": "2026-03-01",
+  "tpo": true,
+  "redisclosure_statement": "42 CFR part 2 prohibits unauthorized redisclosure."
+}]"#;
+
+/// ... and the same consent as a FHIR R4 Consent (docs/privacy.md's mapping).
+fn fhir_consent() -> String {
+    use pnp_gateway::ingest::records::{EXT_EXPIRY_EVENT, EXT_REDISCLOSURE, EXT_RIGHT_TO_REVOKE};
+    let ircp = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]});
+    json!({
+        "resourceType": "Consent", "id": "API-1", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}],
+        "patient": {"display": "QUILLFEATHER, ZEBEDIAH"},
+        "dateTime": "2026-03-01",
+        "organization": [{"display": "program"}],
+        "extension": [
+            {"url": EXT_RIGHT_TO_REVOKE, "valueString": "I may revoke this consent in writing."},
+            {"url": EXT_EXPIRY_EVENT, "valueString": "the end of my QRT follow-up"},
+            {"url": EXT_REDISCLOSURE, "valueString": "42 CFR part 2 prohibits unauthorized redisclosure."}
+        ],
+        "verification": [{"verified": true, "verifiedWith": {"display": "Zebediah Quillfeather"}}],
+        "provision": {
+            "type": "permit",
+            "period": {"start": "2026-03-01", "end": "2027-12-31"},
+            "actor": [
+                {"role": ircp, "reference": {"reference": "Organization/prestera"}},
+                {"role": ircp, "reference": {"display": "general:qrt"}}
+            ],
+            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
+            "class": [{"code": "identity"}, {"code": "contact"}, {"code": "referral"}]
+        }
+    })
+    .to_string()
+}
