@@ -520,3 +520,128 @@ fn fhir_consent() -> String {
     })
     .to_string()
 }
+
+/// A client certificate for `cn` signed by the CA in `ca_dir` (`ca.pem`, `ca-key.pem`), made
+/// with the openssl CLI: (cert, key).
+fn client_cert(dir: &Path, ca_dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+    let (key, csr, cert, ext) = (
+        dir.join(format!("{cn}.key")),
+        dir.join(format!("{cn}.csr")),
+        dir.join(format!("{cn}.pem")),
+        dir.join("client.ext"),
+    );
+    std::fs::write(&ext, "extendedKeyUsage = clientAuth\n").unwrap();
+    let openssl = |args: &[&str]| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &p(&key),
+        "-out",
+        &p(&csr),
+        "-subj",
+        &format!("/CN={cn}"),
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &p(&csr),
+        "-CA",
+        &p(&ca_dir.join("ca.pem")),
+        "-CAkey",
+        &p(&ca_dir.join("ca-key.pem")),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &p(&ext),
+        "-out",
+        &p(&cert),
+    ]);
+    (cert, key)
+}
+
+#[test]
+fn mutual_tls_clients_are_named_by_their_certificate_and_strangers_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let mut s = Service::demo(d.path());
+    s.child.kill().unwrap();
+    s.child.wait().unwrap();
+    let cfg = s.cfg();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "tls_key = \"state/tls/key.pem\"\n",
+        "tls_key = \"state/tls/key.pem\"\nclient_ca = \"state/tls/ca.pem\"\n",
+    ) + "\n[[client]]\nid = \"cad-vendor\"\nscopes = [\"push:generic-cad-csv\"]\ncert_subject = \"cad-vendor\"\n";
+    std::fs::write(&cfg, text).unwrap();
+    let tls = s.base.join("state/tls");
+    let (good, good_key) = client_cert(d.path(), &tls, "cad-vendor");
+    let (unknown, unknown_key) = client_cert(d.path(), &tls, "somebody-else");
+    // A CA of its own: the same name, not signed by the client CA.
+    let other_ca = d.path().join("other-ca");
+    std::fs::create_dir_all(&other_ca).unwrap();
+    let o = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other-ca",
+            "-keyout",
+        ])
+        .arg(other_ca.join("ca-key.pem"))
+        .arg("-out")
+        .arg(other_ca.join("ca.pem"))
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let stranger_dir = d.path().join("stranger");
+    std::fs::create_dir_all(&stranger_dir).unwrap();
+    let (stranger, stranger_key) = client_cert(&stranger_dir, &other_ca, "cad-vendor");
+    let base = s.base.clone();
+    drop(s);
+    let s = Service::run(&base);
+    let push = |cert: &Path, key: &Path| {
+        s.client(
+            "request",
+            json!({
+                "method": "POST", "path": "/v1/pipelines/generic-cad-csv/exports",
+                "cert": cert, "key": key, "body_file": s.sample(),
+                "headers": {"Idempotency-Key": "mtls", "Content-Type": "text/csv"},
+            }),
+        )
+    };
+    let r = push(&good, &good_key);
+    assert_eq!(r["status"], 202, "{r}");
+    assert_eq!(
+        s.count("SELECT count(*) FROM pushes WHERE client = 'cad-vendor'"),
+        1
+    );
+    assert_eq!(push(&unknown, &unknown_key)["status"], 401);
+    let r = push(&stranger, &stranger_key);
+    assert!(
+        r["status"].is_null(),
+        "a certificate of another CA is refused in the handshake: {r}"
+    );
+    // Token clients need no certificate.
+    assert_eq!(s.push("agency", "token-client")["status"], 202);
+    assert_eq!(s.count("SELECT count(*) FROM pushes"), 2);
+}

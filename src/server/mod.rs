@@ -59,6 +59,11 @@ impl Limits {
     }
 }
 
+/// The certificate (DER) a client presented in the TLS handshake, checked by the listener's
+/// client verifier: put into every request's extensions of that connection.
+#[derive(Debug, Clone)]
+pub struct PeerCertificate(pub Arc<[u8]>);
+
 /// Tells a running [`serve`] to stop accepting and lets it finish what is open.
 #[derive(Clone)]
 pub struct Shutdown(watch::Sender<bool>);
@@ -185,11 +190,17 @@ pub async fn serve(
         tokio::spawn(async move {
             let _slot = slot;
             match acceptor {
-                None => connection(tcp, &limits, router, stop).await,
+                None => connection(tcp, &limits, router, None, stop).await,
                 Some(a) => {
                     let handshake = tokio::time::timeout(limits.header_timeout, a.accept(tcp));
                     if let Ok(Ok(stream)) = handshake.await {
-                        connection(stream, &limits, router, stop).await;
+                        let peer = stream
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| PeerCertificate(Arc::from(c.as_ref())));
+                        connection(stream, &limits, router, peer, stop).await;
                     }
                 }
             }
@@ -200,11 +211,24 @@ pub async fn serve(
     let _ = slots.acquire_many(max as u32).await;
 }
 
-async fn connection<S>(stream: S, limits: &Limits, router: Router, mut stop: ShutdownSignal)
-where
+async fn connection<S>(
+    stream: S,
+    limits: &Limits,
+    router: Router,
+    peer: Option<PeerCertificate>,
+    mut stop: ShutdownSignal,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper_util::service::TowerToHyperService::new(router);
+    let with_peer = tower::ServiceBuilder::new()
+        .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            if let Some(p) = &peer {
+                req.extensions_mut().insert(p.clone());
+            }
+            req
+        })
+        .service(router);
+    let service = hyper_util::service::TowerToHyperService::new(with_peer);
     let (stream, activity) = idle::Watched::new(stream);
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())

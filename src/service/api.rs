@@ -176,8 +176,8 @@ async fn push(
     }
 }
 
-/// The API's TLS: the server's certificate and key; with `client_ca`, client certificates are
-/// required and checked against it (mutual TLS).
+/// The API's TLS: the server's certificate and key; with `client_ca`, a client certificate, when
+/// presented, must chain to it (mutual TLS; `cert_subject` clients authenticate by it).
 pub fn tls_config(
     cert: &std::path::Path,
     key: &std::path::Path,
@@ -201,6 +201,9 @@ pub fn tls_config(
                 Arc::new(roots),
                 crate::tls::provider(),
             )
+            // Clients with a token need no certificate; one that presents a certificate must
+            // present a good one (else the handshake fails).
+            .allow_unauthenticated()
             .build()
             .map_err(|e| ServiceError::Tls(e.to_string()))?;
             builder.with_client_cert_verifier(verifier)

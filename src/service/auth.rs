@@ -1,5 +1,6 @@
 //! Who is calling: a bearer token, compared by its SHA-256 with the `[[client]]`s' (tokens are
-//! never stored), then a per-client rate limit (governor's keyed limiter). A request without
+//! never stored), or with mutual TLS the common name of the client certificate the listener
+//! verified against `[server] client_ca` (`cert_subject`); then a per-client rate limit (governor's keyed limiter). A request without
 //! valid credentials is answered 401 before its body is read; a wrong scope is the handler's
 //! 403. Neither stores anything.
 
@@ -39,13 +40,25 @@ impl Caller {
 pub struct Auth {
     /// (SHA-256 of the token, client); a client whose hash file is missing is left out.
     tokens: Vec<([u8; 32], Caller)>,
+    /// (certificate subject common name, client), for mutual TLS.
+    subjects: Vec<(String, Caller)>,
     limiter: DefaultKeyedRateLimiter<String>,
 }
 
 impl Auth {
     pub fn new(clients: &[Client], rate: u32, burst: u32) -> Auth {
         let mut tokens = Vec::new();
+        let mut subjects = Vec::new();
         for c in clients {
+            if let Credential::CertSubject(s) = &c.credential {
+                subjects.push((
+                    s.clone(),
+                    Caller {
+                        id: c.id.clone(),
+                        scopes: c.scopes.clone(),
+                    },
+                ));
+            }
             let hex = match &c.credential {
                 Credential::TokenSha256(h) => Some(h.clone()),
                 Credential::TokenSha256File(f) => match std::fs::read_to_string(f) {
@@ -76,6 +89,7 @@ impl Auth {
             .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN));
         Auth {
             tokens,
+            subjects,
             limiter: DefaultKeyedRateLimiter::keyed(quota),
         }
     }
@@ -93,6 +107,16 @@ impl Auth {
         }
         found
     }
+
+    /// The client named by the common name of the certificate the TLS listener verified.
+    fn by_certificate(&self, cert: &crate::server::PeerCertificate) -> Option<Caller> {
+        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.0).ok()?;
+        let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+        self.subjects
+            .iter()
+            .find(|(s, _)| s == cn)
+            .map(|(_, c)| c.clone())
+    }
 }
 
 /// A JSON error answer: `{"error": why}`.
@@ -108,7 +132,15 @@ pub async fn authenticate(State(auth): State<Arc<Auth>>, mut req: Request, next:
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some(caller) = token.and_then(|t| auth.caller(t)) else {
+    // A bearer token when there is one; else the client certificate (mutual TLS).
+    let caller = match token {
+        Some(t) => auth.caller(t),
+        None => req
+            .extensions()
+            .get::<crate::server::PeerCertificate>()
+            .and_then(|c| auth.by_certificate(c)),
+    };
+    let Some(caller) = caller else {
         let mut r = error(
             StatusCode::UNAUTHORIZED,
             "no valid credentials (Authorization: Bearer <token>)",

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """An independent client of the gateway's HTTPS API: Python's http.client, ssl and socket.
 
-    api_client.py request '{"url", "ca", "method", "path", "token"?, "headers"?, "body"? | "body_file"?}'
-        one request; prints {"status", "headers", "body"} (body parsed as JSON when it is)
+    api_client.py request '{"url", "ca", "method", "path", "token"?, "cert"?, "key"?, "headers"?, "body"? | "body_file"?}'
+        one request (with a client certificate when given); prints {"status", "headers", "body"}
+        (body parsed as JSON when it is), or {"status": null, "error"} when TLS refused it
     api_client.py head_only '{"url", "ca", "path", "token", "length"}'
         a POST head announcing `length` bytes, no body; prints {"status"}
     api_client.py cut '{"url", "ca", "path", "token", "body_file"}'
@@ -30,7 +31,10 @@ def parts(args):
 
 
 def context(args):
-    return ssl.create_default_context(cafile=args["ca"])
+    ctx = ssl.create_default_context(cafile=args["ca"])
+    if args.get("cert"):
+        ctx.load_cert_chain(args["cert"], args["key"])
+    return ctx
 
 
 def request(args):
@@ -45,8 +49,14 @@ def request(args):
             body = f.read()
     elif body is not None:
         body = body.encode()
-    conn.request(args.get("method", "GET"), args["path"], body=body, headers=headers)
-    r = conn.getresponse()
+    try:
+        conn.request(args.get("method", "GET"), args["path"], body=body, headers=headers)
+    except (ssl.SSLError, ConnectionError) as e:
+        return {"status": None, "error": type(e).__name__}
+    try:
+        r = conn.getresponse()
+    except (ssl.SSLError, ConnectionError) as e:
+        return {"status": None, "error": type(e).__name__}
     raw = r.read().decode("utf-8", "replace")
     try:
         parsed = json.loads(raw)
