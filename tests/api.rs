@@ -645,3 +645,22 @@ fn mutual_tls_clients_are_named_by_their_certificate_and_strangers_refused() {
     assert_eq!(s.push("agency", "token-client")["status"], 202);
     assert_eq!(s.count("SELECT count(*) FROM pushes"), 2);
 }
+
+#[test]
+fn a_client_over_its_rate_is_told_to_wait_and_others_are_not() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    // The demo's clients may make 50 requests a second with a burst of 100.
+    let r = s.client(
+        "burst",
+        json!({"path": "/healthz", "token": s.token("admin"), "count": 600}),
+    );
+    let limited = r["statuses"]["429"].as_u64().unwrap_or(0);
+    assert!(limited > 0, "{r}");
+    assert!(r["statuses"]["200"].as_u64().unwrap() >= 100, "{r}");
+    let other = s.client(
+        "request",
+        json!({"path": "/healthz", "token": s.token("prss")}),
+    );
+    assert_eq!(other["status"], 200);
+}

@@ -12,6 +12,8 @@
         opens `count` connections that stall (20 TLS ones that send one byte of a request head,
         the rest plain TCP that never starts TLS), then times a normal GET /healthz while they
         are open; prints {"opened", "status", "seconds"}
+    api_client.py burst '{"url", "ca", "path", "token", "count"}'
+        `count` GETs on one kept-alive connection as fast as they go; prints {"statuses": {code: n}}
     api_client.py pushes '{"url", "ca", "path", "token", "body_file", "count", "prefix"}'
         pushes the body `count` times under keys prefix-0.. one after another, printing one line
         per push as it ends: {"key", "status", "accepted"} or {"key", "error"}
@@ -137,6 +139,19 @@ def slow(args):
     return {"opened": opened, "status": status, "seconds": seconds}
 
 
+def burst(args):
+    """`count` GETs of `path` on one kept-alive connection, as fast as they go: the statuses."""
+    host, port = parts(args)
+    conn = http.client.HTTPSConnection(host, port, context=context(args), timeout=30)
+    statuses = {}
+    for _ in range(args["count"]):
+        conn.request("GET", args["path"], headers={"Authorization": "Bearer " + args["token"]})
+        r = conn.getresponse()
+        r.read()
+        statuses[str(r.status)] = statuses.get(str(r.status), 0) + 1
+    return {"statuses": statuses}
+
+
 def pushes(args):
     for i in range(args["count"]):
         key = f"{args['prefix']}-{i}"
@@ -152,7 +167,7 @@ def pushes(args):
 
 def main():
     cmd, args = sys.argv[1], json.loads(sys.argv[2])
-    out = {"request": request, "head_only": head_only, "cut": cut, "slow": slow, "pushes": pushes}[cmd](args)
+    out = {"request": request, "head_only": head_only, "cut": cut, "slow": slow, "burst": burst, "pushes": pushes}[cmd](args)
     if out is not None:
         print(json.dumps(out), flush=True)
 
