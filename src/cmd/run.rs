@@ -183,6 +183,11 @@ pub(crate) fn serve(gw: Gateway, metrics_listen: Option<std::net::SocketAddr>) -
     if let Some(a) = running.api {
         eprintln!("API on https://{a}");
     }
+    for s in &running.sources {
+        if let Some(a) = s.addr {
+            eprintln!("{} for pipeline {} on {a}", s.kind, s.pipeline);
+        }
+    }
     running.run_until_signal();
     Ok(())
 }

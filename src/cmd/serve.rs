@@ -51,14 +51,22 @@ pub fn demo_serve(out: &Path, listen: std::net::SocketAddr) -> Result<ExitCode> 
     // The receiver's TLS identity (the demo's private CA) serves the API too.
     let receiver = pnp_gateway::demo::with_receiver(&config)
         .context("starting the demo's local HTTPS receiver")?;
-    let text = std::fs::read_to_string(&config)?;
-    std::fs::write(
-        &config,
-        text.replace(
+    // The API where asked; the MLLP listener beside it (any free port when the API's is).
+    let mllp = if listen.port() == 0 {
+        std::net::SocketAddr::new(listen.ip(), 0)
+    } else {
+        std::net::SocketAddr::new(listen.ip(), 2575)
+    };
+    let text = std::fs::read_to_string(&config)?
+        .replace(
             "listen = \"127.0.0.1:8443\"",
             &format!("listen = \"{listen}\""),
-        ),
-    )?;
+        )
+        .replace(
+            "listen = \"127.0.0.1:2575\"",
+            &format!("listen = \"{mllp}\""),
+        );
+    std::fs::write(&config, text)?;
     // The generic export is pushed over the API (the curl line below), not read from its folder.
     let sample = base.join("samples/cad_export_2026-03.csv");
     pnp_gateway::owner_only::create_dir_all(sample.parent().unwrap_or(&base))?;
@@ -88,6 +96,11 @@ pub fn demo_serve(out: &Path, listen: std::net::SocketAddr) -> Result<ExitCode> 
         "ca": ca.display().to_string(),
         "tokens": tokens,
         "receiver": format!("https://localhost:{}", receiver.addr.port()),
+        "mllp": running
+            .sources
+            .iter()
+            .filter_map(|b| Some((b.pipeline.clone(), serde_json::Value::from(b.addr?.to_string()))))
+            .collect::<serde_json::Map<_, _>>(),
     });
     pnp_gateway::owner_only::write(
         &base.join("state/endpoints.json"),
@@ -98,6 +111,11 @@ pub fn demo_serve(out: &Path, listen: std::net::SocketAddr) -> Result<ExitCode> 
         "pnp-gateway demo --serve: the API on {url} (TLS by the demo's CA, {b}/state/tls/ca.pem)"
     );
     println!("endpoints and token files: {b}/state/endpoints.json");
+    for s in &running.sources {
+        if let Some(a) = s.addr {
+            println!("{} listener for pipeline `{}` on {a}", s.kind, s.pipeline);
+        }
+    }
     println!("try:");
     println!(
         "  curl --cacert {b}/state/tls/ca.pem -H \"Authorization: Bearer $(cat {b}/state/tokens/agency.token)\" -H 'Idempotency-Key: march-2026' --data-binary @{b}/samples/cad_export_2026-03.csv {url}/v1/pipelines/generic-cad-csv/exports"

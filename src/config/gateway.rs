@@ -78,6 +78,8 @@ pub struct PipelineSpec {
     pub pattern: Option<String>,
     /// Overrides the adapter's `transport.after`.
     pub after: Option<After>,
+    /// A live source besides the drop folder (docs/sources.md).
+    pub source: Option<super::source::SourceSpec>,
 }
 
 /// A loaded, checked gateway configuration.
@@ -187,6 +189,8 @@ pub struct Pipeline {
     pub folder: PathBuf,
     pub pattern: String,
     pub after: After,
+    /// The live source, paths resolved, when there is one.
+    pub source: Option<super::source::SourceSpec>,
 }
 
 /// A Safe Harbor and a limited-data-set destination in one link group share tokens: whoever
@@ -247,6 +251,17 @@ impl Gateway {
             };
             match Adapter::load(&apath) {
                 Ok(adapter) => pipelines.push(Pipeline {
+                    source: match &p.source {
+                        Some(src) => match src.validate() {
+                            Ok(()) => Some(src.clone().resolve(base)),
+                            Err((field, m)) => {
+                                errors.push(at(ConfigError::new(path, m)
+                                    .field(format!("pipeline.source.{field}"))));
+                                None
+                            }
+                        },
+                        None => None,
+                    },
                     id: p.id.clone().unwrap_or_else(|| adapter.name.clone()),
                     folder: base.join(&p.folder),
                     pattern: p

@@ -6,6 +6,7 @@ pub mod destination;
 pub mod error;
 pub mod gateway;
 pub mod server;
+pub mod source;
 
 pub use adapter::Adapter;
 pub use error::{ConfigError, ConfigErrors};

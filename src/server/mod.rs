@@ -91,7 +91,7 @@ impl ShutdownSignal {
         ShutdownSignal(rx)
     }
 
-    async fn fired(&mut self) {
+    pub(crate) async fn fired(&mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;
     }
 }

@@ -103,6 +103,16 @@ async fn readyz(State(app): State<App>) -> Response {
             },
         );
     }
+    // A source that stopped makes the gateway not ready; one whose peer fails (a poll source
+    // backing off) is shown but the gateway is ready.
+    let sources = app.health.sources();
+    let ready = ready && sources.values().all(|s| s.state != "stopped");
+    for (pipeline, st) in &sources {
+        components.insert(
+            format!("source:{pipeline}"),
+            serde_json::json!({"ready": st.state != "stopped", "state": st}),
+        );
+    }
     let status = if ready {
         StatusCode::OK
     } else {
@@ -158,6 +168,7 @@ async fn push(
         client: caller.id.clone(),
         key,
         body,
+        cursor: None,
         reply,
     }) {
         return r;

@@ -22,11 +22,14 @@ use tokio::sync::oneshot;
 /// Commands the API queues for the engine; each carries where its answer goes.
 pub enum Command {
     /// An export pushed into pipeline number `pipeline`.
+    /// (Also what a live source hands over: an MLLP message under its sender and control id, a
+    /// poll page under its cursor, which then moves in the answer's transaction.)
     Push {
         pipeline: usize,
         client: String,
         key: String,
         body: axum::body::Bytes,
+        cursor: Option<String>,
         reply: oneshot::Sender<Result<PushAnswer, PushError>>,
     },
     /// Consents (`consent import`'s JSON or CSV, or FHIR R4 Consent resources).
@@ -224,6 +227,7 @@ impl Engine {
                 client,
                 key,
                 body,
+                cursor,
                 reply,
             } => {
                 let Some(p) = self.gw.pipelines.get(pipeline) else {
@@ -237,6 +241,7 @@ impl Engine {
                     &client,
                     &key,
                     &body,
+                    cursor.as_deref(),
                     &mut self.stats,
                 );
                 self.store_outcome(answer.as_ref().err().and_then(PushError::store_failure));

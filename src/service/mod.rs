@@ -32,6 +32,7 @@ mod auth;
 mod dispatcher;
 mod engine;
 mod push;
+pub mod sources;
 pub mod tokens;
 
 pub use engine::Command;
@@ -56,6 +57,8 @@ pub enum ServiceError {
     },
     #[error("TLS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Source(String),
 }
 
 /// Opens the store the way every part of the service needs it: staged incidents sealed with the
@@ -102,6 +105,27 @@ pub struct Health {
     dispatcher: std::sync::Mutex<Option<Instant>>,
     /// The engine's last commit failed (the store is not writable): cleared by the next success.
     store_error: std::sync::Mutex<Option<String>>,
+    /// Each live source's state, by pipeline id.
+    sources: std::sync::Mutex<std::collections::BTreeMap<String, SourceState>>,
+}
+
+/// What `/readyz` and the metrics say of a live source. No value of any record is in it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceState {
+    pub kind: &'static str,
+    /// `listening`, `polling`, `consuming`, `backing_off`, `stopped`.
+    pub state: &'static str,
+    /// Open connections (MLLP), the cursor (a poll source: the operator's own position value,
+    /// not a record's), partitions and lag (Kafka).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// The kind of the last error (never a value), when the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 impl Health {
@@ -122,6 +146,18 @@ impl Health {
         if let Ok(mut s) = self.store_error.lock() {
             *s = e;
         }
+    }
+
+    /// Updates a live source's state.
+    pub fn source(&self, pipeline: &str, f: impl FnOnce(&mut SourceState)) {
+        if let Ok(mut s) = self.sources.lock() {
+            f(s.entry(pipeline.to_string()).or_default());
+        }
+    }
+
+    /// Every live source's state, by pipeline id.
+    pub fn sources(&self) -> std::collections::BTreeMap<String, SourceState> {
+        self.sources.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
     /// Per component: ready or why not. No value of any record is in it.
@@ -154,6 +190,8 @@ pub struct Running {
     pub api: Option<SocketAddr>,
     /// The plain metrics listener's bound address, when configured.
     pub metrics: Option<SocketAddr>,
+    /// The live sources started (an MLLP listener's address).
+    pub sources: Vec<sources::Bound>,
     runtime: tokio::runtime::Runtime,
     server: Option<tokio::task::JoinHandle<()>>,
     stop_server: crate::server::Shutdown,
@@ -267,18 +305,30 @@ pub fn start(gw: Arc<Gateway>, opts: Options) -> Result<Running, ServiceError> {
     {
         let (listener, bound) = bind(addr)?;
         metrics_addr = Some(bound);
+        let metrics_signal = signal.clone();
         let limits = crate::metrics::limits();
         let router =
             crate::server::layers::bounded(crate::metrics::router(metrics.clone()), &limits);
         runtime.spawn(async move {
             if let Ok(l) = tokio::net::TcpListener::from_std(listener) {
-                crate::server::serve(l, "pnp-metrics", None, limits, router, signal).await;
+                crate::server::serve(l, "pnp-metrics", None, limits, router, metrics_signal).await;
             }
         });
     }
+    let sources = sources::start_all(
+        &runtime,
+        &sources::Context {
+            gw: gw.clone(),
+            pipeline: 0,
+            engine: commands.clone(),
+            health: health.clone(),
+            stop: signal,
+        },
+    )?;
     Ok(Running {
         api,
         metrics: metrics_addr,
+        sources,
         runtime,
         server,
         stop_server,

@@ -63,7 +63,7 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
 }
 
 /// Reads `body` into the store for pipeline `p`, or answers from the push ledger when `client`
-/// pushed under `key` before.
+/// pushed under `key` before. `cursor` (a poll source's next position) moves with the answer.
 #[allow(clippy::too_many_arguments)]
 pub fn push(
     store: &mut Store,
@@ -73,6 +73,7 @@ pub fn push(
     client: &str,
     key: &str,
     body: &[u8],
+    cursor: Option<&str>,
     stats: &mut Stats,
 ) -> Result<PushAnswer, PushError> {
     let sha = hex_sha256(&[body]);
@@ -114,7 +115,7 @@ pub fn push(
         replayed: false,
     };
     let text = serde_json::to_string(&answer).unwrap_or_default();
-    store.push_answer(client, &p.id, key, &text)?;
+    store.push_answer(client, &p.id, key, &text, cursor)?;
     if let Err(e) = std::fs::remove_file(&spool) {
         tracing::warn!(pipeline = %p.id, error = %e.kind(), "cannot remove a read push's spool file");
     }

@@ -238,6 +238,13 @@ const MIGRATIONS: &[&str] = &[
         answer TEXT,
         PRIMARY KEY (client, pipeline, key)
     );",
+    // 13: live sources' positions (see `pushes`): an HTTP poll source's cursor, moved in the
+    // same transaction as the answer of the page it comes from.
+    "CREATE TABLE source_cursors (
+        pipeline TEXT PRIMARY KEY,
+        cursor TEXT NOT NULL,
+        at TEXT NOT NULL
+    );",
 ];
 
 /// What the ledger knows of one file.

@@ -52,13 +52,42 @@ impl Store {
         Ok(())
     }
 
-    /// Gives a push its answer: from now on the same key gets it without reading anything.
-    pub fn push_answer(&self, client: &str, pipeline: &str, key: &str, answer: &str) -> Result<()> {
-        self.conn.execute(
+    /// Gives a push its answer: from now on the same key gets it without reading anything. With
+    /// `cursor`, the pipeline's source cursor moves in the same transaction.
+    pub fn push_answer(
+        &mut self,
+        client: &str,
+        pipeline: &str,
+        key: &str,
+        answer: &str,
+        cursor: Option<&str>,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "UPDATE pushes SET answer = ?4 WHERE client = ?1 AND pipeline = ?2 AND key = ?3",
             params![client, pipeline, key, answer],
         )?;
+        if let Some(c) = cursor {
+            tx.execute(
+                "INSERT INTO source_cursors (pipeline, cursor, at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (pipeline) DO UPDATE SET cursor = ?2, at = ?3",
+                params![pipeline, c, now()],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
+    }
+
+    /// A live source's cursor, once it has moved.
+    pub fn source_cursor(&self, pipeline: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT cursor FROM source_cursors WHERE pipeline = ?1",
+                params![pipeline],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// Incidents stored from one file (a pushed export's spool file).

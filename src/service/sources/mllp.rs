@@ -1,0 +1,403 @@
+//! The MLLP listener: HL7 v2 messages over TCP (or TLS), each ACKed only after it is committed.
+//!
+//! Per message: the MSH is read for the control id (MSH-10), the sender (MSH-3 and MSH-4, or the
+//! client certificate's name under mutual TLS), the version and the accept-acknowledgement type
+//! (MSH-15: present means enhanced mode). The message goes to the engine as a push keyed by the
+//! sender and the control id, so a message resent (a lost ACK) is ACKed again and stored once.
+//! The answer: original mode AA (stored), AE (every record of it rejected, quarantined: an ERR
+//! segment names the field and the kind), AR (the store cannot take it now: resend); enhanced
+//! mode CA, CE, CR likewise. Frames are bounded (`max_frame_bytes`), connections counted and
+//! closed when idle.
+
+use super::Context;
+use crate::config::source::SourceSpec;
+use crate::deliver::mllp::{FrameReader, frame};
+use crate::service::ServiceError;
+use crate::service::engine::Command;
+use crate::service::push::{PushAnswer, PushError};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::TrySendError;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Binds the listener and serves it on `runtime`; returns the bound address.
+pub(super) fn start(
+    runtime: &tokio::runtime::Runtime,
+    ctx: Context,
+    spec: &SourceSpec,
+) -> Result<SocketAddr, ServiceError> {
+    let SourceSpec::Mllp {
+        listen,
+        tls_cert,
+        tls_key,
+        client_ca,
+        max_frame_bytes,
+        max_connections,
+        idle_timeout_secs,
+    } = spec
+    else {
+        unreachable!("an MLLP spec");
+    };
+    let addr: SocketAddr = listen
+        .parse()
+        .map_err(|_| ServiceError::Source(format!("{listen} is not an address")))?;
+    let io = |what: String| move |source| ServiceError::Io { what, source };
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(io(format!("cannot listen on {addr}")))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(io(addr.to_string()))?;
+    let bound = listener.local_addr().map_err(io(addr.to_string()))?;
+    let tls = match (tls_cert, tls_key) {
+        (Some(c), Some(k)) => Some(tls_config(c.as_ref(), k.as_ref(), client_ca.as_deref())?),
+        _ => None,
+    };
+    let limits = Limits {
+        max_frame: *max_frame_bytes,
+        max_connections: *max_connections,
+        idle: Duration::from_secs(*idle_timeout_secs),
+    };
+    let pipeline = ctx.gw.pipelines[ctx.pipeline].id.clone();
+    ctx.health.source(&pipeline, |s| {
+        s.kind = "mllp";
+        s.state = "listening";
+        s.connections = Some(0);
+    });
+    tracing::info!(pipeline = %pipeline, addr = %bound, tls = tls.is_some(), "MLLP listener");
+    runtime.spawn(async move {
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => accept_loop(l, ctx, tls, limits).await,
+            Err(e) => tracing::error!(error = %e, "cannot serve MLLP"),
+        }
+    });
+    Ok(bound)
+}
+
+#[derive(Clone, Copy)]
+struct Limits {
+    max_frame: usize,
+    max_connections: usize,
+    idle: Duration,
+}
+
+/// Mutual TLS here is required when `client_ca` is given: a sender is known by its certificate.
+fn tls_config(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    client_ca: Option<&str>,
+) -> Result<tokio_rustls::TlsAcceptor, ServiceError> {
+    let certs = crate::tls::read_certs(cert).map_err(ServiceError::Tls)?;
+    let key = crate::tls::read_key(key).map_err(ServiceError::Tls)?;
+    let builder = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServiceError::Tls(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in crate::tls::read_certs(ca.as_ref()).map_err(ServiceError::Tls)? {
+                roots
+                    .add(c)
+                    .map_err(|e| ServiceError::Tls(format!("{ca}: {e}")))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                crate::tls::provider(),
+            )
+            .build()
+            .map_err(|e| ServiceError::Tls(e.to_string()))?;
+            builder.with_client_cert_verifier(v)
+        }
+    };
+    let cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| ServiceError::Tls(e.to_string()))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    ctx: Context,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let open = Arc::new(AtomicU64::new(0));
+    let pipeline = ctx.gw.pipelines[ctx.pipeline].id.clone();
+    let mut stop = ctx.stop.clone();
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => match s { Ok(s) => s, Err(_) => return },
+            _ = stop.fired() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(pipeline = %pipeline, error = %e, "MLLP: cannot accept; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stop.fired() => return,
+        };
+        let (ctx, tls, open) = (ctx.clone(), tls.clone(), open.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let n = open.fetch_add(1, Ordering::SeqCst) + 1;
+            let p = ctx.gw.pipelines[ctx.pipeline].id.clone();
+            ctx.health.source(&p, |s| s.connections = Some(n));
+            match tls {
+                None => session(tcp, None, &ctx, limits).await,
+                Some(a) => {
+                    if let Ok(Ok(s)) = tokio::time::timeout(limits.idle, a.accept(tcp)).await {
+                        let name = s
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .and_then(|c| common_name(c.as_ref()));
+                        session(s, name, &ctx, limits).await;
+                    }
+                }
+            }
+            let n = open.fetch_sub(1, Ordering::SeqCst) - 1;
+            ctx.health.source(&p, |s| s.connections = Some(n));
+            tracing::debug!(peer = %peer, "MLLP connection closed");
+        });
+    }
+}
+
+fn common_name(der: &[u8]) -> Option<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(c.subject().iter_common_name().next()?.as_str().ok()?.to_string())
+}
+
+/// One connection: frames in, one ACK out per frame, in order.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    cert_name: Option<String>,
+    ctx: &Context,
+    limits: Limits,
+) {
+    let mut frames = FrameReader::new(limits.max_frame);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let msg = match frames.take_frame() {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                let mut stop = ctx.stop.clone();
+                let read = tokio::select! {
+                    r = tokio::time::timeout(limits.idle, stream.read(&mut buf)) => r,
+                    _ = stop.fired() => return,
+                };
+                match read {
+                    Ok(Ok(n)) if n > 0 => {
+                        frames.push(&buf[..n]);
+                        continue;
+                    }
+                    _ => return, // closed, failed or idle
+                }
+            }
+            Err(_) => {
+                // Over the frame limit: refused, and the connection closed (the rest of the
+                // frame would be read as noise).
+                let ack = build_ack(&Msh::default(), Code::Reject, Some(("", "frame_too_large", "the message is larger than this listener takes")));
+                let _ = stream.write_all(&frame(ack.as_bytes())).await;
+                return;
+            }
+        };
+        let ack = handle(&msg, cert_name.as_deref(), ctx).await;
+        if stream.write_all(&frame(ack.as_bytes())).await.is_err() || stream.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What the ACK needs from the message's MSH.
+#[derive(Debug, Default, Clone)]
+struct Msh {
+    control_id: String,
+    sending_app: String,
+    sending_facility: String,
+    receiving_app: String,
+    receiving_facility: String,
+    trigger: String,
+    version: String,
+    processing_id: String,
+    /// MSH-15 present: enhanced mode (commit acknowledgements).
+    enhanced: bool,
+}
+
+fn parse_msh(msg: &[u8]) -> Option<Msh> {
+    let text = std::str::from_utf8(msg).ok()?;
+    // A byte-order mark before the MSH is the sender's editor's, not the message's.
+    let line = text
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches('\u{feff}'))
+        .find(|l| l.starts_with("MSH"))?;
+    let sep = line.chars().nth(3)?;
+    let f: Vec<&str> = line.split(sep).collect();
+    // f[0] = "MSH", f[1] = encoding characters (MSH-2), so MSH-n = f[n - 1].
+    let get = |n: usize| f.get(n - 1).copied().unwrap_or_default().to_string();
+    let comp = line.chars().nth(4).unwrap_or('^');
+    let msh9 = get(9);
+    Some(Msh {
+        control_id: get(10),
+        sending_app: get(3),
+        sending_facility: get(4),
+        receiving_app: get(5),
+        receiving_facility: get(6),
+        trigger: msh9.split(comp).nth(1).unwrap_or_default().to_string(),
+        version: get(12),
+        processing_id: get(11),
+        enhanced: !get(15).is_empty(),
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Code {
+    Accept,
+    Error,
+    Reject,
+}
+
+/// An ACK in the message's own mode (AA/AE/AR, or CA/CE/CR in enhanced mode); `err` =
+/// (field, kind, reason) for an ERR segment. Nothing of the message but its MSH routing fields
+/// and control id is echoed.
+fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) -> String {
+    let code = match (msh.enhanced, code) {
+        (false, Code::Accept) => "AA",
+        (false, Code::Error) => "AE",
+        (false, Code::Reject) => "AR",
+        (true, Code::Accept) => "CA",
+        (true, Code::Error) => "CE",
+        (true, Code::Reject) => "CR",
+    };
+    let now = chrono::Utc::now().format("%Y%m%d%H%M%S");
+    let version = if msh.version.is_empty() { "2.5.1" } else { &msh.version };
+    let processing = if msh.processing_id.is_empty() { "P" } else { &msh.processing_id };
+    let mut ack = format!(
+        "MSH|^~\\&|{}|{}|{}|{}|{now}||ACK^{}^ACK|ACK{now}{}|{processing}|{version}\rMSA|{code}|{}\r",
+        msh.receiving_app,
+        msh.receiving_facility,
+        msh.sending_app,
+        msh.sending_facility,
+        msh.trigger,
+        &msh.control_id.chars().take(10).collect::<String>(),
+        msh.control_id,
+    );
+    if let Some((field, kind, reason)) = err {
+        // ERR-3 HL7 error code 207 (application internal error); ERR-4 severity E; ERR-8 the
+        // user message: the field and our kind and reason, never a value.
+        let text = if field.is_empty() {
+            format!("{kind}: {reason}")
+        } else {
+            format!("field {field}: {kind}: {reason}")
+        };
+        ack += &format!("ERR|||207^Application internal error^HL70357|E||||{}\r", escape(&text));
+    }
+    ack
+}
+
+/// HL7 escapes for text put into a field.
+fn escape(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o += "\\E\\",
+            '|' => o += "\\F\\",
+            '^' => o += "\\S\\",
+            '&' => o += "\\T\\",
+            '~' => o += "\\R\\",
+            '\r' | '\n' => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+/// One message: to the engine, then the ACK that says what became of it.
+async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
+    let Some(msh) = parse_msh(msg).filter(|m| !m.control_id.is_empty()) else {
+        let msh = parse_msh(msg).unwrap_or_default();
+        return build_ack(&msh, Code::Reject, Some(("MSH-10", "no_control_id", "no MSH segment with a control id (MSH-10)")));
+    };
+    // The sender: its certificate's name under mutual TLS, else what its MSH says it is.
+    let sender = match cert_name {
+        Some(n) => format!("mllp-cert:{n}"),
+        None => format!("mllp:{}|{}", msh.sending_app, msh.sending_facility),
+    };
+    let mut body = msg.to_vec();
+    if !body.ends_with(b"\r") && !body.ends_with(b"\n") {
+        body.push(b'\r');
+    }
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let mut cmd = Command::Push {
+        pipeline: ctx.pipeline,
+        client: sender,
+        key: msh.control_id.clone(),
+        body: body.into(),
+        cursor: None,
+        reply,
+    };
+    // A full queue holds the sender back for a while before it is told to resend.
+    let mut waited = Duration::ZERO;
+    loop {
+        match ctx.engine.try_send(cmd) {
+            Ok(()) => break,
+            Err(TrySendError::Full(c)) if waited < Duration::from_secs(10) => {
+                cmd = c;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                waited += Duration::from_millis(20);
+            }
+            Err(_) => {
+                return build_ack(&msh, Code::Reject, Some(("", "busy", "the gateway cannot take it now; resend")));
+            }
+        }
+    }
+    match answer.await {
+        Ok(Ok(a)) => ack_for(&msh, &a),
+        // The same control id from the same sender with other bytes: taken once already.
+        Ok(Err(PushError::KeyReused)) => build_ack(&msh, Code::Accept, None),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "an MLLP message was not stored; the sender is told to resend");
+            build_ack(&msh, Code::Reject, Some(("", "store", "the gateway cannot store it now; resend")))
+        }
+        Err(_) => build_ack(&msh, Code::Reject, Some(("", "stopping", "the gateway is stopping; resend"))),
+    }
+}
+
+/// AA when anything of the message was stored (or nothing of it was for us and nothing was
+/// wrong); AE naming the first rejection when all of it was rejected (it is quarantined).
+fn ack_for(msh: &Msh, a: &PushAnswer) -> String {
+    match a.rejected.first() {
+        Some(r) if a.accepted == 0 => build_ack(
+            msh,
+            Code::Error,
+            Some((r.field.as_deref().unwrap_or(""), &r.kind, &r.reason)),
+        ),
+        _ => build_ack(msh, Code::Accept, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ack_answers_the_control_id_in_the_messages_mode() {
+        let m = parse_msh(b"MSH|^~\\&|EMS|WVEMS|PNP|WV|20260301||REF^I12^REF_I12|M-77|P|2.5.1\rPID|1\r").unwrap();
+        assert_eq!((m.control_id.as_str(), m.trigger.as_str(), m.enhanced), ("M-77", "I12", false));
+        let ack = build_ack(&m, Code::Accept, None);
+        assert!(ack.contains("\rMSA|AA|M-77\r"), "{ack}");
+        assert!(ack.starts_with("MSH|^~\\&|PNP|WV|EMS|WVEMS|"), "{ack}");
+        let e = parse_msh(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X1|P|2.5.1|||AL|NE\r").unwrap();
+        assert!(e.enhanced);
+        let ack = build_ack(&e, Code::Error, Some(("PID-7", "bad_date", "not a date | or ^")));
+        assert!(ack.contains("MSA|CE|X1"), "{ack}");
+        assert!(ack.contains("field PID-7: bad_date: not a date \\F\\ or \\S\\"), "{ack}");
+    }
+}
