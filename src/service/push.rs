@@ -98,6 +98,7 @@ pub fn push(
     write_spool(&spool, body).map_err(PushError::Spool)?;
     let file = spool.display().to_string();
     store.push_begin(client, &p.id, key, &sha, &file)?;
+    fault_hook(key);
     crate::ingest::ingest_file(store, &p.adapter, rules, &spool, None, None, stats)?;
     let answer = PushAnswer {
         accepted: store.incidents_from(&p.adapter.name, &file)?,
@@ -134,4 +135,16 @@ fn write_spool(path: &Path, body: &[u8]) -> std::io::Result<()> {
     f.write_all(body)?;
     f.sync_all()?;
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// A test hook, in debug builds only: `PNP_GATEWAY_FAULT_ABORT_ON_PUSH=KEY` aborts the process
+/// once a push under KEY is spooled and begun but not read: a crash between receipt and commit.
+fn fault_hook(key: &str) {
+    #[cfg(debug_assertions)]
+    if std::env::var("PNP_GATEWAY_FAULT_ABORT_ON_PUSH").is_ok_and(|k| k == key) {
+        eprintln!("PNP_GATEWAY_FAULT_ABORT_ON_PUSH: aborting before reading push {key}");
+        std::process::abort();
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = key;
 }

@@ -157,8 +157,11 @@ def pushes(args):
         key = f"{args['prefix']}-{i}"
         try:
             r = request({**args, "method": "POST", "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"}})
-            body = r["body"] if isinstance(r["body"], dict) else {}
-            out = {"key": key, "status": r["status"], "accepted": body.get("accepted")}
+            if r["status"] is None:
+                out = {"key": key, "error": r["error"]}
+            else:
+                body = r["body"] if isinstance(r["body"], dict) else {}
+                out = {"key": key, "status": r["status"], "accepted": body.get("accepted")}
         except (OSError, http.client.HTTPException) as e:
             out = {"key": key, "error": type(e).__name__}
         print(json.dumps(out), flush=True)

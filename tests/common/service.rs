@@ -1,0 +1,201 @@
+//! The service (`demo --serve`, `run`) as the API and live-source tests drive it.
+
+use super::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running service, killed when dropped.
+pub struct Service {
+    pub child: Child,
+    pub url: String,
+    pub base: PathBuf,
+    /// The MLLP listener of the demo's HL7 pipeline.
+    pub mllp: Option<std::net::SocketAddr>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Service {
+    /// `demo --serve` into `dir`, once its endpoints are written.
+    pub fn demo(dir: &Path) -> Service {
+        Service::demo_with(dir, &[])
+    }
+
+    /// `demo --serve` with more environment variables (test hooks).
+    pub fn demo_with(dir: &Path, env: &[(&str, &str)]) -> Service {
+        let out = dir.join("demo");
+        let child = bin()
+            .args(["demo", "--serve", "--listen", "127.0.0.1:0", "--out"])
+            .arg(&out)
+            .env("PNP_GATEWAY_TODAY", TODAY)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = out.join("examples/demo");
+        let endpoints = base.join("state/endpoints.json");
+        let start = Instant::now();
+        while !endpoints.exists() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "demo --serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let e: Value = serde_json::from_str(&std::fs::read_to_string(&endpoints).unwrap()).unwrap();
+        Service {
+            child,
+            url: e["api"].as_str().unwrap().to_string(),
+            base,
+            mllp: e["mllp"]["hl7v2"].as_str().map(|a| a.parse().unwrap()),
+        }
+    }
+
+    /// `run --config` on a tree an earlier `demo --serve` wrote, once its API listens.
+    pub fn run(base: &Path) -> Service {
+        Service::run_with(base, &[])
+    }
+
+    pub fn run_with(base: &Path, env: &[(&str, &str)]) -> Service {
+        let mut child = bin()
+            .args(["run", "--config"])
+            .arg(base.join("gateway.toml"))
+            .env("PNP_GATEWAY_TODAY", TODAY)
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let wants_mllp = std::fs::read_to_string(base.join("gateway.toml"))
+            .unwrap()
+            .contains("kind = \"mllp\"");
+        let (mut port, mut mllp) = (None, None);
+        while port.is_none() || (wants_mllp && mllp.is_none()) {
+            let line = lines.next().expect("run ended before it listened").unwrap();
+            if let Some(rest) = line.strip_prefix("API on https://") {
+                port = Some(rest.rsplit(':').next().unwrap().trim().to_string());
+            }
+            if let Some(rest) = line.strip_prefix("mllp for pipeline hl7v2 on ") {
+                mllp = Some(rest.trim().parse().unwrap());
+            }
+        }
+        let port = port.unwrap();
+        std::thread::spawn(move || lines.for_each(drop));
+        Service {
+            child,
+            url: format!("https://localhost:{port}"),
+            base: base.to_owned(),
+            mllp,
+        }
+    }
+
+    pub fn cfg(&self) -> PathBuf {
+        self.base.join("gateway.toml")
+    }
+
+    pub fn token(&self, client: &str) -> String {
+        std::fs::read_to_string(self.base.join(format!("state/tokens/{client}.token"))).unwrap()
+    }
+
+    /// One call of the Python client.
+    pub fn client(&self, cmd: &str, mut args: Value) -> Value {
+        args["url"] = json!(self.url);
+        args["ca"] = json!(self.base.join("state/tls/ca.pem"));
+        let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(python)
+            .arg(repo().join("tests/peers/api_client.py"))
+            .arg(cmd)
+            .arg(args.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn sample(&self) -> PathBuf {
+        self.base.join("samples/cad_export_2026-03.csv")
+    }
+
+    /// Pushes the generic sample export as `client` under `key`.
+    pub fn push(&self, client: &str, key: &str) -> Value {
+        self.client(
+            "request",
+            json!({
+                "method": "POST",
+                "path": "/v1/pipelines/generic-cad-csv/exports",
+                "token": self.token(client),
+                "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"},
+                "body_file": self.sample(),
+            }),
+        )
+    }
+
+    pub fn post(&self, client: &str, path: &str, content_type: &str, body: &str) -> Value {
+        self.client(
+            "request",
+            json!({
+                "method": "POST", "path": path, "token": self.token(client),
+                "headers": {"Content-Type": content_type}, "body": body,
+            }),
+        )
+    }
+
+    pub fn count(&self, sql: &str) -> i64 {
+        store_count(&self.cfg(), sql)
+    }
+
+    /// Incidents staged from pushed exports (their spool files).
+    pub fn pushed_incidents(&self) -> i64 {
+        self.count("SELECT count(*) FROM incidents WHERE file LIKE '%/spool/%'")
+    }
+
+    pub fn wait_for(&self, what: &str, mut done: impl FnMut(&Service) -> bool) {
+        let start = Instant::now();
+        while !done(self) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "timed out: {what}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Sends HL7 messages (and files of one message each) to the MLLP listener with the Python
+    /// peer: one ACK summary per message, `{"code", "control", "err"}` or `{"error"}`.
+    pub fn mllp_send(&self, extra: Value) -> Vec<Value> {
+        let addr = self.mllp.expect("an MLLP listener");
+        let mut args = json!({"host": addr.ip().to_string(), "port": addr.port()});
+        for (k, v) in extra.as_object().unwrap() {
+            args[k] = v.clone();
+        }
+        let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+        let out = std::process::Command::new(python)
+            .arg(repo().join("tests/peers/mllp_client.py"))
+            .arg(args.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
