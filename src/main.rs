@@ -102,6 +102,11 @@ enum Command {
         #[command(subcommand)]
         command: OutboxCommand,
     },
+    /// Consented referrals and what their providers reported (the closed loop).
+    Referrals {
+        #[command(subcommand)]
+        command: ReferralsCommand,
+    },
     /// The vault and audit secrets.
     Keys {
         #[command(subcommand)]
@@ -212,6 +217,29 @@ enum AuditCommand {
     Disclosures {
         #[arg(long)]
         person: String,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReferralsCommand {
+    /// Every referral: id, destination, status, last change (JSON lines with --json).
+    List {
+        /// Only referrals in this status (queued, sent, accepted, rejected, in-progress,
+        /// on-hold, completed, failed, cancelled).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        destination: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+    },
+    /// One referral's timeline: who reported which status when (no identifying value).
+    Show {
+        id: String,
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
         config: PathBuf,
     },
@@ -412,6 +440,22 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
         Command::Keys {
             command: KeysCommand::Token { client, config },
         } => cmd::serve::keys_token(&load_gateway(&config)?, &client),
+        Command::Referrals { command } => match command {
+            ReferralsCommand::List {
+                status,
+                destination,
+                json,
+                config,
+            } => cmd::referrals::list(
+                &load_gateway(&config)?,
+                status.as_deref(),
+                destination.as_deref(),
+                json,
+            ),
+            ReferralsCommand::Show { id, config } => {
+                cmd::referrals::show(&load_gateway(&config)?, &id)
+            }
+        },
         Command::Outbox { command } => match command {
             OutboxCommand::List {
                 status,

@@ -5,6 +5,7 @@ pub mod imports;
 pub mod outbox;
 pub mod privacy;
 pub mod receive;
+pub mod referrals;
 pub mod run;
 pub mod serve;
 

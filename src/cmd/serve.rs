@@ -57,15 +57,17 @@ pub fn demo_serve(out: &Path, listen: std::net::SocketAddr) -> Result<ExitCode> 
     } else {
         std::net::SocketAddr::new(listen.ip(), 2575)
     };
-    let text = std::fs::read_to_string(&config)?
-        .replace(
-            "listen = \"127.0.0.1:8443\"",
-            &format!("listen = \"{listen}\""),
-        )
-        .replace(
-            "listen = \"127.0.0.1:2575\"",
-            &format!("listen = \"{mllp}\""),
-        );
+    // The service's part of the config (the API, its clients, the MLLP listener) is added
+    // here, so that the batch demo's config stays a batch config.
+    let service = std::fs::read_to_string(base.join("service.toml"))?.replace(
+        "listen = \"127.0.0.1:8443\"",
+        &format!("listen = \"{listen}\""),
+    );
+    let text = std::fs::read_to_string(&config)?.replace(
+        "folder = \"exports/hl7\"\n",
+        &format!("folder = \"exports/hl7\"\nsource = {{ kind = \"mllp\", listen = \"{mllp}\" }}\n"),
+    ) + "\n"
+        + &service;
     std::fs::write(&config, text)?;
     // The generic export is pushed over the API (the curl line below), not read from its folder.
     let sample = base.join("samples/cad_export_2026-03.csv");

@@ -7,6 +7,7 @@ pub mod eligibility;
 pub use eligibility::ProgramRules;
 pub mod disclose;
 pub mod fields;
+pub mod lifecycle;
 pub mod narrative;
 pub mod profile;
 pub mod scrub;

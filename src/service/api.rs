@@ -59,6 +59,9 @@ impl App {
             .route("/v1/consents", post(consents))
             .route("/v1/consents/{id}/revocation", post(revocation))
             .route("/v1/engagements", post(engagements))
+            .route("/v1/referrals", get(super::referrals::list))
+            .route("/v1/referrals/{id}", get(super::referrals::show))
+            .route("/v1/referrals/{id}/status", post(super::referrals::report))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (docs/api.md)") })
             .with_state(self)
             .layer(axum::middleware::from_fn_with_state(
@@ -69,7 +72,7 @@ impl App {
 
     /// Queues `cmd` for the engine: 503 and `Retry-After` when its queue is full or it stops.
     #[allow(clippy::result_large_err)]
-    fn queue(&self, cmd: Command) -> Result<(), Response> {
+    pub(super) fn queue(&self, cmd: Command) -> Result<(), Response> {
         match self.engine.try_send(cmd) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => Err(crate::server::layers::busy(

@@ -53,9 +53,15 @@ pub enum Command {
         atomic: bool,
         reply: oneshot::Sender<Result<ImportReport, ImportError>>,
     },
+    /// Work on the engine's store that needs no command of its own (the closed loop's reports
+    /// and reads): run in order with the rest, answering through its own channel.
+    Store(StoreWork),
     /// The watcher saw a drop folder change.
     FilesChanged,
 }
+
+/// Work run on the engine's store (see [`Command::Store`]).
+pub type StoreWork = Box<dyn FnOnce(&mut Store, &Keys) + Send>;
 
 /// Commands waiting at most; beyond, the API answers 503 and `Retry-After`.
 pub const QUEUE: usize = 16;
@@ -312,6 +318,10 @@ impl Engine {
                 self.import_outcome(&r);
                 let _ = reply.send(r);
                 true
+            }
+            Command::Store(f) => {
+                f(&mut self.store, &self.keys);
+                false
             }
             Command::FilesChanged => false,
         }

@@ -28,10 +28,11 @@
 //! checkpoint: nothing acknowledged is lost, since nothing is acknowledged before its commit.
 
 pub mod api;
-mod auth;
+pub(crate) mod auth;
 mod dispatcher;
 mod engine;
 mod push;
+mod referrals;
 pub mod sources;
 pub mod tokens;
 

@@ -18,6 +18,7 @@ pub mod cancellations;
 pub mod gaps;
 pub mod outbox;
 pub mod pushes;
+pub mod referrals;
 pub mod registry;
 pub mod vault;
 
@@ -245,6 +246,18 @@ const MIGRATIONS: &[&str] = &[
         cursor TEXT NOT NULL,
         at TEXT NOT NULL
     );",
+    // 14: the closed loop (see `referrals`): what providers report of each referral they
+    // received (its outbox row's idempotency key), in order.
+    "CREATE TABLE referral_events (
+        id INTEGER PRIMARY KEY,
+        referral TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        reported_at TEXT NOT NULL,
+        reported_by TEXT NOT NULL,
+        recorded_at TEXT NOT NULL
+    );
+    CREATE INDEX referral_events_by_referral ON referral_events (referral, id);",
 ];
 
 /// What the ledger knows of one file.

@@ -1,0 +1,209 @@
+//! The closed loop over the API: providers report what became of their referrals
+//! (`POST /v1/referrals/{id}/status`, scope `provider:<destination>`), the PRSS's organization
+//! reads them (`GET /v1/referrals`, `GET /v1/referrals/{id}`, scope `prss`; a provider sees its
+//! own). docs/closed-loop.md.
+
+use super::api::App;
+use super::auth::{Caller, error};
+use crate::config::server::Scope;
+use crate::policy::lifecycle::Status;
+use crate::store::referrals::Refusal;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// The destinations whose referrals the caller may see and report on: its `provider:` scopes,
+/// or every destination for `prss` (read only).
+fn providers_of(caller: &Caller) -> Vec<String> {
+    caller
+        .scopes
+        .iter()
+        .filter_map(|s| match s {
+            Scope::Provider(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Report {
+    status: String,
+    /// A code (letters, digits, `-`, `_`; at most 64), such as FHIR's Task.statusReason codes:
+    /// never free text, which could name someone.
+    reason: Option<String>,
+    /// When it happened (RFC 3339); default now.
+    at: Option<String>,
+}
+
+fn reason_ok(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 64
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// `POST /v1/referrals/{id}/status`.
+pub(super) async fn report(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    axum::Json(body): axum::Json<Report>,
+) -> Response {
+    let destinations = providers_of(&caller);
+    if destinations.is_empty() {
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!("client `{}` has no `provider:` scope", caller.id),
+        );
+    }
+    let Some(to) = Status::parse(&body.status) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "status is one of accepted, rejected, in-progress, on-hold, completed, failed, cancelled",
+        );
+    };
+    if body.reason.as_deref().is_some_and(|r| !reason_ok(r)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "reason is a code (letters, digits, - and _; at most 64), not free text",
+        );
+    }
+    let at = match body.at.as_deref() {
+        None => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        Some(a) => match chrono::DateTime::parse_from_rfc3339(a) {
+            Ok(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            Err(_) => return error(StatusCode::BAD_REQUEST, "at is not an RFC 3339 time"),
+        },
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let by = caller.id.clone();
+    if let Err(r) = app.queue(super::engine::Command::Store(Box::new(
+        move |store, keys| {
+            let r = store.report_referral(
+                &keys.audit,
+                &id,
+                &destinations,
+                to,
+                body.reason.as_deref(),
+                &at,
+                &by,
+            );
+            let _ = reply.send(r);
+        },
+    ))) {
+        return r;
+    }
+    match answer.await {
+        Ok(Ok(Ok(referral))) => (StatusCode::OK, axum::Json(referral)).into_response(),
+        Ok(Ok(Err(Refusal::NoSuchReferral))) => {
+            error(StatusCode::NOT_FOUND, "no referral with this id")
+        }
+        Ok(Ok(Err(Refusal::NotYours))) => error(
+            StatusCode::FORBIDDEN,
+            "this referral went to another destination",
+        ),
+        Ok(Ok(Err(Refusal::Illegal(why)))) => (
+            StatusCode::CONFLICT,
+            axum::Json(serde_json::json!({"error": why, "kind": "illegal_transition"})),
+        )
+            .into_response(),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a referral status was not stored");
+            crate::server::layers::busy("the gateway cannot store it now; try again")
+        }
+        Err(_) => crate::server::layers::busy("the gateway stopped before storing it; try again"),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    status: Option<String>,
+    destination: Option<String>,
+}
+
+/// Which destinations the caller may read: all for `prss`, its own for a provider.
+#[allow(clippy::result_large_err)]
+fn readable(caller: &Caller) -> Result<Option<Vec<String>>, Response> {
+    if caller.scopes.contains(&Scope::Prss) {
+        return Ok(None);
+    }
+    let own = providers_of(caller);
+    if own.is_empty() {
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            &format!("client `{}` lacks the scope `prss`", caller.id),
+        ));
+    }
+    Ok(Some(own))
+}
+
+/// `GET /v1/referrals[?status=][&destination=]`: id, destination, status, times.
+pub(super) async fn list(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let only = match readable(&caller) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let status = match q.status.as_deref().map(Status::parse) {
+        Some(None) => return error(StatusCode::BAD_REQUEST, "no such status"),
+        Some(s) => s,
+        None => None,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if let Err(r) = app.queue(super::engine::Command::Store(Box::new(move |store, _| {
+        let _ = reply.send(store.referrals());
+    }))) {
+        return r;
+    }
+    match answer.await {
+        Ok(Ok(all)) => {
+            let rows: Vec<_> = all
+                .into_iter()
+                .filter(|r| only.as_ref().is_none_or(|o| o.contains(&r.destination)))
+                .filter(|r| status.is_none_or(|s| r.status == s))
+                .filter(|r| q.destination.as_ref().is_none_or(|d| &r.destination == d))
+                .collect();
+            axum::Json(serde_json::json!({ "referrals": rows })).into_response()
+        }
+        _ => crate::server::layers::busy("the gateway cannot read it now; try again"),
+    }
+}
+
+/// `GET /v1/referrals/{id}`: the referral and its timeline.
+pub(super) async fn show(
+    State(app): State<App>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    let only = match readable(&caller) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    if let Err(r) = app.queue(super::engine::Command::Store(Box::new(move |store, _| {
+        let r = store
+            .referral(&id)
+            .and_then(|r| Ok((r, store.referral_events(&id)?)));
+        let _ = reply.send(r);
+    }))) {
+        return r;
+    }
+    match answer.await {
+        Ok(Ok((Some(r), events))) => {
+            if only.as_ref().is_some_and(|o| !o.contains(&r.destination)) {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "this referral went to another destination",
+                );
+            }
+            axum::Json(serde_json::json!({"referral": r, "events": events})).into_response()
+        }
+        Ok(Ok((None, _))) => error(StatusCode::NOT_FOUND, "no referral with this id"),
+        _ => crate::server::layers::busy("the gateway cannot read it now; try again"),
+    }
+}
