@@ -2,6 +2,7 @@
 
 mod age;
 pub mod consent;
+pub mod deid;
 pub mod eligibility;
 
 pub use eligibility::ProgramRules;

@@ -3,6 +3,7 @@
 //! the vault through the caller.
 
 use super::age::{Ages, generalized_age, over_89};
+use super::deid::Mode;
 use super::fields::{self, FieldDef, Kind, Nature, Raw};
 use super::narrative;
 use crate::model::{Element, Incident, Person};
@@ -301,7 +302,8 @@ impl Profile {
                         &t,
                         inc,
                         free.consenting,
-                        free.covered
+                        free.covered,
+                        Mode::Patterns,
                     ))),
                     _ => None,
                 }
@@ -328,8 +330,15 @@ impl Profile {
                 }
             }
             Method::Scrub => match raw {
-                // `scrub` removes every value, the consented ones too.
-                Raw::Text(t) => Some(json!(narrative::scrub_narrative(&t, inc, None, &|_| false))),
+                // `scrub` removes every value, the consented ones too, and every word not known
+                // to be safe.
+                Raw::Text(t) => Some(json!(narrative::scrub_narrative(
+                    &t,
+                    inc,
+                    None,
+                    &|_| false,
+                    Mode::SafeWords,
+                ))),
                 _ => None,
             },
         }
