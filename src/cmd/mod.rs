@@ -6,6 +6,7 @@ pub mod outbox;
 pub mod privacy;
 pub mod receive;
 pub mod run;
+pub mod scrub;
 
 use anyhow::{Context, Result};
 use pnp_gateway::config::Gateway;
