@@ -8,6 +8,7 @@ pub mod eligibility;
 pub use eligibility::ProgramRules;
 pub mod disclose;
 pub mod fields;
+pub mod indicators;
 pub mod narrative;
 pub mod profile;
 pub mod scrub;
