@@ -271,10 +271,8 @@ fn sentences(text: &str) -> Vec<Vec<String>> {
         } else {
             flush(&mut word, &mut cur);
             match c {
-                '.' | '!' | '?' | ';' | '\n' => {
-                    if !cur.is_empty() {
-                        out.push(std::mem::take(&mut cur));
-                    }
+                '.' | '!' | '?' | ';' | '\n' if !cur.is_empty() => {
+                    out.push(std::mem::take(&mut cur));
                 }
                 ',' | ':' | '(' | ')' => cur.push(",".into()),
                 _ => {}
