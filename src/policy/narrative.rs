@@ -391,6 +391,22 @@ mod tests {
     }
 
     #[test]
+    fn under_a_consent_the_dictionaries_remove_names_the_incident_does_not_hold() {
+        let inc = incident();
+        let text = "Jane Doe met her neighbour Kaylee Okonkwo at 9 Sycamore Ln in Nitro; \
+                    Jane agreed to see a peer.";
+        let out = scrub_narrative(text, &inc, Some(0), &all, Mode::Patterns);
+        assert_eq!(
+            out,
+            "Jane Doe met her neighbour [NAME] at [ADDRESS] in [PLACE]; \
+             Jane agreed to see a peer."
+        );
+        // Without a consent the subject's name goes too, and unknown words with it.
+        let out = scrub_narrative(text, &inc, None, &all, Mode::SafeWords);
+        assert!(out.starts_with("[NAME] met her neighbour [NAME]"), "{out}");
+    }
+
+    #[test]
     fn a_spelling_shared_with_another_person_goes() {
         let mut inc = incident();
         // The caller is the subject's mother, Mary Doe, on the subject's phone.
