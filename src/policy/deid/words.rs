@@ -128,7 +128,7 @@ fn contraction(w: &str) -> bool {
     })
 }
 
-/// Ordinals and quantities that carry no identity: `5th`, `2nd`, `4mg`, `x2`, `10-50`.
+/// Ordinals and quantities that carry no identity: `5th`, `2nd`, `4mg`, `x2`.
 fn quantity(w: &str) -> bool {
     let digits = w.trim_start_matches(|c: char| c.is_ascii_digit());
     let lead = w.len() - digits.len();
@@ -221,7 +221,7 @@ pub fn find(text: &str, taken: &[Span], safe_words: bool) -> Vec<Span> {
         };
         if accept {
             label[i..i + hit].fill(Some("PLACE"));
-            // `Kanawha County`, `Serbia 23823`: the county word, the ZIP after the place.
+            // `Kanawha County`, `Charleston City`: the word after the place that makes it one.
             if let Some(next) = toks.get(i + hit)
                 && free(i + hit, &label)
                 && joined(text, &toks[i + hit - 1], next)
