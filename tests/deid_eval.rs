@@ -237,8 +237,9 @@ fn scrubber_on_held_out_cad_narratives() {
     assert!(samples.len() >= 20, "{}", samples.len());
     let safe = measure("held-out CAD narratives", &samples, Mode::SafeWords);
     let patterns = measure("held-out CAD narratives", &samples, Mode::Patterns);
-    // Measured 0.955 (safe words) and 0.955 (patterns), PERSON 0.969, over-removal 1.7% and
-    // 1.2%: the thresholds leave room for a narrative or two, not for a regression.
+    // Measured blind 0.955 (safe words) and 0.955 (patterns), PERSON 0.969, over-removal 1.7%
+    // and 1.2% (0.3% since the substances' street names became safe words): the thresholds
+    // leave room for a narrative or two, not for a regression.
     for f in [&safe, &patterns] {
         assert!(f.all() >= 0.90, "all spans {:.3}", f.all());
         assert!(
