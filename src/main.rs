@@ -134,6 +134,17 @@ enum Command {
         #[command(flatten)]
         limits: cmd::receive::LimitArgs,
     },
+    /// Scrub narratives: one per stdin line (JSON `{"text": ...}` or plain text), one JSON line
+    /// out each: `{"text": scrubbed, "spans": [{"start", "end", "type"}]}` (character offsets).
+    Scrub {
+        /// `safe-words` removes every word not known to be safe; `patterns` keeps ordinary words.
+        #[arg(long, default_value = "safe-words", value_parser = ["safe-words", "patterns"])]
+        mode: String,
+        /// A JSON file of values known to identify someone: {"names": [...], "phones": [...],
+        /// "emails", "streets", "dates", "ids", "places"}; each goes in all its spellings.
+        #[arg(long)]
+        known: Option<PathBuf>,
+    },
     /// Run the embedded demo: sample exports through the demo config, with a summary.
     Demo {
         /// Folder to write the demo's config, exports and store into.
@@ -492,6 +503,7 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             &out,
             limits.into(),
         ),
+        Command::Scrub { mode, known } => cmd::scrub::scrub(&mode, known.as_deref()),
         Command::Demo { out, serve, listen } => {
             if serve {
                 cmd::serve::demo_serve(&out, listen)

@@ -296,6 +296,35 @@ fn an_agency_code_that_is_not_code_shaped_stays_out_of_deidentified_payloads() {
     assert!(!pnp_gateway::model::shape::is_code_shaped("03/01/1990"));
 }
 
+#[test]
+fn deidentified_payloads_carry_the_narratives_codes_never_its_text() {
+    let mut inc = incident(day("2026-03-01"), vec![person(Role::Subject)]);
+    inc.narrative = sens(
+        "RP QUILLFEATHER STATES SUBJ DENIES HEROIN, ADMITS FENTANYL AND XANAX. NARCAN X2 BY EMS."
+            .into(),
+    );
+    for kind in [ProfileKind::SafeHarbor, ProfileKind::LimitedDataSet] {
+        let p = deidentified(&dest(kind, &[]), &inc, day("2026-04-01"));
+        let i = &p["incident"]["indicators"];
+        assert_eq!(
+            i["substances"],
+            serde_json::json!(["fentanyl", "benzodiazepine"]),
+            "{p}"
+        );
+        assert_eq!(i["naloxone"], true);
+        assert_eq!(i["naloxone_doses"], 2);
+        let text = p.to_string();
+        assert!(
+            !text.contains("QUILLFEATHER") && !text.contains("NARCAN"),
+            "{text}"
+        );
+    }
+    // No narrative, no indicators.
+    inc.narrative = None;
+    let p = deidentified(&dest(ProfileKind::SafeHarbor, &[]), &inc, day("2026-04-01"));
+    assert!(p["incident"].get("indicators").is_none(), "{p}");
+}
+
 /// A consent for `information` on the demo-like subject, decided for a consented referral.
 fn referral(information: Vec<Information>) -> Value {
     let mut p = person(Role::Subject);

@@ -7,6 +7,7 @@ pub mod privacy;
 pub mod receive;
 pub mod referrals;
 pub mod run;
+pub mod scrub;
 pub mod serve;
 
 use anyhow::{Context, Result};

@@ -129,6 +129,10 @@ pub const FIELDS: &[FieldDef] = &[
     f("disposition.text",      false, E::PoliceRecord,     N::FreeText,         K::Text),
     f("narrative",             false, E::Narrative,        N::FreeText,         K::Text),
     f("naloxone_administered", false, E::IncidentDetails,  N::Code,             K::Bool),
+    // Codes read from the narrative (`super::indicators`); the narrative itself stays free text.
+    f("indicators.substances", false, E::Category,         N::Code,             K::List),
+    f("indicators.naloxone",   false, E::IncidentDetails,  N::Code,             K::Bool),
+    f("indicators.naloxone_doses", false, E::IncidentDetails, N::Code,          K::Number),
     f("token",                 true,  E::Name,             N::Token,            K::Token),
     f("role",                  true,  E::Category,         N::Code,             K::Text),
     f("name.last",             true,  E::Name,             N::DirectIdentifier, K::Text),
@@ -167,6 +171,8 @@ pub enum Raw {
     Date(NaiveDate),
     Number(f64),
     Age(u16),
+    /// A count (naloxone doses).
+    Count(u32),
     Bool(bool),
     List(Vec<String>),
 }
@@ -179,6 +185,7 @@ impl Raw {
             Raw::Date(d) => json!(d),
             Raw::Number(n) => json!(n),
             Raw::Age(a) => json!(a),
+            Raw::Count(n) => json!(n),
             Raw::Bool(b) => json!(b),
             Raw::List(l) => json!(l),
         }
@@ -284,6 +291,21 @@ pub fn read(inc: &Incident, person: Option<&Person>, name: &str) -> Option<Raw> 
         "disposition.text" => inc.disposition.as_ref().and_then(|c| t(&c.text)),
         "narrative" => st(&inc.narrative),
         "naloxone_administered" => inc.naloxone_administered.map(Raw::Bool),
+        "indicators.substances" => {
+            let i = super::indicators::from_narrative(inc.narrative.as_ref()?.expose());
+            let codes: Vec<String> = i.substances.iter().map(|s| s.as_str().into()).collect();
+            (!codes.is_empty()).then_some(Raw::List(codes))
+        }
+        "indicators.naloxone" => {
+            super::indicators::from_narrative(inc.narrative.as_ref()?.expose())
+                .naloxone
+                .map(Raw::Bool)
+        }
+        "indicators.naloxone_doses" => {
+            super::indicators::from_narrative(inc.narrative.as_ref()?.expose())
+                .naloxone_doses
+                .map(Raw::Count)
+        }
         "substance_use" => inc.flags.substance_use.map(Raw::Bool),
         "offenses" => (!inc.offenses.is_empty()).then(|| Raw::List(inc.offenses.clone())),
         "drugs" => (!inc.drugs.is_empty()).then(|| Raw::List(inc.drugs.clone())),

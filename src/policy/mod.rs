@@ -2,11 +2,13 @@
 
 mod age;
 pub mod consent;
+pub mod deid;
 pub mod eligibility;
 
 pub use eligibility::ProgramRules;
 pub mod disclose;
 pub mod fields;
+pub mod indicators;
 pub mod lifecycle;
 pub mod narrative;
 pub mod profile;

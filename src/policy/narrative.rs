@@ -13,6 +13,7 @@
 //! Where a spelling is both a value to keep and one to remove (a shared phone, a family name),
 //! it is removed.
 
+use super::deid::{self, Mode};
 use super::fields::{self, FieldDef, Nature, Raw};
 use super::scrub::{self, Span};
 use super::spellings;
@@ -26,14 +27,17 @@ pub const WITHHELD: &str = "[NARRATIVE WITHHELD]";
 ///
 /// `consenting` is the index in `inc.persons` of the person whose consent the disclosure is made
 /// under, `None` for a de-identified use (then every value and every pattern goes). `covered`
-/// says whether the consent covers a field of that person.
+/// says whether the consent covers a field of that person. `mode` says how much of the rest
+/// goes ([`deid`]): under a consent, the patterns and dictionaries (the provider reads the
+/// narrative); for a de-identified use, every word not known to be safe too.
 pub fn scrub_narrative(
     text: &str,
     inc: &Incident,
     consenting: Option<usize>,
     covered: &dyn Fn(&FieldDef) -> bool,
+    mode: Mode,
 ) -> String {
-    match find(text, inc, consenting, covered) {
+    match find(text, inc, consenting, covered, mode) {
         Some(spans) => scrub::render(text, &spans),
         None => WITHHELD.to_string(),
     }
@@ -46,24 +50,26 @@ pub fn find(
     inc: &Incident,
     consenting: Option<usize>,
     covered: &dyn Fn(&FieldDef) -> bool,
+    mode: Mode,
 ) -> Option<Vec<Span>> {
     let alts = known_values(inc, consenting, covered);
-    let (removed, kept) = match_known(text, &alts)?;
-    let mut out = removed;
-    for s in scrub::find(text) {
-        if !kept.iter().any(|k| k.start <= s.start && s.end <= k.end) {
-            out.push(s);
-        }
-    }
+    let (removed, kept) = if alts.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        KnownMatcher::new(&alts)?.find(text)
+    };
+    // A pattern inside a kept value stays; the word layer skips the known values.
+    let mut out = deid::find_layers(text, mode, &removed, &kept);
+    out.extend(removed);
     Some(merge(out))
 }
 
 /// One spelling of one known value.
 #[derive(Debug, Clone)]
-struct Alt {
-    re: String,
-    keep: bool,
-    label: &'static str,
+pub(crate) struct Alt {
+    pub re: String,
+    pub keep: bool,
+    pub label: &'static str,
 }
 
 /// Every known value of the incident as spellings, each marked keep (the consenting person's
@@ -173,54 +179,69 @@ fn coordinate(n: f64) -> Option<String> {
     Some(format!(r"-?\b{deg}\.{}\d*", &dec[..3]))
 }
 
-/// Finds the known values in `text`: the spans to remove and the spans that stay. One combined
-/// regex, the longest spellings first, so that `Jane Doe` (kept) is not cut down to `Doe` (a
-/// relative's name, removed); a match that is exactly a spelling to remove is removed.
-fn match_known(text: &str, alts: &[Alt]) -> Option<(Vec<Span>, Vec<Span>)> {
-    if alts.is_empty() {
-        return Some((Vec::new(), Vec::new()));
+/// The known values compiled: one combined regex, the longest spellings first, so that `Jane
+/// Doe` (kept) is not cut down to `Doe` (a relative's name, removed); a match that is exactly a
+/// spelling to remove is removed.
+pub(crate) struct KnownMatcher {
+    re: Regex,
+    exact: RegexSet,
+    labels: Vec<&'static str>,
+}
+
+impl KnownMatcher {
+    /// `None` if the matcher cannot be built (too large); the caller withholds the text.
+    pub(crate) fn new(alts: &[Alt]) -> Option<KnownMatcher> {
+        let mut all: Vec<&Alt> = alts.iter().collect();
+        all.sort_by_key(|a| std::cmp::Reverse(a.re.len()));
+        all.dedup_by(|a, b| a.re == b.re && a.keep == b.keep);
+        let combined = all
+            .iter()
+            .map(|a| format!("(?:{})", a.re))
+            .collect::<Vec<_>>()
+            .join("|");
+        // ASCII case folding and word boundaries: the spellings spell out non-ASCII cases
+        // themselves (see `spellings::escape`).
+        let re: Regex = RegexBuilder::new(&combined)
+            .case_insensitive(true)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .build()
+            .ok()?;
+        let removing: Vec<&&Alt> = all.iter().filter(|a| !a.keep).collect();
+        let exact = RegexSetBuilder::new(removing.iter().map(|a| format!("^(?:{})$", a.re)))
+            .case_insensitive(true)
+            .unicode(false)
+            .size_limit(64 << 20)
+            .build()
+            .ok()?;
+        Some(KnownMatcher {
+            re,
+            exact,
+            labels: removing.iter().map(|a| a.label).collect(),
+        })
     }
-    let mut all: Vec<&Alt> = alts.iter().collect();
-    all.sort_by_key(|a| std::cmp::Reverse(a.re.len()));
-    all.dedup_by(|a, b| a.re == b.re && a.keep == b.keep);
-    let combined = all
-        .iter()
-        .map(|a| format!("(?:{})", a.re))
-        .collect::<Vec<_>>()
-        .join("|");
-    // ASCII case folding and word boundaries: the spellings spell out non-ASCII cases themselves
-    // (see `spellings::escape`).
-    let re: Regex = RegexBuilder::new(&combined)
-        .case_insensitive(true)
-        .unicode(false)
-        .size_limit(64 << 20)
-        .build()
-        .ok()?;
-    let removing: Vec<&&Alt> = all.iter().filter(|a| !a.keep).collect();
-    let exact: RegexSet = RegexSetBuilder::new(removing.iter().map(|a| format!("^(?:{})$", a.re)))
-        .case_insensitive(true)
-        .unicode(false)
-        .size_limit(64 << 20)
-        .build()
-        .ok()?;
-    let (mut removed, mut kept) = (Vec::new(), Vec::new());
-    for m in re.find_iter(text) {
-        let hits = exact.matches(m.as_str());
-        let span = |label| Span {
-            start: m.start(),
-            end: m.end(),
-            label,
-        };
-        match hits.iter().next() {
-            Some(i) => removed.push(span(removing[i].label)),
-            None => kept.push(span("KEPT")),
+
+    /// The spans to remove and the spans that stay.
+    pub(crate) fn find(&self, text: &str) -> (Vec<Span>, Vec<Span>) {
+        let (mut removed, mut kept) = (Vec::new(), Vec::new());
+        for m in self.re.find_iter(text) {
+            let hits = self.exact.matches(m.as_str());
+            let span = |label| Span {
+                start: m.start(),
+                end: m.end(),
+                label,
+            };
+            match hits.iter().next() {
+                Some(i) => removed.push(span(self.labels[i])),
+                None => kept.push(span("KEPT")),
+            }
         }
+        (removed, kept)
     }
-    Some((removed, kept))
 }
 
 /// Sorted spans with overlapping ones joined (the first one's label).
-fn merge(mut spans: Vec<Span>) -> Vec<Span> {
+pub(crate) fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     spans.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
     let mut out: Vec<Span> = Vec::with_capacity(spans.len());
     for s in spans {
@@ -320,7 +341,7 @@ mod tests {
             "77 Hollow Road",
         ] {
             let text = format!("Callback: {t} ; Subject agreed to talk.");
-            let out = scrub_narrative(&text, &inc, Some(0), &all);
+            let out = scrub_narrative(&text, &inc, Some(0), &all, Mode::Patterns);
             assert!(
                 out.starts_with("Callback: [") && out.ends_with("] ; Subject agreed to talk."),
                 "{t} -> {out}"
@@ -334,7 +355,7 @@ mod tests {
         let text = "Jane Q. Doe (DOB 07/04/1990, SSN 123456789) at 12 Example Avenue, \
                     tel (304) 555-0100, JANE.DOE@EXAMPLE.ORG; seen 03/01/2026, \
                     friend at 555-0123 and pal@example.com.";
-        let out = scrub_narrative(text, &inc, Some(0), &all);
+        let out = scrub_narrative(text, &inc, Some(0), &all, Mode::Patterns);
         assert_eq!(
             out,
             "Jane Q. Doe (DOB 07/04/1990, SSN 123456789) at 12 Example Avenue, \
@@ -353,7 +374,7 @@ mod tests {
         };
         let text = "Jane Doe agreed to treatment; call her at 304.555.0100 or 3045550100, \
                     SSN 123-45-6789, lives at 12 EXAMPLE AVE.";
-        let out = scrub_narrative(text, &inc, Some(0), &identity);
+        let out = scrub_narrative(text, &inc, Some(0), &identity, Mode::Patterns);
         assert_eq!(
             out,
             "Jane Doe agreed to treatment; call her at [PHONE] or [PHONE], \
@@ -365,8 +386,24 @@ mod tests {
     fn without_a_consent_every_value_goes() {
         let inc = incident();
         let text = "Doe, Jane called about Richard; Jane's phone 304 555 0100.";
-        let out = scrub_narrative(text, &inc, None, &all);
+        let out = scrub_narrative(text, &inc, None, &all, Mode::Patterns);
         assert_eq!(out, "[NAME] called about [NAME]; [NAME]'s phone [PHONE].");
+    }
+
+    #[test]
+    fn under_a_consent_the_dictionaries_remove_names_the_incident_does_not_hold() {
+        let inc = incident();
+        let text = "Jane Doe met her neighbour Kaylee Okonkwo at 9 Sycamore Ln in Nitro; \
+                    Jane agreed to see a peer.";
+        let out = scrub_narrative(text, &inc, Some(0), &all, Mode::Patterns);
+        assert_eq!(
+            out,
+            "Jane Doe met her neighbour [NAME] at [ADDRESS] in [PLACE]; \
+             Jane agreed to see a peer."
+        );
+        // Without a consent the subject's name goes too, and unknown words with it.
+        let out = scrub_narrative(text, &inc, None, &all, Mode::SafeWords);
+        assert!(out.starts_with("[NAME] met her neighbour [NAME]"), "{out}");
     }
 
     #[test]
@@ -375,7 +412,7 @@ mod tests {
         // The caller is the subject's mother, Mary Doe, on the subject's phone.
         inc.persons[1] = person(Role::Caller, "DOE", "MARY", "", "(304) 555-0100");
         let text = "Jane Doe's mother Mary Doe called; Doe said 304-555-0100.";
-        let out = scrub_narrative(text, &inc, Some(0), &all);
+        let out = scrub_narrative(text, &inc, Some(0), &all, Mode::Patterns);
         assert_eq!(out, "Jane Doe's mother [NAME] called; [NAME] said [PHONE].");
     }
 }

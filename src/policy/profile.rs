@@ -3,6 +3,7 @@
 //! the vault through the caller.
 
 use super::age::{Ages, generalized_age, over_89};
+use super::deid::Mode;
 use super::fields::{self, FieldDef, Kind, Nature, Raw};
 use super::narrative;
 use crate::model::{Element, Incident, Person};
@@ -86,6 +87,9 @@ fn preset(kind: ProfileKind) -> Vec<(&'static str, Method)> {
             ("location.state", Keep),
             ("location.zip", Generalize),
             ("naloxone_administered", Keep),
+            ("indicators.substances", Keep),
+            ("indicators.naloxone", Keep),
+            ("indicators.naloxone_doses", Keep),
             ("token", Pseudonymize),
             ("role", Keep),
             ("age", Generalize),
@@ -106,6 +110,9 @@ fn preset(kind: ProfileKind) -> Vec<(&'static str, Method)> {
             ("location.state", Keep),
             ("location.zip", Keep),
             ("naloxone_administered", Keep),
+            ("indicators.substances", Keep),
+            ("indicators.naloxone", Keep),
+            ("indicators.naloxone_doses", Keep),
             ("token", Pseudonymize),
             ("role", Keep),
             ("dob", Keep),
@@ -301,7 +308,8 @@ impl Profile {
                         &t,
                         inc,
                         free.consenting,
-                        free.covered
+                        free.covered,
+                        Mode::Patterns,
                     ))),
                     _ => None,
                 }
@@ -328,8 +336,15 @@ impl Profile {
                 }
             }
             Method::Scrub => match raw {
-                // `scrub` removes every value, the consented ones too.
-                Raw::Text(t) => Some(json!(narrative::scrub_narrative(&t, inc, None, &|_| false))),
+                // `scrub` removes every value, the consented ones too, and every word not known
+                // to be safe.
+                Raw::Text(t) => Some(json!(narrative::scrub_narrative(
+                    &t,
+                    inc,
+                    None,
+                    &|_| false,
+                    Mode::SafeWords,
+                ))),
                 _ => None,
             },
         }
