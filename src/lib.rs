@@ -15,5 +15,6 @@ pub mod owner_only;
 pub mod pipeline;
 pub mod policy;
 pub mod receiver;
+pub mod report;
 pub mod store;
 pub mod tls;

@@ -129,6 +129,19 @@ enum Command {
         #[command(flatten)]
         limits: cmd::receive::LimitArgs,
     },
+    /// The monthly program report (suppressed counts, for DHHR) from the store.
+    Report {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value = "html")]
+        format: cmd::report::Format,
+        /// Write the report here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the embedded demo: sample exports through the demo config, with a summary.
     Demo {
         /// Folder to write the demo's config, exports and store into.
@@ -424,6 +437,12 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             &out,
             limits.into(),
         ),
+        Command::Report {
+            config,
+            month,
+            format,
+            out,
+        } => cmd::report::report(&load_gateway(&config)?, &month, format, out.as_deref()),
         Command::Demo { out } => cmd::demo::demo(&out),
     }
 }

@@ -5,6 +5,7 @@ pub mod imports;
 pub mod outbox;
 pub mod privacy;
 pub mod receive;
+pub mod report;
 pub mod run;
 
 use anyhow::{Context, Result};

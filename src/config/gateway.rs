@@ -29,6 +29,30 @@ pub struct GatewaySpec {
     pub roster: Vec<Prss>,
     #[serde(default)]
     pub keys: KeysSpec,
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+/// `[report]`: the program report's suppression rule (see docs/reporting.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Counts from 1 to `min_cell` are suppressed, and the counts that would give them back.
+    /// Default 10 (the CMS cell size suppression policy); at least 1.
+    #[serde(default = "default_min_cell")]
+    pub min_cell: u64,
+}
+
+fn default_min_cell() -> u64 {
+    crate::report::DEFAULT_MIN_CELL
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        ReportSpec {
+            min_cell: default_min_cell(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,6 +107,8 @@ pub struct Gateway {
     pub pipelines: Vec<Pipeline>,
     pub destinations: Vec<Destination>,
     pub roster: Vec<Prss>,
+    /// The program report's threshold: counts from 1 to it are suppressed (`[report]`).
+    pub report_min_cell: u64,
     pub vault_key_file: Option<PathBuf>,
     pub audit_key_file: Option<PathBuf>,
     pub outbox_key_file: Option<PathBuf>,
@@ -204,6 +230,15 @@ impl Gateway {
         if let Err(e) = spec.program.validate() {
             errors.push(ConfigError::new(path, e).field("program"));
         }
+        if spec.report.min_cell == 0 {
+            errors.push(
+                ConfigError::new(
+                    path,
+                    "`min_cell` must be at least 1: it is the largest count suppressed",
+                )
+                .field("report"),
+            );
+        }
         let adapters_dir = base.join(spec.adapters_dir.as_deref().unwrap_or("adapters"));
         let mut pipelines = Vec::new();
         for (i, p) in spec.pipelines.iter().enumerate() {
@@ -304,6 +339,7 @@ impl Gateway {
             pipelines,
             destinations,
             roster: spec.roster,
+            report_min_cell: spec.report.min_cell,
             vault_key_file: spec.keys.vault_key_file.as_ref().map(|f| base.join(f)),
             audit_key_file: spec.keys.audit_key_file.as_ref().map(|f| base.join(f)),
             outbox_key_file: spec.keys.outbox_key_file.as_ref().map(|f| base.join(f)),

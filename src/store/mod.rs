@@ -15,6 +15,7 @@ use std::path::Path;
 pub mod attempts;
 pub mod audit;
 pub mod cancellations;
+pub mod facts;
 pub mod gaps;
 pub mod outbox;
 pub mod registry;
@@ -224,6 +225,22 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN cancels INTEGER REFERENCES outbox (id);
     CREATE INDEX outbox_by_cancels ON outbox (cancels) WHERE cancels IS NOT NULL;
     CREATE INDEX outbox_by_consent ON outbox (consent_id) WHERE consent_id IS NOT NULL;",
+    // 12: what the program report counts of each incident (see `facts`), kept after the
+    // incident is purged; keyed by the incident's vault token, no identifying value.
+    "CREATE TABLE report_facts (
+        incident TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        category TEXT NOT NULL,
+        county TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        eligible INTEGER NOT NULL,
+        naloxone INTEGER NOT NULL,
+        engaged INTEGER NOT NULL,
+        consented INTEGER NOT NULL,
+        referred TEXT NOT NULL,
+        person TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX report_facts_by_day ON report_facts (day);",
 ];
 
 /// What the ledger knows of one file.
