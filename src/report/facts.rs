@@ -5,7 +5,7 @@
 //! A fact holds no identifying value: the incident is named by its vault token (not the
 //! agency's incident number), the person by a token of the report's own scope ([`SCOPE`]),
 //! which no recipient ever receives; the county is one of West Virginia's 55 or `unknown`, the
-//! agency an ORI-shaped code or the adapter's name. Only counts of these facts leave.
+//! agency an ORI ([`is_ori`]) or the adapter's name. Only counts of these facts leave.
 
 use crate::model::{Action, Category, ConsentRecord, Engagement, Incident, Role, Service};
 use crate::policy::consent::{Recipient, check};
@@ -118,12 +118,25 @@ pub fn county(raw: Option<&str>) -> String {
         .map_or_else(|| UNKNOWN_COUNTY.into(), |c| c.to_string())
 }
 
-/// The agency: its ORI when it looks like a code, else the adapter that read it.
+/// The agency: its ORI when it has an ORI's shape, else the adapter that read it.
 pub fn agency(inc: &Incident, adapter: &str) -> String {
-    match inc.source.agency_ori.as_deref() {
-        Some(o) if crate::model::shape::is_code_shaped(o) => o.to_string(),
+    match inc.source.agency_ori.as_deref().map(str::trim) {
+        Some(o) if is_ori(o) => o.to_string(),
         _ => adapter.to_string(),
     }
+}
+
+/// An FBI originating agency identifier: nine characters, a state's two letters and seven
+/// letters or digits, at least two of them digits (so that a word typed into the column, a
+/// surname, is not taken for one).
+pub fn is_ori(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 9
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        && b[2..].iter().filter(|c| c.is_ascii_digit()).count() >= 2
 }
 
 /// Whether a consent was in force on `day`, whoever it names: complete, signed, neither
@@ -206,5 +219,14 @@ mod tests {
         assert_eq!(county(Some("DOE, JANE")), UNKNOWN_COUNTY);
         assert_eq!(county(None), UNKNOWN_COUNTY);
         assert_eq!(WV_COUNTIES.len(), 55);
+    }
+
+    #[test]
+    fn an_ori_has_its_shape() {
+        assert!(is_ori("WV0200100"));
+        assert!(is_ori("WVWSP0100"));
+        assert!(!is_ori("SMITHJOHN"));
+        assert!(!is_ori("wv0200100"));
+        assert!(!is_ori("WV020010"));
     }
 }

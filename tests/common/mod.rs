@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod program;
 
 use pnp_gateway::config::Adapter;
 use pnp_gateway::formats::{Checkpoint, Position, Rejection};
