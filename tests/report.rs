@@ -278,3 +278,11 @@ fn an_aggregate_destination_gets_no_row_and_a_bad_month_or_threshold_is_refused(
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+#[ignore]
+fn keep_a_generated_program() {
+    let p = generate(16, 2400, 400);
+    let d = p.dir.keep();
+    eprintln!("KEPT {}", d.display());
+}
