@@ -280,9 +280,39 @@ fn an_aggregate_destination_gets_no_row_and_a_bad_month_or_threshold_is_refused(
 }
 
 #[test]
-#[ignore]
-fn keep_a_generated_program() {
-    let p = generate(16, 2400, 400);
-    let d = p.dir.keep();
-    eprintln!("KEPT {}", d.display());
+fn an_aggregate_destination_is_sent_last_months_report_once_audited() {
+    let p = generate(3, 300, 60);
+    let text = std::fs::read_to_string(&p.cfg).unwrap();
+    std::fs::write(
+        &p.cfg,
+        text.replace(
+            "id = \"dhhr-counts\"\nprofile = \"aggregate\"",
+            "id = \"dhhr-counts\"\nprofile = \"aggregate\"\ndeliver = { kind = \"file\", folder = \"deliveries/dhhr-counts\" }",
+        ),
+    )
+    .unwrap();
+    // TODAY is in 2026-11: October's report is owed.
+    success(&cli(&["run", "--once"], &p.cfg));
+    success(&cli(&["run", "--once"], &p.cfg));
+    let folder = p.cfg.parent().unwrap().join("deliveries/dhhr-counts");
+    let mut lines = Vec::new();
+    for e in std::fs::read_dir(&folder).unwrap() {
+        let t = std::fs::read_to_string(e.unwrap().path()).unwrap();
+        lines.extend(t.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()));
+    }
+    assert_eq!(lines.len(), 1, "one report, sent once");
+    let json: Value = serde_json::from_str(&report(&p, "json")).unwrap();
+    assert_eq!(
+        lines[0]["payload"], json,
+        "the destination gets what `report` prints"
+    );
+    assert_eq!(
+        store_count(
+            &p.cfg,
+            "SELECT count(*) FROM audit WHERE destination = 'dhhr-counts' AND decision = 'deliver' AND fields LIKE '%report.funnel%' AND payload_digest IS NOT NULL"
+        ),
+        1
+    );
+    assert_eq!(outbox_count(&p.cfg, "dhhr-counts", "delivered"), 1);
+    success(&cli(&["audit", "verify"], &p.cfg));
 }

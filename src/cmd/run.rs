@@ -107,6 +107,8 @@ pub(crate) fn disclose_and_dispatch(
                 "cancellations queued for revoked consents"
             );
         }
+        // An aggregate destination's monthly report, from the first day of the next month.
+        pnp_gateway::deliver::report::queue_due(store, gw, &seal, &keys.audit, today)?;
         sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
         let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
         if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {

@@ -99,3 +99,13 @@ impl Store {
         Ok(crate::report::build(&facts, month, min_cell))
     }
 }
+
+impl Store {
+    /// Whether the report of `month` has been queued for `destination` (in any state).
+    pub fn report_queued(&self, destination: &str, month: &str) -> Result<bool> {
+        let n: i64 = self.conn.prepare_cached(
+            "SELECT count(*) FROM outbox WHERE destination = ?1 AND adapter = ?2 AND incident_id = ?3",
+        )?.query_row(params![destination, crate::deliver::report::ADAPTER, month], |r| r.get(0))?;
+        Ok(n > 0)
+    }
+}
