@@ -316,3 +316,35 @@ fn an_aggregate_destination_is_sent_last_months_report_once_audited() {
     assert_eq!(outbox_count(&p.cfg, "dhhr-counts", "delivered"), 1);
     success(&cli(&["audit", "verify"], &p.cfg));
 }
+
+/// docs/reporting.md names every table, column and fixed row of the report.
+#[test]
+fn the_reporting_doc_lists_every_table_column_and_dimension() {
+    let doc = std::fs::read_to_string(repo().join("docs/reporting.md")).unwrap();
+    let month = pnp_gateway::report::Month::parse(MONTH).unwrap();
+    let r = pnp_gateway::report::build(&[], month, MIN_CELL);
+    assert_eq!(r.tables.len(), 7);
+    for t in &r.tables {
+        assert!(doc.contains(&format!("`{}`", t.id)), "table {}", t.id);
+        for c in t
+            .columns
+            .iter()
+            .filter(|c| pnp_gateway::report::Month::parse(c).is_none())
+        {
+            assert!(doc.contains(&format!("`{c}`")), "column {c} of {}", t.id);
+        }
+        if !["county", "agency", "linkage_by_month"].contains(&t.id.as_str()) {
+            for row in &t.rows {
+                assert!(
+                    doc.contains(&format!("`{}`", row.key)),
+                    "row {} of {}",
+                    row.key,
+                    t.id
+                );
+            }
+        }
+    }
+    for word in ["min_cell", "complementary", "Zero is shown", "Percentages"] {
+        assert!(doc.contains(word), "{word}");
+    }
+}

@@ -157,6 +157,7 @@ pub fn in_force(rec: &ConsentRecord, day: NaiveDate) -> bool {
 /// What the report counts of an incident, from what the disclosure stage had at hand: its
 /// engagements and their consents, the decisions made, and the subject's report token. `None`
 /// for a delete (its fact is removed).
+#[allow(clippy::too_many_arguments)]
 pub fn of_incident(
     incident: &str,
     adapter: &str,

@@ -166,12 +166,12 @@ pub fn determined(p: &Problem, hidden: &[bool]) -> Vec<bool> {
         for x in rows[next].iter_mut() {
             *x = mul(*x, f);
         }
-        for r in 0..rows.len() {
-            if r != next && rows[r][c] != 0 {
-                let k = rows[r][c];
-                for j in 0..vars.len() {
-                    let sub = mul(k, rows[next][j]);
-                    rows[r][j] = (rows[r][j] + P - sub) % P;
+        let pivot = rows[next].clone();
+        for (r, row) in rows.iter_mut().enumerate() {
+            if r != next && row[c] != 0 {
+                let k = row[c];
+                for (x, &y) in row.iter_mut().zip(&pivot) {
+                    *x = (*x + P - mul(k, y)) % P;
                 }
             }
         }
