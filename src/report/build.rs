@@ -244,6 +244,15 @@ fn services(in_month: &[&Fact], m: &str) -> Grid {
             })
             .sum()
     };
+    // When no incident was referred for several services, the referrals are the referred
+    // incidents: one count, which must be one unknown with the funnel's, or a total hidden there
+    // would be shown here.
+    let referred = in_month.iter().filter(|f| !f.referred.is_empty()).count() as u64;
+    let total_key = if count(None) == referred {
+        format!("referred|{m}|all")
+    } else {
+        format!("referrals|{m}|all")
+    };
     Grid {
         id: "services".into(),
         title: format!("Referrals by service, {m}"),
@@ -256,7 +265,7 @@ fn services(in_month: &[&Fact], m: &str) -> Grid {
             })
             .collect(),
         total: vec![Count {
-            key: format!("referrals|{m}|all"),
+            key: total_key,
             value: count(None),
         }],
         nested: Vec::new(),
