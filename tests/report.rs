@@ -301,9 +301,14 @@ fn an_aggregate_destination_gets_no_row_and_a_bad_month_or_threshold_is_refused(
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("YYYY-MM"));
     let text = std::fs::read_to_string(&p.cfg).unwrap();
-    std::fs::write(&p.cfg, text.replace("min_cell = 10", "min_cell = 0")).unwrap();
+    std::fs::write(
+        &p.cfg,
+        text.replace("min_cell = 10", "min_cell = 0\nkeep_months = 14"),
+    )
+    .unwrap();
     let o = cli(&["check"], &p.cfg);
     assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("keep_months"));
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("min_cell"),
         "{}",
@@ -355,6 +360,36 @@ fn an_aggregate_destination_is_sent_last_months_report_once_audited() {
     );
     assert_eq!(outbox_count(&p.cfg, "dhhr-counts", "delivered"), 1);
     success(&cli(&["audit", "verify"], &p.cfg));
+
+    // Facts older than `keep_months` (counted back from TODAY's month, 2026-11) are removed.
+    let text = std::fs::read_to_string(&p.cfg).unwrap();
+    std::fs::write(
+        &p.cfg,
+        text.replace("min_cell = 10", "min_cell = 10\nkeep_months = 15"),
+    )
+    .unwrap();
+    let kept = p
+        .incidents
+        .iter()
+        .filter(|g| g.day >= NaiveDate::from_ymd_opt(2025, 8, 1).unwrap())
+        .count() as i64;
+    assert!(kept < 300, "some generated incidents are older");
+    assert_eq!(
+        store_count(&p.cfg, "SELECT count(*) FROM report_facts"),
+        300
+    );
+    success(&cli(&["run", "--once"], &p.cfg));
+    assert_eq!(
+        store_count(&p.cfg, "SELECT count(*) FROM report_facts"),
+        kept
+    );
+    assert_eq!(
+        store_count(
+            &p.cfg,
+            "SELECT count(*) FROM report_facts WHERE day < '2025-08-01'"
+        ),
+        0
+    );
 }
 
 /// docs/reporting.md names every table, column and fixed row of the report.

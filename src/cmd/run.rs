@@ -89,6 +89,15 @@ pub(crate) fn disclose_and_dispatch(
             "staged incidents past their retention removed"
         );
     }
+    let from = pnp_gateway::report::build::keep_from(today, gw.report_keep_months);
+    let facts = store.purge_facts(from)?;
+    if facts > 0 {
+        tracing::info!(
+            facts,
+            months = gw.report_keep_months,
+            "report facts past their retention removed"
+        );
+    }
     let mut sent = pnp_gateway::deliver::DispatchStats::default();
     if let Some(secret) = &keys.outbox {
         let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);

@@ -41,6 +41,15 @@ pub struct ReportSpec {
     /// Default 10 (the CMS cell size suppression policy); at least 1.
     #[serde(default = "default_min_cell")]
     pub min_cell: u64,
+    /// Months of report facts kept (counted back from the current month); older ones are
+    /// removed at each `run` pass. Default 27: a report a year back still has its 12 months and
+    /// their 90 days of repeat contacts. At least 15 (last month's report, whole).
+    #[serde(default = "default_keep_months")]
+    pub keep_months: u32,
+}
+
+fn default_keep_months() -> u32 {
+    27
 }
 
 fn default_min_cell() -> u64 {
@@ -51,6 +60,7 @@ impl Default for ReportSpec {
     fn default() -> Self {
         ReportSpec {
             min_cell: default_min_cell(),
+            keep_months: default_keep_months(),
         }
     }
 }
@@ -109,6 +119,8 @@ pub struct Gateway {
     pub roster: Vec<Prss>,
     /// The program report's threshold: counts from 1 to it are suppressed (`[report]`).
     pub report_min_cell: u64,
+    /// Months of the report's facts kept (`[report] keep_months`).
+    pub report_keep_months: u32,
     pub vault_key_file: Option<PathBuf>,
     pub audit_key_file: Option<PathBuf>,
     pub outbox_key_file: Option<PathBuf>,
@@ -239,6 +251,18 @@ impl Gateway {
                 .field("report"),
             );
         }
+        if spec.report.keep_months < 15 {
+            errors.push(
+                ConfigError::new(
+                    path,
+                    format!(
+                        "`keep_months` must be at least 15 (last month's report needs 12 months and the 90 days before them), not {}",
+                        spec.report.keep_months
+                    ),
+                )
+                .field("report"),
+            );
+        }
         let adapters_dir = base.join(spec.adapters_dir.as_deref().unwrap_or("adapters"));
         let mut pipelines = Vec::new();
         for (i, p) in spec.pipelines.iter().enumerate() {
@@ -340,6 +364,7 @@ impl Gateway {
             destinations,
             roster: spec.roster,
             report_min_cell: spec.report.min_cell,
+            report_keep_months: spec.report.keep_months,
             vault_key_file: spec.keys.vault_key_file.as_ref().map(|f| base.join(f)),
             audit_key_file: spec.keys.audit_key_file.as_ref().map(|f| base.join(f)),
             outbox_key_file: spec.keys.outbox_key_file.as_ref().map(|f| base.join(f)),

@@ -62,6 +62,11 @@ pub fn facts_from(month: Month) -> NaiveDate {
     month.minus(TREND_MONTHS - 1).first_day() - chrono::Duration::days(REPEAT_DAYS)
 }
 
+/// The first day whose facts are kept on `today` when `months` months are kept.
+pub fn keep_from(today: NaiveDate, months: u32) -> NaiveDate {
+    Month::of(today).minus(months).first_day()
+}
+
 /// The monthly report: its tables as shown. Serialized, it is the report's JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {

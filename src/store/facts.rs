@@ -109,3 +109,13 @@ impl Store {
         Ok(n > 0)
     }
 }
+
+impl Store {
+    /// Removes the facts of incidents received before `before`. Returns how many.
+    pub fn purge_facts(&self, before: NaiveDate) -> Result<usize> {
+        Ok(self.conn.execute(
+            "DELETE FROM report_facts WHERE day < ?1",
+            [before.to_string()],
+        )?)
+    }
+}
