@@ -15,6 +15,7 @@ pub mod owner_only;
 pub mod pipeline;
 pub mod policy;
 pub mod receiver;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod store;

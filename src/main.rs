@@ -145,6 +145,19 @@ enum Command {
         #[arg(long)]
         known: Option<PathBuf>,
     },
+    /// The monthly program report (suppressed counts, for DHHR) from the store.
+    Report {
+        #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
+        config: PathBuf,
+        /// The month, YYYY-MM.
+        #[arg(long)]
+        month: String,
+        #[arg(long, value_enum, default_value = "html")]
+        format: cmd::report::Format,
+        /// Write the report here (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the embedded demo: sample exports through the demo config, with a summary.
     Demo {
         /// Folder to write the demo's config, exports and store into.
@@ -511,6 +524,12 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 cmd::demo::demo(&out)
             }
         }
+        Command::Report {
+            config,
+            month,
+            format,
+            out,
+        } => cmd::report::report(&load_gateway(&config)?, &month, format, out.as_deref()),
     }
 }
 

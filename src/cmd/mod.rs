@@ -6,6 +6,7 @@ pub mod outbox;
 pub mod privacy;
 pub mod receive;
 pub mod referrals;
+pub mod report;
 pub mod run;
 pub mod scrub;
 pub mod serve;

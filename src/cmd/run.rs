@@ -89,6 +89,15 @@ pub(crate) fn disclose_and_dispatch(
             "staged incidents past their retention removed"
         );
     }
+    let from = pnp_gateway::report::build::keep_from(today, gw.report_keep_months);
+    let facts = store.purge_facts(from)?;
+    if facts > 0 {
+        tracing::info!(
+            facts,
+            months = gw.report_keep_months,
+            "report facts past their retention removed"
+        );
+    }
     let mut sent = pnp_gateway::deliver::DispatchStats::default();
     if let Some(secret) = &keys.outbox {
         let seal = pnp_gateway::store::outbox::SealKey::from_secret(secret);
@@ -107,6 +116,8 @@ pub(crate) fn disclose_and_dispatch(
                 "cancellations queued for revoked consents"
             );
         }
+        // An aggregate destination's monthly report, from the first day of the next month.
+        pnp_gateway::deliver::report::queue_due(store, gw, &seal, &keys.audit, today)?;
         sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
         let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
         if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {

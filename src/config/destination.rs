@@ -1,6 +1,7 @@
 //! `[[destination]]` in gateway.toml: who receives what. Each destination has a disclosure
-//! profile (`safe-harbor`, `limited-data-set`, `consented-referral`) and may override the
-//! profile's field methods; the profile's rules are checked before anything runs.
+//! profile (`safe-harbor`, `limited-data-set`, `consented-referral`, `aggregate`) and may
+//! override the profile's field methods; the profile's rules are checked before anything runs.
+//! An `aggregate` destination receives the monthly program report's suppressed counts only.
 
 use crate::policy::disclose::Destination;
 use crate::policy::profile::{Method, Profile, ProfileError, ProfileKind};
@@ -236,10 +237,14 @@ impl DestinationSpec {
             if g.trim().is_empty() || g.contains(char::is_whitespace) {
                 errors.push("`link_group` must be a non-empty word".to_string());
             }
-            if self.profile == ProfileKind::ConsentedReferral {
-                errors.push(
-                    "`link_group` applies to de-identified profiles (safe-harbor, limited-data-set): a consented referral carries no token".into(),
-                );
+            if matches!(
+                self.profile,
+                ProfileKind::ConsentedReferral | ProfileKind::Aggregate
+            ) {
+                errors.push(format!(
+                    "`link_group` applies to de-identified profiles (safe-harbor, limited-data-set): a {} destination carries no token",
+                    self.profile.as_str()
+                ));
             }
         }
         if self.profile == ProfileKind::LimitedDataSet

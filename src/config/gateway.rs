@@ -34,6 +34,40 @@ pub struct GatewaySpec {
     /// Who may call the API.
     #[serde(default, rename = "client")]
     pub clients: Vec<super::server::ClientSpec>,
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+/// `[report]`: the program report's suppression rule (see docs/reporting.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Counts from 1 to `min_cell` are suppressed, and the counts that would give them back.
+    /// Default 10 (the CMS cell size suppression policy); at least 1.
+    #[serde(default = "default_min_cell")]
+    pub min_cell: u64,
+    /// Months of report facts kept (counted back from the current month); older ones are
+    /// removed at each `run` pass. Default 27: a report a year back still has its 12 months and
+    /// their 90 days of repeat contacts. At least 15 (last month's report, whole).
+    #[serde(default = "default_keep_months")]
+    pub keep_months: u32,
+}
+
+fn default_keep_months() -> u32 {
+    27
+}
+
+fn default_min_cell() -> u64 {
+    crate::report::DEFAULT_MIN_CELL
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        ReportSpec {
+            min_cell: default_min_cell(),
+            keep_months: default_keep_months(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,6 +127,10 @@ pub struct Gateway {
     pub pipelines: Vec<Pipeline>,
     pub destinations: Vec<Destination>,
     pub roster: Vec<Prss>,
+    /// The program report's threshold: counts from 1 to it are suppressed (`[report]`).
+    pub report_min_cell: u64,
+    /// Months of the report's facts kept (`[report] keep_months`).
+    pub report_keep_months: u32,
     pub vault_key_file: Option<PathBuf>,
     pub audit_key_file: Option<PathBuf>,
     pub outbox_key_file: Option<PathBuf>,
@@ -221,6 +259,27 @@ impl Gateway {
         let mut errors = Vec::new();
         if let Err(e) = spec.program.validate() {
             errors.push(ConfigError::new(path, e).field("program"));
+        }
+        if spec.report.min_cell == 0 {
+            errors.push(
+                ConfigError::new(
+                    path,
+                    "`min_cell` must be at least 1: it is the largest count suppressed",
+                )
+                .field("report"),
+            );
+        }
+        if spec.report.keep_months < 15 {
+            errors.push(
+                ConfigError::new(
+                    path,
+                    format!(
+                        "`keep_months` must be at least 15 (last month's report needs 12 months and the 90 days before them), not {}",
+                        spec.report.keep_months
+                    ),
+                )
+                .field("report"),
+            );
         }
         let adapters_dir = base.join(spec.adapters_dir.as_deref().unwrap_or("adapters"));
         let mut pipelines = Vec::new();
@@ -385,6 +444,8 @@ impl Gateway {
             pipelines,
             destinations,
             roster: spec.roster,
+            report_min_cell: spec.report.min_cell,
+            report_keep_months: spec.report.keep_months,
             vault_key_file: spec.keys.vault_key_file.as_ref().map(|f| base.join(f)),
             audit_key_file: spec.keys.audit_key_file.as_ref().map(|f| base.join(f)),
             outbox_key_file: spec.keys.outbox_key_file.as_ref().map(|f| base.join(f)),

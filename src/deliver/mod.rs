@@ -13,6 +13,7 @@ pub mod hl7out;
 pub mod kafka;
 pub mod limits;
 pub mod mllp;
+pub mod report;
 mod send;
 pub mod webhook;
 

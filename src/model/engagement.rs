@@ -22,6 +22,41 @@ pub enum Service {
     Veterans,
 }
 
+impl Service {
+    pub const ALL: [Service; 10] = [
+        Service::SudTreatment,
+        Service::Mat,
+        Service::Detox,
+        Service::Qrt,
+        Service::Start,
+        Service::MentalHealth,
+        Service::Housing,
+        Service::FamilyAssistance,
+        Service::Cps,
+        Service::Veterans,
+    ];
+
+    /// The name used in files and reports (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Service::SudTreatment => "sud_treatment",
+            Service::Mat => "mat",
+            Service::Detox => "detox",
+            Service::Qrt => "qrt",
+            Service::Start => "start",
+            Service::MentalHealth => "mental_health",
+            Service::Housing => "housing",
+            Service::FamilyAssistance => "family_assistance",
+            Service::Cps => "cps",
+            Service::Veterans => "veterans",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
 /// One engagement, as the PRSS recorded it (imported from CSV or JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -65,7 +65,13 @@ impl Disclosure<'_> {
             person_ids.push(self.store.person_pseudonym(&self.keys.vault, p, &local)?);
         }
         let mut out = Vec::new();
-        for dest in self.destinations {
+        // An aggregate destination receives the monthly report's counts, never an incident:
+        // it has no per-incident decision (see `report`).
+        for dest in self
+            .destinations
+            .iter()
+            .filter(|d| d.profile.kind != ProfileKind::Aggregate)
+        {
             let scope = dest.token_scope();
             let incident_pseudo = scoped(&self.keys.vault, &scope, &incident_vault);
             let person_pseudo: Vec<Pseudonym> = person_ids
@@ -111,7 +117,58 @@ impl Disclosure<'_> {
             tracing::debug!(destination = %d.destination, decision = d.decision, reasons = d.reasons.len(), "disclosure decided");
             out.push((d, digest));
         }
+        self.record_fact(
+            adapter,
+            inc,
+            &incident_vault,
+            &person_ids,
+            &engagements,
+            &consents,
+            &out,
+        )?;
         Ok(out)
+    }
+
+    /// What the program report counts of this incident (its facts replace earlier ones; a
+    /// delete removes them), in the same transaction as the decisions. The subject is counted
+    /// under the report's own token scope.
+    #[allow(clippy::too_many_arguments)]
+    fn record_fact(
+        &mut self,
+        adapter: &str,
+        inc: &Incident,
+        incident_vault: &Pseudonym,
+        person_ids: &[Pseudonym],
+        engagements: &[crate::model::Engagement],
+        consents: &[crate::model::ConsentRecord],
+        decided: &[(Decision, Option<String>)],
+    ) -> Result<(), StoreError> {
+        let subject = inc
+            .persons
+            .iter()
+            .position(|p| p.role == crate::model::Role::Subject)
+            .map(|i| {
+                scoped(
+                    &self.keys.vault,
+                    crate::report::facts::SCOPE,
+                    &person_ids[i],
+                )
+                .token
+            });
+        let decisions: Vec<&Decision> = decided.iter().map(|(d, _)| d).collect();
+        match crate::report::facts::of_incident(
+            &incident_vault.token,
+            adapter,
+            inc,
+            engagements,
+            consents,
+            &decisions,
+            subject,
+            self.today,
+        ) {
+            Some(f) => self.store.put_fact(&f),
+            None => self.store.delete_fact(&incident_vault.token),
+        }
     }
 }
 

@@ -138,6 +138,10 @@ pub fn decide(dest: &Destination, f: &Facts) -> Decision {
             d.decision = "deliver";
         }
         ProfileKind::ConsentedReferral => referral(dest, f, &mut d),
+        // Counts only: the monthly report carries this incident, no payload does.
+        ProfileKind::Aggregate => d
+            .reasons
+            .push("aggregate: counts only, in the monthly report; never a row".into()),
     }
     d
 }

@@ -21,6 +21,9 @@ pub enum ProfileKind {
     LimitedDataSet,
     /// Identified data for one person, limited to what their consent covers.
     ConsentedReferral,
+    /// Counts only, never rows: the monthly program report, small counts suppressed (see
+    /// `report`). No field is disclosed.
+    Aggregate,
 }
 
 impl ProfileKind {
@@ -29,6 +32,7 @@ impl ProfileKind {
             ProfileKind::SafeHarbor => "safe-harbor",
             ProfileKind::LimitedDataSet => "limited-data-set",
             ProfileKind::ConsentedReferral => "consented-referral",
+            ProfileKind::Aggregate => "aggregate",
         }
     }
 }
@@ -133,6 +137,8 @@ fn preset(kind: ProfileKind) -> Vec<(&'static str, Method)> {
             .filter(|d| d.kind != Kind::Token)
             .map(|d| (d.name, Keep))
             .collect(),
+        // Counts, never a field.
+        ProfileKind::Aggregate => Vec::new(),
     }
 }
 
@@ -178,6 +184,14 @@ impl Profile {
             set(name, *m, &mut errors);
         }
         list.retain(|(_, m)| *m != Method::Redact);
+        if kind == ProfileKind::Aggregate {
+            for (d, _) in &list {
+                errors.push(ProfileError {
+                    field: d.name.to_owned(),
+                    message: "an aggregate destination receives counts, never a field: remove the `fields` entry".into(),
+                });
+            }
+        }
         for (d, m) in &list {
             if let Err(e) = allowed(kind, d, *m) {
                 errors.push(ProfileError {

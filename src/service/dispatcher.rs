@@ -66,6 +66,10 @@ fn pass(
         ),
         Err(e) => tracing::error!(error = %e, "cannot queue cancellations; retrying"),
     }
+    // An aggregate destination's monthly report, from the first day of the next month.
+    if let Err(e) = crate::deliver::report::queue_due(store, gw, seal, &keys.audit, today) {
+        tracing::error!(error = %e, "cannot queue the monthly report; retrying");
+    }
     let sent = match crate::deliver::dispatch(store, gw, seal, &keys.audit, today, state) {
         Ok(s) => s,
         Err(e) => {

@@ -399,6 +399,10 @@ impl Engine {
         if let Err(e) = self.store.purge_incidents(self.gw.incident_retention_days) {
             tracing::warn!(error = %e, "cannot remove staged incidents past their retention");
         }
+        let from = crate::report::build::keep_from(today, self.gw.report_keep_months);
+        if let Err(e) = self.store.purge_facts(from) {
+            tracing::warn!(error = %e, "cannot remove report facts past their retention");
+        }
         if tally.incidents > 0 {
             tracing::info!(
                 incidents = tally.incidents,

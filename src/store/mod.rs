@@ -15,6 +15,7 @@ use std::path::Path;
 pub mod attempts;
 pub mod audit;
 pub mod cancellations;
+pub mod facts;
 pub mod gaps;
 pub mod outbox;
 pub mod pushes;
@@ -258,6 +259,23 @@ const MIGRATIONS: &[&str] = &[
         recorded_at TEXT NOT NULL
     );
     CREATE INDEX referral_events_by_referral ON referral_events (referral, id);",
+    // 15: what the program report counts of each incident (see `facts`), kept after the
+    // incident is purged; keyed by the incident's vault token, no identifying value. No index
+    // on the day: every incident of the disclosure stage writes a row, a report (monthly) reads
+    // them, and a scan is cheaper than an index kept on each write.
+    "CREATE TABLE report_facts (
+        incident TEXT PRIMARY KEY,
+        day TEXT NOT NULL,
+        category TEXT NOT NULL,
+        county TEXT NOT NULL,
+        agency TEXT NOT NULL,
+        eligible INTEGER NOT NULL,
+        naloxone INTEGER NOT NULL,
+        engaged INTEGER NOT NULL,
+        consented INTEGER NOT NULL,
+        referred TEXT NOT NULL,
+        person TEXT
+    ) WITHOUT ROWID;",
 ];
 
 /// What the ledger knows of one file.

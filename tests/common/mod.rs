@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod peers;
+pub mod program;
 pub mod service;
 
 use pnp_gateway::config::Adapter;

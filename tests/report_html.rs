@@ -1,0 +1,152 @@
+//! The HTML report in a browser: headless Chromium (Debian's `chromium`; .ci/run installs it)
+//! renders the page without network, takes a screenshot and dumps the DOM. The page's text
+//! holds each table's title and total row; no identifying value of the generated export is in
+//! the page or its SVG; the page fetches and runs nothing.
+
+mod common;
+
+use common::program::generate;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs headless Chromium on `page` with `args`, a fresh profile, at most 90 s; its stdout.
+fn chromium(page: &Path, profile: &Path, args: &[String]) -> String {
+    let bin = std::env::var("PNP_CHROMIUM").unwrap_or_else(|_| "chromium".into());
+    let mut child = Command::new(&bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=800,3000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .arg(format!("file://{}", page.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {bin} ({e}): install Debian's `chromium` (.ci/run does)")
+        });
+    let started = Instant::now();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut out, &mut s).unwrap();
+        s
+    });
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "chromium: {status}");
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(90) {
+            child.kill().unwrap();
+            panic!("chromium did not finish in 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    reader.join().unwrap()
+}
+
+/// Text of markup: tags become spaces, whitespace runs one space.
+fn text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_report_renders_in_chromium_with_every_table_and_no_identifying_value() {
+    let p = generate(16, 1600, 300);
+    let dir = p.dir.path();
+    let page = dir.join("report.html");
+    success(&cli(
+        &[
+            "report",
+            "--month",
+            "2026-10",
+            "--format",
+            "html",
+            "--out",
+            page.to_str().unwrap(),
+        ],
+        &p.cfg,
+    ));
+    let json: serde_json::Value = serde_json::from_str(&success(&cli(
+        &["report", "--month", "2026-10", "--format", "json"],
+        &p.cfg,
+    )))
+    .unwrap();
+    let html = std::fs::read_to_string(&page).unwrap();
+    // Self-contained: nothing to fetch, nothing to run.
+    assert!(!html.contains("<script"), "a script");
+    for attr in ["src=", "href=", "@import", "url(http"] {
+        assert!(!html.contains(attr), "{attr} in the page");
+    }
+    assert_eq!(
+        html.matches("http").count(),
+        html.matches("http://www.w3.org/2000/svg").count()
+    );
+
+    let shot = dir.join("report.png");
+    chromium(
+        &page,
+        &dir.join("profile-shot"),
+        &[format!("--screenshot={}", shot.display())],
+    );
+    let png = std::fs::read(&shot).expect("chromium wrote the screenshot");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 20_000, "a blank page? {} bytes", png.len());
+    let keep = repo().join("target/report-screenshot.png");
+    let _ = std::fs::copy(&shot, &keep);
+
+    let dom = chromium(&page, &dir.join("profile-dom"), &["--dump-dom".to_string()]);
+    assert!(
+        dom.matches("<svg").count() >= 4,
+        "the charts are in the DOM"
+    );
+    let t = text(&dom);
+    for table in json["tables"].as_array().unwrap() {
+        let title = table["title"].as_str().unwrap();
+        assert!(t.contains(title), "the title {title} is on the page");
+        let total: Vec<String> = table["total"]["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().map_or("–".to_string(), |n| n.to_string()))
+            .collect();
+        let row = format!("{title} ");
+        let at = t.find(&row).unwrap();
+        let after = &t[at..];
+        let line = format!("Total {}", total.join(" "));
+        assert!(after.contains(&line), "{title}: `{line}` on the page");
+    }
+    for v in &p.identifying {
+        assert!(
+            !dom.contains(v.as_str()),
+            "an identifying value is in the page"
+        );
+        assert!(
+            !html.contains(v.as_str()),
+            "an identifying value is in the file"
+        );
+    }
+}
