@@ -19,10 +19,10 @@ use std::sync::mpsc::{SyncSender, TrySendError};
 
 #[derive(Clone)]
 pub struct App {
-    gw: Arc<Gateway>,
+    pub(super) gw: Arc<Gateway>,
     engine: SyncSender<Command>,
-    health: Arc<Health>,
-    metrics: Arc<crate::metrics::Metrics>,
+    pub(super) health: Arc<Health>,
+    pub(super) metrics: Arc<crate::metrics::Metrics>,
     auth: Arc<Auth>,
 }
 
@@ -55,6 +55,7 @@ impl App {
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics))
+            .route("/status", get(super::status::page))
             .route("/v1/pipelines/{pipeline}/exports", post(push))
             .route("/v1/consents", post(consents))
             .route("/v1/consents/{id}/revocation", post(revocation))

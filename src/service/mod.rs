@@ -34,6 +34,7 @@ mod engine;
 mod push;
 mod referrals;
 pub mod sources;
+mod status;
 pub mod tokens;
 
 pub use engine::Command;
