@@ -8,9 +8,6 @@ mod common;
 use common::browser::chromium;
 use common::program::generate;
 use common::*;
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// Text of markup: tags become spaces, whitespace runs one space.
 fn text(html: &str) -> String {
