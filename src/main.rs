@@ -317,8 +317,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             metrics_listen,
         } => {
             let gw = load_gateway(&config)?;
-            let stats = cmd::run::run(&gw, once, max_records, true, metrics_listen)?;
-            cmd::run::print_summary(&gw, &stats)?;
+            let (stats, pass) = cmd::run::run(&gw, once, max_records, true, metrics_listen)?;
+            cmd::run::print_summary(&gw, &stats, pass.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine {
@@ -559,17 +559,20 @@ fn normalize(
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut stats = Stats::default();
+    let mut bars = cmd::progress::Progress::new();
     for input in inputs {
         let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let err = std::io::BufWriter::new(stderr.lock());
         let mut sink = JsonLines::new(input.display().to_string(), out, err);
+        let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+        let mut shown = |read: u64| bars.update(input, read, size);
         let run = FileRun {
             adapter: &adapter,
             rules: &rules,
             gap_key: &gap_key,
             resume: None,
             limit: None,
-            progress: None,
+            progress: Some(&mut shown),
         };
         match run.run(input, &mut sink, &mut stats) {
             Ok(_) => {}
@@ -584,6 +587,10 @@ fn normalize(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    {
+        use pnp_gateway::progress::Observer;
+        bars.end(pnp_gateway::progress::Stage::Reading);
     }
     let gaps: Vec<_> = stats
         .gaps
