@@ -12,6 +12,27 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The bars on the terminal, if any: log lines are written above them ([`LogWriter`]).
+static SHOWN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Where the log goes: stderr, above the bars while they are shown (rather than through them).
+pub(crate) struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let shown = SHOWN.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match shown {
+            Some(m) => m.suspend(|| std::io::stderr().write_all(buf))?,
+            None => std::io::stderr().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
 /// The bars of one command. Clones share them (the dispatcher holds one as its observer).
 #[derive(Clone)]
 pub(crate) struct Progress {
@@ -34,8 +55,10 @@ impl Progress {
     fn drawn(on: bool) -> Self {
         Progress {
             inner: on.then(|| {
+                let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+                *SHOWN.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
                 Arc::new(Mutex::new(Bars {
-                    multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                    multi,
                     bars: BTreeMap::new(),
                     file: None,
                 }))
