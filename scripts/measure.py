@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 
 label, rows, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -25,7 +26,9 @@ def children_cpu():
 
 cpu0 = children_cpu()
 start = time.perf_counter()
-p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+# stderr is kept (in a temporary file) to say why, should the command fail.
+err = tempfile.TemporaryFile()
+p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
 hwm_kib = 0
 while p.poll() is None:
     try:
@@ -39,7 +42,9 @@ while p.poll() is None:
 secs = time.perf_counter() - start
 cpu = children_cpu() - cpu0
 if p.returncode != 0:
-    sys.exit(f"{label}: exit {p.returncode}")
+    err.seek(0)
+    tail = err.read().decode("utf-8", "replace").splitlines()[-10:]
+    sys.exit(f"{label}: exit {p.returncode}\n" + "\n".join(tail))
 print(f"{label:<28} {secs:8.2f} s {rows / secs:12,.0f} records/s {size / secs / 1e6:8.1f} MB/s   peak RSS {hwm_kib / 1024:7.1f} MiB   cpu {cpu:7.2f} s")
 if os.environ.get("MEASURE_RESULT"):
     with open(os.environ["MEASURE_RESULT"], "w") as f:
