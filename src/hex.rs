@@ -1,10 +1,13 @@
 //! Lowercase hex, for digests, MACs, tokens and keys in text form.
 
+/// By table rather than `write!("{b:02x}")`: the disclosure stage encodes several MACs and
+/// digests per decision, and formatting each byte cost about 3% of `run --once`.
 pub fn encode(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0xf)] as char);
     }
     s
 }

@@ -14,6 +14,7 @@ pub mod model;
 pub mod owner_only;
 pub mod pipeline;
 pub mod policy;
+pub mod progress;
 pub mod receiver;
 pub mod report;
 pub mod server;

@@ -352,7 +352,7 @@ fn main() -> ExitCode {
         _ => "warn",
     };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| cmd::progress::LogWriter)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
@@ -390,8 +390,8 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
                 cmd::run::serve(gw, metrics_listen)?;
                 return Ok(ExitCode::SUCCESS);
             }
-            let stats = cmd::run::run(&gw, max_records, true)?;
-            cmd::run::print_summary(&gw, &stats)?;
+            let (stats, pass) = cmd::run::run(&gw, max_records, true)?;
+            cmd::run::print_summary(&gw, &stats, pass.as_ref())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Quarantine {
@@ -664,17 +664,20 @@ fn normalize(
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     let mut stats = Stats::default();
+    let mut bars = cmd::progress::Progress::new();
     for input in inputs {
         let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
         let err = std::io::BufWriter::new(stderr.lock());
         let mut sink = JsonLines::new(input.display().to_string(), out, err);
+        let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+        let mut shown = |read: u64| bars.update(input, read, size);
         let run = FileRun {
             adapter: &adapter,
             rules: &rules,
             gap_key: &gap_key,
             resume: None,
             limit: None,
-            progress: None,
+            progress: Some(&mut shown),
         };
         match run.run(input, &mut sink, &mut stats) {
             Ok(_) => {}
@@ -689,6 +692,10 @@ fn normalize(
             }
             Err(e) => return Err(e.into()),
         }
+    }
+    {
+        use pnp_gateway::progress::Observer;
+        bars.end(pnp_gateway::progress::Stage::Reading);
     }
     let gaps: Vec<_> = stats
         .gaps

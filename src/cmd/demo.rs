@@ -29,9 +29,9 @@ pub(crate) fn demo(out: &Path) -> Result<ExitCode> {
     for p in &gw.pipelines {
         println!("  {} <- {}", p.adapter.name, p.folder.display());
     }
-    let stats = super::run::run(&gw, None, false)?;
+    let (stats, _) = super::run::run(&gw, None, false)?;
     println!();
-    super::run::print_summary(&gw, &stats)?;
+    super::run::print_summary(&gw, &stats, None)?;
 
     // The PRSS's records: consents (some defective on purpose) and engagements.
     let today: NaiveDate = DEMO_TODAY.parse()?;

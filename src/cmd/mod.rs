@@ -4,6 +4,7 @@ pub mod demo;
 pub mod imports;
 pub mod outbox;
 pub mod privacy;
+pub mod progress;
 pub mod receive;
 pub mod referrals;
 pub mod report;

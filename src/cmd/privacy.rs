@@ -224,8 +224,12 @@ pub fn preview(
     };
     let gap_key = store.gap_key()?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Incidents are decided as they are read: the reading bar is the preview's progress.
+    let mut bars = super::progress::Progress::new();
     for input in inputs {
         let a = adapter_for(gw, named.as_ref(), input)?;
+        let size = std::fs::metadata(input).map(|m| m.len()).unwrap_or(0);
+        let mut shown = |read: u64| bars.update(input, read, size);
         // Each incident is decided and printed as it is read; the copy's writes (pseudonyms,
         // audit entries) commit at each checkpoint, a group at a time.
         store.begin()?;
@@ -261,11 +265,12 @@ pub fn preview(
             gap_key: &gap_key,
             resume: None,
             limit: None,
-            progress: None,
+            progress: Some(&mut shown),
         }
         .run(input, &mut sink, &mut Stats::default())?;
         store.commit()?;
     }
+    pnp_gateway::progress::Observer::end(&mut bars, pnp_gateway::progress::Stage::Reading);
     out.flush()?;
     drop(store);
     let _ = std::fs::remove_dir_all(&tmp);

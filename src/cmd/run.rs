@@ -1,58 +1,15 @@
 //! `run`: drains or watches the drop folders, then the disclosure stage and a dispatch pass.
 
+use super::progress::Progress;
 use anyhow::{Context, Result};
 use chrono::NaiveDate;
 use pnp_gateway::config::Gateway;
 use pnp_gateway::ingest;
 use pnp_gateway::pipeline::Stats;
 use pnp_gateway::pipeline::disclosure::Tally;
+use pnp_gateway::progress::{Observer, Stage};
 use pnp_gateway::store::Store;
-use std::io::{IsTerminal, Write};
-use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// A one-line progress display on stderr, only when stderr is a terminal.
-pub(crate) struct Progress {
-    on: bool,
-    last: Instant,
-    shown: bool,
-}
-
-impl Progress {
-    pub(crate) fn new() -> Self {
-        Progress {
-            on: std::io::stderr().is_terminal(),
-            last: Instant::now(),
-            shown: false,
-        }
-    }
-
-    pub(crate) fn update(&mut self, file: &Path, read: u64, total: u64) {
-        if !self.on || self.last.elapsed() < Duration::from_millis(200) {
-            return;
-        }
-        self.last = Instant::now();
-        self.shown = true;
-        let pct = if total > 0 {
-            read as f64 * 100.0 / total as f64
-        } else {
-            100.0
-        };
-        let name = file.file_name().unwrap_or_default().to_string_lossy();
-        eprint!(
-            "\r\x1b[K{name}: {:.1} of {:.1} MB ({pct:.0}%)",
-            read as f64 / 1e6,
-            total as f64 / 1e6
-        );
-    }
-
-    pub(crate) fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
-        }
-    }
-}
+use std::io::Write;
 
 /// After ingest: the disclosure stage (decisions, audit, outbox) and a dispatch pass, when the
 /// config has destinations, as of `today`. `observe` sees each decision (its payload already
@@ -133,7 +90,14 @@ pub(crate) fn disclose_and_dispatch(
     Ok((tally, sent))
 }
 
-pub(crate) fn run(gw: &Gateway, max_records: Option<u64>, disclose: bool) -> Result<Stats> {
+/// What a `run --once` pass decided and sent, for its summary.
+pub(crate) type Pass = (Tally, pnp_gateway::deliver::DispatchStats);
+
+pub(crate) fn run(
+    gw: &Gateway,
+    max_records: Option<u64>,
+    disclose: bool,
+) -> Result<(Stats, Option<Pass>)> {
     let mut store = super::open_sealed(gw, &gw.store_path)?;
     let mut stats = Stats::default();
     let mut progress = Progress::new();
@@ -155,7 +119,7 @@ pub(crate) fn run(gw: &Gateway, max_records: Option<u64>, disclose: bool) -> Res
             &mut |f, r, t| progress.update(f, r, t),
             &mut stats,
         );
-        progress.clear();
+        progress.end(Stage::Reading);
         match drained {
             Ok(true) => {}
             Ok(false) => break,
@@ -170,16 +134,23 @@ pub(crate) fn run(gw: &Gateway, max_records: Option<u64>, disclose: bool) -> Res
     if let Some(e) = first_error {
         return Err(e.into());
     }
-    if disclose {
-        disclose_and_dispatch(
-            gw,
-            &mut store,
-            super::privacy::today(),
-            &mut Default::default(),
-            &mut |_| {},
-        )?;
+    if !disclose {
+        return Ok((stats, None));
     }
-    Ok(stats)
+    if !gw.destinations.is_empty() {
+        let decisions = store.undisclosed_count()? * gw.destinations.len() as u64;
+        progress.begin(Stage::Deciding, decisions);
+    }
+    let mut dispatcher = pnp_gateway::deliver::Dispatcher::default();
+    dispatcher.progress = Some(Box::new(progress.clone()));
+    let pass = disclose_and_dispatch(
+        gw,
+        &mut store,
+        super::privacy::today(),
+        &mut dispatcher,
+        &mut |_| progress.advance(Stage::Deciding, 1),
+    )?;
+    Ok((stats, Some(pass)))
 }
 
 /// Watch mode: the service (src/service/) until SIGTERM or SIGINT.
@@ -203,7 +174,8 @@ pub(crate) fn serve(gw: Gateway, metrics_listen: Option<std::net::SocketAddr>) -
     Ok(())
 }
 
-pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
+/// The ingest counts, then (after `run --once`) what was decided and delivered where.
+pub(crate) fn print_summary(gw: &Gateway, stats: &Stats, pass: Option<&Pass>) -> Result<()> {
     let mut o = std::io::stdout().lock();
     writeln!(o, "files read:     {}", stats.files)?;
     writeln!(o, "records read:   {}", stats.records)?;
@@ -235,6 +207,9 @@ pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
             )?;
         }
     }
+    if let Some((tally, sent)) = pass.filter(|_| !gw.destinations.is_empty()) {
+        print_pass(&mut o, gw, tally, sent)?;
+    }
     let cfg = gw.path.display();
     writeln!(o, "results:        staged in {}", gw.store_path.display())?;
     writeln!(
@@ -246,5 +221,55 @@ pub(crate) fn print_summary(gw: &Gateway, stats: &Stats) -> Result<()> {
         o,
         "  rejections:   pnp-gateway quarantine list --config {cfg}"
     )?;
+    Ok(())
+}
+
+/// Per destination: the decisions, what was queued, and what the dispatch pass did with it
+/// (delivered, retrying, dead-lettered, withdrawn), and where it goes.
+fn print_pass(
+    o: &mut impl Write,
+    gw: &Gateway,
+    tally: &Tally,
+    sent: &pnp_gateway::deliver::DispatchStats,
+) -> Result<()> {
+    writeln!(
+        o,
+        "decided:        {} incidents, {} decisions, {} payloads queued",
+        tally.incidents,
+        tally.decisions_total(),
+        tally.queued_total()
+    )?;
+    writeln!(o, "delivered:")?;
+    let n = |m: &std::collections::BTreeMap<String, u64>, d: &str| m.get(d).copied().unwrap_or(0);
+    for dest in &gw.destinations {
+        let id = dest.id.as_str();
+        let decided = |what: &str| {
+            tally
+                .decisions
+                .get(&(id.to_string(), what.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut line = format!(
+            "  {id:<20} {:>8} delivered of {} to deliver ({} withheld)",
+            n(&sent.delivered, id),
+            decided("deliver"),
+            decided("withhold"),
+        );
+        for (what, m) in [
+            ("retrying", &sent.retried),
+            ("dead-lettered", &sent.dead),
+            ("withdrawn", &sent.withdrawn),
+        ] {
+            if n(m, id) > 0 {
+                line.push_str(&format!(", {} {what}", n(m, id)));
+            }
+        }
+        match gw.deliveries.get(id) {
+            Some(d) => line.push_str(&format!(" -> {}", d.kind.target())),
+            None => line.push_str(" (no delivery configured)"),
+        }
+        writeln!(o, "{line}")?;
+    }
     Ok(())
 }

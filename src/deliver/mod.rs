@@ -19,6 +19,7 @@ pub mod webhook;
 
 use crate::config::gateway::Gateway;
 use crate::policy::consent::{self, Recipient};
+use crate::progress::Stage::Delivering;
 use crate::store::outbox::{Row, SealKey};
 use crate::store::{Store, StoreError};
 use chrono::{NaiveDate, Utc};
@@ -58,6 +59,9 @@ pub struct Dispatcher {
     paces: BTreeMap<String, limits::Pace>,
     /// File destinations whose folder was cleared of unfinished files in this run.
     swept: std::collections::BTreeSet<String>,
+    /// Sees each pass's attempts ([`crate::progress::Stage::Delivering`]): the total due when
+    /// the pass begins, then one unit per outcome recorded.
+    pub progress: Option<Box<dyn crate::progress::Observer>>,
 }
 
 /// The delay before attempt `attempts + 1`: exponential from `initial`, capped, with ±20% jitter.
@@ -83,6 +87,32 @@ pub fn dispatch(
     state: &mut Dispatcher,
 ) -> Result<DispatchStats, StoreError> {
     let mut stats = DispatchStats::default();
+    if let Some(p) = state.progress.as_mut() {
+        let due = store
+            .outbox_counts()?
+            .iter()
+            .filter(|(d, status, _)| status == "pending" && gw.deliveries.contains_key(d))
+            .map(|(_, _, n)| n)
+            .sum();
+        p.begin(Delivering, due);
+    }
+    let stats = dispatch_all(store, gw, seal, audit_key, today, state, &mut stats).map(|()| stats);
+    if let Some(p) = state.progress.as_mut() {
+        p.end(Delivering);
+    }
+    stats
+}
+
+/// [`dispatch`]'s work, destination by destination.
+fn dispatch_all(
+    store: &mut Store,
+    gw: &Gateway,
+    seal: &SealKey,
+    audit_key: &[u8],
+    today: NaiveDate,
+    state: &mut Dispatcher,
+    stats: &mut DispatchStats,
+) -> Result<(), StoreError> {
     for (id, delivery) in &gw.deliveries {
         let Some(dest) = gw.destinations.iter().find(|d| &d.id == id) else {
             continue;
@@ -144,6 +174,9 @@ pub fn dispatch(
                         store.withdraw(row.id, &reasons.join("; "))?;
                         audit(store, audit_key, &row, "withdrawn", reasons)?;
                         *stats.withdrawn.entry(id.clone()).or_default() += 1;
+                        if let Some(p) = state.progress.as_mut() {
+                            p.advance(Delivering, 1);
+                        }
                         continue;
                     }
                 }
@@ -152,6 +185,9 @@ pub fn dispatch(
                     None => {
                         store.withdraw(row.id, "payload purged before delivery")?;
                         *stats.withdrawn.entry(id.clone()).or_default() += 1;
+                        if let Some(p) = state.progress.as_mut() {
+                            p.advance(Delivering, 1);
+                        }
                     }
                 }
             }
@@ -166,10 +202,14 @@ pub fn dispatch(
                 alerts,
                 sinks,
                 paces,
+                progress,
                 ..
             } = state;
             let pace = paces.get(id);
             let mut record = |store: &mut Store, row: &Row, outcome: Result<(), SendError>| {
+                if let Some(p) = progress.as_mut() {
+                    p.advance(Delivering, 1);
+                }
                 match outcome {
                     Ok(()) => {
                         alerts.ok(id);
@@ -226,7 +266,7 @@ pub fn dispatch(
             breaker.succeeded();
         }
     }
-    Ok(stats)
+    Ok(())
 }
 
 fn audit(

@@ -397,9 +397,17 @@ impl<R: Read + Seek> DelimitedReader<R> {
                 )));
             }
             // Each field on its own: the bytes of two fields may join into a character once the
-            // delimiter between them is gone.
+            // delimiter between them is gone. The record is checked once as a whole; it is
+            // valid field by field when it is valid and every field ends on a character
+            // boundary (checking each field again cost about 4% of `normalize`).
+            let whole = std::str::from_utf8(&self.out[..self.end_of(n)]).ok();
+            let sound =
+                whole.is_some_and(|t| self.ends[..n].iter().all(|&e| t.is_char_boundary(e)));
             let mut from = 0;
             for (idx, &end) in self.ends[..n].iter().enumerate() {
+                if sound {
+                    break;
+                }
                 if std::str::from_utf8(&self.out[from..end]).is_err() {
                     let name = self
                         .headers
@@ -417,8 +425,11 @@ impl<R: Read + Seek> DelimitedReader<R> {
                 }
                 from = end;
             }
-            let text = std::str::from_utf8(&self.out[..self.end_of(n)])
-                .expect("valid fields concatenate to valid UTF-8");
+            let text = match whole {
+                Some(t) => t,
+                None => std::str::from_utf8(&self.out[..self.end_of(n)])
+                    .expect("valid fields concatenate to valid UTF-8"),
+            };
             row.data.clear();
             row.data.push_str(text);
             row.ends.clear();

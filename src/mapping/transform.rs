@@ -30,7 +30,8 @@ pub struct Table {
 
 impl Table {
     pub fn get(&self, code: &str) -> Option<&str> {
-        if self.ignore_case {
+        // Codes are mostly upper case already: no copy for them.
+        if self.ignore_case && code.bytes().any(|b| b.is_ascii_lowercase()) {
             self.map.get(&code.to_ascii_uppercase()).map(String::as_str)
         } else {
             self.map.get(code).map(String::as_str)
@@ -107,6 +108,9 @@ impl Transform {
                 Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),
                 Cow::Owned(o) => owned(o.trim().to_owned()),
             },
+            // ASCII first: a byte test, not a Unicode property per character.
+            Transform::Upper if v.is_ascii() && !v.bytes().any(|b| b.is_ascii_lowercase()) => v,
+            Transform::Upper if v.is_ascii() => owned(v.to_ascii_uppercase()),
             Transform::Upper if !v.chars().any(char::is_lowercase) => v,
             Transform::Upper => owned(v.to_uppercase()),
             Transform::Lower if !v.chars().any(char::is_uppercase) => v,

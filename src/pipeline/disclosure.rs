@@ -176,8 +176,11 @@ impl Disclosure<'_> {
 /// repeated at most this far after a crash.
 pub const GROUP_INCIDENTS: usize = 1000;
 /// ... and is committed once it has worked this long, so that the write lock it holds keeps
-/// other writers (an import, `outbox` commands) waiting no longer than that.
-pub const GROUP_TIME: Duration = Duration::from_millis(50);
+/// other writers (an import, `outbox` commands) waiting no longer than that. At 50 ms a group
+/// held about 150 incidents on a loaded 2-core machine, and since the vault's and audit's
+/// indexes are keyed by MACs, each commit wrote a random index leaf per insert: about 40 WAL
+/// pages an incident. Larger groups share leaves (scripts/bench-e2e.sh).
+pub const GROUP_TIME: Duration = Duration::from_millis(250);
 /// Staged incidents are read this many at a time: memory holds no more than a page of them.
 const PAGE: usize = 64;
 

@@ -437,3 +437,41 @@ impl Engine {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::wakes;
+    use notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, EventKind, MetadataKind, ModifyKind,
+        RemoveKind, RenameMode,
+    };
+
+    fn kind(k: EventKind) -> bool {
+        wakes(&Ok(notify::Event::new(k)))
+    }
+
+    #[test]
+    fn the_gateways_own_reads_do_not_wake_the_watcher() {
+        assert!(!kind(EventKind::Access(AccessKind::Open(AccessMode::Any))));
+        assert!(!kind(EventKind::Access(AccessKind::Close(
+            AccessMode::Read
+        ))));
+        assert!(!kind(EventKind::Access(AccessKind::Read)));
+        assert!(!kind(EventKind::Modify(ModifyKind::Metadata(
+            MetadataKind::Any
+        ))));
+    }
+
+    #[test]
+    fn new_grown_renamed_finished_or_removed_files_wake_it() {
+        assert!(kind(EventKind::Create(CreateKind::File)));
+        assert!(kind(EventKind::Modify(ModifyKind::Data(DataChange::Any))));
+        assert!(kind(EventKind::Modify(ModifyKind::Name(RenameMode::To))));
+        assert!(kind(EventKind::Access(AccessKind::Close(
+            AccessMode::Write
+        ))));
+        assert!(kind(EventKind::Remove(RemoveKind::File)));
+        assert!(kind(EventKind::Other));
+        assert!(wakes(&Err(notify::Error::generic("queue overflow"))));
+    }
+}
