@@ -235,6 +235,21 @@ pub fn disclose_staged(
     tally: &mut Tally,
     observe: &mut dyn FnMut(&Decision),
 ) -> Result<(), StoreError> {
+    disclose_groups(store, gw, keys, today, tally, observe, usize::MAX).map(|_| ())
+}
+
+/// As [`disclose_staged`], but at most `groups` group commits; returns whether staged
+/// incidents may remain. The service runs one group at a time, so that the commands waiting
+/// for the store (pushes, imports) are taken between groups instead of after a whole backlog.
+pub fn disclose_groups(
+    store: &mut Store,
+    gw: &crate::config::Gateway,
+    keys: &Keys,
+    today: NaiveDate,
+    tally: &mut Tally,
+    observe: &mut dyn FnMut(&Decision),
+    groups: usize,
+) -> Result<bool, StoreError> {
     let seal = keys
         .outbox
         .as_deref()
@@ -245,14 +260,15 @@ pub fn disclose_staged(
         today,
         seal: seal.as_ref(),
     };
-    loop {
+    for _ in 0..groups {
         let mut group = Tally::default();
         let more = store.write(|s| stage.group(s, &mut group, observe))?;
         tally.merge(&group);
         if !more {
-            return Ok(());
+            return Ok(false);
         }
     }
+    Ok(true)
 }
 
 /// What every incident of a pass is decided with.

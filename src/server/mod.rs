@@ -220,12 +220,24 @@ async fn connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    // Requests being answered: a connection waiting for its answer (a push waiting for the
+    // store) moves no bytes, and is not idle for that.
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = busy.clone();
     let with_peer = tower::ServiceBuilder::new()
         .map_request(move |mut req: axum::http::Request<hyper::body::Incoming>| {
             if let Some(p) = &peer {
                 req.extensions_mut().insert(p.clone());
             }
             req
+        })
+        .map_future(move |answer| {
+            let guard = InFlight::new(counted.clone());
+            async move {
+                let r = answer.await;
+                drop(guard);
+                r
+            }
         })
         .service(router);
     let service = hyper_util::service::TowerToHyperService::new(with_peer);
@@ -241,7 +253,10 @@ async fn connection<S>(
         tokio::select! {
             _ = conn.as_mut() => return,
             _ = tokio::time::sleep_until(deadline) => {
-                if activity.last() + limits.idle_timeout <= tokio::time::Instant::now() {
+                let answering = busy.load(std::sync::atomic::Ordering::SeqCst) > 0;
+                if answering {
+                    activity.touch();
+                } else if activity.last() + limits.idle_timeout <= tokio::time::Instant::now() {
                     return;
                 }
             }
@@ -251,5 +266,22 @@ async fn connection<S>(
                 conn.as_mut().graceful_shutdown();
             }
         }
+    }
+}
+
+/// Counts a request while its answer is being made; dropped with the answer's future (also
+/// when the client goes away).
+struct InFlight(Arc<std::sync::atomic::AtomicUsize>);
+
+impl InFlight {
+    fn new(n: Arc<std::sync::atomic::AtomicUsize>) -> InFlight {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }

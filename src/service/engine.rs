@@ -66,6 +66,9 @@ pub type StoreWork = Box<dyn FnOnce(&mut Store, &Keys) + Send>;
 /// Commands waiting at most; beyond, the API answers 503 and `Retry-After`.
 pub const QUEUE: usize = 16;
 
+/// Commands taken per turn of the engine, beyond the first, before it scans and discloses.
+const COMMANDS_PER_TURN: usize = 8;
+
 /// How long a new file's size must stay the same before it is read.
 const SETTLE: Duration = Duration::from_millis(200);
 
@@ -177,28 +180,39 @@ impl Engine {
     fn run(mut self, rx: Receiver<Command>) {
         let mut scan = true;
         let mut waiting = false;
+        // Staged incidents wait for the disclosure stage: it runs one group commit per turn,
+        // between the commands, until none remain.
+        let mut staged = true;
         loop {
             Health::beat(&self.health.engine);
-            let wait = if waiting {
+            let wait = if staged {
+                Duration::ZERO
+            } else if waiting {
                 SETTLE
             } else {
                 Duration::from_millis(200)
             };
-            let mut changed = false;
             match rx.recv_timeout(wait) {
                 Ok(Command::FilesChanged) => scan = true,
-                Ok(cmd) => changed |= self.handle(cmd),
+                Ok(cmd) => staged |= self.handle(cmd),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
             }
-            // Everything queued is taken before the next scan: pushes wait on their answers.
-            while let Ok(cmd) = rx.try_recv() {
+            // A few more of what is queued (pushes wait on their answers), but never so many
+            // that a steady stream of commands keeps the folders and the disclosure stage
+            // waiting.
+            for _ in 0..COMMANDS_PER_TURN {
+                let Ok(cmd) = rx.try_recv() else { break };
                 match cmd {
                     Command::FilesChanged => scan = true,
-                    cmd => changed |= self.handle(cmd),
+                    cmd => staged |= self.handle(cmd),
                 }
             }
             if self.stop.load(Ordering::SeqCst) {
+                // What is still queued is answered before the engine stops.
+                while let Ok(cmd) = rx.try_recv() {
+                    self.handle(cmd);
+                }
                 return;
             }
             let periodic = self.tick();
@@ -206,10 +220,10 @@ impl Engine {
                 scan = false;
                 let before = self.stats.records;
                 waiting = self.scan();
-                changed |= self.stats.records > before;
+                staged |= self.stats.records > before;
             }
-            if changed || periodic {
-                self.disclose();
+            if staged || periodic {
+                staged = self.disclose();
             }
         }
     }
@@ -374,27 +388,38 @@ impl Engine {
         waiting
     }
 
-    /// The disclosure stage over what is staged, then the dispatcher is woken.
-    fn disclose(&mut self) {
+    /// One group commit of the disclosure stage, then the dispatcher is woken. Returns whether
+    /// staged incidents may remain.
+    fn disclose(&mut self) -> bool {
         if self.gw.destinations.is_empty() {
-            return;
+            return false;
         }
         let mut tally = Tally::default();
         let today = super::today();
-        let done = crate::pipeline::disclosure::disclose_staged(
+        let done = crate::pipeline::disclosure::disclose_groups(
             &mut self.store,
             &self.gw,
             &self.keys,
             today,
             &mut tally,
             &mut |_| {},
+            1,
         );
-        match &done {
-            Ok(()) => self.store_outcome(None),
+        let more = match &done {
+            Ok(more) => {
+                self.store_outcome(None);
+                *more
+            }
             Err(e) => {
                 tracing::error!(error = %e, "disclosure stage failed; retrying in a second");
                 self.store_outcome(Some("the disclosure stage cannot commit".into()));
+                false
             }
+        };
+        if more {
+            // Purging and the retention work wait for the backlog's end.
+            self.after_group(&tally);
+            return true;
         }
         if let Err(e) = self.store.purge_incidents(self.gw.incident_retention_days) {
             tracing::warn!(error = %e, "cannot remove staged incidents past their retention");
@@ -403,6 +428,13 @@ impl Engine {
         if let Err(e) = self.store.purge_facts(from) {
             tracing::warn!(error = %e, "cannot remove report facts past their retention");
         }
+        self.after_group(&tally);
+        false
+    }
+
+    /// What a group's decisions tell: logged, counted, and the dispatcher woken when something
+    /// was queued.
+    fn after_group(&self, tally: &Tally) {
         if tally.incidents > 0 {
             tracing::info!(
                 incidents = tally.incidents,
