@@ -417,3 +417,21 @@ fn a_lost_offset_commit_and_kill_9_mid_stream_lose_nothing_and_double_nothing() 
     assert_once(&cfg, &all);
     drop(gw);
 }
+
+#[test]
+fn a_property_the_gateway_sets_itself_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = gateway(d.path(), "127.0.0.1:9");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "\"session.timeout.ms\" = \"6000\"",
+        "\"enable.auto.commit\" = \"true\"",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let o = cli(&["check"], &cfg);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`enable.auto.commit` is set by the gateway"),
+        "{err}"
+    );
+}
