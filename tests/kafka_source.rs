@@ -46,11 +46,15 @@ struct Gateway(Child);
 
 impl Gateway {
     fn start(cfg: &Path) -> Gateway {
-        // Its log, to read when a test fails.
+        Gateway::start_logging(cfg, "gateway.log")
+    }
+
+    /// With its log (to read when a test fails) in `log` next to the config.
+    fn start_logging(cfg: &Path, log: &str) -> Gateway {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(cfg.parent().unwrap().join("gateway.log"))
+            .open(cfg.parent().unwrap().join(log))
             .unwrap();
         Gateway(
             bin()
@@ -434,4 +438,45 @@ fn a_property_the_gateway_sets_itself_is_refused() {
         err.contains("`enable.auto.commit` is set by the gateway"),
         "{err}"
     );
+}
+
+#[test]
+fn two_gateways_in_one_group_on_one_store_split_the_partitions_and_stage_each_record_once() {
+    let mock = mock();
+    let brokers = mock.bootstrap_servers();
+    let d = tempfile::tempdir().unwrap();
+    let cfg = gateway(d.path(), &brokers);
+    let offsets = Offsets::new(&brokers);
+    let _a = Gateway::start_logging(&cfg, "a.log");
+    let warm = Producer::start(&brokers, 0, 20, 0).finish();
+    wait_for("the first records staged", 60, || {
+        staged(&cfg).len() == valid(0, 20)
+    });
+    // The second joins the group: a rebalance while records stream in.
+    let _b = Gateway::start_logging(&cfg, "b.log");
+    let stream = Producer::start(&brokers, 20, 580, 5).finish();
+    let all: Vec<Produced> = warm.into_iter().chain(stream).collect();
+    wait_for("every record staged", 60, || {
+        staged(&cfg).len() >= valid(0, 600)
+    });
+    wait_for("every offset committed", 60, || {
+        offsets.committed() == offsets.high_watermarks()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_once(&cfg, &all);
+    // Both read a share of the partitions.
+    for log in ["a.log", "b.log"] {
+        let text = plain(&std::fs::read_to_string(d.path().join(log)).unwrap());
+        let partitions: BTreeSet<&str> = text
+            .lines()
+            .filter(|l| l.contains("Kafka batch committed"))
+            .filter_map(|l| l.split("partition=").nth(1))
+            .filter_map(|r| r.split_whitespace().next())
+            .collect();
+        assert!(!partitions.is_empty(), "{log}: no batch committed");
+        assert!(
+            partitions.len() < PARTITIONS as usize || log == "a.log",
+            "{log}: {partitions:?}"
+        );
+    }
 }

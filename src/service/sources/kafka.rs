@@ -343,7 +343,7 @@ impl Source {
             }
             match answer.blocking_recv() {
                 Ok(Ok(a)) => {
-                    self.answered(partition, first, last, &a);
+                    self.answered(partition, offsets, &a);
                     return self.commit(partition, last);
                 }
                 Ok(Err(e)) => {
@@ -400,10 +400,23 @@ impl Source {
         body.into()
     }
 
-    fn answered(&self, partition: i32, first: i64, last: i64, a: &PushAnswer) {
+    /// Logs the answer; each rejected record by its message's offset (line n of a batch is its
+    /// n-th message; the quarantine names the spool file, which is gone once answered).
+    fn answered(&self, partition: i32, offsets: &[i64], a: &PushAnswer) {
+        let (first, last) = (offsets[0], offsets[offsets.len() - 1]);
         if !a.rejected.is_empty() {
-            // Each rejected record's message: the line of the batch is the message's place in it.
-            tracing::warn!(pipeline = %self.pipeline, partition, first, last, rejected = a.rejected.len(), "records of a Kafka batch quarantined");
+            let at: Vec<i64> = a
+                .rejected
+                .iter()
+                .take(20)
+                .filter_map(|r| {
+                    let n = if self.per_line { r.line } else { 1 };
+                    offsets
+                        .get(usize::try_from(n).ok()?.checked_sub(1)?)
+                        .copied()
+                })
+                .collect();
+            tracing::warn!(pipeline = %self.pipeline, partition, first, last, rejected = a.rejected.len(), offsets = ?at, "records of a Kafka batch quarantined");
         }
         tracing::debug!(pipeline = %self.pipeline, partition, first, last, accepted = a.accepted, replayed = a.replayed, "Kafka batch committed");
     }
