@@ -141,10 +141,21 @@ impl SourceSpec {
                 brokers,
                 topic,
                 group_id,
-                ..
+                properties,
             } => {
                 if brokers.is_empty() || topic.is_empty() || group_id.is_empty() {
                     return err("brokers", "brokers, topic and group_id must not be empty");
+                }
+                if let Some(k) = properties
+                    .keys()
+                    .find(|k| crate::service::sources::KAFKA_RESERVED.contains(&k.as_str()))
+                {
+                    return Err((
+                        "properties".into(),
+                        format!(
+                            "`{k}` is set by the gateway (offsets are committed after the store commit)"
+                        ),
+                    ));
                 }
                 Ok(())
             }

@@ -94,6 +94,12 @@ impl ShutdownSignal {
     pub(crate) async fn fired(&mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;
     }
+
+    /// Whether the signal fired, for sources on plain threads (the Kafka consumer) that check it
+    /// between polls instead of awaiting it.
+    pub(crate) fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
 }
 
 /// Serves `router` (already layered, see [`layers::bounded`]) on a thread of its own (a

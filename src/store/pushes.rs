@@ -35,6 +35,28 @@ impl Store {
             .optional()?)
     }
 
+    /// The first key of `client`'s pushes into `pipeline` that starts with `prefix`: a Kafka
+    /// source asks for the batch it pushed from an offset before, to cut the same batch again.
+    pub fn push_key_with_prefix(
+        &self,
+        client: &str,
+        pipeline: &str,
+        prefix: &str,
+    ) -> Result<Option<String>> {
+        // A range over the primary key's index: every key that starts with `prefix`.
+        let mut end = prefix.to_string();
+        end.push(char::MAX);
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT key FROM pushes WHERE client = ?1 AND pipeline = ?2 AND key >= ?3 AND key < ?4
+                 ORDER BY key LIMIT 1",
+                params![client, pipeline, prefix, end],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Records a push about to be read.
     pub fn push_begin(
         &self,
