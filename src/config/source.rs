@@ -104,7 +104,10 @@ impl SourceSpec {
                     return err("tls_cert", "`tls_cert` and `tls_key` go together");
                 }
                 if client_ca.is_some() && tls_cert.is_none() {
-                    return err("client_ca", "client certificates need `tls_cert` and `tls_key`");
+                    return err(
+                        "client_ca",
+                        "client certificates need `tls_cert` and `tls_key`",
+                    );
                 }
                 if *max_frame_bytes == 0 || *max_connections == 0 || *idle_timeout_secs == 0 {
                     return err(
@@ -123,7 +126,10 @@ impl SourceSpec {
                 if !url.contains("{cursor}") {
                     return err("url", "has no `{cursor}`");
                 }
-                if !(url.starts_with("https://") || url.starts_with("http://127.0.0.1") || url.starts_with("http://localhost")) {
+                if !(url.starts_with("https://")
+                    || url.starts_with("http://127.0.0.1")
+                    || url.starts_with("http://localhost"))
+                {
                     return err("url", "must be https:// (plain http only on loopback)");
                 }
                 if *page_size == 0 || *every_secs == 0 {

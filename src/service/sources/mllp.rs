@@ -172,7 +172,14 @@ async fn accept_loop(
 
 fn common_name(der: &[u8]) -> Option<String> {
     let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(c.subject().iter_common_name().next()?.as_str().ok()?.to_string())
+    Some(
+        c.subject()
+            .iter_common_name()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_string(),
+    )
 }
 
 /// One connection: frames in, one ACK out per frame, in order.
@@ -204,13 +211,22 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             Err(_) => {
                 // Over the frame limit: refused, and the connection closed (the rest of the
                 // frame would be read as noise).
-                let ack = build_ack(&Msh::default(), Code::Reject, Some(("", "frame_too_large", "the message is larger than this listener takes")));
+                let ack = build_ack(
+                    &Msh::default(),
+                    Code::Reject,
+                    Some((
+                        "",
+                        "frame_too_large",
+                        "the message is larger than this listener takes",
+                    )),
+                );
                 let _ = stream.write_all(&frame(ack.as_bytes())).await;
                 return;
             }
         };
         let ack = handle(&msg, cert_name.as_deref(), ctx).await;
-        if stream.write_all(&frame(ack.as_bytes())).await.is_err() || stream.flush().await.is_err() {
+        if stream.write_all(&frame(ack.as_bytes())).await.is_err() || stream.flush().await.is_err()
+        {
             return;
         }
     }
@@ -277,8 +293,16 @@ fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) -> String {
         (true, Code::Reject) => "CR",
     };
     let now = chrono::Utc::now().format("%Y%m%d%H%M%S");
-    let version = if msh.version.is_empty() { "2.5.1" } else { &msh.version };
-    let processing = if msh.processing_id.is_empty() { "P" } else { &msh.processing_id };
+    let version = if msh.version.is_empty() {
+        "2.5.1"
+    } else {
+        &msh.version
+    };
+    let processing = if msh.processing_id.is_empty() {
+        "P"
+    } else {
+        &msh.processing_id
+    };
     let mut ack = format!(
         "MSH|^~\\&|{}|{}|{}|{}|{now}||ACK^{}^ACK|ACK{now}{}|{processing}|{version}\rMSA|{code}|{}\r",
         msh.receiving_app,
@@ -297,7 +321,10 @@ fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) -> String {
         } else {
             format!("field {field}: {kind}: {reason}")
         };
-        ack += &format!("ERR|||207^Application internal error^HL70357|E||||{}\r", escape(&text));
+        ack += &format!(
+            "ERR|||207^Application internal error^HL70357|E||||{}\r",
+            escape(&text)
+        );
     }
     ack
 }
@@ -323,7 +350,15 @@ fn escape(s: &str) -> String {
 async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
     let Some(msh) = parse_msh(msg).filter(|m| !m.control_id.is_empty()) else {
         let msh = parse_msh(msg).unwrap_or_default();
-        return build_ack(&msh, Code::Reject, Some(("MSH-10", "no_control_id", "no MSH segment with a control id (MSH-10)")));
+        return build_ack(
+            &msh,
+            Code::Reject,
+            Some((
+                "MSH-10",
+                "no_control_id",
+                "no MSH segment with a control id (MSH-10)",
+            )),
+        );
     };
     // The sender: its certificate's name under mutual TLS, else what its MSH says it is.
     let sender = match cert_name {
@@ -354,7 +389,11 @@ async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
                 waited += Duration::from_millis(20);
             }
             Err(_) => {
-                return build_ack(&msh, Code::Reject, Some(("", "busy", "the gateway cannot take it now; resend")));
+                return build_ack(
+                    &msh,
+                    Code::Reject,
+                    Some(("", "busy", "the gateway cannot take it now; resend")),
+                );
             }
         }
     }
@@ -364,9 +403,17 @@ async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
         Ok(Err(PushError::KeyReused)) => build_ack(&msh, Code::Accept, None),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "an MLLP message was not stored; the sender is told to resend");
-            build_ack(&msh, Code::Reject, Some(("", "store", "the gateway cannot store it now; resend")))
+            build_ack(
+                &msh,
+                Code::Reject,
+                Some(("", "store", "the gateway cannot store it now; resend")),
+            )
         }
-        Err(_) => build_ack(&msh, Code::Reject, Some(("", "stopping", "the gateway is stopping; resend"))),
+        Err(_) => build_ack(
+            &msh,
+            Code::Reject,
+            Some(("", "stopping", "the gateway is stopping; resend")),
+        ),
     }
 }
 
@@ -389,15 +436,28 @@ mod tests {
 
     #[test]
     fn the_ack_answers_the_control_id_in_the_messages_mode() {
-        let m = parse_msh(b"MSH|^~\\&|EMS|WVEMS|PNP|WV|20260301||REF^I12^REF_I12|M-77|P|2.5.1\rPID|1\r").unwrap();
-        assert_eq!((m.control_id.as_str(), m.trigger.as_str(), m.enhanced), ("M-77", "I12", false));
+        let m = parse_msh(
+            b"MSH|^~\\&|EMS|WVEMS|PNP|WV|20260301||REF^I12^REF_I12|M-77|P|2.5.1\rPID|1\r",
+        )
+        .unwrap();
+        assert_eq!(
+            (m.control_id.as_str(), m.trigger.as_str(), m.enhanced),
+            ("M-77", "I12", false)
+        );
         let ack = build_ack(&m, Code::Accept, None);
         assert!(ack.contains("\rMSA|AA|M-77\r"), "{ack}");
         assert!(ack.starts_with("MSH|^~\\&|PNP|WV|EMS|WVEMS|"), "{ack}");
         let e = parse_msh(b"MSH|^~\\&|A|B|C|D|2026||ADT^A01|X1|P|2.5.1|||AL|NE\r").unwrap();
         assert!(e.enhanced);
-        let ack = build_ack(&e, Code::Error, Some(("PID-7", "bad_date", "not a date | or ^")));
+        let ack = build_ack(
+            &e,
+            Code::Error,
+            Some(("PID-7", "bad_date", "not a date | or ^")),
+        );
         assert!(ack.contains("MSA|CE|X1"), "{ack}");
-        assert!(ack.contains("field PID-7: bad_date: not a date \\F\\ or \\S\\"), "{ack}");
+        assert!(
+            ack.contains("field PID-7: bad_date: not a date \\F\\ or \\S\\"),
+            "{ack}"
+        );
     }
 }
