@@ -91,6 +91,12 @@ impl ShutdownSignal {
         ShutdownSignal(rx)
     }
 
+    /// Whether the signal has fired: for the plain threads (a poll source) that check it
+    /// between requests.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
     pub(crate) async fn fired(&mut self) {
         let _ = self.0.wait_for(|stop| *stop).await;
     }

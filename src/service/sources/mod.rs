@@ -2,7 +2,10 @@
 //! [`Command::Push`] and acknowledges it to its peer only once the engine answered, that is after
 //! the commit. docs/sources.md describes each kind, its settings and its acknowledgement rule.
 
+mod http_poll;
 mod mllp;
+
+pub use http_poll::render_url;
 
 use super::engine::Command;
 use super::{Health, ServiceError};
@@ -44,6 +47,10 @@ pub(crate) fn start_all(
         };
         let addr = match spec {
             SourceSpec::Mllp { .. } => Some(mllp::start(runtime, ctx, spec)?),
+            SourceSpec::HttpPoll { .. } => {
+                http_poll::start(ctx, spec)?;
+                None
+            }
             other => {
                 return Err(ServiceError::Source(format!(
                     "pipeline `{}`: source kind `{}` is not available in this build",
