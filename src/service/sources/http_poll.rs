@@ -213,6 +213,8 @@ impl Poller {
                     cursor = more.1;
                     if more.0 { Duration::ZERO } else { self.every }
                 }
+                // The engine stopped first: not a failure of the peer.
+                Err(_) if self.ctx.stop.is_set() => break,
                 Err(f) => {
                     if failing.is_none() {
                         tracing::warn!(pipeline = %self.pipeline, error = %f.0, "polling fails; backing off until it recovers");
