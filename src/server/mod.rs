@@ -91,14 +91,14 @@ impl ShutdownSignal {
         ShutdownSignal(rx)
     }
 
-    pub(crate) async fn fired(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
+    /// Whether the signal has fired: for the sources on plain threads (a poll source, the Kafka
+    /// consumer) that check it between requests instead of awaiting it.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
     }
 
-    /// Whether the signal fired, for sources on plain threads (the Kafka consumer) that check it
-    /// between polls instead of awaiting it.
-    pub(crate) fn is_set(&self) -> bool {
-        *self.0.borrow()
+    pub(crate) async fn fired(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
     }
 }
 

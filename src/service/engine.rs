@@ -83,11 +83,7 @@ pub(super) fn spawn(
 ) -> Result<(SyncSender<Command>, std::thread::JoinHandle<()>), super::ServiceError> {
     let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
     let watcher = watch_folders(&gw, tx.clone())?;
-    let spool = gw
-        .store_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .join("spool");
+    let spool = super::push::spool_dir(&gw);
     let engine = Engine {
         gw,
         keys,

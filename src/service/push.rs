@@ -93,8 +93,7 @@ pub fn push(
     }
     // One spool file per client and key: the same push after a crash reads the same file on
     // from the ingest ledger's checkpoint.
-    let name = hex_sha256(&[client.as_bytes(), b"\n", key.as_bytes()]);
-    let spool = spool_dir.join(&p.id).join(name);
+    let spool = spool_path(spool_dir, &p.id, client, key);
     write_spool(&spool, body).map_err(PushError::Spool)?;
     let file = spool.display().to_string();
     store.push_begin(client, &p.id, key, &sha, &file)?;
@@ -121,6 +120,25 @@ pub fn push(
         tracing::warn!(pipeline = %p.id, error = %e.kind(), "cannot remove a read push's spool file");
     }
     Ok(answer)
+}
+
+/// Where the service spools pushed bodies: `spool/` beside the store.
+pub(crate) fn spool_dir(gw: &crate::config::Gateway) -> std::path::PathBuf {
+    gw.store_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("spool")
+}
+
+/// The spool file of `client`'s push under `key` (a poll source reads a begun page back from it).
+pub(crate) fn spool_path(
+    spool_dir: &Path,
+    pipeline: &str,
+    client: &str,
+    key: &str,
+) -> std::path::PathBuf {
+    let name = hex_sha256(&[client.as_bytes(), b"\n", key.as_bytes()]);
+    spool_dir.join(pipeline).join(name)
 }
 
 /// Writes the body durably (the file and its folder synced) before anything refers to it.

@@ -2,9 +2,11 @@
 //! [`Command::Push`] and acknowledges it to its peer only once the engine answered, that is after
 //! the commit. docs/sources.md describes each kind, its settings and its acknowledgement rule.
 
+mod http_poll;
 mod kafka;
 mod mllp;
 
+pub use http_poll::render_url;
 pub use kafka::RESERVED as KAFKA_RESERVED;
 
 use super::engine::Command;
@@ -51,12 +53,9 @@ pub(crate) fn start_all(
                 kafka::start(ctx, spec)?;
                 None
             }
-            other => {
-                return Err(ServiceError::Source(format!(
-                    "pipeline `{}`: source kind `{}` is not available in this build",
-                    p.id,
-                    other.kind()
-                )));
+            SourceSpec::HttpPoll { .. } => {
+                http_poll::start(ctx, spec)?;
+                None
             }
         };
         bound.push(Bound {
