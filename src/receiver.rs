@@ -115,15 +115,7 @@ pub fn start_with(
 }
 
 fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, ReceiverError> {
-    let certs = crate::tls::read_certs(cert).map_err(ReceiverError::Tls)?;
-    let key = crate::tls::read_key(key).map_err(ReceiverError::Tls)?;
-    let cfg = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ReceiverError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| ReceiverError::Tls(e.to_string()))?;
-    Ok(Arc::new(cfg))
+    crate::tls::server_config(cert, key, None).map_err(ReceiverError::Tls)
 }
 
 fn answer(status: StatusCode, body: Value) -> Response {

@@ -23,6 +23,65 @@ pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// Whether a listener with a client CA requires a client certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCerts {
+    /// Every client presents one (the MLLP listener: senders are known by it).
+    Required,
+    /// A client may present one, and then it must chain to the CA (the API: token clients need
+    /// none).
+    Optional,
+}
+
+/// A listener's TLS: its certificate chain and key, and with `client_ca`, client certificates
+/// checked against it. Errors name the file.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<(&Path, ClientCerts)>,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let certs = read_certs(cert)?;
+    let key = read_key(key)?;
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some((ca, mode)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in read_certs(ca)? {
+                roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider(),
+            );
+            let v = match mode {
+                ClientCerts::Required => v,
+                ClientCerts::Optional => v.allow_unauthenticated(),
+            };
+            builder.with_client_cert_verifier(v.build().map_err(|e| e.to_string())?)
+        }
+    };
+    let cfg = builder
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    Ok(Arc::new(cfg))
+}
+
+/// The common name of a certificate's subject (DER), when it has one.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(
+        c.subject()
+            .iter_common_name()
+            .next()?
+            .as_str()
+            .ok()?
+            .to_string(),
+    )
+}
+
 /// A PEM file's text; errors read `{path}: {why}`.
 pub fn read_pem_text(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))

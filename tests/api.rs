@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::service::Service;
+use common::service::{Service, prestera_down};
 use common::*;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -139,15 +139,11 @@ fn hundreds_of_slow_connections_do_not_stop_a_normal_client() {
 #[test]
 fn kill_9_right_after_a_202_loses_nothing_and_a_cut_body_stores_nothing() {
     let d = tempfile::tempdir().unwrap();
-    let mut s = Service::demo(d.path());
+    let s = Service::demo(d.path());
     let r = s.push("agency", "before-kill");
     assert_eq!(r["status"], 202);
     let accepted = r["body"]["accepted"].as_i64().unwrap();
-    s.child.kill().unwrap();
-    s.child.wait().unwrap();
-    let base = s.base.clone();
-    drop(s);
-    let s = Service::run(&base);
+    let s = s.restart(|t| t);
     assert_eq!(s.pushed_incidents(), accepted);
     // The same push again after the restart: answered from the ledger.
     let again = s.push("agency", "before-kill");
@@ -232,24 +228,8 @@ fn sigterm_during_pushes_answers_202_only_for_what_is_stored_and_exits_0_in_time
 #[test]
 fn the_prss_posts_consents_as_fhir_engagements_and_a_revocation_that_withdraws() {
     let d = tempfile::tempdir().unwrap();
-    let mut s = Service::demo(d.path());
-    // Prestera's intake is down, so its referrals wait in the outbox: stop, point it at a port
-    // where nothing listens, start again.
-    s.child.kill().unwrap();
-    s.child.wait().unwrap();
-    let cfg = s.cfg();
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace(
-            "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
-            "deliver = { kind = \"webhook\", url = \"https://127.0.0.1:9/intake\", secret_file = \"state/dhhr-research.secret\", timeout_ms = 500 }",
-        ),
-    )
-    .unwrap();
-    let base = s.base.clone();
-    drop(s);
-    let s = Service::run(&base);
+    // Prestera's intake is down, so its referrals wait in the outbox.
+    let s = Service::demo(d.path()).restart(prestera_down);
 
     // The demo's consents in our JSON, then one consent as a FHIR R4 Consent that the CLI,
     // importing the same consent in our JSON, finds already present: the same record.
@@ -262,12 +242,12 @@ fn the_prss_posts_consents_as_fhir_engagements_and_a_revocation_that_withdraws()
     );
     assert_eq!(r["status"], 200, "{r}");
     assert!(r["body"]["added"].as_u64().unwrap() > 0, "{r}");
-    let fhir = fhir_consent();
+    let fhir = common::consents::fhir();
     let r = s.post("prss", "/v1/consents", "application/fhir+json", &fhir);
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(r["body"]["added"], 1, "{r}");
     let ours = s.base.join("api-1.json");
-    std::fs::write(&ours, OURS).unwrap();
+    std::fs::write(&ours, common::consents::OURS).unwrap();
     let out = success(&cli(
         &[
             "consent",
@@ -329,54 +309,6 @@ fn the_prss_posts_consents_as_fhir_engagements_and_a_revocation_that_withdraws()
     assert_eq!(unknown["status"], 404);
 }
 
-/// A consent of our own making, every element there, in our JSON ...
-const OURS: &str = r#"[{
-  "id": "API-1",
-  "patient_name": "QUILLFEATHER, ZEBEDIAH",
-  "disclosing": "program",
-  "information": ["identity", "contact", "referral"],
-  "recipients": ["prestera", "general:qrt"],
-  "purpose": "treatment_referral",
-  "right_to_revoke_statement": "I may revoke this consent in writing.",
-  "expires_on": "2027-12-31",
-  "expires_event": "the end of my QRT follow-up",
-  "signature": "Zebediah Quillfeather",
-  "signed_on": "2026-03-01",
-  "tpo": true,
-  "redisclosure_statement": "42 CFR part 2 prohibits unauthorized redisclosure."
-}]"#;
-
-/// ... and the same consent as a FHIR R4 Consent (docs/privacy.md's mapping).
-fn fhir_consent() -> String {
-    use pnp_gateway::ingest::records::{EXT_EXPIRY_EVENT, EXT_REDISCLOSURE, EXT_RIGHT_TO_REVOKE};
-    let ircp = json!({"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]});
-    json!({
-        "resourceType": "Consent", "id": "API-1", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}],
-        "patient": {"display": "QUILLFEATHER, ZEBEDIAH"},
-        "dateTime": "2026-03-01",
-        "organization": [{"display": "program"}],
-        "extension": [
-            {"url": EXT_RIGHT_TO_REVOKE, "valueString": "I may revoke this consent in writing."},
-            {"url": EXT_EXPIRY_EVENT, "valueString": "the end of my QRT follow-up"},
-            {"url": EXT_REDISCLOSURE, "valueString": "42 CFR part 2 prohibits unauthorized redisclosure."}
-        ],
-        "verification": [{"verified": true, "verifiedWith": {"display": "Zebediah Quillfeather"}}],
-        "provision": {
-            "type": "permit",
-            "period": {"start": "2026-03-01", "end": "2027-12-31"},
-            "actor": [
-                {"role": ircp, "reference": {"reference": "Organization/prestera"}},
-                {"role": ircp, "reference": {"display": "general:qrt"}}
-            ],
-            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
-            "class": [{"code": "identity"}, {"code": "contact"}, {"code": "referral"}]
-        }
-    })
-    .to_string()
-}
-
 /// A client certificate for `cn` signed by the CA in `ca_dir` (`ca.pem`, `ca-key.pem`), made
 /// with the openssl CLI: (cert, key).
 fn client_cert(dir: &Path, ca_dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
@@ -433,15 +365,7 @@ fn client_cert(dir: &Path, ca_dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
 #[test]
 fn mutual_tls_clients_are_named_by_their_certificate_and_strangers_refused() {
     let d = tempfile::tempdir().unwrap();
-    let mut s = Service::demo(d.path());
-    s.child.kill().unwrap();
-    s.child.wait().unwrap();
-    let cfg = s.cfg();
-    let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "tls_key = \"state/tls/key.pem\"\n",
-        "tls_key = \"state/tls/key.pem\"\nclient_ca = \"state/tls/ca.pem\"\n",
-    ) + "\n[[client]]\nid = \"cad-vendor\"\nscopes = [\"push:generic-cad-csv\"]\ncert_subject = \"cad-vendor\"\n";
-    std::fs::write(&cfg, text).unwrap();
+    let s = Service::demo(d.path());
     let tls = s.base.join("state/tls");
     let (good, good_key) = client_cert(d.path(), &tls, "cad-vendor");
     let (unknown, unknown_key) = client_cert(d.path(), &tls, "somebody-else");
@@ -472,9 +396,12 @@ fn mutual_tls_clients_are_named_by_their_certificate_and_strangers_refused() {
     let stranger_dir = d.path().join("stranger");
     std::fs::create_dir_all(&stranger_dir).unwrap();
     let (stranger, stranger_key) = client_cert(&stranger_dir, &other_ca, "cad-vendor");
-    let base = s.base.clone();
-    drop(s);
-    let s = Service::run(&base);
+    let s = s.restart(|text| {
+        text.replace(
+            "tls_key = \"state/tls/key.pem\"\n",
+            "tls_key = \"state/tls/key.pem\"\nclient_ca = \"state/tls/ca.pem\"\n",
+        ) + "\n[[client]]\nid = \"cad-vendor\"\nscopes = [\"push:generic-cad-csv\"]\ncert_subject = \"cad-vendor\"\n"
+    });
     let push = |cert: &Path, key: &Path| {
         s.client(
             "request",

@@ -42,52 +42,7 @@ fn opts() -> ConsentOptions {
     }
 }
 
-/// One consent, every element there, in our JSON.
-const OURS: &str = r#"[{
-  "id": "API-1",
-  "patient_name": "QUILLFEATHER, ZEBEDIAH",
-  "disclosing": "program",
-  "information": ["identity", "contact", "referral"],
-  "recipients": ["prestera", "general:qrt"],
-  "purpose": "treatment_referral",
-  "right_to_revoke_statement": "I may revoke this consent in writing.",
-  "expires_on": "2027-12-31",
-  "expires_event": "the end of my QRT follow-up",
-  "signature": "Zebediah Quillfeather",
-  "signed_on": "2026-03-01",
-  "tpo": true,
-  "redisclosure_statement": "42 CFR part 2 prohibits unauthorized redisclosure."
-}]"#;
-
-/// The same consent as a FHIR R4 Consent (docs/privacy.md's mapping).
-fn fhir() -> String {
-    use pnp_gateway::ingest::records::{EXT_EXPIRY_EVENT, EXT_REDISCLOSURE, EXT_RIGHT_TO_REVOKE};
-    serde_json::json!({
-        "resourceType": "Consent", "id": "API-1", "status": "active",
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}],
-        "patient": {"display": "QUILLFEATHER, ZEBEDIAH"},
-        "dateTime": "2026-03-01",
-        "organization": [{"display": "program"}],
-        "extension": [
-            {"url": EXT_RIGHT_TO_REVOKE, "valueString": "I may revoke this consent in writing."},
-            {"url": EXT_EXPIRY_EVENT, "valueString": "the end of my QRT follow-up"},
-            {"url": EXT_REDISCLOSURE, "valueString": "42 CFR part 2 prohibits unauthorized redisclosure."}
-        ],
-        "verification": [{"verified": true, "verifiedWith": {"display": "Zebediah Quillfeather"}}],
-        "provision": {
-            "type": "permit",
-            "period": {"start": "2026-03-01", "end": "2027-12-31"},
-            "actor": [
-                {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"reference": "Organization/prestera"}},
-                {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]}, "reference": {"display": "general:qrt"}}
-            ],
-            "purpose": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "TREAT"}],
-            "class": [{"code": "identity"}, {"code": "contact"}, {"code": "referral"}]
-        }
-    })
-    .to_string()
-}
+use common::consents::{OURS, fhir};
 
 fn assert_clean(report: &ImportReport, added: usize, present: usize) {
     assert_eq!(

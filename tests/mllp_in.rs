@@ -70,21 +70,15 @@ fn each_message_is_acked_after_commit_a_broken_one_gets_ae_and_a_resent_one_is_s
 #[test]
 fn over_tls_too() {
     let d = tempfile::tempdir().unwrap();
-    let mut s = Service::demo(d.path());
-    s.child.kill().unwrap();
-    s.child.wait().unwrap();
-    let cfg = s.cfg();
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let tls = text.replacen(
-        "source = { kind = \"mllp\", listen = \"127.0.0.1:0\" }",
-        "source = { kind = \"mllp\", listen = \"127.0.0.1:0\", tls_cert = \"state/tls/cert.pem\", tls_key = \"state/tls/key.pem\" }",
-        1,
-    );
-    assert_ne!(tls, text);
-    std::fs::write(&cfg, tls).unwrap();
-    let base = s.base.clone();
-    drop(s);
-    let s = Service::run(&base);
+    let s = Service::demo(d.path()).restart(|text| {
+        let tls = text.replacen(
+            "source = { kind = \"mllp\", listen = \"127.0.0.1:0\" }",
+            "source = { kind = \"mllp\", listen = \"127.0.0.1:0\", tls_cert = \"state/tls/cert.pem\", tls_key = \"state/tls/key.pem\" }",
+            1,
+        );
+        assert_ne!(tls, text);
+        tls
+    });
     let ca = s.base.join("state/tls/ca.pem");
     let acks = s.mllp_send(json!({"files": samples(), "ca": ca}));
     assert!(acks.len() == 3 && acks.iter().all(accepted), "{acks:?}");

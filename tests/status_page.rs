@@ -6,29 +6,14 @@
 mod common;
 
 use common::browser::chromium;
-use common::service::Service;
+use common::service::{Service, prestera_down};
 use common::*;
 use serde_json::json;
 
 #[test]
 fn the_status_page_shows_a_failing_destination_and_no_identifying_value() {
     let d = tempfile::tempdir().unwrap();
-    let mut s = Service::demo(d.path());
-    s.child.kill().unwrap();
-    s.child.wait().unwrap();
-    let cfg = s.cfg();
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        text.replace(
-            "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
-            "deliver = { kind = \"webhook\", url = \"https://127.0.0.1:9/intake\", secret_file = \"state/dhhr-research.secret\", timeout_ms = 500 }",
-        ),
-    )
-    .unwrap();
-    let base = s.base.clone();
-    drop(s);
-    let s = Service::run(&base);
+    let s = Service::demo(d.path()).restart(prestera_down);
     assert_eq!(s.push("agency", "march")["status"], 202);
     let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
     s.post(

@@ -198,36 +198,8 @@ pub fn tls_config(
     key: &std::path::Path,
     client_ca: Option<&std::path::Path>,
 ) -> Result<Arc<rustls::ServerConfig>, ServiceError> {
-    let certs = crate::tls::read_certs(cert).map_err(ServiceError::Tls)?;
-    let key = crate::tls::read_key(key).map_err(ServiceError::Tls)?;
-    let builder = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ServiceError::Tls(e.to_string()))?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in crate::tls::read_certs(ca).map_err(ServiceError::Tls)? {
-                roots
-                    .add(c)
-                    .map_err(|e| ServiceError::Tls(format!("{}: {e}", ca.display())))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                crate::tls::provider(),
-            )
-            // Clients with a token need no certificate; one that presents a certificate must
-            // present a good one (else the handshake fails).
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| ServiceError::Tls(e.to_string()))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-    };
-    let cfg = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| ServiceError::Tls(e.to_string()))?;
-    Ok(Arc::new(cfg))
+    let ca = client_ca.map(|c| (c, crate::tls::ClientCerts::Optional));
+    crate::tls::server_config(cert, key, ca).map_err(ServiceError::Tls)
 }
 
 /// `?atomic=true` (nothing imported when any record is bad) and, for consents,

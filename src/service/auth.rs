@@ -110,11 +110,10 @@ impl Auth {
 
     /// The client named by the common name of the certificate the TLS listener verified.
     fn by_certificate(&self, cert: &crate::server::PeerCertificate) -> Option<Caller> {
-        let (_, parsed) = x509_parser::parse_x509_certificate(&cert.0).ok()?;
-        let cn = parsed.subject().iter_common_name().next()?.as_str().ok()?;
+        let cn = crate::tls::common_name(&cert.0)?;
         self.subjects
             .iter()
-            .find(|(s, _)| s == cn)
+            .find(|(s, _)| *s == cn)
             .map(|(_, c)| c.clone())
     }
 }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod consents;
 pub mod peers;
 pub mod program;
 pub mod service;

@@ -174,6 +174,19 @@ impl Service {
         }
     }
 
+    /// Stops the service (kill -9), lets `edit` change its config's text, and starts it again
+    /// with `run`.
+    pub fn restart(mut self, edit: impl FnOnce(String) -> String) -> Service {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let cfg = self.cfg();
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, edit(text)).unwrap();
+        let base = self.base.clone();
+        drop(self);
+        Service::run(&base)
+    }
+
     /// Sends HL7 messages (and files of one message each) to the MLLP listener with the Python
     /// peer: one ACK summary per message, `{"code", "control", "err"}` or `{"error"}`.
     pub fn mllp_send(&self, extra: Value) -> Vec<Value> {
@@ -198,4 +211,15 @@ impl Service {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
+}
+
+/// The demo's config with Prestera's intake down: its referrals go to a port where nothing
+/// listens, and wait in the outbox.
+pub fn prestera_down(text: String) -> String {
+    let down = text.replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+        "deliver = { kind = \"webhook\", url = \"https://127.0.0.1:9/intake\", secret_file = \"state/dhhr-research.secret\", timeout_ms = 500 }",
+    );
+    assert_ne!(down, text, "the demo's Prestera delivery");
+    down
 }

@@ -88,33 +88,9 @@ fn tls_config(
     key: &std::path::Path,
     client_ca: Option<&str>,
 ) -> Result<tokio_rustls::TlsAcceptor, ServiceError> {
-    let certs = crate::tls::read_certs(cert).map_err(ServiceError::Tls)?;
-    let key = crate::tls::read_key(key).map_err(ServiceError::Tls)?;
-    let builder = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ServiceError::Tls(e.to_string()))?;
-    let builder = match client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in crate::tls::read_certs(ca.as_ref()).map_err(ServiceError::Tls)? {
-                roots
-                    .add(c)
-                    .map_err(|e| ServiceError::Tls(format!("{ca}: {e}")))?;
-            }
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                crate::tls::provider(),
-            )
-            .build()
-            .map_err(|e| ServiceError::Tls(e.to_string()))?;
-            builder.with_client_cert_verifier(v)
-        }
-    };
-    let cfg = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| ServiceError::Tls(e.to_string()))?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+    let ca = client_ca.map(|c| (std::path::Path::new(c), crate::tls::ClientCerts::Required));
+    let cfg = crate::tls::server_config(cert, key, ca).map_err(ServiceError::Tls)?;
+    Ok(tokio_rustls::TlsAcceptor::from(cfg))
 }
 
 async fn accept_loop(
@@ -158,7 +134,7 @@ async fn accept_loop(
                             .1
                             .peer_certificates()
                             .and_then(|c| c.first())
-                            .and_then(|c| common_name(c.as_ref()));
+                            .and_then(|c| crate::tls::common_name(c.as_ref()));
                         session(s, name, &ctx, limits).await;
                     }
                 }
@@ -168,18 +144,6 @@ async fn accept_loop(
             tracing::debug!(peer = %peer, "MLLP connection closed");
         });
     }
-}
-
-fn common_name(der: &[u8]) -> Option<String> {
-    let (_, c) = x509_parser::parse_x509_certificate(der).ok()?;
-    Some(
-        c.subject()
-            .iter_common_name()
-            .next()?
-            .as_str()
-            .ok()?
-            .to_string(),
-    )
 }
 
 /// One connection: frames in, one ACK out per frame, in order.
