@@ -136,7 +136,8 @@ pub(crate) fn demo(out: &Path) -> Result<ExitCode> {
     println!(
         "  pnp-gateway preview --config {cfg} {}",
         gw.pipelines
-            .last()
+            .iter()
+            .find(|p| p.id == "generic-cad-csv")
             .map(|p| p
                 .folder
                 .join("cad_export_2026-03.csv")
