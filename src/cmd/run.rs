@@ -76,16 +76,7 @@ pub(crate) fn disclose_and_dispatch(
         // An aggregate destination's monthly report, from the first day of the next month.
         pnp_gateway::deliver::report::queue_due(store, gw, &seal, &keys.audit, today)?;
         sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
-        let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
-        if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
-            tracing::info!(
-                delivered = n(&sent.delivered),
-                retried = n(&sent.retried),
-                dead = n(&sent.dead),
-                withdrawn = n(&sent.withdrawn),
-                "dispatch pass"
-            );
-        }
+        sent.log();
     }
     Ok((tally, sent))
 }

@@ -49,6 +49,22 @@ pub struct DispatchStats {
     pub withdrawn: BTreeMap<String, u64>,
 }
 
+impl DispatchStats {
+    /// One log line for a pass that did anything: its outcomes, summed over destinations.
+    pub fn log(&self) {
+        let n = |m: &BTreeMap<String, u64>| m.values().sum::<u64>();
+        if n(&self.delivered) + n(&self.retried) + n(&self.dead) + n(&self.withdrawn) > 0 {
+            tracing::info!(
+                delivered = n(&self.delivered),
+                retried = n(&self.retried),
+                dead = n(&self.dead),
+                withdrawn = n(&self.withdrawn),
+                "dispatch pass"
+            );
+        }
+    }
+}
+
 /// What lives from one dispatch pass to the next: the destinations' health and their open
 /// clients (HTTPS connection pools, Kafka producers), built on first use.
 #[derive(Default)]

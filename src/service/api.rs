@@ -232,9 +232,10 @@ fn content_of(headers: &HeaderMap) -> crate::imports::Content {
     }
 }
 
-/// The body as text, or 400.
+/// A PRSS import's body as text: 403 without the `prss` scope, 400 when empty or not UTF-8.
 #[allow(clippy::result_large_err)]
-fn text_of(body: Bytes) -> Result<String, Response> {
+fn prss_text(caller: &Caller, body: Bytes) -> Result<String, Response> {
+    caller.require(&Scope::Prss)?;
     if body.is_empty() {
         return Err(error(StatusCode::BAD_REQUEST, "the body is empty"));
     }
@@ -289,10 +290,7 @@ async fn consents(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = caller.require(&Scope::Prss) {
-        return r;
-    }
-    let text = match text_of(body) {
+    let text = match prss_text(&caller, body) {
         Ok(t) => t,
         Err(r) => return r,
     };
@@ -364,10 +362,7 @@ async fn engagements(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = caller.require(&Scope::Prss) {
-        return r;
-    }
-    let text = match text_of(body) {
+    let text = match prss_text(&caller, body) {
         Ok(t) => t,
         Err(r) => return r,
     };

@@ -77,16 +77,7 @@ fn pass(
             return;
         }
     };
-    let n = |m: &std::collections::BTreeMap<String, u64>| m.values().sum::<u64>();
-    if n(&sent.delivered) + n(&sent.retried) + n(&sent.dead) + n(&sent.withdrawn) > 0 {
-        tracing::info!(
-            delivered = n(&sent.delivered),
-            retried = n(&sent.retried),
-            dead = n(&sent.dead),
-            withdrawn = n(&sent.withdrawn),
-            "dispatch pass"
-        );
-    }
+    sent.log();
     let outbox = store.outbox_counts().unwrap_or_default();
     metrics.update(|s| {
         for (outcome, counts) in [
