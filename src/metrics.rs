@@ -27,6 +27,41 @@ pub struct Snapshot {
     /// Destinations failing now (queuing or dead-lettering).
     pub failing: BTreeMap<String, bool>,
     pub passes: u64,
+    /// Records the service took in by push (API or live source), by (pipeline, accepted|rejected).
+    pub pushed: BTreeMap<(String, String), u64>,
+    /// Each live source's state, by pipeline id.
+    pub sources: BTreeMap<String, SourceState>,
+    /// Consented referrals now, by (destination, lifecycle status).
+    pub referrals: BTreeMap<(String, String), u64>,
+}
+
+/// What `/readyz` and the metrics say of a live source. No value of any record is in it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SourceState {
+    pub kind: &'static str,
+    /// `listening`, `polling`, `consuming`, `backing_off`, `stopped`.
+    pub state: &'static str,
+    /// Open connections (MLLP), the cursor (a poll source: the operator's own position value,
+    /// not a record's), partitions and lag (Kafka).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lag: Option<i64>,
+    /// The kind of the last error (never a value), when the last attempt failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// Failed attempts since the start (a refused connection, a failing page, a broker error).
+    pub errors: u64,
+}
+
+impl SourceState {
+    /// Records a failed attempt of kind `kind` (never a value).
+    pub fn failed(&mut self, kind: String) {
+        self.errors += 1;
+        self.last_error = Some(kind);
+    }
 }
 
 #[derive(Default)]
@@ -39,6 +74,14 @@ impl Metrics {
         if let Ok(mut s) = self.now.lock() {
             f(&mut s);
         }
+    }
+
+    /// Each live source's state, without copying the rest.
+    pub fn sources(&self) -> BTreeMap<String, SourceState> {
+        self.now
+            .lock()
+            .map(|s| s.sources.clone())
+            .unwrap_or_default()
     }
 
     pub fn snapshot(&self) -> Snapshot {
@@ -147,6 +190,64 @@ pub fn render(s: &Snapshot) -> String {
             .map(|(d, f)| (format!("destination=\"{}\"", label(d)), u64::from(*f)))
             .collect(),
     );
+    family(
+        "pnp_referrals",
+        "gauge",
+        "Consented referrals now, by destination and lifecycle status.",
+        per_destination(&s.referrals, "status"),
+    );
+    family(
+        "pnp_pushed_records_total",
+        "counter",
+        "Records pushed to the service (API or live source), by pipeline and outcome.",
+        s.pushed
+            .iter()
+            .map(|((p, k), v)| {
+                (
+                    format!("pipeline=\"{}\",outcome=\"{}\"", label(p), label(k)),
+                    *v,
+                )
+            })
+            .collect(),
+    );
+    let per_source = |f: &dyn Fn(&SourceState) -> Option<u64>| -> Vec<(String, u64)> {
+        s.sources
+            .iter()
+            .filter_map(|(p, st)| {
+                f(st).map(|v| (format!("pipeline=\"{}\",kind=\"{}\"", label(p), st.kind), v))
+            })
+            .collect()
+    };
+    family(
+        "pnp_source_up",
+        "gauge",
+        "1 while a live source runs (0 once it stopped), by pipeline and kind.",
+        per_source(&|st| Some(u64::from(st.state != "stopped"))),
+    );
+    family(
+        "pnp_source_backing_off",
+        "gauge",
+        "1 while a live source's peer fails and it backs off.",
+        per_source(&|st| Some(u64::from(st.state == "backing_off"))),
+    );
+    family(
+        "pnp_source_connections",
+        "gauge",
+        "Open connections of a listening source (MLLP).",
+        per_source(&|st| st.connections),
+    );
+    family(
+        "pnp_source_lag",
+        "gauge",
+        "Records not yet consumed (Kafka: high watermark minus position, summed over partitions).",
+        per_source(&|st| st.lag.map(|l| l.max(0) as u64)),
+    );
+    family(
+        "pnp_source_errors_total",
+        "counter",
+        "Failed attempts of a live source (connections refused, pages failing, broker errors).",
+        per_source(&|st| Some(st.errors)),
+    );
     o
 }
 
@@ -220,5 +321,25 @@ mod tests {
         assert!(text.contains("pnp_destination_failing{destination=\"prestera\"} 1\n"));
         assert!(text.contains("kind=\"bad\\\"kind\""));
         assert!(text.contains("# TYPE pnp_outbox_rows gauge\n"));
+    }
+
+    #[test]
+    fn a_stopped_source_is_down_and_a_source_without_lag_shows_none() {
+        let mut s = Snapshot::default();
+        s.sources.insert(
+            "polled".into(),
+            SourceState {
+                kind: "http_poll",
+                state: "stopped",
+                errors: 3,
+                ..Default::default()
+            },
+        );
+        let text = render(&s);
+        assert!(text.contains("pnp_source_up{pipeline=\"polled\",kind=\"http_poll\"} 0\n"));
+        assert!(
+            text.contains("pnp_source_errors_total{pipeline=\"polled\",kind=\"http_poll\"} 3\n")
+        );
+        assert!(!text.contains("pnp_source_lag{"));
     }
 }

@@ -25,6 +25,7 @@ pub(super) fn spawn(
         .name("pnp-dispatcher".into())
         .spawn(move || {
             let mut state = Dispatcher::default();
+            let mut counted: Option<std::time::Instant> = None;
             let seal = keys
                 .outbox
                 .as_deref()
@@ -40,12 +41,34 @@ pub(super) fn spawn(
                 }
                 let Some(seal) = &seal else { continue };
                 pass(&gw, &keys, &mut store, seal, &mut state, &metrics);
+                count_referrals(&store, &metrics, &mut counted);
             }
         })
         .map_err(|source| super::ServiceError::Io {
             what: "starting the dispatcher".into(),
             source,
         })
+}
+
+/// How often the referrals gauge is recounted: a grouped scan of the referrals, cheap but not
+/// worth doing on every pass (four a second).
+const REFERRALS_RECOUNT: Duration = Duration::from_secs(15);
+
+/// The `pnp_referrals` gauge (destination, status), at most every [`REFERRALS_RECOUNT`].
+fn count_referrals(
+    store: &Store,
+    metrics: &crate::metrics::Metrics,
+    last: &mut Option<std::time::Instant>,
+) {
+    if last.is_some_and(|t| t.elapsed() < REFERRALS_RECOUNT) {
+        return;
+    }
+    *last = Some(std::time::Instant::now());
+    match store.referral_counts() {
+        Ok(counts) => metrics
+            .update(|s| s.referrals = counts.into_iter().map(|(d, st, n)| ((d, st), n)).collect()),
+        Err(e) => tracing::warn!(error = %e, "cannot count the referrals for the metrics"),
+    }
 }
 
 /// Cancellations owed for revoked consents, then one dispatch pass; counted in the metrics.

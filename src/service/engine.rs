@@ -261,6 +261,18 @@ impl Engine {
                     &mut self.stats,
                 );
                 self.store_outcome(answer.as_ref().err().and_then(PushError::store_failure));
+                if let Ok(a) = &answer
+                    && !a.replayed
+                {
+                    self.metrics.update(|s| {
+                        for (outcome, n) in [
+                            ("accepted", a.accepted),
+                            ("rejected", a.rejected.len() as u64),
+                        ] {
+                            *s.pushed.entry((p.id.clone(), outcome.into())).or_default() += n;
+                        }
+                    });
+                }
                 let staged = answer.as_ref().is_ok_and(|a| a.accepted > 0);
                 // The client may have gone; what was committed stays committed.
                 let _ = reply.send(answer);

@@ -101,36 +101,27 @@ pub fn today() -> chrono::NaiveDate {
 }
 
 /// When each long-lived part of the service last showed it was alive, for `/readyz`.
-#[derive(Default)]
 pub struct Health {
     engine: std::sync::Mutex<Option<Instant>>,
     dispatcher: std::sync::Mutex<Option<Instant>>,
     /// The engine's last commit failed (the store is not writable): cleared by the next success.
     store_error: std::sync::Mutex<Option<String>>,
-    /// Each live source's state, by pipeline id.
-    sources: std::sync::Mutex<std::collections::BTreeMap<String, SourceState>>,
+    /// Where each live source's state is kept: the metrics show it too.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// What `/readyz` and the metrics say of a live source. No value of any record is in it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct SourceState {
-    pub kind: &'static str,
-    /// `listening`, `polling`, `consuming`, `backing_off`, `stopped`.
-    pub state: &'static str,
-    /// Open connections (MLLP), the cursor (a poll source: the operator's own position value,
-    /// not a record's), partitions and lag (Kafka).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub connections: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cursor: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub lag: Option<i64>,
-    /// The kind of the last error (never a value), when the last attempt failed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-}
+pub use crate::metrics::SourceState;
 
 impl Health {
+    pub fn new(metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Health {
+            engine: Default::default(),
+            dispatcher: Default::default(),
+            store_error: Default::default(),
+            metrics,
+        }
+    }
+
     fn beat(slot: &std::sync::Mutex<Option<Instant>>) {
         if let Ok(mut s) = slot.lock() {
             *s = Some(Instant::now());
@@ -152,14 +143,13 @@ impl Health {
 
     /// Updates a live source's state.
     pub fn source(&self, pipeline: &str, f: impl FnOnce(&mut SourceState)) {
-        if let Ok(mut s) = self.sources.lock() {
-            f(s.entry(pipeline.to_string()).or_default());
-        }
+        self.metrics
+            .update(|s| f(s.sources.entry(pipeline.to_string()).or_default()));
     }
 
     /// Every live source's state, by pipeline id.
     pub fn sources(&self) -> std::collections::BTreeMap<String, SourceState> {
-        self.sources.lock().map(|s| s.clone()).unwrap_or_default()
+        self.metrics.sources()
     }
 
     /// Per component: ready or why not. No value of any record is in it.
@@ -229,8 +219,8 @@ pub fn start(gw: Arc<Gateway>, opts: Options) -> Result<Running, ServiceError> {
             source,
         })?;
     }
-    let health = Arc::new(Health::default());
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    let health = Arc::new(Health::new(metrics.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let (wake_tx, wake_rx) = std::sync::mpsc::sync_channel(1);
     let dispatcher = dispatcher::spawn(

@@ -50,6 +50,12 @@ const SELECT: &str = "SELECT o.idempotency_key, o.destination, o.status, o.creat
         (SELECT e.recorded_at FROM referral_events e WHERE e.referral = o.idempotency_key ORDER BY e.id DESC LIMIT 1)
     FROM outbox o WHERE o.profile = 'consented-referral' AND o.cancels IS NULL";
 
+/// Each referral's destination, outbox status and last reported status (the lifecycle's status
+/// is derived from them as in [`referral`]).
+const COUNTED: &str = "SELECT o.destination AS destination, o.status AS outbox_status,
+        (SELECT e.status FROM referral_events e WHERE e.referral = o.idempotency_key ORDER BY e.id DESC LIMIT 1) AS reported
+    FROM outbox o WHERE o.profile = 'consented-referral' AND o.cancels IS NULL";
+
 fn referral(r: &rusqlite::Row) -> rusqlite::Result<Referral> {
     let outbox: String = r.get(2)?;
     let created: String = r.get(3)?;
@@ -86,6 +92,34 @@ impl Store {
         let mut st = self.conn.prepare(&format!("{SELECT} ORDER BY o.id"))?;
         let rows = st.query_map([], referral)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// How many referrals each destination has in each status, for the metrics.
+    pub fn referral_counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let mut counts = std::collections::BTreeMap::<(String, String), u64>::new();
+        let mut st = self.conn.prepare(&format!(
+            "SELECT r.destination, r.outbox_status, r.reported, count(*) FROM ({}) r GROUP BY 1, 2, 3",
+            COUNTED
+        ))?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)? as u64,
+            ))
+        })?;
+        for row in rows {
+            let (dest, outbox, reported, n) = row?;
+            let status = reported
+                .as_deref()
+                .and_then(Status::parse)
+                .unwrap_or_else(|| from_outbox(&outbox));
+            *counts
+                .entry((dest, status.as_str().to_string()))
+                .or_default() += n;
+        }
+        Ok(counts.into_iter().map(|((d, s), n)| (d, s, n)).collect())
     }
 
     pub fn referral_events(&self, id: &str) -> Result<Vec<Event>> {

@@ -221,7 +221,7 @@ impl Poller {
                     }
                     self.ctx.health.source(&self.pipeline, |s| {
                         s.state = "backing_off";
-                        s.last_error = Some(f.0.clone());
+                        s.failed(f.0.clone());
                     });
                     failing = Some(f);
                     let w = backoff;

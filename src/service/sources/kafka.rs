@@ -210,9 +210,7 @@ impl Source {
                 Some(Err(e)) => {
                     tracing::debug!(pipeline = %self.pipeline, error = %e, "Kafka poll error");
                     let kind = error_kind(&e);
-                    self.ctx
-                        .health
-                        .source(&self.pipeline, |s| s.last_error = Some(kind));
+                    self.ctx.health.source(&self.pipeline, |s| s.failed(kind));
                 }
                 None => {}
             }
@@ -228,8 +226,8 @@ impl Source {
                 .and_then(|mut e| e.take());
             self.ctx.health.source(&self.pipeline, |s| {
                 s.lag = lag;
-                if error.is_some() {
-                    s.last_error = error;
+                if let Some(kind) = error {
+                    s.failed(kind);
                 }
             });
         }
@@ -354,7 +352,7 @@ impl Source {
                     tracing::warn!(pipeline = %self.pipeline, partition, first, last, error = %e, "the batch is not committed; offering it again");
                     self.ctx.health.source(&self.pipeline, |s| {
                         s.state = "backing_off";
-                        s.last_error = Some(kind.into());
+                        s.failed(kind.into());
                     });
                 }
                 // The engine stopped before answering.
@@ -443,9 +441,7 @@ impl Source {
                 // ledger.
                 tracing::warn!(pipeline = %self.pipeline, partition, error = %e, "cannot commit the offset; the batch will be read again and answered from the ledger");
                 let kind = error_kind(&e);
-                self.ctx
-                    .health
-                    .source(&self.pipeline, |s| s.last_error = Some(kind));
+                self.ctx.health.source(&self.pipeline, |s| s.failed(kind));
                 // The next batch of this partition commits past this one.
                 true
             }
