@@ -1,10 +1,10 @@
 //! Consents: checked against the config (recipients), the date, and the 42 CFR 2.31 elements,
 //! then recorded in the registry, each with the revocation its record carries (`revoked_on`).
 
-use super::{ImportError, ImportReport, Input, Revoked, duplicates, twice};
+use super::{ImportError, ImportReport, Input, Revoked, check_records};
 use crate::config::Gateway;
 use crate::config::destination::Keys;
-use crate::ingest::records::{self, At, ConsentRow, Records};
+use crate::ingest::records::{self, At, ConsentRow};
 use crate::policy::consent::missing_elements;
 use crate::store::Store;
 use crate::store::registry::Imported;
@@ -39,91 +39,72 @@ pub fn check_consents(
     input: &Input,
     opts: ConsentOptions,
 ) -> Result<CheckedConsents, ImportError> {
-    let Records { rows, bad } = records::read_consents_text(input.name, input.text, input.content)
+    let records = records::read_consents_text(input.name, input.text, input.content)
         .map_err(ImportError::Unreadable)?;
-    let mut report = ImportReport::default();
-    bad.iter().for_each(|b| report.bad(b));
-    report.rejected = bad.len();
-    let dups = duplicates(
-        rows.iter()
-            .map(|(at, r)| (r.consent.id.as_str(), *at))
-            .chain(bad.iter().filter_map(|b| Some((b.id.as_deref()?, b.at)))),
-    );
-    let mut faulty = vec![false; rows.len()];
-    for ((at, row), faulty) in rows.iter().zip(&mut faulty) {
-        let c = &row.consent;
-        let before = report.problems.len();
-        let mut fault = |field: Option<&str>, kind: &'static str, reason: &str| {
-            report.add(*at, Some(&c.id), field, kind, reason);
-        };
-        if c.id.trim().is_empty() {
-            fault(Some("id"), "invalid", "is empty");
-        }
-        if let Some(lines) = dups.get(c.id.as_str()) {
-            fault(Some("id"), "duplicate_id", &twice(lines));
-        }
-        let missing = missing_elements(c);
-        if !missing.is_empty() && !opts.accept_incomplete {
-            fault(
-                None,
-                "missing_elements",
-                &format!(
-                    "lacks element(s) {} (42 CFR 2.31(a)); --accept-incomplete records it anyway, and it will permit nothing",
-                    missing
-                        .iter()
-                        .map(|m| format!("`{m}`"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-        }
-        if c.signed_on.is_some_and(|s| s > opts.today) {
-            fault(
-                Some("signed_on"),
-                "future_signature",
-                &format!("is in the future (after {})", opts.today),
-            );
-        }
-        if let (Some(r), Some(s)) = (row.revoked_on, c.signed_on)
-            && r < s
-        {
-            fault(
-                Some("revoked_on"),
-                "revoked_before_signed",
-                "is before `signed_on`",
-            );
-        }
-        for (i, r) in c.recipients.iter().enumerate() {
-            let known = gw.destinations.iter().any(|d| {
-                d.id == *r
-                    || r.strip_prefix("general:")
-                        .is_some_and(|g| d.designations.iter().any(|x| x == g))
-            });
-            if !known {
+    let (report, good) = check_records(
+        records,
+        |r: &ConsentRow| r.consent.id.as_str(),
+        opts.atomic,
+        |report, at, row| {
+            let c = &row.consent;
+            let mut fault = |field: Option<&str>, kind: &'static str, reason: &str| {
+                report.add(at, Some(&c.id), field, kind, reason);
+            };
+            if c.id.trim().is_empty() {
+                fault(Some("id"), "invalid", "is empty");
+            }
+            let missing = missing_elements(c);
+            if !missing.is_empty() && !opts.accept_incomplete {
                 fault(
-                    Some("recipients"),
-                    "unknown_recipient",
+                    None,
+                    "missing_elements",
                     &format!(
-                        "entry {} of {} is no destination id, nor `general:` and a designation of one, in {}",
-                        i + 1,
-                        c.recipients.len(),
-                        gw.path.display()
+                        "lacks element(s) {} (42 CFR 2.31(a)); --accept-incomplete records it anyway, and it will permit nothing",
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 );
             }
-        }
-        *faulty = report.problems.len() > before;
-    }
-    report.rejected += faulty.iter().filter(|f| **f).count();
-    let good: Vec<_> = rows
-        .into_iter()
-        .zip(faulty)
-        .filter(|(_, f)| !f)
-        .map(|(r, _)| r)
-        .collect();
-    if opts.atomic && report.rejected > 0 {
-        report = report.abort();
-    }
+            if c.signed_on.is_some_and(|s| s > opts.today) {
+                fault(
+                    Some("signed_on"),
+                    "future_signature",
+                    &format!("is in the future (after {})", opts.today),
+                );
+            }
+            if let (Some(r), Some(s)) = (row.revoked_on, c.signed_on)
+                && r < s
+            {
+                fault(
+                    Some("revoked_on"),
+                    "revoked_before_signed",
+                    "is before `signed_on`",
+                );
+            }
+            for (i, r) in c.recipients.iter().enumerate() {
+                let known = gw.destinations.iter().any(|d| {
+                    d.id == *r
+                        || r.strip_prefix("general:")
+                            .is_some_and(|g| d.designations.iter().any(|x| x == g))
+                });
+                if !known {
+                    fault(
+                        Some("recipients"),
+                        "unknown_recipient",
+                        &format!(
+                            "entry {} of {} is no destination id, nor `general:` and a designation of one, in {}",
+                            i + 1,
+                            c.recipients.len(),
+                            gw.path.display()
+                        ),
+                    );
+                }
+            }
+        },
+    );
     Ok(CheckedConsents { report, good, opts })
 }
 
@@ -172,10 +153,7 @@ impl CheckedConsents {
                 }
             }
         }
-        if opts.atomic && report.rejected > 0 {
-            report = report.abort();
-        }
-        Ok(report)
+        Ok(report.aborted_if(opts.atomic))
     }
 }
 

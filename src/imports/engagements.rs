@@ -2,9 +2,9 @@
 //! checks the consent and the incident. One whose incident has not been read yet is kept
 //! pending (not an error) and joins the incident when it is read.
 
-use super::{ImportError, ImportReport, Input, Pending, duplicates, twice};
+use super::{ImportError, ImportReport, Input, Pending, check_records};
 use crate::config::Gateway;
-use crate::ingest::records::{self, At, Records};
+use crate::ingest::records::{self, At};
 use crate::model::Engagement;
 use crate::store::Store;
 use crate::store::registry::Imported;
@@ -26,54 +26,34 @@ pub fn check_engagements(
     input: &Input,
     atomic: bool,
 ) -> Result<CheckedEngagements, ImportError> {
-    let Records { rows, bad } =
-        records::read_text::<Engagement>(input.name, input.text, input.content)
-            .map_err(ImportError::Unreadable)?;
-    let mut report = ImportReport::default();
-    bad.iter().for_each(|b| report.bad(b));
-    report.rejected = bad.len();
-    let dups = duplicates(
-        rows.iter()
-            .map(|(at, e)| (e.id.as_str(), *at))
-            .chain(bad.iter().filter_map(|b| Some((b.id.as_deref()?, b.at)))),
+    let records = records::read_text::<Engagement>(input.name, input.text, input.content)
+        .map_err(ImportError::Unreadable)?;
+    let (report, good) = check_records(
+        records,
+        |e: &Engagement| e.id.as_str(),
+        atomic,
+        |report, at, e| {
+            if !gw.destinations.iter().any(|d| d.id == e.provider) {
+                let reason = format!("is no destination in {}", gw.path.display());
+                report.add(
+                    at,
+                    Some(&e.id),
+                    Some("provider"),
+                    "unknown_provider",
+                    &reason,
+                );
+            }
+            if !gw.roster.iter().any(|p| p.id == e.prss_id) {
+                report.add(
+                    at,
+                    Some(&e.id),
+                    Some("prss_id"),
+                    "not_on_roster",
+                    "is not on the PRSS roster",
+                );
+            }
+        },
     );
-    let mut faulty = vec![false; rows.len()];
-    for ((at, e), faulty) in rows.iter().zip(&mut faulty) {
-        let before = report.problems.len();
-        if let Some(lines) = dups.get(e.id.as_str()) {
-            report.add(*at, Some(&e.id), Some("id"), "duplicate_id", &twice(lines));
-        }
-        if !gw.destinations.iter().any(|d| d.id == e.provider) {
-            let reason = format!("is no destination in {}", gw.path.display());
-            report.add(
-                *at,
-                Some(&e.id),
-                Some("provider"),
-                "unknown_provider",
-                &reason,
-            );
-        }
-        if !gw.roster.iter().any(|p| p.id == e.prss_id) {
-            report.add(
-                *at,
-                Some(&e.id),
-                Some("prss_id"),
-                "not_on_roster",
-                "is not on the PRSS roster",
-            );
-        }
-        *faulty = report.problems.len() > before;
-    }
-    report.rejected += faulty.iter().filter(|f| **f).count();
-    let good: Vec<_> = rows
-        .into_iter()
-        .zip(faulty)
-        .filter(|(_, f)| !f)
-        .map(|(r, _)| r)
-        .collect();
-    if atomic && report.rejected > 0 {
-        report = report.abort();
-    }
     Ok(CheckedEngagements {
         report,
         good,
@@ -119,10 +99,7 @@ impl CheckedEngagements {
                 }
             }
         }
-        if atomic && report.rejected > 0 {
-            report = report.abort();
-        }
-        Ok(report)
+        Ok(report.aborted_if(atomic))
     }
 }
 

@@ -254,6 +254,58 @@ pub fn withdraw(
     })
 }
 
+/// The checks every import makes the same way: the records that could not be read are
+/// reported, an id seen more than once refuses each of its records (`duplicate_id`), `check`
+/// adds each read record's own problems to the report, and a record with any problem is set
+/// aside. Returns the report (aborted when `atomic` and anything was refused) and the good
+/// records.
+fn check_records<T>(
+    records: crate::ingest::records::Records<T>,
+    id: impl Fn(&T) -> &str,
+    atomic: bool,
+    mut check: impl FnMut(&mut ImportReport, At, &T),
+) -> (ImportReport, Vec<(At, T)>) {
+    let crate::ingest::records::Records { rows, bad } = records;
+    let mut report = ImportReport::default();
+    bad.iter().for_each(|b| report.bad(b));
+    report.rejected = bad.len();
+    let dups = duplicates(
+        rows.iter()
+            .map(|(at, r)| (id(r), *at))
+            .chain(bad.iter().filter_map(|b| Some((b.id.as_deref()?, b.at)))),
+    );
+    let faulty: Vec<bool> = rows
+        .iter()
+        .map(|(at, r)| {
+            let before = report.problems.len();
+            if let Some(lines) = dups.get(id(r)) {
+                report.add(*at, Some(id(r)), Some("id"), "duplicate_id", &twice(lines));
+            }
+            check(&mut report, *at, r);
+            report.problems.len() > before
+        })
+        .collect();
+    report.rejected += faulty.iter().filter(|f| **f).count();
+    let good = rows
+        .into_iter()
+        .zip(faulty)
+        .filter(|(_, f)| !f)
+        .map(|(r, _)| r)
+        .collect();
+    (report.aborted_if(atomic), good)
+}
+
+impl ImportReport {
+    /// Nothing imported when `atomic` and any record was refused.
+    fn aborted_if(self, atomic: bool) -> ImportReport {
+        if atomic && self.rejected > 0 {
+            self.abort()
+        } else {
+            self
+        }
+    }
+}
+
 /// Ids that appear more than once in the input, with the lines they appear on: every such
 /// record is refused, as nothing says which one is right.
 fn duplicates<'a>(ids: impl Iterator<Item = (&'a str, At)>) -> BTreeMap<&'a str, Vec<usize>> {
