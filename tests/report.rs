@@ -40,6 +40,85 @@ fn referred(g: &Generated) -> Option<&'static str> {
         .map(|e| e.service)
 }
 
+/// What the provider reports of a referred incident's referral, as the test decides it, by the
+/// incident's number: three in four accepted, half of all then completed.
+fn lifecycle(g: &Generated) -> (bool, bool) {
+    let k = number(g) % 4;
+    (k != 0, k == 1 || k == 2)
+}
+
+fn number(g: &Generated) -> u64 {
+    g.id.rsplit('-').next().unwrap().parse().unwrap()
+}
+
+/// Hours from the call to the acceptance the test reports ([`report_statuses`]); the first
+/// service comes a day later.
+fn hours_to_acceptance(g: &Generated) -> f64 {
+    (number(g) % 40 + 1) as f64
+}
+
+/// Records the provider's reports of [`lifecycle`] in the store, as the closed loop's channels
+/// record them (`referral_events`, by the referral's id), for every referral in the outbox, at
+/// [`hours_to_acceptance`] after the call the disclosure stage noted for it.
+fn report_statuses(p: &Program) {
+    let c = rusqlite::Connection::open(p.cfg.parent().unwrap().join("state/gateway.db")).unwrap();
+    let rows: Vec<(String, String, String)> = c
+        .prepare(
+            "SELECT o.idempotency_key, o.incident_id, l.called_at FROM outbox o
+             JOIN referral_links l ON l.outbox_id = o.id WHERE o.profile = 'consented-referral'",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let referrals: i64 = c
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE profile = 'consented-referral'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(rows.len() > 100, "referrals to report on: {}", rows.len());
+    assert_eq!(
+        rows.len() as i64,
+        referrals,
+        "every referral is linked to its incident"
+    );
+    let by_id: BTreeMap<&str, &Generated> =
+        p.incidents.iter().map(|g| (g.id.as_str(), g)).collect();
+    for (key, id, called) in rows {
+        let g = by_id[id.as_str()];
+        let called = chrono::DateTime::parse_from_rfc3339(&called).unwrap();
+        let accepted = called + chrono::Duration::hours(hours_to_acceptance(g) as i64);
+        let served = accepted + chrono::Duration::hours(24);
+        let steps: &[(&str, _)] = match lifecycle(g) {
+            (true, true) => &[
+                ("accepted", accepted),
+                ("in-progress", served),
+                ("completed", served),
+            ],
+            (true, false) => &[("accepted", accepted)],
+            _ => &[],
+        };
+        for (st, at) in steps {
+            c.execute(
+                "INSERT INTO referral_events (referral, status, reason, reported_at, reported_by, recorded_at)
+                 VALUES (?1, ?2, NULL, ?3, 'provider-a', ?3)",
+                [&key, &st.to_string(), &at.to_rfc3339()],
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// The nearest-rank percentile, as the test computes it.
+fn percentile(mut xs: Vec<f64>, p: f64) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * xs.len() as f64).ceil() as usize;
+    xs[rank.max(1) - 1]
+}
+
 /// Whether `g` is at `stage` (the report's column names).
 fn at(g: &Generated, stage: &str) -> bool {
     match stage {
@@ -48,6 +127,8 @@ fn at(g: &Generated, stage: &str) -> bool {
         "prss_engaged" => g.engaged.is_some(),
         "consented" => g.engaged.as_ref().is_some_and(|e| e.consent_in_force),
         "referred" => referred(g).is_some(),
+        "accepted" => referred(g).is_some() && lifecycle(g).0,
+        "completed" => referred(g).is_some() && lifecycle(g).1,
         "naloxone" => g.naloxone,
         other => panic!("unknown column {other}"),
     }
@@ -119,10 +200,55 @@ fn report(p: &Program, format: &str) -> String {
 #[test]
 fn every_shown_count_is_the_independent_count_and_none_is_small() {
     let p = generate(16, 2400, 400);
+    report_statuses(&p);
     let json: Value = serde_json::from_str(&report(&p, "json")).unwrap();
     assert_eq!(json["month"], MONTH);
     assert_eq!(json["min_cell"], MIN_CELL);
     let tables = json["tables"].as_array().unwrap();
+    // The lifecycle's columns carry counts (12 months of them are above the threshold).
+    let linkage = &tables[5];
+    let col = |c: &str| {
+        let j = linkage["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .position(|x| x == c)
+            .unwrap();
+        linkage["total"]["values"][j].as_u64()
+    };
+    assert!(col("accepted").is_some_and(|n| n > MIN_CELL), "{linkage}");
+    assert!(col("completed").is_some_and(|n| n > MIN_CELL), "{linkage}");
+    // Time to care, from the test's own hours over the month's accepted referrals.
+    let accepted: Vec<f64> = p
+        .incidents
+        .iter()
+        .filter(|g| month_of(g.day) == MONTH && at(g, "accepted"))
+        .map(hours_to_acceptance)
+        .collect();
+    let served: Vec<f64> = p
+        .incidents
+        .iter()
+        .filter(|g| month_of(g.day) == MONTH && at(g, "completed"))
+        .map(|g| hours_to_acceptance(g) + 24.0)
+        .collect();
+    let times = json["times"].as_array().unwrap();
+    assert_eq!(times[0]["id"], "call_to_acceptance");
+    let shown =
+        |xs: &Vec<f64>, q: f64| (xs.len() as u64 > MIN_CELL).then(|| percentile(xs.clone(), q));
+    for (t, xs) in times.iter().zip([&accepted, &served]) {
+        assert_eq!(
+            t["median_hours"].as_f64(),
+            shown(xs, 50.0),
+            "{t} {}",
+            xs.len()
+        );
+        assert_eq!(t["p90_hours"].as_f64(), shown(xs, 90.0), "{t}");
+    }
+    assert!(
+        times[0]["median_hours"].is_number(),
+        "{times:?}: {}",
+        accepted.len()
+    );
     let ids: Vec<&str> = tables.iter().map(|t| t["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
@@ -231,8 +357,14 @@ fn every_shown_count_is_the_independent_count_and_none_is_small() {
     assert_eq!(lines.next(), Some("table,title,row,column,value"));
     let mut from_csv = BTreeMap::new();
     let mut r = ::csv::Reader::from_reader(csv.as_bytes());
+    let mut times_csv = BTreeMap::new();
     for rec in r.records() {
         let rec = rec.unwrap();
+        if &rec[0] == "times" {
+            let v = (!rec[4].is_empty()).then(|| rec[4].parse::<f64>().unwrap());
+            times_csv.insert((rec[2].to_string(), rec[3].to_string()), v);
+            continue;
+        }
         let v = (!rec[4].is_empty()).then(|| rec[4].parse::<u64>().unwrap());
         if let Some(n) = v {
             assert!(!(1..=MIN_CELL).contains(&n));
@@ -265,6 +397,16 @@ fn every_shown_count_is_the_independent_count_and_none_is_small() {
         }
     }
     assert_eq!(from_csv, from_json);
+    let mut times_json = BTreeMap::new();
+    for t in json["times"].as_array().unwrap() {
+        for c in ["median_hours", "p90_hours"] {
+            times_json.insert(
+                (t["id"].as_str().unwrap().to_string(), c.to_string()),
+                t[c].as_f64(),
+            );
+        }
+    }
+    assert_eq!(times_csv, times_json);
 
     // Nothing identifying in any format.
     let html = report(&p, "html");

@@ -344,7 +344,15 @@ impl Stage<'_> {
             if d.delivers() && self.gw.deliveries.contains_key(&d.destination) {
                 let payload = payload.expect("a delivering decision has a payload");
                 let digest = digest.unwrap_or_default();
-                self.enqueue(store, adapter, &d, &payload, &digest)?;
+                let row = self.enqueue(store, adapter, &d, &payload, &digest)?;
+                if let Some(row) = row.filter(|_| d.profile == "consented-referral") {
+                    // The report counts what became of it under the incident's facts.
+                    let incident = store
+                        .incident_pseudonym(&self.keys.vault, adapter, &inc.incident_id)?
+                        .token;
+                    let called = inc.times.received.map(|t| t.to_rfc3339());
+                    store.link_referral(row, &incident, called.as_deref())?;
+                }
                 *tally.queued.entry(d.destination.clone()).or_default() += 1;
             }
             *tally
@@ -358,6 +366,7 @@ impl Stage<'_> {
         Ok(())
     }
 
+    /// Seals the payload into the outbox; the new row's id (`None`: it was queued before).
     fn enqueue(
         &self,
         store: &mut Store,
@@ -365,7 +374,7 @@ impl Stage<'_> {
         d: &Decision,
         payload: &serde_json::Value,
         digest: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<i64>, StoreError> {
         use crate::store::outbox::NewRow;
         let seal = self.seal.ok_or_else(|| {
             StoreError::Invalid(
@@ -385,8 +394,7 @@ impl Stage<'_> {
                 payload,
                 payload_digest: digest,
             },
-        )?;
-        Ok(())
+        )
     }
 }
 

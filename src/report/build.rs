@@ -68,16 +68,17 @@ pub fn keep_from(today: NaiveDate, months: u32) -> NaiveDate {
 }
 
 /// The monthly report: its tables as shown. Serialized, it is the report's JSON.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {
     pub month: String,
     pub min_cell: u64,
     pub tables: Vec<Table>,
+    /// Time to care (the store adds it: [`super::times`]).
+    pub times: Vec<super::times::Timing>,
 }
 
-/// Why a column is missing: the closed-loop referral lifecycle (a provider's acceptance and
-/// completion) is not recorded yet. One place to change when it is.
-pub const LIFECYCLE_NOTE: &str = "Referrals accepted and completed by the provider are not available yet: the gateway does not record the closed-loop lifecycle; the columns will be added when it does.";
+/// What the lifecycle's columns count (the provider's own reports, docs/closed-loop.md).
+pub const LIFECYCLE_NOTE: &str = "Accepted and completed count incidents with a referral the provider reported accepted (or, after accepting, in progress, on hold, completed or failed) and completed, as reported by the time of the report; a later report of the same month may show more.";
 
 /// The suppression rule, as the report's footnote states it.
 pub fn rule(min_cell: u64) -> String {
@@ -87,12 +88,14 @@ pub fn rule(min_cell: u64) -> String {
 }
 
 /// The funnel's stages, each a subset of the one before (naloxone: of the incidents).
-pub const FUNNEL: [&str; 6] = [
+pub const FUNNEL: [&str; 8] = [
     "incidents",
     "eligible",
     "prss_engaged",
     "consented",
     "referred",
+    "accepted",
+    "completed",
     "naloxone",
 ];
 
@@ -103,14 +106,24 @@ fn stage(f: &Fact, s: &str) -> bool {
         "prss_engaged" => f.engaged,
         "consented" => f.consented,
         "referred" => !f.referred.is_empty(),
+        // Nested under referred by construction, whatever the store says.
+        "accepted" => !f.referred.is_empty() && f.accepted,
+        "completed" => !f.referred.is_empty() && f.accepted && f.completed,
         "naloxone" => f.naloxone,
         _ => false,
     }
 }
 
-const FUNNEL_NESTED: [(usize, usize); 5] = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5)];
-const LINKAGE: [&str; 4] = ["eligible", "prss_engaged", "consented", "referred"];
-const LINKAGE_NESTED: [(usize, usize); 3] = [(0, 1), (1, 2), (2, 3)];
+const FUNNEL_NESTED: [(usize, usize); 7] = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6), (0, 7)];
+const LINKAGE: [&str; 6] = [
+    "eligible",
+    "prss_engaged",
+    "consented",
+    "referred",
+    "accepted",
+    "completed",
+];
+const LINKAGE_NESTED: [(usize, usize); 5] = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)];
 
 /// Counts facts into a grid whose rows are `rows` (key, filter) and columns `stages`; cell keys
 /// are `stage|period|dimension`.
@@ -182,7 +195,7 @@ pub fn build(facts: &[Fact], month: Month, min_cell: u64) -> Report {
         &FUNNEL,
         &FUNNEL_NESTED,
     );
-    g.notes.push("Each stage counts incidents of the month: eligible under the program's rules; a PRSS engagement recorded; a consent in force; a consented referral made to a provider; naloxone administered (of all incidents).".into());
+    g.notes.push("Each stage counts incidents of the month: eligible under the program's rules; a PRSS engagement recorded; a consent in force; a consented referral made to a provider; the provider accepted one, and reported one completed (linkage to care); naloxone administered (of all incidents).".into());
     g.notes.push(LIFECYCLE_NOTE.into());
     grids.push(g);
 
@@ -233,6 +246,7 @@ pub fn build(facts: &[Fact], month: Month, min_cell: u64) -> Report {
         month: m,
         min_cell,
         tables: suppress_all(&grids, min_cell),
+        times: Vec::new(),
     }
 }
 
@@ -275,8 +289,7 @@ fn services(in_month: &[&Fact], m: &str) -> Grid {
         }],
         nested: Vec::new(),
         notes: vec![
-            "A referral is one service a PRSS recorded for a person, sent to a provider under the person's consent; an incident may have several.".into(),
-            LIFECYCLE_NOTE.into(),
+            "A referral is one service a PRSS recorded for a person, sent to a provider under the person's consent; an incident may have several. Acceptance by service is not broken down: the funnel and the linkage by month count it per incident.".into(),
         ],
     }
 }

@@ -98,6 +98,11 @@ pub struct Fact {
     pub referred: Vec<Service>,
     /// The subject's token in [`SCOPE`], for repeat contacts; never shown.
     pub person: Option<String>,
+    /// A provider accepted one of its consented referrals (the lifecycle, docs/closed-loop.md).
+    /// Read with the facts, never written with them: the lifecycle moves after the disclosure.
+    pub accepted: bool,
+    /// ... and reported one completed.
+    pub completed: bool,
 }
 
 /// The county named by a location, as one of [`WV_COUNTIES`]: case, a `County` suffix and
@@ -205,6 +210,8 @@ pub fn of_incident(
             .any(|p| p.role == Role::Subject)
             .then_some(person)
             .flatten(),
+        accepted: false,
+        completed: false,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Program reporting for DHHR: counts, never rows. The disclosure stage records each incident's
 //! facts ([`facts`]); a report counts them by month, county, category, agency and the program's
-//! funnel ([`build`]), suppresses small counts and the counts that would give them back
-//! ([`suppress`], [`table`]), and renders the same tables as JSON, CSV or one self-contained
+//! funnel ([`build`]) and times the closed loop's referrals ([`times`]), suppresses small counts
+//! and the counts that would give them back ([`suppress`], [`table`]), and renders the same tables as JSON, CSV or one self-contained
 //! HTML page with SVG charts ([`render`]). Pure: the store reads and writes the facts.
 
 pub mod build;
@@ -9,6 +9,7 @@ pub mod facts;
 pub mod render;
 pub mod suppress;
 pub mod table;
+pub mod times;
 
 pub use build::{Month, Report, build};
 pub use facts::Fact;

@@ -40,11 +40,32 @@ impl Store {
         Ok(())
     }
 
+    /// Notes which incident's facts the consented referral in outbox row `outbox_id` belongs to,
+    /// and when its call came (RFC 3339), in the disclosure stage's transaction.
+    pub fn link_referral(
+        &self,
+        outbox_id: i64,
+        incident: &str,
+        called_at: Option<&str>,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO referral_links (outbox_id, incident, called_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![outbox_id, incident, called_at])?;
+        Ok(())
+    }
+
     /// The facts of incidents received from `from` up to (not including) `to`.
     pub fn facts(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<Fact>> {
         let mut st = self.conn.prepare(
-            "SELECT incident, day, category, county, agency, eligible, naloxone, engaged, consented, referred, person
-             FROM report_facts WHERE day >= ?1 AND day < ?2 ORDER BY day, incident",
+            &format!(
+                "SELECT incident, day, category, county, agency, eligible, naloxone, engaged, consented, referred, person,
+                    {}, {}
+                 FROM report_facts f WHERE day >= ?1 AND day < ?2 ORDER BY day, incident",
+                reached(ACCEPTED),
+                reached("'completed'")
+            ),
         )?;
         let rows = st
             .query_map(params![from.to_string(), to.to_string()], |r| {
@@ -57,13 +78,14 @@ impl Store {
                     [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?],
                     r.get::<_, String>(9)?,
                     r.get::<_, Option<String>>(10)?,
+                    [r.get(11)?, r.get(12)?],
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         let bad = |what: &str| StoreError::Invalid(format!("report_facts: a bad {what}"));
         rows.into_iter()
             .map(
-                |(incident, day, category, county, agency, b, referred, person)| {
+                |(incident, day, category, county, agency, b, referred, person, lifecycle)| {
                     Ok(Fact {
                         incident,
                         day: day.parse().map_err(|_| bad("day"))?,
@@ -80,11 +102,27 @@ impl Store {
                             .map(|s| Service::parse(s).ok_or_else(|| bad("service")))
                             .collect::<Result<_>>()?,
                         person,
+                        accepted: lifecycle[0],
+                        completed: lifecycle[1],
                     })
                 },
             )
             .collect()
     }
+}
+
+/// The statuses a provider reports only after accepting (docs/closed-loop.md): reaching any of
+/// them means the referral was accepted.
+const ACCEPTED: &str = "'accepted', 'in-progress', 'on-hold', 'completed', 'failed'";
+
+/// Whether any consented referral of the fact's incident (`f`) has a reported status in
+/// `statuses` (an SQL list).
+fn reached(statuses: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM referral_links l JOIN outbox o ON o.id = l.outbox_id
+            JOIN referral_events e ON e.referral = o.idempotency_key
+            WHERE l.incident = f.incident AND e.status IN ({statuses}))"
+    )
 }
 
 impl Store {
@@ -96,7 +134,66 @@ impl Store {
         min_cell: u64,
     ) -> Result<crate::report::Report> {
         let facts = self.facts(crate::report::build::facts_from(month), month.end())?;
-        Ok(crate::report::build(&facts, month, min_cell))
+        let mut report = crate::report::build(&facts, month, min_cell);
+        let samples = self.referral_times(month.first_day(), month.end())?;
+        report.times = crate::report::times::timings(&samples, &month.to_string(), min_cell);
+        Ok(report)
+    }
+
+    /// The times from the call to acceptance and to first service of the consented referrals
+    /// of incidents received from `from` up to `to` (the provider's reported times).
+    pub fn referral_times(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<crate::report::times::Sample>> {
+        use chrono::DateTime;
+        let mut st = self.conn.prepare(
+            "SELECT l.outbox_id, l.called_at, e.status, e.reported_at
+             FROM referral_links l JOIN report_facts f ON f.incident = l.incident
+             JOIN outbox o ON o.id = l.outbox_id
+             JOIN referral_events e ON e.referral = o.idempotency_key
+             WHERE f.day >= ?1 AND f.day < ?2 AND l.called_at IS NOT NULL
+             ORDER BY l.outbox_id",
+        )?;
+        let rows = st
+            .query_map(params![from.to_string(), to.to_string()], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let hours = |from: &str, to: &str| {
+            let (a, b) = (
+                DateTime::parse_from_rfc3339(from).ok()?,
+                DateTime::parse_from_rfc3339(to).ok()?,
+            );
+            Some((b - a).num_seconds() as f64 / 3600.0)
+        };
+        let first = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut out: Vec<crate::report::times::Sample> = Vec::new();
+        let mut last = None;
+        for (id, called, status, at) in rows {
+            if last != Some(id) {
+                out.push(Default::default());
+                last = Some(id);
+            }
+            let s = out.last_mut().expect("pushed above");
+            let h = hours(&called, &at);
+            if ACCEPTED.contains(&format!("'{status}'")) {
+                s.to_acceptance = first(s.to_acceptance, h);
+            }
+            if status == "in-progress" || status == "completed" {
+                s.to_first_service = first(s.to_first_service, h);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -276,6 +276,15 @@ const MIGRATIONS: &[&str] = &[
         referred TEXT NOT NULL,
         person TEXT
     ) WITHOUT ROWID;",
+    // 16: which incident's facts each consented referral (its outbox row) belongs to, and when
+    // its call came, so that the report counts the lifecycle's acceptances and completions per
+    // incident and times them from the call. Written with the outbox row; no identifying value.
+    "CREATE TABLE referral_links (
+        outbox_id INTEGER PRIMARY KEY,
+        incident TEXT NOT NULL,
+        called_at TEXT
+    );
+    CREATE INDEX referral_links_by_incident ON referral_links (incident);",
 ];
 
 /// What the ledger knows of one file.

@@ -70,7 +70,8 @@ pub fn report(r: &Report, program: &str) -> String {
         esc(&rule(r.min_cell))
     );
     if let Some(f) = find(r, "funnel") {
-        let stages: Vec<(String, Option<u64>, String)> = FUNNEL[..5]
+        // The nested stages (naloxone, the last, is of all incidents: not a funnel step).
+        let stages: Vec<(String, Option<u64>, String)> = FUNNEL[..FUNNEL.len() - 1]
             .iter()
             .enumerate()
             .map(|(k, s)| {
@@ -109,11 +110,33 @@ pub fn report(r: &Report, program: &str) -> String {
     if let Some(t) = find(r, "linkage_by_month") {
         b += "<h2>Linkage to care by month</h2>\n";
         let months: Vec<String> = t.rows.iter().map(|row| row.key.clone()).collect();
-        let series: Vec<(String, Vec<Option<u64>>)> = ["eligible", "prss_engaged", "referred"]
-            .iter()
-            .map(|c| (label(c), column(t, c)))
-            .collect();
+        let series: Vec<(String, Vec<Option<u64>>)> =
+            ["eligible", "prss_engaged", "referred", "accepted"]
+                .iter()
+                .map(|c| (label(c), column(t, c)))
+                .collect();
         b += &svg::columns(&t.title, &months, &series, None);
+    }
+    if !r.times.is_empty() {
+        b += &format!(
+            "<h2>Time to care, {}</h2>\n<table><thead><tr><th></th><th>Median (hours)</th><th>90th percentile (hours)</th></tr></thead><tbody>",
+            esc(&r.month)
+        );
+        for t in &r.times {
+            let h = |v: Option<f64>| v.map_or_else(|| "–".into(), |h| format!("{h:.1}"));
+            let _ = write!(
+                b,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&label(&t.id)),
+                h(t.median_hours),
+                h(t.p90_hours)
+            );
+        }
+        let _ = writeln!(
+            b,
+            "</tbody></table>\n<p class=\"note\">From the call's receipt to the provider's reported time of acceptance, and of the first service (in progress, or completed), over the month's consented referrals; shown only when more than {} referrals were timed (–: fewer).</p>",
+            r.min_cell
+        );
     }
     b += "<h2>Tables</h2>\n";
     for t in &r.tables {

@@ -13,7 +13,7 @@ pub fn json(r: &Report) -> String {
 }
 
 /// `table,title,row,column,value`: one line per cell, the total row as `total`, an empty value
-/// for a suppressed count.
+/// for a suppressed count; then the time-to-care figures as table `times` (empty: too few).
 pub fn csv(r: &Report) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(["table", "title", "row", "column", "value"])
@@ -30,6 +30,13 @@ pub fn csv(r: &Report) -> String {
                 w.write_record([t.id.as_str(), t.title.as_str(), key, c, &v])
                     .expect("writing to memory");
             }
+        }
+    }
+    for t in &r.times {
+        for (c, v) in [("median_hours", t.median_hours), ("p90_hours", t.p90_hours)] {
+            let v = v.map(|h| h.to_string()).unwrap_or_default();
+            w.write_record(["times", t.title.as_str(), t.id.as_str(), c, &v])
+                .expect("writing to memory");
         }
     }
     String::from_utf8(w.into_inner().expect("writing to memory")).expect("UTF-8 in, UTF-8 out")
