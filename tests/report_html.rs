@@ -78,6 +78,11 @@ fn the_report_renders_in_chromium_with_every_table_and_no_identifying_value() {
         "the charts are in the DOM"
     );
     let t = text(&dom);
+    // Time to care: too few referrals timed in this program, so its figures are not shown.
+    assert!(
+        t.contains("Time to care, 2026-10") && t.contains("Call to acceptance – –"),
+        "the time to care section"
+    );
     for table in json["tables"].as_array().unwrap() {
         let title = table["title"].as_str().unwrap();
         assert!(t.contains(title), "the title {title} is on the page");
