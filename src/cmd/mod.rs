@@ -2,6 +2,7 @@
 
 pub mod demo;
 pub mod imports;
+pub mod inspect;
 pub mod outbox;
 pub mod privacy;
 pub mod progress;
