@@ -36,6 +36,8 @@ pub struct GatewaySpec {
     pub clients: Vec<super::server::ClientSpec>,
     #[serde(default)]
     pub report: ReportSpec,
+    /// The PRSS's organization's webhook for overdue referrals (docs/closed-loop.md).
+    pub followup: Option<super::followup::FollowupSpec>,
 }
 
 /// `[report]`: the program report's suppression rule (see docs/reporting.md).
@@ -151,6 +153,10 @@ pub struct Delivery {
     pub retry: super::destination::RetrySpec,
     pub retention_hours: u64,
     pub rate_per_second: Option<f64>,
+    /// `accept_within`: a referral still `sent` this long after delivery is overdue.
+    pub accept_within: Option<std::time::Duration>,
+    /// `[destination.poll_status]`, checked.
+    pub poll_status: Option<super::followup::PollStatus>,
 }
 
 /// The HTTPS settings of a webhook or FHIR destination, with paths resolved.
@@ -430,9 +436,17 @@ impl Gateway {
                 Err(e) => errors.extend(e),
             }
         }
+        if let Some(f) = &spec.followup {
+            errors.extend(
+                f.validate(&destination_ids)
+                    .into_iter()
+                    .map(|m| ConfigError::new(path, m).field("followup")),
+            );
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
+        let followup = spec.followup.as_ref().map(|f| f.delivery(base));
         Ok(Gateway {
             server,
             clients,
@@ -532,9 +546,18 @@ impl Gateway {
                             retry: d.retry.clone(),
                             retention_hours: d.retention_hours,
                             rate_per_second: d.rate_per_second,
+                            accept_within: d
+                                .accept_within
+                                .as_deref()
+                                .and_then(|a| super::followup::parse_duration(a).ok()),
+                            poll_status: d
+                                .poll_status
+                                .as_ref()
+                                .and_then(|p| p.resolve(d.deliver.as_ref(), base)),
                         },
                     ))
                 })
+                .chain(followup.map(|f| (super::followup::FOLLOWUP.to_string(), f)))
                 .collect(),
             warnings,
         })

@@ -25,6 +25,7 @@ pub(super) fn spawn(
         .name("pnp-dispatcher".into())
         .spawn(move || {
             let mut state = Dispatcher::default();
+            let mut followup = crate::deliver::followup::Clock::default();
             let seal = keys
                 .outbox
                 .as_deref()
@@ -39,6 +40,9 @@ pub(super) fn spawn(
                     return;
                 }
                 let Some(seal) = &seal else { continue };
+                if followup.due(&gw) {
+                    overdue(&gw, &keys, &mut store, seal, &metrics);
+                }
                 pass(&gw, &keys, &mut store, seal, &mut state, &metrics);
             }
         })
@@ -46,6 +50,26 @@ pub(super) fn spawn(
             what: "starting the dispatcher".into(),
             source,
         })
+}
+
+/// Raises the alerts of referrals overdue now (the notices then go out in the pass that
+/// follows); counted in the metrics.
+fn overdue(
+    gw: &Gateway,
+    keys: &Keys,
+    store: &mut Store,
+    seal: &crate::store::outbox::SealKey,
+    metrics: &crate::metrics::Metrics,
+) {
+    let now = chrono::Utc::now();
+    match crate::deliver::followup::alert_overdue(store, gw, Some(seal), &keys.audit, now) {
+        Ok(alerted) => metrics.update(|s| {
+            for o in &alerted {
+                *s.overdue.entry(o.destination.clone()).or_default() += 1;
+            }
+        }),
+        Err(e) => tracing::error!(error = %e, "cannot raise the follow-up alerts; retrying"),
+    }
 }
 
 /// Cancellations owed for revoked consents, then one dispatch pass; counted in the metrics.

@@ -16,6 +16,7 @@ pub mod attempts;
 pub mod audit;
 pub mod cancellations;
 pub mod facts;
+pub mod followup;
 pub mod gaps;
 pub mod outbox;
 pub mod pushes;
@@ -275,6 +276,15 @@ const MIGRATIONS: &[&str] = &[
         consented INTEGER NOT NULL,
         referred TEXT NOT NULL,
         person TEXT
+    ) WITHOUT ROWID;",
+    // 16: the follow-up (see `followup`): each overdue referral alerted once, kept so that a
+    // restart does not alert again. Ids and times only.
+    "CREATE TABLE referral_alerts (
+        referral TEXT PRIMARY KEY,
+        destination TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        overdue_since TEXT NOT NULL,
+        alerted_at TEXT NOT NULL
     ) WITHOUT ROWID;",
 ];
 
