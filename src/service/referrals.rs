@@ -36,7 +36,7 @@ pub(super) struct Report {
     at: Option<String>,
 }
 
-fn reason_ok(r: &str) -> bool {
+pub(super) fn reason_ok(r: &str) -> bool {
     !r.is_empty()
         && r.len() <= 64
         && r.chars()
