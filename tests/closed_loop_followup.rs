@@ -267,6 +267,28 @@ fn a_referral_left_sent_raises_one_alert_and_one_signed_notice_even_across_a_res
         r["body"]["referrals"].as_array().unwrap().len(),
         prestera.len()
     );
+    // Counted, and on the status page's alerts.
+    let metrics = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("admin")}),
+    );
+    let counted = format!(
+        "pnp_referrals_overdue_total{{destination=\"prestera\"}} {}",
+        prestera.len()
+    );
+    assert!(
+        metrics["body"].as_str().unwrap().contains(&counted),
+        "{metrics}"
+    );
+    let page = s.client(
+        "request",
+        json!({"path": "/status", "token": s.token("admin")}),
+    );
+    let page = page["body"].as_str().unwrap();
+    assert!(
+        page.contains(&format!("referral {} to prestera is overdue", prestera[0])),
+        "{page}"
+    );
     // Past the QRT's 6 s: accepted in time, nothing was raised for it.
     std::thread::sleep(Duration::from_secs(6));
     assert!(list(&s, &["--overdue", "--destination", "qrt-kanawha"]).is_empty());

@@ -257,6 +257,41 @@ impl FollowupSpec {
     }
 }
 
+/// `[followup]`'s problems, as configuration errors of `path`.
+pub fn errors(
+    spec: Option<&FollowupSpec>,
+    destinations: &[&str],
+    path: &Path,
+) -> Vec<super::ConfigError> {
+    spec.map(|f| f.validate(destinations))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| super::ConfigError::new(path, m).field("followup"))
+        .collect()
+}
+
+/// `[followup]` as a delivery, under its id (see [`FOLLOWUP`]).
+pub fn delivery(
+    spec: Option<&FollowupSpec>,
+    base: &Path,
+) -> Option<(String, super::gateway::Delivery)> {
+    spec.map(|f| (FOLLOWUP.to_string(), f.delivery(base)))
+}
+
+impl super::destination::DestinationSpec {
+    /// `accept_within`, checked by `build`.
+    pub fn accept_within_duration(&self) -> Option<Duration> {
+        parse_duration(self.accept_within.as_deref()?).ok()
+    }
+
+    /// `poll_status`, checked by `build`, paths resolved against `base`.
+    pub fn resolved_poll_status(&self, base: &Path) -> Option<PollStatus> {
+        self.poll_status
+            .as_ref()?
+            .resolve(self.deliver.as_ref(), base)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -436,17 +436,14 @@ impl Gateway {
                 Err(e) => errors.extend(e),
             }
         }
-        if let Some(f) = &spec.followup {
-            errors.extend(
-                f.validate(&destination_ids)
-                    .into_iter()
-                    .map(|m| ConfigError::new(path, m).field("followup")),
-            );
-        }
+        errors.extend(super::followup::errors(
+            spec.followup.as_ref(),
+            &destination_ids,
+            path,
+        ));
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let followup = spec.followup.as_ref().map(|f| f.delivery(base));
         Ok(Gateway {
             server,
             clients,
@@ -546,18 +543,12 @@ impl Gateway {
                             retry: d.retry.clone(),
                             retention_hours: d.retention_hours,
                             rate_per_second: d.rate_per_second,
-                            accept_within: d
-                                .accept_within
-                                .as_deref()
-                                .and_then(|a| super::followup::parse_duration(a).ok()),
-                            poll_status: d
-                                .poll_status
-                                .as_ref()
-                                .and_then(|p| p.resolve(d.deliver.as_ref(), base)),
+                            accept_within: d.accept_within_duration(),
+                            poll_status: d.resolved_poll_status(base),
                         },
                     ))
                 })
-                .chain(followup.map(|f| (super::followup::FOLLOWUP.to_string(), f)))
+                .chain(super::followup::delivery(spec.followup.as_ref(), base))
                 .collect(),
             warnings,
         })

@@ -382,6 +382,11 @@ impl Poller {
         let cmd = Command::Store(Box::new(move |store, keys| {
             let mut out = Ok(None);
             for (to, implied) in steps {
+                // Reported meanwhile through another channel: not recorded twice.
+                match store.referral(&key) {
+                    Ok(Some(r)) if r.status == to => continue,
+                    _ => {}
+                }
                 let why = if implied {
                     Some(IMPLIED)
                 } else {
