@@ -251,6 +251,9 @@ enum ReferralsCommand {
         status: Option<String>,
         #[arg(long)]
         destination: Option<String>,
+        /// Only referrals still `sent` after their destination's `accept_within`.
+        #[arg(long)]
+        overdue: bool,
         #[arg(long)]
         json: bool,
         #[arg(long, env = "PNP_GATEWAY_CONFIG", default_value = "pnp-gateway.toml")]
@@ -463,12 +466,14 @@ fn dispatch(cmd: Command) -> Result<ExitCode> {
             ReferralsCommand::List {
                 status,
                 destination,
+                overdue,
                 json,
                 config,
             } => cmd::referrals::list(
                 &load_gateway(&config)?,
                 status.as_deref(),
                 destination.as_deref(),
+                overdue,
                 json,
             ),
             ReferralsCommand::Show { id, config } => {

@@ -26,6 +26,8 @@ pub struct Snapshot {
     pub outbox: BTreeMap<(String, String), u64>,
     /// Destinations failing now (queuing or dead-lettering).
     pub failing: BTreeMap<String, bool>,
+    /// Overdue referrals alerted (not accepted within `accept_within`), by destination.
+    pub overdue: BTreeMap<String, u64>,
     pub passes: u64,
     /// Records the service took in by push (API or live source), by (pipeline, accepted|rejected).
     pub pushed: BTreeMap<(String, String), u64>,
@@ -180,6 +182,15 @@ pub fn render(s: &Snapshot) -> String {
         "gauge",
         "Outbox rows now, by destination and status.",
         per_destination(&s.outbox, "status"),
+    );
+    family(
+        "pnp_referrals_overdue_total",
+        "counter",
+        "Referrals not accepted within their destination's accept_within, alerted once each.",
+        s.overdue
+            .iter()
+            .map(|(d, n)| (format!("destination=\"{}\"", label(d)), *n))
+            .collect(),
     );
     family(
         "pnp_destination_failing",

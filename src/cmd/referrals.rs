@@ -10,6 +10,7 @@ pub fn list(
     gw: &Gateway,
     status: Option<&str>,
     destination: Option<&str>,
+    overdue: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let status = match status.map(|s| (s, Status::parse(s))) {
@@ -19,6 +20,36 @@ pub fn list(
     };
     let store = super::open_sealed(gw, &gw.store_path)?;
     let mut o = std::io::stdout().lock();
+    if overdue {
+        // Overdue referrals are `sent` ones: another status lists none.
+        if status.is_some_and(|s| s != Status::Sent) {
+            return Ok(ExitCode::SUCCESS);
+        }
+        let now = chrono::Utc::now();
+        for r in pnp_gateway::deliver::followup::overdue(&store, gw, now)? {
+            if destination.is_some_and(|d| r.destination != d) {
+                continue;
+            }
+            if json {
+                writeln!(o, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                writeln!(
+                    o,
+                    "{}  to {:<14} sent {}, overdue since {}{}",
+                    r.id,
+                    r.destination,
+                    r.sent_at,
+                    r.overdue_since,
+                    if r.alerted_at.is_some() {
+                        " (alerted)"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     for r in store.referrals()? {
         if status.is_some_and(|s| r.status != s) || destination.is_some_and(|d| r.destination != d)
         {

@@ -75,6 +75,14 @@ pub(crate) fn disclose_and_dispatch(
         }
         // An aggregate destination's monthly report, from the first day of the next month.
         pnp_gateway::deliver::report::queue_due(store, gw, &seal, &keys.audit, today)?;
+        // Referrals overdue now: their alerts (and follow-up notices, sent in this pass).
+        pnp_gateway::deliver::followup::alert_overdue(
+            store,
+            gw,
+            Some(&seal),
+            &keys.audit,
+            chrono::Utc::now(),
+        )?;
         sent = pnp_gateway::deliver::dispatch(store, gw, &seal, &keys.audit, today, state)?;
         sent.log();
     }

@@ -45,6 +45,11 @@ pub struct DestinationSpec {
     /// At most this many requests (or batches, or HL7 messages) per second to this destination,
     /// across its concurrent senders (`webhook`, `fhir`, `hl7`). Unlimited when absent.
     pub rate_per_second: Option<f64>,
+    /// A referral still `sent` this long after its delivery (`"72h"`) is overdue: one alert
+    /// (docs/closed-loop.md, "Follow-up").
+    pub accept_within: Option<String>,
+    /// The provider keeps the Task on its own FHIR server: poll it (a `fhir` delivery only).
+    pub poll_status: Option<super::followup::PollStatusSpec>,
 }
 
 /// `[destination.deliver]`.
@@ -346,6 +351,16 @@ impl DestinationSpec {
                     ));
                 }
             }
+        }
+        if let Some(a) = &self.accept_within {
+            errors.extend(super::followup::validate_accept_within(
+                a,
+                self.profile == ProfileKind::ConsentedReferral,
+                self.deliver.is_some(),
+            ));
+        }
+        if let Some(p) = &self.poll_status {
+            errors.extend(p.validate(self.deliver.as_ref()));
         }
         let profile = Profile::build(self.profile, &self.fields, self.restricted_zip3.as_deref())
             .map_err(|e| profile_errors = e);

@@ -36,6 +36,8 @@ pub struct GatewaySpec {
     pub clients: Vec<super::server::ClientSpec>,
     #[serde(default)]
     pub report: ReportSpec,
+    /// The PRSS's organization's webhook for overdue referrals (docs/closed-loop.md).
+    pub followup: Option<super::followup::FollowupSpec>,
 }
 
 /// `[report]`: the program report's suppression rule (see docs/reporting.md).
@@ -151,6 +153,10 @@ pub struct Delivery {
     pub retry: super::destination::RetrySpec,
     pub retention_hours: u64,
     pub rate_per_second: Option<f64>,
+    /// `accept_within`: a referral still `sent` this long after delivery is overdue.
+    pub accept_within: Option<std::time::Duration>,
+    /// `[destination.poll_status]`, checked.
+    pub poll_status: Option<super::followup::PollStatus>,
 }
 
 /// The HTTPS settings of a webhook or FHIR destination, with paths resolved.
@@ -430,6 +436,11 @@ impl Gateway {
                 Err(e) => errors.extend(e),
             }
         }
+        errors.extend(super::followup::errors(
+            spec.followup.as_ref(),
+            &destination_ids,
+            path,
+        ));
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -532,9 +543,12 @@ impl Gateway {
                             retry: d.retry.clone(),
                             retention_hours: d.retention_hours,
                             rate_per_second: d.rate_per_second,
+                            accept_within: d.accept_within_duration(),
+                            poll_status: d.resolved_poll_status(base),
                         },
                     ))
                 })
+                .chain(super::followup::delivery(spec.followup.as_ref(), base))
                 .collect(),
             warnings,
         })

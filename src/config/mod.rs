@@ -4,6 +4,7 @@
 pub mod adapter;
 pub mod destination;
 pub mod error;
+pub mod followup;
 pub mod gateway;
 pub mod server;
 pub mod source;

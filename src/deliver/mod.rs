@@ -9,6 +9,7 @@ mod alerts;
 pub mod cancel;
 pub mod fhir;
 pub mod file;
+pub mod followup;
 pub mod hl7out;
 pub mod kafka;
 pub mod limits;
@@ -130,9 +131,12 @@ fn dispatch_all(
     stats: &mut DispatchStats,
 ) -> Result<(), StoreError> {
     for (id, delivery) in &gw.deliveries {
-        let Some(dest) = gw.destinations.iter().find(|d| &d.id == id) else {
+        // The follow-up webhook's notices (`[followup]`) are queued under an id of their own,
+        // no destination's: they carry no consent and nothing of a person (followup.rs).
+        let dest = gw.destinations.iter().find(|d| &d.id == id);
+        if dest.is_none() && id != followup::FOLLOWUP {
             continue;
-        };
+        }
         if let crate::config::gateway::DeliveryKind::File { folder, .. } = &delivery.kind
             && state.swept.insert(id.clone())
         {
@@ -144,11 +148,11 @@ fn dispatch_all(
                     "cannot clear unfinished delivery files; trying again next run"),
             }
         }
-        let recipient = Recipient {
+        let recipient = dest.map(|dest| Recipient {
             id: &dest.id,
             designations: &dest.designations,
             purpose: &dest.purpose,
-        };
+        });
         if !state
             .breakers
             .get(id)
@@ -163,10 +167,10 @@ fn dispatch_all(
                 .or_insert_with(|| limits::Pace::new(r));
         }
         // What the warnings call what this destination is sent.
-        let what = if dest.profile.kind == crate::policy::profile::ProfileKind::ConsentedReferral {
-            "referrals"
-        } else {
-            "payloads"
+        let what = match dest.map(|d| d.profile.kind) {
+            Some(crate::policy::profile::ProfileKind::ConsentedReferral) => "referrals",
+            Some(_) => "payloads",
+            None => "notices",
         };
         let mut pass_failed = false;
         loop {
@@ -180,9 +184,9 @@ fn dispatch_all(
                 // Consent at send time, not only at decision time. Not for a cancellation: it
                 // discloses nothing new, and a revocation is what it may announce.
                 if let Some(cid) = row.consent_id.as_ref().filter(|_| row.cancels.is_none()) {
-                    let reasons = match store.consent(cid)? {
-                        Some(rec) => consent::check(&rec, &recipient, today),
-                        None => vec![format!(
+                    let reasons = match (store.consent(cid)?, &recipient) {
+                        (Some(rec), Some(recipient)) => consent::check(&rec, recipient, today),
+                        _ => vec![format!(
                             "consent_unknown: consent {cid} is not in the registry"
                         )],
                     };

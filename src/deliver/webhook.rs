@@ -101,28 +101,8 @@ impl Webhook {
         identity_file: Option<&Path>,
         timeout: Duration,
     ) -> Result<Webhook, String> {
-        let mut b = reqwest::blocking::Client::builder().timeout(timeout);
-        if let Some(ca) = ca_file {
-            let pem = std::fs::read(ca)
-                .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
-            for c in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("the CA file {}: {e}", ca.display()))?
-            {
-                b = b.add_root_certificate(c);
-            }
-        }
-        if let Some(id) = identity_file {
-            let pem = std::fs::read(id)
-                .map_err(|e| format!("cannot read the client identity {}: {e}", id.display()))?;
-            b = b.identity(
-                reqwest::Identity::from_pem(&pem)
-                    .map_err(|e| format!("the client identity {}: {e}", id.display()))?,
-            );
-        }
         Ok(Webhook {
-            client: b
-                .build()
-                .map_err(|e| format!("cannot build the HTTPS client: {e}"))?,
+            client: client(ca_file, identity_file, timeout)?,
             url: url.to_string(),
             secret,
         })
@@ -206,6 +186,36 @@ impl Webhook {
             }
         }
     }
+}
+
+/// The blocking HTTPS client of the gateway's outgoing requests (webhook and FHIR deliveries,
+/// the FHIR Task poll): rustls, `timeout` per request, a private CA and a client certificate
+/// (a PEM certificate and key) when given.
+pub fn client(
+    ca_file: Option<&Path>,
+    identity_file: Option<&Path>,
+    timeout: Duration,
+) -> Result<reqwest::blocking::Client, String> {
+    let mut b = reqwest::blocking::Client::builder().timeout(timeout);
+    if let Some(ca) = ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
+        for c in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("the CA file {}: {e}", ca.display()))?
+        {
+            b = b.add_root_certificate(c);
+        }
+    }
+    if let Some(id) = identity_file {
+        let pem = std::fs::read(id)
+            .map_err(|e| format!("cannot read the client identity {}: {e}", id.display()))?;
+        b = b.identity(
+            reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("the client identity {}: {e}", id.display()))?,
+        );
+    }
+    b.build()
+        .map_err(|e| format!("cannot build the HTTPS client: {e}"))
 }
 
 /// `Retry-After` (RFC 9110 10.2.3): delta-seconds, or an HTTP-date, as seconds from `now`.

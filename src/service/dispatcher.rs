@@ -26,6 +26,7 @@ pub(super) fn spawn(
         .spawn(move || {
             let mut state = Dispatcher::default();
             let mut counted: Option<std::time::Instant> = None;
+            let mut followup = crate::deliver::followup::Clock::default();
             let seal = keys
                 .outbox
                 .as_deref()
@@ -40,6 +41,9 @@ pub(super) fn spawn(
                     return;
                 }
                 let Some(seal) = &seal else { continue };
+                if followup.due(&gw) {
+                    overdue(&gw, &keys, &mut store, seal, &metrics);
+                }
                 pass(&gw, &keys, &mut store, seal, &mut state, &metrics);
                 count_referrals(&store, &metrics, &mut counted);
             }
@@ -68,6 +72,26 @@ fn count_referrals(
         Ok(counts) => metrics
             .update(|s| s.referrals = counts.into_iter().map(|(d, st, n)| ((d, st), n)).collect()),
         Err(e) => tracing::warn!(error = %e, "cannot count the referrals for the metrics"),
+    }
+}
+
+/// Raises the alerts of referrals overdue now (the notices then go out in the pass that
+/// follows); counted in the metrics.
+fn overdue(
+    gw: &Gateway,
+    keys: &Keys,
+    store: &mut Store,
+    seal: &crate::store::outbox::SealKey,
+    metrics: &crate::metrics::Metrics,
+) {
+    let now = chrono::Utc::now();
+    match crate::deliver::followup::alert_overdue(store, gw, Some(seal), &keys.audit, now) {
+        Ok(alerted) => metrics.update(|s| {
+            for o in &alerted {
+                *s.overdue.entry(o.destination.clone()).or_default() += 1;
+            }
+        }),
+        Err(e) => tracing::error!(error = %e, "cannot raise the follow-up alerts; retrying"),
     }
 }
 

@@ -31,6 +31,7 @@ pub mod api;
 pub(crate) mod auth;
 mod dispatcher;
 mod engine;
+mod poll_status;
 mod push;
 mod referrals;
 pub mod sources;
@@ -314,9 +315,10 @@ pub fn start(gw: Arc<Gateway>, opts: Options) -> Result<Running, ServiceError> {
             pipeline: 0,
             engine: commands.clone(),
             health: health.clone(),
-            stop: signal,
+            stop: signal.clone(),
         },
     )?;
+    poll_status::start_all(&gw, &commands, &health, &signal)?;
     Ok(Running {
         api,
         metrics: metrics_addr,

@@ -36,7 +36,7 @@ pub(super) struct Report {
     at: Option<String>,
 }
 
-fn reason_ok(r: &str) -> bool {
+pub(super) fn reason_ok(r: &str) -> bool {
     !r.is_empty()
         && r.len() <= 64
         && r.chars()
@@ -121,6 +121,9 @@ pub(super) async fn report(
 pub(super) struct ListQuery {
     status: Option<String>,
     destination: Option<String>,
+    /// Only referrals still `sent` after their destination's `accept_within`, with `sent_at`,
+    /// `overdue_since` and `alerted_at` (docs/closed-loop.md, "Follow-up").
+    overdue: Option<bool>,
 }
 
 /// Which destinations the caller may read: all for `prss`, its own for a provider.
@@ -154,6 +157,9 @@ pub(super) async fn list(
         Some(s) => s,
         None => None,
     };
+    if q.overdue == Some(true) {
+        return overdue(app, only, status, q.destination).await;
+    }
     let (reply, answer) = tokio::sync::oneshot::channel();
     if let Err(r) = app.queue(super::engine::Command::Store(Box::new(move |store, _| {
         let _ = reply.send(store.referrals());
@@ -167,6 +173,35 @@ pub(super) async fn list(
                 .filter(|r| only.as_ref().is_none_or(|o| o.contains(&r.destination)))
                 .filter(|r| status.is_none_or(|s| r.status == s))
                 .filter(|r| q.destination.as_ref().is_none_or(|d| &r.destination == d))
+                .collect();
+            axum::Json(serde_json::json!({ "referrals": rows })).into_response()
+        }
+        _ => crate::server::layers::busy("the gateway cannot read it now; try again"),
+    }
+}
+
+/// `GET /v1/referrals?overdue=true`: the overdue referrals the caller may read.
+async fn overdue(
+    app: App,
+    only: Option<Vec<String>>,
+    status: Option<Status>,
+    destination: Option<String>,
+) -> Response {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let gw = app.gw.clone();
+    if let Err(r) = app.queue(super::engine::Command::Store(Box::new(move |store, _| {
+        let now = chrono::Utc::now();
+        let _ = reply.send(crate::deliver::followup::overdue(store, &gw, now));
+    }))) {
+        return r;
+    }
+    match answer.await {
+        Ok(Ok(all)) => {
+            let rows: Vec<_> = all
+                .into_iter()
+                .filter(|r| only.as_ref().is_none_or(|o| o.contains(&r.destination)))
+                .filter(|r| status.is_none_or(|s| r.status == s))
+                .filter(|r| destination.as_ref().is_none_or(|d| &r.destination == d))
                 .collect();
             axum::Json(serde_json::json!({ "referrals": rows })).into_response()
         }

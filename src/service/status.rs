@@ -2,7 +2,8 @@
 //! refreshing itself every 5 seconds, no script. Per pipeline its last file and push and what was
 //! read and rejected by kind; each live source's state; per destination what waits, what was
 //! dead-lettered, the oldest pending age, whether it is failing and the kind of its last error;
-//! referrals still awaiting acceptance after 72 hours. Ids, kinds, counts and times only: no value
+//! referrals still awaiting acceptance after 72 hours; alerts (failing destinations, overdue
+//! referrals: docs/closed-loop.md, "Follow-up"). Ids, kinds, counts and times only: no value
 //! of any record, no file name.
 
 use super::api::App;
@@ -37,6 +38,8 @@ struct Facts {
     pipelines: BTreeMap<String, Pipeline>,
     destinations: BTreeMap<String, Destination>,
     awaiting: Vec<(String, String, String)>,
+    /// Overdue referrals alerted and still `sent` (id, destination, overdue since).
+    overdue: Vec<(String, String, String)>,
 }
 
 fn gather(store: &Store, gw: &crate::config::Gateway) -> Result<Facts> {
@@ -108,6 +111,7 @@ fn gather(store: &Store, gw: &crate::config::Gateway) -> Result<Facts> {
             f.awaiting.push((r.id, r.destination, r.updated_at));
         }
     }
+    f.overdue = store.alerted_still_sent(50)?;
     Ok(f)
 }
 
@@ -286,6 +290,12 @@ fn render(f: &Facts, app: &App) -> String {
                 "destination {d} is failing: deliveries are retried or dead-lettered"
             )]
         })
+        .chain(f.overdue.iter().map(|(id, d, since)| {
+            vec![format!(
+                "referral {id} to {d} is overdue (for {}): not accepted within its accept_within",
+                age(since)
+            )]
+        }))
         .collect();
     body += &table("alerts", "Alerts", &["alert"], &alerts);
     crate::report::render::html::page("pnp-gateway status", &body).replacen(

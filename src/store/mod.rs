@@ -16,6 +16,7 @@ pub mod attempts;
 pub mod audit;
 pub mod cancellations;
 pub mod facts;
+pub mod followup;
 pub mod gaps;
 pub mod outbox;
 pub mod pushes;
@@ -285,6 +286,15 @@ const MIGRATIONS: &[&str] = &[
         called_at TEXT
     );
     CREATE INDEX referral_links_by_incident ON referral_links (incident);",
+    // 17: the follow-up (see `followup`): each overdue referral alerted once, kept so that a
+    // restart does not alert again. Ids and times only.
+    "CREATE TABLE referral_alerts (
+        referral TEXT PRIMARY KEY,
+        destination TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        overdue_since TEXT NOT NULL,
+        alerted_at TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// What the ledger knows of one file.

@@ -1,0 +1,317 @@
+//! The closed loop's follow-up (docs/closed-loop.md, "Polling a provider's FHIR server" and
+//! "Follow-up"), against independent peers written in Python from the specifications:
+//! - a provider's FHIR server (tests/peers/fhir_task_server.py) that keeps the Task the gateway
+//!   sent and moves it through accepted and completed as the test says: the gateway follows,
+//!   and stops asking once the Task is completed;
+//! - a referral left `sent` past its destination's `accept_within` raises one alert: one signed
+//!   notice to the PRSS organization's webhook (tests/peers/webhook_receiver.py checks the
+//!   HMAC), once, a restart included; `referrals list --overdue` and the API list it; a referral
+//!   accepted in time is not overdue.
+
+mod common;
+
+use common::service::Service;
+use common::*;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A peer's process, killed when dropped.
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a Python peer that prints `PORT <n>` once it listens.
+fn peer(script: &str, args: &[&Path]) -> (Peer, u16) {
+    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut child = Command::new(python)
+        .arg(repo().join("tests/peers").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the peer starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
+    (Peer(child), port)
+}
+
+/// The demo's records pushed and imported over the API, so that referrals are decided.
+fn refer(s: &Service) {
+    assert_eq!(s.push("agency", "march")["status"], 202);
+    let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
+    let r = s.post(
+        "prss",
+        "/v1/consents?accept_incomplete=true",
+        "application/json",
+        &consents,
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let engagements = std::fs::read_to_string(prss_file(&s.cfg(), "engagements.csv")).unwrap();
+    assert_eq!(
+        s.post("prss", "/v1/engagements", "text/csv", &engagements)["status"],
+        200
+    );
+}
+
+/// `referrals list --json` with more arguments.
+fn list(s: &Service, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["referrals", "list", "--json"];
+    all.extend_from_slice(args);
+    success(&cli(&all, &s.cfg()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ids(rows: &[Value]) -> Vec<String> {
+    rows.iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn status_of(s: &Service, id: &str) -> String {
+    let r = s.client(
+        "request",
+        json!({"path": format!("/v1/referrals/{id}"), "token": s.token("prss")}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    r["body"]["referral"]["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn polls(dir: &Path, id: &str) -> u64 {
+    std::fs::read_to_string(dir.join("counts.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|c| c[id].as_u64())
+        .unwrap_or(0)
+}
+
+fn wait(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
+    let d = tempfile::tempdir().unwrap();
+    let fhir = d.path().join("fhir");
+    std::fs::create_dir_all(&fhir).unwrap();
+    let s = Service::demo(d.path());
+    let secret = s.base.join("state/dhhr-research.secret");
+    let (_server, port) = peer("fhir_task_server.py", &[&fhir, &secret]);
+    // Prestera takes referrals as FHIR transactions and keeps the Task on its own server.
+    let s = s.restart(|text| {
+        let edited = text.replace(
+            "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+            &format!(
+                "deliver = {{ kind = \"fhir\", url = \"http://127.0.0.1:{port}\", secret_file = \"state/dhhr-research.secret\" }}\npoll_status = {{ every = \"200ms\", timeout_ms = 2000 }}"
+            ),
+        );
+        assert_ne!(edited, text);
+        edited
+    });
+    refer(&s);
+    s.wait_for("the referrals to Prestera delivered", |s| {
+        outbox_count(&s.cfg(), "prestera", "delivered") > 0
+    });
+    let id = ids(&list(&s, &["--destination", "prestera"]))[0].clone();
+    // Asked for while the Task is `requested`: no answer yet, the referral stays `sent`.
+    wait("the Task polled", 20, || polls(&fhir, &id) >= 2);
+    assert_eq!(status_of(&s, &id), "sent");
+    let control = |status: &str, reason: &str| {
+        std::fs::write(
+            fhir.join("control.json"),
+            json!({ &id: {"status": status, "reason": reason} }).to_string(),
+        )
+        .unwrap()
+    };
+    control("accepted", "");
+    wait("the acceptance followed", 20, || {
+        status_of(&s, &id) == "accepted"
+    });
+    control("completed", "discharged");
+    wait("the completion followed", 20, || {
+        status_of(&s, &id) == "completed"
+    });
+    // Completed is final: no more requests for this Task over several intervals, while the
+    // other referrals' Tasks are still asked for.
+    let at_completion = polls(&fhir, &id);
+    let others: Vec<String> = ids(&list(&s, &["--destination", "prestera"]))
+        .into_iter()
+        .filter(|o| *o != id)
+        .collect();
+    let before: u64 = others.iter().map(|o| polls(&fhir, o)).sum();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(polls(&fhir, &id), at_completion, "polled after completed");
+    if !others.is_empty() {
+        let after: u64 = others.iter().map(|o| polls(&fhir, o)).sum();
+        assert!(after > before, "the open referrals are still polled");
+    }
+    // The timeline: reported by the poll, codes only; the audit trail verifies.
+    let out = success(&cli(&["referrals", "show", &id], &s.cfg()));
+    assert!(
+        out.contains("accepted, reported by poll:prestera")
+            && out.contains("completed (discharged), reported by poll:prestera"),
+        "{out}"
+    );
+    assert!(!out.contains("free text"), "{out}");
+    assert_deidentified(&out, "referrals show");
+    success(&cli(&["audit", "verify"], &s.cfg()));
+    // The poller's state is on /readyz.
+    let r = s.client(
+        "request",
+        json!({"path": "/readyz", "token": s.token("admin")}),
+    );
+    assert_eq!(
+        r["body"]["components"]["source:poll:prestera"]["state"]["state"], "polling",
+        "{r}"
+    );
+}
+
+#[test]
+fn a_referral_left_sent_raises_one_alert_and_one_signed_notice_even_across_a_restart() {
+    let d = tempfile::tempdir().unwrap();
+    let hook = d.path().join("hook");
+    std::fs::create_dir_all(&hook).unwrap();
+    let s = Service::demo(d.path());
+    let secret = s.base.join("state/dhhr-research.secret");
+    let receiver = common::peers::receiver(&hook, &secret);
+    let ca = hook.join("ca.pem");
+    // Prestera must accept within 1 s, the QRT within 6 s; the PRSS's organization is told.
+    let followup = format!(
+        "\n[followup]\nwebhook = \"https://localhost:{}/followup\"\nsecret_file = \"state/dhhr-research.secret\"\nca_file = \"{}\"\n",
+        receiver.port,
+        ca.display()
+    );
+    let s = s.restart(|text| {
+        let edited = text
+            .replace(
+                "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
+                "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }\naccept_within = \"1s\"",
+            )
+            .replace(
+                "deliver = { kind = \"file\", folder = \"deliveries/qrt-kanawha\" }",
+                "deliver = { kind = \"file\", folder = \"deliveries/qrt-kanawha\" }\naccept_within = \"6s\"",
+            );
+        assert_eq!(edited.matches("accept_within").count(), 2);
+        edited + &followup
+    });
+    refer(&s);
+    s.wait_for("the referrals delivered", |s| {
+        outbox_count(&s.cfg(), "prestera", "delivered") > 0
+            && outbox_count(&s.cfg(), "qrt-kanawha", "delivered") > 0
+    });
+    // The QRT accepts its referrals at once: never overdue.
+    let qrt = ids(&list(&s, &["--destination", "qrt-kanawha"]));
+    for id in &qrt {
+        let r = s.post(
+            "qrt-kanawha",
+            &format!("/v1/referrals/{id}/status"),
+            "application/json",
+            &json!({"status": "accepted"}).to_string(),
+        );
+        assert_eq!(r["status"], 200, "{r}");
+    }
+    let prestera = ids(&list(&s, &["--destination", "prestera"]));
+    // One notice per Prestera referral, signed, naming no one.
+    s.wait_for("the notices delivered", |s| {
+        outbox_count(&s.cfg(), "followup", "delivered") == prestera.len() as i64
+    });
+    let notices = receiver.requests();
+    assert_eq!(notices.len(), prestera.len(), "{notices:?}");
+    for n in &notices {
+        assert_eq!(n["signature_ok"], true, "{n}");
+        assert_eq!(n["path"], "/followup");
+        let b = &n["body"];
+        assert_eq!(b["event"], "referral.overdue");
+        assert_eq!(b["destination"], "prestera");
+        assert_eq!(b["status"], "sent");
+        assert!(prestera.contains(&b["referral_id"].as_str().unwrap().to_string()));
+        for k in ["sent_at", "overdue_since"] {
+            assert!(b[k].as_str().is_some_and(|t| t.ends_with('Z')), "{k}: {b}");
+        }
+        assert_eq!(b.as_object().unwrap().len(), 6, "{b}");
+        assert_deidentified(n["raw"].as_str().unwrap(), "the follow-up notice");
+    }
+    // Listed as overdue, by the command line and the API; the QRT's are not.
+    let overdue = list(&s, &["--overdue"]);
+    assert_eq!(ids(&overdue).len(), prestera.len(), "{overdue:?}");
+    assert!(overdue.iter().all(|r| r["destination"] == "prestera"
+        && r["status"] == "sent"
+        && r["overdue_since"].is_string()));
+    let r = s.client(
+        "request",
+        json!({"path": "/v1/referrals?overdue=true", "token": s.token("prss")}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(
+        r["body"]["referrals"].as_array().unwrap().len(),
+        prestera.len()
+    );
+    // Counted, and on the status page's alerts.
+    let metrics = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("admin")}),
+    );
+    let counted = format!(
+        "pnp_referrals_overdue_total{{destination=\"prestera\"}} {}",
+        prestera.len()
+    );
+    assert!(
+        metrics["body"].as_str().unwrap().contains(&counted),
+        "{metrics}"
+    );
+    let page = s.client(
+        "request",
+        json!({"path": "/status", "token": s.token("admin")}),
+    );
+    let page = page["body"].as_str().unwrap();
+    assert!(
+        page.contains(&format!("referral {} to prestera is overdue", prestera[0])),
+        "{page}"
+    );
+    // Past the QRT's 6 s: accepted in time, nothing was raised for it.
+    std::thread::sleep(Duration::from_secs(6));
+    assert!(list(&s, &["--overdue", "--destination", "qrt-kanawha"]).is_empty());
+    let alerted = |s: &Service| s.count("SELECT count(*) FROM referral_alerts");
+    assert_eq!(alerted(&s), prestera.len() as i64);
+    // A restart (kill -9) alerts nothing again.
+    let s = s.restart(|t| t);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(receiver.requests().len(), prestera.len());
+    assert_eq!(alerted(&s), prestera.len() as i64);
+    // Once accepted, a referral is no longer overdue.
+    let first = &prestera[0];
+    let r = s.post(
+        "prestera",
+        &format!("/v1/referrals/{first}/status"),
+        "application/json",
+        &json!({"status": "accepted"}).to_string(),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert!(!ids(&list(&s, &["--overdue"])).contains(first));
+    success(&cli(&["audit", "verify"], &s.cfg()));
+    assert_eq!(
+        s.count("SELECT count(*) FROM audit WHERE decision = 'referral-overdue'"),
+        prestera.len() as i64
+    );
+}
