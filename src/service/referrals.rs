@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 /// The destinations whose referrals the caller may see and report on: its `provider:` scopes,
 /// or every destination for `prss` (read only).
-fn providers_of(caller: &Caller) -> Vec<String> {
+pub(super) fn providers_of(caller: &Caller) -> Vec<String> {
     caller
         .scopes
         .iter()
@@ -36,7 +36,7 @@ pub(super) struct Report {
     at: Option<String>,
 }
 
-fn reason_ok(r: &str) -> bool {
+pub(super) fn reason_ok(r: &str) -> bool {
     !r.is_empty()
         && r.len() <= 64
         && r.chars()
