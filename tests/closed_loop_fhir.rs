@@ -355,3 +355,103 @@ fn after_a_revocation_a_status_is_still_recorded_and_nothing_is_sent_again() {
     );
     assert_eq!(outbox_count(&s.cfg(), "prestera", "pending"), 0);
 }
+
+/// README's `curl` lines of "The gateway as a service", in order, with continuation lines
+/// joined.
+fn readme_curl_lines() -> Vec<String> {
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## The gateway as a service")
+        .nth(1)
+        .expect("README's service section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let mut lines = Vec::new();
+    for block in section.split("```sh\n").skip(1) {
+        let code = block.split("```").next().unwrap().replace("\\\n", " ");
+        lines.extend(
+            code.lines()
+                .filter(|l| l.starts_with("curl "))
+                .map(str::to_string),
+        );
+    }
+    lines
+}
+
+/// Runs one of README's lines with curl, `D` being the demo's tree: the HTTP status.
+fn run_curl(line: &str, d: &Path, url: &str, id: &str, out: &Path) -> u16 {
+    assert!(line.contains("https://localhost:8443/"), "{line}");
+    let line = line
+        .replace("https://localhost:8443", url)
+        .replace("REFERRAL-ID", id);
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{line} -sS -o '{}' -w '%{{http_code}}'",
+            out.display()
+        ))
+        .env("D", d)
+        .output()
+        .expect("bash");
+    assert!(
+        o.status.success(),
+        "curl (CI installs it: .ci/run): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+/// Issue 15's "done when": on `demo --serve`, README's lines push the export, post the PRSS's
+/// records, and the provider accepts the demo's referral (then reports it in progress in FHIR).
+#[test]
+fn readme_lines_show_a_provider_accepting_the_demos_referral() {
+    let lines = readme_curl_lines();
+    let providers: Vec<&String> = lines.iter().filter(|l| l.contains("REFERRAL-ID")).collect();
+    assert!(
+        providers
+            .iter()
+            .any(|l| l.contains("/v1/referrals/REFERRAL-ID/status"))
+            && providers
+                .iter()
+                .any(|l| l.contains("/fhir/Task/REFERRAL-ID")),
+        "README shows a provider's JSON and FHIR lines: {lines:?}"
+    );
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    let endpoints: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.base.join("state/endpoints.json")).unwrap(),
+    )
+    .unwrap();
+    let url = endpoints["api"].as_str().unwrap();
+    let token = std::fs::read_to_string(endpoints["tokens"]["prestera"].as_str().unwrap()).unwrap();
+    let out = d.path().join("answer");
+    let mut id = None;
+    for line in &lines {
+        if line.contains("REFERRAL-ID") && id.is_none() {
+            // The demo's referral, as its provider lists it.
+            let mut found = None;
+            s.wait_for("the demo's referral to Prestera delivered", |s| {
+                let r = s.client("request", json!({"path": "/v1/referrals", "token": token}));
+                found = r["body"]["referrals"]
+                    .as_array()
+                    .and_then(|rs| rs.iter().find(|r| r["status"] == "sent"))
+                    .map(|r| r["id"].as_str().unwrap().to_string());
+                found.is_some()
+            });
+            id = found;
+        }
+        let status = run_curl(line, &s.base, url, id.as_deref().unwrap_or(""), &out);
+        let said = std::fs::read_to_string(&out).unwrap_or_default();
+        assert!((200..300).contains(&status), "{status} {said} for {line}");
+        if let Some(id) = &id {
+            let want = if line.contains("/fhir/Task/") {
+                "in-progress"
+            } else {
+                "accepted"
+            };
+            assert_eq!(lifecycle(&s, id).0, want, "after {line}");
+        }
+    }
+    assert!(id.is_some(), "README has no provider line");
+}
