@@ -176,6 +176,16 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
         415,
         "not-supported",
     );
+    let other = |method: &str, path: &str| json!({"method": method, "path": path, "content_type": "application/fhir+json"});
+    let r = fhir(
+        &s,
+        "raw",
+        Some("prestera"),
+        other("DELETE", &format!("/fhir/Task/{task}")),
+    );
+    refused(&r, 405, "not-supported");
+    let r = fhir(&s, "raw", Some("prestera"), other("GET", "/fhir/Patient/1"));
+    refused(&r, 404, "not-found");
     let r = fhir(
         &s,
         "raw",
