@@ -34,7 +34,7 @@ fn delivered_referral(d: &Path) -> (String, Service) {
     s.wait_for("the referral to Prestera delivered", |s| {
         outbox_count(&s.cfg(), "prestera", "delivered") > 0
     });
-    let v: Value = serde_json::from_str(&intake(&s).lines().next().unwrap()).unwrap();
+    let v: Value = serde_json::from_str(intake(&s).lines().next().unwrap()).unwrap();
     (v["idempotency_key"].as_str().unwrap().to_string(), s)
 }
 
@@ -204,6 +204,26 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
         json!({"id": "00000000-0000-5000-8000-000000000000", "status": "accepted"}),
     );
     refused(&r, 404, "not-found");
+    assert_eq!(lifecycle(&s, &key), ("sent".into(), 0));
+
+    // Received: the provider has it; no lifecycle step, nothing recorded.
+    let r = fhir(
+        &s,
+        "put",
+        Some("prestera"),
+        json!({"id": task, "status": "received"}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["task"]["status"], "requested", "{r}");
+    assert_eq!(r["task"]["meta"]["versionId"], "1", "{r}");
+    // A Task whose id is neither the URL's nor the gateway's: refused.
+    let r = fhir(
+        &s,
+        "put",
+        Some("prestera"),
+        json!({"id": key, "task_id": "another-task", "status": "accepted"}),
+    );
+    refused(&r, 400, "invalid");
     assert_eq!(lifecycle(&s, &key), ("sent".into(), 0));
 
     // Accepted, by the Task's id, with a reason code and free text: the code is kept, the text

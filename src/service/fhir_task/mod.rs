@@ -155,13 +155,7 @@ pub(super) async fn put(
     }
     let update = serde_json::from_slice::<Value>(&body)
         .map_err(|_| Fail::invalid("the body is not JSON"))
-        .and_then(|t| {
-            // The id in the body, when there is one, is the URL's (FHIR's update rule).
-            if t.get("id").is_some_and(|i| i.as_str() != Some(&id)) {
-                return Err(Fail::invalid("the Task's id is not the id in the URL"));
-            }
-            task::read(&t)
-        });
+        .and_then(|t| task::read(&t));
     let version = if_match(&headers);
     match (update, version) {
         (Ok(u), Ok(v)) => run(app, caller, id, v, Change::Put(u)).await,
@@ -314,6 +308,15 @@ fn apply(
     }
     let update = match change {
         Change::Read => return Ok(Ok(current)),
+        // The id in the body, when there is one, is the URL's (FHIR's update rule), or the
+        // gateway's id of this Task (a Task read at the referral's id and sent back there).
+        Change::Put(u)
+            if u.id
+                .as_ref()
+                .is_some_and(|i| i != id && *i != current["id"]) =>
+        {
+            return Ok(Err(Fail::invalid("the Task's id is not the id in the URL")));
+        }
         Change::Put(u) => u,
         Change::Patch(ops) => {
             let mut t = current.clone();

@@ -70,6 +70,8 @@ pub struct Update {
     pub business: Option<String>,
     /// The referral's id in the identifier of system `urn:pnp-gateway:idempotency-key`.
     pub key: Option<String>,
+    /// Task.id, when the Task has one.
+    pub id: Option<String>,
 }
 
 const STATUSES: [&str; 12] = [
@@ -110,12 +112,18 @@ pub fn read(task: &Value) -> Result<Update, Fail> {
             .map(str::to_owned),
         Some(_) => return Err(Fail::invalid("Task.identifier is not a list")),
     };
+    let id = match task.get("id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(i)) => Some(i.clone()),
+        Some(_) => return Err(Fail::invalid("Task.id is not a string")),
+    };
     Ok(Update {
         status,
         step: step_of(status)?,
         reason: code_of(task.get("statusReason"), "Task.statusReason")?,
         business: code_of(task.get("businessStatus"), "Task.businessStatus")?,
         key,
+        id,
     })
 }
 
