@@ -186,6 +186,14 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
     refused(&r, 405, "not-supported");
     let r = fhir(&s, "raw", Some("prestera"), other("GET", "/fhir/Patient/1"));
     refused(&r, 404, "not-found");
+    // Over the listener's body limit (declared, refused before a byte is read).
+    let r = fhir(
+        &s,
+        "declared",
+        Some("prestera"),
+        json!({"id": task, "length": 1u64 << 30}),
+    );
+    refused(&r, 413, "too-costly");
     let r = fhir(
         &s,
         "raw",
@@ -303,7 +311,7 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
     let out = success(&cli(&["referrals", "show", &key], &s.cfg()));
     assert!(
         out.contains("accepted (intake-scheduled), reported by prestera")
-            && out.contains("completed"),
+            && out.contains("completed, business status discharged, reported by prestera"),
         "{out}"
     );
     success(&cli(&["audit", "verify"], &s.cfg()));

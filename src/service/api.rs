@@ -63,7 +63,7 @@ impl App {
             .route("/v1/referrals", get(super::referrals::list))
             .route("/v1/referrals/{id}", get(super::referrals::show))
             .route("/v1/referrals/{id}/status", post(super::referrals::report))
-            // The closed loop's FHIR channel (fhir_task.rs; its errors are OperationOutcomes).
+            // The closed loop's FHIR channel (fhir_task/; its errors are OperationOutcomes).
             .route(
                 "/fhir/Task/{id}",
                 get(super::fhir_task::read)

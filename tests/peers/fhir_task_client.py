@@ -14,6 +14,9 @@ an error (a parse failure exits 1, failing the test).
     fhir_task_client.py get '{"url", "ca", "token", "id"}'
     fhir_task_client.py raw '{"url", "ca", "token"?, "method", "path", "content_type", "body"}'
         any request, to see the errors
+    fhir_task_client.py declared '{"url", "ca", "token", "id", "length"}'
+        a PUT head announcing a body of `length` bytes, and no body: the answer the listener
+        gives before reading it
 
 Prints {"status": HTTP status, "content_type", "task"? | "outcome"?} with the parsed resource
 re-serialized by fhir.resources.
@@ -33,17 +36,13 @@ from fhir.resources.task import Task
 KEY_SYSTEM = "urn:pnp-gateway:idempotency-key"
 
 
-def send(args, method, path, content_type, body):
+def connection(args):
     u = urllib.parse.urlparse(args["url"])
     ctx = ssl.create_default_context(cafile=args["ca"])
-    conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=30)
-    headers = {"Content-Type": content_type, "Accept": "application/fhir+json"}
-    if args.get("token"):
-        headers["Authorization"] = "Bearer " + args["token"]
-    if args.get("if_match"):
-        headers["If-Match"] = args["if_match"]
-    conn.request(method, path, body=body.encode() if body is not None else None, headers=headers)
-    r = conn.getresponse()
+    return http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=30)
+
+
+def answer(r):
     raw = r.read().decode("utf-8")
     out = {"status": r.status, "content_type": r.getheader("Content-Type")}
     if 200 <= r.status < 300:
@@ -51,6 +50,17 @@ def send(args, method, path, content_type, body):
     else:
         out["outcome"] = json.loads(OperationOutcome.parse_raw(raw).json())
     return out
+
+
+def send(args, method, path, content_type, body):
+    conn = connection(args)
+    headers = {"Content-Type": content_type, "Accept": "application/fhir+json"}
+    if args.get("token"):
+        headers["Authorization"] = "Bearer " + args["token"]
+    if args.get("if_match"):
+        headers["If-Match"] = args["if_match"]
+    conn.request(method, path, body=body.encode() if body is not None else None, headers=headers)
+    return answer(conn.getresponse())
 
 
 def task_path(args):
@@ -88,9 +98,19 @@ def raw(args):
     return send(args, args["method"], args["path"], args["content_type"], args.get("body"))
 
 
+def declared(args):
+    conn = connection(args)
+    conn.putrequest("PUT", task_path(args))
+    conn.putheader("Authorization", "Bearer " + args["token"])
+    conn.putheader("Content-Type", "application/fhir+json")
+    conn.putheader("Content-Length", str(args["length"]))
+    conn.endheaders()
+    return answer(conn.getresponse())
+
+
 def main():
     cmd, args = sys.argv[1], json.loads(sys.argv[2])
-    print(json.dumps({"put": put, "patch": patch, "get": get, "raw": raw}[cmd](args)), flush=True)
+    print(json.dumps({"put": put, "patch": patch, "get": get, "raw": raw, "declared": declared}[cmd](args)), flush=True)
 
 
 if __name__ == "__main__":
