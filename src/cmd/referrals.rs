@@ -87,9 +87,14 @@ pub fn show(gw: &Gateway, id: &str) -> Result<ExitCode> {
     writeln!(o, "  {}  queued", r.created_at)?;
     for e in store.referral_events(id)? {
         let reason = e.reason.map(|r| format!(" ({r})")).unwrap_or_default();
+        // The FHIR channel's Task.businessStatus, a code.
+        let business = e
+            .business_status
+            .map(|b| format!(", business status {b}"))
+            .unwrap_or_default();
         writeln!(
             o,
-            "  {}  {}{reason}, reported by {} (recorded {})",
+            "  {}  {}{reason}{business}, reported by {} (recorded {})",
             e.reported_at, e.status, e.reported_by, e.recorded_at
         )?;
     }

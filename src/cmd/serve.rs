@@ -126,7 +126,14 @@ pub fn demo_serve(out: &Path, listen: std::net::SocketAddr) -> Result<ExitCode> 
         "  curl --cacert {b}/state/tls/ca.pem -H \"Authorization: Bearer $(cat {b}/state/tokens/prss.token)\" -H 'Content-Type: application/json' --data-binary @{b}/prss/consents.json {url}/v1/consents"
     );
     println!(
+        "  curl --cacert {b}/state/tls/ca.pem -H \"Authorization: Bearer $(cat {b}/state/tokens/prss.token)\" -H 'Content-Type: text/csv' --data-binary @{b}/prss/engagements.csv {url}/v1/engagements"
+    );
+    println!(
         "  curl --cacert {b}/state/tls/ca.pem -H \"Authorization: Bearer $(cat {b}/state/tokens/admin.token)\" {url}/readyz"
+    );
+    // The provider's side of the closed loop (REFERRAL-ID: `pnp-gateway referrals list`).
+    println!(
+        "  curl --cacert {b}/state/tls/ca.pem -H \"Authorization: Bearer $(cat {b}/state/tokens/prestera.token)\" -X PATCH -H 'Content-Type: application/json-patch+json' -d '[{{\"op\": \"replace\", \"path\": \"/status\", \"value\": \"accepted\"}}]' {url}/fhir/Task/REFERRAL-ID"
     );
     println!("Ctrl-C stops it.");
     running.run_until_signal();

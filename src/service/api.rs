@@ -63,6 +63,13 @@ impl App {
             .route("/v1/referrals", get(super::referrals::list))
             .route("/v1/referrals/{id}", get(super::referrals::show))
             .route("/v1/referrals/{id}/status", post(super::referrals::report))
+            // The closed loop's FHIR channel (fhir_task/; its errors are OperationOutcomes).
+            .route(
+                "/fhir/Task/{id}",
+                get(super::fhir_task::read)
+                    .put(super::fhir_task::put)
+                    .patch(super::fhir_task::patch),
+            )
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (docs/api.md)") })
             .with_state(self)
             .layer(axum::middleware::from_fn_with_state(

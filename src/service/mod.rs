@@ -31,6 +31,7 @@ pub mod api;
 pub(crate) mod auth;
 mod dispatcher;
 mod engine;
+mod fhir_task;
 mod poll_status;
 mod push;
 mod referrals;
@@ -282,7 +283,9 @@ pub fn start(gw: Arc<Gateway>, opts: Options) -> Result<Running, ServiceError> {
         };
         let (listener, bound) = bind(cfg.listen)?;
         api = Some(bound);
-        let router = crate::server::layers::bounded(app.router(), &cfg.limits);
+        // Outermost, so that the FHIR channel's errors from every layer are OperationOutcomes.
+        let router = crate::server::layers::bounded(app.router(), &cfg.limits)
+            .layer(axum::middleware::from_fn(fhir_task::outcomes));
         let limits = cfg.limits.clone();
         let api_signal = signal.clone();
         server = Some(runtime.spawn(async move {

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 
 /// The destinations whose referrals the caller may see and report on: its `provider:` scopes,
 /// or every destination for `prss` (read only).
-fn providers_of(caller: &Caller) -> Vec<String> {
+pub(super) fn providers_of(caller: &Caller) -> Vec<String> {
     caller
         .scopes
         .iter()

@@ -295,6 +295,9 @@ const MIGRATIONS: &[&str] = &[
         overdue_since TEXT NOT NULL,
         alerted_at TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 18: the closed loop's FHIR channel (`service::fhir_task`): a provider's Task.businessStatus,
+    // a code like the reason, so that the Task the gateway answers with shows what was reported.
+    "ALTER TABLE referral_events ADD COLUMN business_status TEXT;",
 ];
 
 /// What the ledger knows of one file.

@@ -23,6 +23,9 @@ pub struct Referral {
 pub struct Event {
     pub status: String,
     pub reason: Option<String>,
+    /// The FHIR channel's Task.businessStatus code, when one was reported.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_status: Option<String>,
     pub reported_at: String,
     pub reported_by: String,
     pub recorded_at: String,
@@ -124,13 +127,14 @@ impl Store {
 
     pub fn referral_events(&self, id: &str) -> Result<Vec<Event>> {
         let mut st = self.conn.prepare(
-            "SELECT status, reason, reported_at, reported_by, recorded_at FROM referral_events
-             WHERE referral = ?1 ORDER BY id",
+            "SELECT status, reason, reported_at, reported_by, recorded_at, business_status
+             FROM referral_events WHERE referral = ?1 ORDER BY id",
         )?;
         let rows = st.query_map(params![id], |r| {
             Ok(Event {
                 status: r.get(0)?,
                 reason: r.get(1)?,
+                business_status: r.get(5)?,
                 reported_at: r.get(2)?,
                 reported_by: r.get(3)?,
                 recorded_at: r.get(4)?,
@@ -152,6 +156,23 @@ impl Store {
         at: &str,
         by: &str,
     ) -> Result<std::result::Result<Referral, Refusal>> {
+        self.report_referral_coded(audit_key, id, destinations, to, reason, None, at, by)
+    }
+
+    /// [`Store::report_referral`] with a business status code too (the FHIR channel's
+    /// Task.businessStatus).
+    #[allow(clippy::too_many_arguments)]
+    pub fn report_referral_coded(
+        &mut self,
+        audit_key: &[u8],
+        id: &str,
+        destinations: &[String],
+        to: Status,
+        reason: Option<&str>,
+        business_status: Option<&str>,
+        at: &str,
+        by: &str,
+    ) -> Result<std::result::Result<Referral, Refusal>> {
         let Some(current) = self.referral(id)? else {
             return Ok(Err(Refusal::NoSuchReferral));
         };
@@ -164,9 +185,9 @@ impl Store {
         let row = self.outbox_row_by_key(id)?;
         self.write(|s| {
             s.conn.execute(
-                "INSERT INTO referral_events (referral, status, reason, reported_at, reported_by, recorded_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, to.as_str(), reason, at, by, now()],
+                "INSERT INTO referral_events (referral, status, reason, reported_at, reported_by, recorded_at, business_status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![id, to.as_str(), reason, at, by, now(), business_status],
             )?;
             if let Some(row) = &row {
                 let mut e = row.audit_entry(&format!("referral-{}", to.as_str()), vec![format!("reported_by: {by}")]);
