@@ -33,6 +33,8 @@ mod dispatcher;
 mod engine;
 mod push;
 mod referrals;
+pub(crate) mod rri;
+mod signed;
 pub mod sources;
 mod status;
 pub mod tokens;

@@ -19,6 +19,7 @@ pub mod facts;
 pub mod gaps;
 pub mod outbox;
 pub mod pushes;
+pub mod referral_lookup;
 pub mod referrals;
 pub mod registry;
 pub mod vault;
