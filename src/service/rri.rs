@@ -211,15 +211,13 @@ pub(crate) async fn answer(
         }
     };
     // The referral: MSA-2 (the control id of our REF^I12), else RF1-6 when it holds the
-    // referral's id.
-    let keys: Vec<String> = [
+    // referral's whole id (our REF^I12's RF1-6 is the engagement, which names no one referral,
+    // so it is matched exactly, never as a control id).
+    let (acked, originating) = (
         reply.acknowledged.clone(),
         reply.originating_referral.clone(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if keys.is_empty() {
+    );
+    if acked.is_none() && originating.is_none() {
         return ae(
             "MSA-2",
             101,
@@ -240,12 +238,14 @@ pub(crate) async fn answer(
     let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
     let work: super::engine::StoreWork = Box::new(move |store, k| {
         let r = (|| {
-            let mut found = None;
-            for key in &keys {
-                if let Some(r) = store.referral_by_control_id(key)? {
-                    found = Some(r);
-                    break;
-                }
+            let mut found = match &acked {
+                Some(k) => store.referral_by_control_id(k)?,
+                None => None,
+            };
+            if found.is_none()
+                && let Some(k) = &originating
+            {
+                found = store.referral(k)?;
             }
             let Some(r) = found else {
                 return Ok(Done::Refused(Refusal::NoSuchReferral));

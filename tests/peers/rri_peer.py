@@ -54,8 +54,8 @@ def build(spec):
             names = {"A": "Accepted", "R": "Rejected", "P": "Pending", "E": "Expired"}
             code = spec["status"]
             m.rf1.rf1_1 = f"{code}^{names.get(code, code)}^HL70283"
-        if spec.get("rf1_6"):
-            m.rf1.rf1_6 = spec["rf1_6"] + "^PNP-GATEWAY"
+        # RF1-6 is required in RF1: the originating referral identifier, echoed.
+        m.rf1.rf1_6 = spec.get("rf1_6", "UNKNOWN") + "^PNP-GATEWAY"
         g = m.add_group("RRI_I12_PROVIDER_CONTACT")
         g.prd.prd_1 = "RT^Referred to Provider^HL70286"
         m.pid.pid_3 = spec.get("pid3", "REF^^^PNP-GATEWAY^RI")
