@@ -205,3 +205,21 @@ impl SourceSpec {
         self
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SourceSpec;
+
+    #[test]
+    fn providers_answers_need_client_certificates() {
+        let spec = |extra: &str| -> SourceSpec {
+            toml::from_str(&format!(
+                "kind = \"mllp\"\nlisten = \"127.0.0.1:2575\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nreferral_answers = true\n{extra}"
+            ))
+            .unwrap()
+        };
+        let (field, _) = spec("").validate().unwrap_err();
+        assert_eq!(field, "referral_answers");
+        assert!(spec("client_ca = \"ca.pem\"").validate().is_ok());
+    }
+}

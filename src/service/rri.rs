@@ -195,7 +195,10 @@ pub(crate) async fn answer(
         Ok(r) => r,
         Err(r) => {
             let field = r.field.as_deref().unwrap_or("");
-            return ae(field, 102, r.kind, &r.reason, StatusCode::BAD_REQUEST);
+            // Neither RRI nor ACK (only over HTTPS: the listener routes by MSH-9): 200
+            // unsupported message type; anything else the reader refuses: 102 data type error.
+            let hl7 = if r.kind == "not_a_reply" { 200 } else { 102 };
+            return ae(field, hl7, r.kind, &r.reason, StatusCode::BAD_REQUEST);
         }
     };
     let step = match hl7_answer::step(&reply) {
