@@ -258,7 +258,9 @@ pub(crate) async fn answer(
             }
             let (to, reason) = match step {
                 Step::Nothing => return Ok(Done::Recorded),
-                Step::Report(_, _) if r.status == Status::Queued => return Ok(Done::NotDelivered),
+                // Not delivered yet: no step, and no note either (a `queued` event would
+                // outlast the delivery, since the latest event is the referral's status).
+                _ if r.status == Status::Queued => return Ok(Done::NotDelivered),
                 Step::Report(to, reason) => (to, reason),
                 Step::Note(reason) => (r.status, Some(reason)),
             };
