@@ -80,6 +80,12 @@ struct Refuse<'a> {
 }
 
 fn refuse(msh: &Msh, r: Refuse) -> Answer {
+    // Our kind and the field only: never a value of the message.
+    tracing::info!(
+        kind = r.kind,
+        field = r.field,
+        "a provider's HL7 answer was refused"
+    );
     Answer {
         ack: build_ack(msh, r.code, None) + &err_segment(r.field, r.hl7, r.kind, r.reason),
         http: r.http,
