@@ -28,6 +28,11 @@ pub enum SourceSpec {
         /// Seconds a connection may stay silent before it is closed.
         #[serde(default = "default_idle")]
         idle_timeout_secs: u64,
+        /// Takes providers' answers to referrals (RRI^I12, application ACKs) from senders whose
+        /// client certificate names a `[[client]]` with a `provider:` scope (docs/closed-loop.md);
+        /// needs `client_ca`. Off: such a message is refused (AR), never read as an incident.
+        #[serde(default)]
+        referral_answers: bool,
     },
     /// A GET on a schedule with a cursor in the URL, paging until a page is empty or short.
     HttpPoll {
@@ -96,7 +101,14 @@ impl SourceSpec {
                 max_frame_bytes,
                 max_connections,
                 idle_timeout_secs,
+                referral_answers,
             } => {
+                if *referral_answers && client_ca.is_none() {
+                    return err(
+                        "referral_answers",
+                        "providers' answers need `client_ca`: a provider is known by its client certificate",
+                    );
+                }
                 if listen.parse::<std::net::SocketAddr>().is_err() {
                     return err("listen", "is not an address such as 0.0.0.0:2575");
                 }
@@ -191,5 +203,23 @@ impl SourceSpec {
             SourceSpec::Kafka { .. } => {}
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SourceSpec;
+
+    #[test]
+    fn providers_answers_need_client_certificates() {
+        let spec = |extra: &str| -> SourceSpec {
+            toml::from_str(&format!(
+                "kind = \"mllp\"\nlisten = \"127.0.0.1:2575\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nreferral_answers = true\n{extra}"
+            ))
+            .unwrap()
+        };
+        let (field, _) = spec("").validate().unwrap_err();
+        assert_eq!(field, "referral_answers");
+        assert!(spec("client_ca = \"ca.pem\"").validate().is_ok());
     }
 }

@@ -63,31 +63,38 @@ pub fn key_is_valid(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// A destination's shared signing secret: the environment variable `secret_env` first, then
+/// `secret_file`, trimmed. Also what a provider's signed status report is checked against
+/// (service::signed).
+pub fn secret(http: &crate::config::gateway::HttpDelivery) -> Result<Vec<u8>, String> {
+    let secret = match (
+        http.secret_env
+            .as_deref()
+            .and_then(|v| std::env::var(v).ok()),
+        &http.secret_file,
+    ) {
+        (Some(s), _) => s.trim().as_bytes().to_vec(),
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map(|s| s.trim().as_bytes().to_vec())
+            .map_err(|e| {
+                format!(
+                    "cannot read the webhook secret {}: {}",
+                    f.display(),
+                    e.kind()
+                )
+            })?,
+        (None, None) => return Err("no webhook secret".to_string()),
+    };
+    Ok(secret)
+}
+
 impl Webhook {
     /// The client for a configured destination: its secret (environment first, then the file),
     /// CA and client identity.
     pub fn from_delivery(http: &crate::config::gateway::HttpDelivery) -> Result<Webhook, String> {
-        let secret = match (
-            http.secret_env
-                .as_deref()
-                .and_then(|v| std::env::var(v).ok()),
-            &http.secret_file,
-        ) {
-            (Some(s), _) => s.trim().as_bytes().to_vec(),
-            (None, Some(f)) => std::fs::read_to_string(f)
-                .map(|s| s.trim().as_bytes().to_vec())
-                .map_err(|e| {
-                    format!(
-                        "cannot read the webhook secret {}: {}",
-                        f.display(),
-                        e.kind()
-                    )
-                })?,
-            (None, None) => return Err("no webhook secret".to_string()),
-        };
         Webhook::new(
             &http.url,
-            secret,
+            secret(http)?,
             http.ca_file.as_deref(),
             http.identity_file.as_deref(),
             Duration::from_millis(http.timeout_ms),

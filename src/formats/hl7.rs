@@ -188,8 +188,16 @@ impl<R: BufRead> Hl7Reader<R> {
     }
 }
 
-/// Checks MSH-2, parses the segments, and builds the JSON form.
+/// Checks MSH-2, parses the segments, and builds the JSON form; replies (ACK, MCF, RRI) and
+/// processing ids other than `processing_ids` carry no incident and are refused.
 fn message(segments: &[String], processing_ids: &[String]) -> Result<Value, Rejection> {
+    let out = structure(segments)?;
+    incident_message(out, processing_ids)
+}
+
+/// Checks MSH-2, parses the segments, and builds the JSON form, whatever the message is (the
+/// closed loop's reader of replies, `hl7_reply.rs`, takes what ingest refuses).
+pub fn structure(segments: &[String]) -> Result<Value, Rejection> {
     let bad = |why: String| Rejection::new("bad_hl7", why);
     let msh = segments
         .first()
@@ -284,6 +292,11 @@ fn message(segments: &[String], processing_ids: &[String]) -> Result<Value, Reje
             .expect("segment lists are arrays")
             .push(Value::Array(fields));
     }
+    Ok(Value::Object(out))
+}
+
+/// A parsed message as ingest takes it: an incident, not a reply, of a processing id taken.
+fn incident_message(out: Value, processing_ids: &[String]) -> Result<Value, Rejection> {
     let kind = out
         .get("MSH")
         .and_then(|m| m.pointer("/0/9/0/0"))
@@ -318,7 +331,7 @@ fn message(segments: &[String], processing_ids: &[String]) -> Result<Value, Reje
         )
         .with_field("MSH-11"));
     }
-    Ok(Value::Object(out))
+    Ok(out)
 }
 
 /// One field: repetitions of components of subcomponents. Compact on purpose (most fields are

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod delimited;
 pub mod eido;
 pub mod hl7;
+pub mod hl7_reply;
 pub mod json;
 pub mod nibrs;
 pub mod sniff;

@@ -8,6 +8,7 @@ pub mod eligibility;
 pub use eligibility::ProgramRules;
 pub mod disclose;
 pub mod fields;
+pub mod hl7_answer;
 pub mod indicators;
 pub mod lifecycle;
 pub mod narrative;

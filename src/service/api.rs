@@ -70,12 +70,19 @@ impl App {
                     .put(super::fhir_task::put)
                     .patch(super::fhir_task::patch),
             )
+            // A provider's HL7 v2 answer (RRI^I12, ACK) as an HTTPS body.
+            .route("/v1/referrals/hl7", post(super::rri::post_hl7))
             .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint (docs/api.md)") })
             .with_state(self)
             .layer(axum::middleware::from_fn_with_state(
                 auth,
                 auth::authenticate,
             ))
+    }
+
+    /// The engine's queue, for a handler that waits on a full queue its own way.
+    pub(super) fn engine(&self) -> &SyncSender<Command> {
+        &self.engine
     }
 
     /// Queues `cmd` for the engine: 503 and `Retry-After` when its queue is full or it stops.

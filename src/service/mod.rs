@@ -35,6 +35,8 @@ mod fhir_task;
 mod poll_status;
 mod push;
 mod referrals;
+pub(crate) mod rri;
+mod signed;
 pub mod sources;
 mod status;
 pub mod tokens;

@@ -48,7 +48,8 @@ pub(super) async fn report(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    axum::Json(body): axum::Json<Report>,
+    headers: axum::http::HeaderMap,
+    raw: axum::body::Bytes,
 ) -> Response {
     let destinations = providers_of(&caller);
     if destinations.is_empty() {
@@ -57,6 +58,30 @@ pub(super) async fn report(
             &format!("client `{}` has no `provider:` scope", caller.id),
         );
     }
+    // A signed body is checked before it is read (service::signed).
+    if super::signed::is_signed(&headers)
+        && let Err(r) = super::signed::check(&app, &destinations, &id, &headers, &raw).await
+    {
+        return r;
+    }
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body is JSON: Content-Type application/json",
+        );
+    }
+    let body: Report = match axum::Json::<Report>::from_bytes(&raw) {
+        Ok(axum::Json(b)) => b,
+        Err(rejection) => return rejection.into_response(),
+    };
     let Some(to) = Status::parse(&body.status) else {
         return error(
             StatusCode::BAD_REQUEST,

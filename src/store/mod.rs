@@ -20,6 +20,7 @@ pub mod followup;
 pub mod gaps;
 pub mod outbox;
 pub mod pushes;
+pub mod referral_lookup;
 pub mod referrals;
 pub mod registry;
 pub mod vault;

@@ -36,6 +36,7 @@ pub(super) fn start(
         max_frame_bytes,
         max_connections,
         idle_timeout_secs,
+        referral_answers,
     } = spec
     else {
         unreachable!("an MLLP spec");
@@ -55,6 +56,7 @@ pub(super) fn start(
         _ => None,
     };
     let limits = Limits {
+        answers: *referral_answers,
         max_frame: *max_frame_bytes,
         max_connections: *max_connections,
         idle: Duration::from_secs(*idle_timeout_secs),
@@ -77,6 +79,8 @@ pub(super) fn start(
 
 #[derive(Clone, Copy)]
 struct Limits {
+    /// `referral_answers`: providers' RRI and ACK messages are taken (service::rri).
+    answers: bool,
     max_frame: usize,
     max_connections: usize,
     idle: Duration,
@@ -188,7 +192,13 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
-        let ack = handle(&msg, cert_name.as_deref(), ctx).await;
+        let ack = match crate::formats::hl7_reply::message_type(&msg) {
+            Some(t) if crate::formats::hl7_reply::is_reply(&t) => {
+                crate::service::rri::over_mllp(&msg, cert_name.as_deref(), limits.answers, ctx)
+                    .await
+            }
+            _ => handle(&msg, cert_name.as_deref(), ctx).await,
+        };
         if stream.write_all(&frame(ack.as_bytes())).await.is_err() || stream.flush().await.is_err()
         {
             return;
@@ -198,8 +208,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 
 /// What the ACK needs from the message's MSH.
 #[derive(Debug, Default, Clone)]
-struct Msh {
-    control_id: String,
+pub(crate) struct Msh {
+    pub(crate) control_id: String,
     sending_app: String,
     sending_facility: String,
     receiving_app: String,
@@ -211,7 +221,7 @@ struct Msh {
     enhanced: bool,
 }
 
-fn parse_msh(msg: &[u8]) -> Option<Msh> {
+pub(crate) fn parse_msh(msg: &[u8]) -> Option<Msh> {
     let text = std::str::from_utf8(msg).ok()?;
     // A byte-order mark before the MSH is the sender's editor's, not the message's.
     let line = text
@@ -238,7 +248,7 @@ fn parse_msh(msg: &[u8]) -> Option<Msh> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Code {
+pub(crate) enum Code {
     Accept,
     Error,
     Reject,
@@ -247,7 +257,7 @@ enum Code {
 /// An ACK in the message's own mode (AA/AE/AR, or CA/CE/CR in enhanced mode); `err` =
 /// (field, kind, reason) for an ERR segment. Nothing of the message but its MSH routing fields
 /// and control id is echoed.
-fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) -> String {
+pub(crate) fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) -> String {
     let code = match (msh.enhanced, code) {
         (false, Code::Accept) => "AA",
         (false, Code::Error) => "AE",
@@ -294,7 +304,7 @@ fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) -> String {
 }
 
 /// HL7 escapes for text put into a field.
-fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

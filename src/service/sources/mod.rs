@@ -4,7 +4,7 @@
 
 mod http_poll;
 mod kafka;
-mod mllp;
+pub(crate) mod mllp;
 
 pub use http_poll::render_url;
 pub use kafka::RESERVED as KAFKA_RESERVED;
