@@ -64,10 +64,10 @@ impl Status {
     /// Whether a provider may report `to` for a referral now `self`; the reason when not.
     pub fn may_become(self, to: Status) -> Result<(), String> {
         use Status::*;
-        // The gateway's own statuses are never a provider's to report, not even "again": a
-        // `queued` recorded for a referral not yet delivered would outlast its delivery (the
-        // last reported status wins).
-        if matches!(to, Queued | Sent) {
+        // `queued` is never a provider's to report, not even "again": recorded for a referral
+        // not yet delivered, it would outlast the delivery (the last reported status wins).
+        // `sent` again is harmless (a note on a delivered referral records it).
+        if to == Queued {
             return Err(format!(
                 "`{}` is the gateway's to set, not a provider's",
                 to.as_str()
@@ -130,9 +130,9 @@ mod tests {
             "anything after cancelled"
         );
         assert!(Queued.may_become(Accepted).is_err());
-        // Not even said again: the gateway's statuses are never reported by a provider.
+        // Not even said again: queued is never reported by a provider.
         assert!(Queued.may_become(Queued).is_err());
-        assert!(Sent.may_become(Sent).is_err());
+        assert!(Sent.may_become(Sent).is_ok());
         assert!(Accepted.may_become(Sent).is_err());
         assert!(Completed.may_become(Completed).is_ok(), "the same again");
         assert_eq!(Status::parse("IN_PROGRESS"), Some(InProgress));
