@@ -2,6 +2,7 @@
 //! then checked (no I/O beyond reading the files it names) before anything runs.
 
 pub mod adapter;
+pub mod delivery;
 pub mod destination;
 pub mod error;
 pub mod followup;
