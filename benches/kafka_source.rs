@@ -23,30 +23,8 @@ const TOPIC: &str = "cad.incidents";
 const GROUP: &str = "pnp-bench";
 const PARTITIONS: i32 = 3;
 
-const MAPPING: &str = r#"
-[defaults]
-datetime_formats = ["%Y-%m-%d %H:%M:%S"]
-[tables.cat]
-entries = { OD = "overdose", MH = "behavioral_health", X = "other" }
-[[field]]
-target = "incident_id"
-source = "id"
-[[field]]
-target = "times.received"
-source = "when"
-[[field]]
-target = "category"
-source = "code"
-transforms = [{ op = "table", table = "cat" }]
-[[field]]
-target = "narrative"
-source = "note"
-[[person]]
-role = "subject"
-[[person.field]]
-target = "name"
-source = "name"
-"#;
+/// The tests' small mapping (columns id, when, code, name, note).
+const MAPPING: &str = include_str!("../tests/common/small_mapping.toml");
 
 fn record(i: usize) -> String {
     let code = ["OD", "MH", "X"][i % 3];

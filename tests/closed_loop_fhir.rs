@@ -17,23 +17,7 @@ use std::path::Path;
 /// The demo's referral to Prestera, delivered: (its id as Prestera's intake got it, the service).
 fn delivered_referral(d: &Path) -> (String, Service) {
     let s = Service::demo(d);
-    assert_eq!(s.push("agency", "march")["status"], 202);
-    let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
-    let r = s.post(
-        "prss",
-        "/v1/consents?accept_incomplete=true",
-        "application/json",
-        &consents,
-    );
-    assert_eq!(r["status"], 200, "{r}");
-    let engagements = std::fs::read_to_string(prss_file(&s.cfg(), "engagements.csv")).unwrap();
-    assert_eq!(
-        s.post("prss", "/v1/engagements", "text/csv", &engagements)["status"],
-        200
-    );
-    s.wait_for("the referral to Prestera delivered", |s| {
-        outbox_count(&s.cfg(), "prestera", "delivered") > 0
-    });
+    s.refer_and_deliver_to_prestera();
     let v: Value = serde_json::from_str(intake(&s).lines().next().unwrap()).unwrap();
     (v["idempotency_key"].as_str().unwrap().to_string(), s)
 }

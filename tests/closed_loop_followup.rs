@@ -47,20 +47,7 @@ fn peer(script: &str, args: &[&Path]) -> (Peer, u16) {
 
 /// The demo's records pushed and imported over the API, so that referrals are decided.
 fn refer(s: &Service) {
-    assert_eq!(s.push("agency", "march")["status"], 202);
-    let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
-    let r = s.post(
-        "prss",
-        "/v1/consents?accept_incomplete=true",
-        "application/json",
-        &consents,
-    );
-    assert_eq!(r["status"], 200, "{r}");
-    let engagements = std::fs::read_to_string(prss_file(&s.cfg(), "engagements.csv")).unwrap();
-    assert_eq!(
-        s.post("prss", "/v1/engagements", "text/csv", &engagements)["status"],
-        200
-    );
+    s.refer();
 }
 
 /// `referrals list --json` with more arguments.

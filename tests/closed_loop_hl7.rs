@@ -91,23 +91,7 @@ fn client_cert(dir: &Path, tls: &Path, cn: &str) -> (PathBuf, PathBuf) {
 /// Consents and engagements of the demo through the API; waits until a referral to Prestera is
 /// delivered; the ids of those delivered (as `GET /v1/referrals` lists them).
 fn deliver_prestera_referral(s: &Service) -> Vec<String> {
-    assert_eq!(s.push("agency", "march")["status"], 202);
-    let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
-    let r = s.post(
-        "prss",
-        "/v1/consents?accept_incomplete=true",
-        "application/json",
-        &consents,
-    );
-    assert_eq!(r["status"], 200, "{r}");
-    let engagements = std::fs::read_to_string(prss_file(&s.cfg(), "engagements.csv")).unwrap();
-    assert_eq!(
-        s.post("prss", "/v1/engagements", "text/csv", &engagements)["status"],
-        200
-    );
-    s.wait_for("the referral to Prestera delivered", |s| {
-        outbox_count(&s.cfg(), "prestera", "delivered") > 0
-    });
+    s.refer_and_deliver_to_prestera();
     let list = s.client(
         "request",
         json!({"path": "/v1/referrals?destination=prestera", "token": s.token("prss")}),

@@ -89,20 +89,7 @@ fn readyz_and_metrics_show_each_source_and_what_it_took_in() {
 
     // The demo's consented referral, once its consent and engagement are in, is delivered to its
     // provider: the referrals gauge counts it by destination and status (recounted every 15 s).
-    assert_eq!(s.push("agency", "march")["status"], 202);
-    let consents = std::fs::read_to_string(prss_file(&s.cfg(), "consents.json")).unwrap();
-    let r = s.post(
-        "prss",
-        "/v1/consents?accept_incomplete=true",
-        "application/json",
-        &consents,
-    );
-    assert_eq!(r["status"], 200, "{r}");
-    let engagements = std::fs::read_to_string(prss_file(&s.cfg(), "engagements.csv")).unwrap();
-    assert_eq!(
-        s.post("prss", "/v1/engagements", "text/csv", &engagements)["status"],
-        200
-    );
+    s.refer();
     let start = std::time::Instant::now();
     loop {
         let text = metrics(&s);

@@ -87,30 +87,7 @@ pub fn write_adapter(dir: &Path, name: &str, format: &str, mapping: &str) -> Pat
 }
 
 /// A small mapping over columns id, when, code, name, note.
-pub const SMALL_MAPPING: &str = r#"
-[defaults]
-datetime_formats = ["%Y-%m-%d %H:%M:%S"]
-[tables.cat]
-entries = { OD = "overdose", MH = "behavioral_health", X = "other" }
-[[field]]
-target = "incident_id"
-source = "id"
-[[field]]
-target = "times.received"
-source = "when"
-[[field]]
-target = "category"
-source = "code"
-transforms = [{ op = "table", table = "cat" }]
-[[field]]
-target = "narrative"
-source = "note"
-[[person]]
-role = "subject"
-[[person.field]]
-target = "name"
-source = "name"
-"#;
+pub const SMALL_MAPPING: &str = include_str!("small_mapping.toml");
 
 /// The date the CLI tests decide as of (`PNP_GATEWAY_TODAY`), so that their consents stay valid.
 pub const TODAY: &str = "2026-11-27";

@@ -154,6 +154,32 @@ impl Service {
         )
     }
 
+    /// The demo's March export pushed by the agency, and the PRSS's consents and engagements
+    /// imported, over the API: the demo's consented referrals are then decided.
+    pub fn refer(&self) {
+        assert_eq!(self.push("agency", "march")["status"], 202);
+        let consents = std::fs::read_to_string(prss_file(&self.cfg(), "consents.json")).unwrap();
+        let r = self.post(
+            "prss",
+            "/v1/consents?accept_incomplete=true",
+            "application/json",
+            &consents,
+        );
+        assert_eq!(r["status"], 200, "{r}");
+        let engagements =
+            std::fs::read_to_string(prss_file(&self.cfg(), "engagements.csv")).unwrap();
+        let r = self.post("prss", "/v1/engagements", "text/csv", &engagements);
+        assert_eq!(r["status"], 200, "{r}");
+    }
+
+    /// [`Service::refer`], then waits until a referral to Prestera is delivered.
+    pub fn refer_and_deliver_to_prestera(&self) {
+        self.refer();
+        self.wait_for("the referral to Prestera delivered", |s| {
+            outbox_count(&s.cfg(), "prestera", "delivered") > 0
+        });
+    }
+
     pub fn count(&self, sql: &str) -> i64 {
         store_count(&self.cfg(), sql)
     }
