@@ -10,45 +10,12 @@
 
 mod common;
 
+use common::peers::python_peer;
 use common::service::Service;
 use common::*;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A peer's process, killed when dropped.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a Python peer that prints `PORT <n>` once it listens.
-fn peer(script: &str, args: &[&Path]) -> (Peer, u16) {
-    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut child = Command::new(python)
-        .arg(repo().join("tests/peers").join(script))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the peer starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-    (Peer(child), port)
-}
-
-/// The demo's records pushed and imported over the API, so that referrals are decided.
-fn refer(s: &Service) {
-    s.refer();
-}
 
 /// `referrals list --json` with more arguments.
 fn list(s: &Service, args: &[&str]) -> Vec<Value> {
@@ -104,7 +71,7 @@ fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
     std::fs::create_dir_all(&fhir).unwrap();
     let s = Service::demo(d.path());
     let secret = s.base.join("state/dhhr-research.secret");
-    let (_server, port) = peer("fhir_task_server.py", &[&fhir, &secret]);
+    let (_server, port) = python_peer("fhir_task_server.py", &[&fhir, &secret]);
     // Prestera takes referrals as FHIR transactions and keeps the Task on its own server.
     let s = s.restart(|text| {
         let edited = text.replace(
@@ -116,7 +83,7 @@ fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
         assert_ne!(edited, text);
         edited
     });
-    refer(&s);
+    s.refer();
     s.wait_for("the referrals to Prestera delivered", |s| {
         outbox_count(&s.cfg(), "prestera", "delivered") > 0
     });
@@ -202,7 +169,7 @@ fn a_referral_left_sent_raises_one_alert_and_one_signed_notice_even_across_a_res
         assert_eq!(edited.matches("accept_within").count(), 2);
         edited + &followup
     });
-    refer(&s);
+    s.refer();
     s.wait_for("the referrals delivered", |s| {
         outbox_count(&s.cfg(), "prestera", "delivered") > 0
             && outbox_count(&s.cfg(), "qrt-kanawha", "delivered") > 0

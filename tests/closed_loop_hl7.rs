@@ -20,18 +20,7 @@ fn python() -> String {
 }
 
 fn peer(cmd: &str, args: Value) -> Value {
-    let out = std::process::Command::new(python())
-        .arg(repo().join("tests/peers/rri_peer.py"))
-        .arg(cmd)
-        .arg(args.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::peers::run_peer("rri_peer.py", cmd, &args)
 }
 
 /// A client certificate for `cn` signed by the demo's CA (`state/tls/ca.pem`, `ca-key.pem`),

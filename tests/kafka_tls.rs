@@ -8,9 +8,8 @@
 
 mod common;
 
-use common::peers::certs;
+use common::peers::{Process, certs, python_peer};
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
@@ -26,23 +25,15 @@ impl Drop for Proc {
 }
 
 /// The probe with `dir`'s server certificate; its port.
-fn probe(dir: &Path, log: &Path) -> (Proc, u16) {
-    let python = std::env::var("PNP_PEERS_PYTHON")
-        .expect("PNP_PEERS_PYTHON is not set: run the tests with scripts/test.sh");
-    let mut child = std::process::Command::new(python)
-        .arg(repo().join("tests/peers/tls_probe.py"))
-        .arg(dir.join("server.pem"))
-        .arg(dir.join("server.key"))
-        .arg(log)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line.trim().strip_prefix("PORT ").unwrap().parse().unwrap();
-    (Proc(child), port)
+fn probe(dir: &Path, log: &Path) -> (Process, u16) {
+    python_peer(
+        "tls_probe.py",
+        &[
+            dir.join("server.pem"),
+            dir.join("server.key"),
+            log.to_path_buf(),
+        ],
+    )
 }
 
 fn gateway(dir: &Path, port: u16, ca: &Path) -> std::path::PathBuf {

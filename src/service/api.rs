@@ -227,9 +227,9 @@ struct ImportQuery {
     accept_incomplete: bool,
 }
 
-/// How a PRSS body is read: by its `Content-Type`.
-fn content_of(headers: &HeaderMap) -> crate::imports::Content {
-    let ct = headers
+/// The request's media type (`Content-Type` without parameters), lower case; empty if none.
+pub(super) fn media_type(headers: &HeaderMap) -> String {
+    headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
@@ -237,8 +237,12 @@ fn content_of(headers: &HeaderMap) -> crate::imports::Content {
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
-    match ct.as_str() {
+        .to_ascii_lowercase()
+}
+
+/// How a PRSS body is read: by its `Content-Type`.
+fn content_of(headers: &HeaderMap) -> crate::imports::Content {
+    match media_type(headers).as_str() {
         "application/fhir+json" => crate::imports::Content::Fhir,
         "text/csv" => crate::imports::Content::Csv,
         "application/json" => crate::imports::Content::Json,

@@ -392,15 +392,7 @@ pub(super) async fn post_hl7(
     body: axum::body::Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let ct = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let ct = super::api::media_type(&headers);
     if ct != ER7 && ct != "text/plain" {
         return super::auth::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -32,6 +32,37 @@ fn spawn(cmd: &mut Command) -> (Process, u16) {
     (Process(child), port)
 }
 
+/// The Python the peers run with (scripts/test.sh sets up a venv with their packages).
+pub fn python() -> String {
+    std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Starts the Python peer tests/peers/SCRIPT with `args`; it prints `PORT <n>` once it listens.
+pub fn python_peer<S: AsRef<std::ffi::OsStr>>(script: &str, args: &[S]) -> (Process, u16) {
+    spawn(
+        Command::new(python())
+            .arg(repo().join("tests/peers").join(script))
+            .args(args),
+    )
+}
+
+/// Runs the Python peer tests/peers/SCRIPT once with a command and its JSON arguments; what it
+/// printed, as JSON, once it succeeded.
+pub fn run_peer(script: &str, cmd: &str, args: &serde_json::Value) -> serde_json::Value {
+    let out = Command::new(python())
+        .arg(repo().join("tests/peers").join(script))
+        .arg(cmd)
+        .arg(args.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {cmd}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// JSON lines a peer recorded.
 fn recorded(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log)

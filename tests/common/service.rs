@@ -111,19 +111,7 @@ impl Service {
     pub fn client(&self, cmd: &str, mut args: Value) -> Value {
         args["url"] = json!(self.url);
         args["ca"] = json!(self.base.join("state/tls/ca.pem"));
-        let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
-        let out = std::process::Command::new(python)
-            .arg(repo().join("tests/peers/api_client.py"))
-            .arg(cmd)
-            .arg(args.to_string())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        super::peers::run_peer("api_client.py", cmd, &args)
     }
 
     pub fn sample(&self) -> PathBuf {

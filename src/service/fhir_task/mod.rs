@@ -93,19 +93,6 @@ fn fhir(status: StatusCode, resource: &Value) -> Response {
     r
 }
 
-/// The request's media type, without parameters, lower case.
-fn media_type(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase()
-}
-
 /// `If-Match: W/"3"` (FHIR's version-aware update): the version the client last saw.
 fn if_match(headers: &HeaderMap) -> Result<Option<String>, Fail> {
     let Some(v) = headers.get(header::IF_MATCH) else {
@@ -144,7 +131,7 @@ pub(super) async fn put(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let media = media_type(&headers);
+    let media = super::api::media_type(&headers);
     if media != FHIR_JSON && media != "application/json" {
         return Fail::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -171,7 +158,7 @@ pub(super) async fn patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if media_type(&headers) != "application/json-patch+json" {
+    if super::api::media_type(&headers) != "application/json-patch+json" {
         return Fail::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not-supported",
