@@ -96,11 +96,11 @@ impl Store {
         if keys.is_empty() {
             keys.push(hmac_hex(key, &format!("local:{local}")));
         }
-        self.write(|s| s.person_pseudonym_in(&keys))
+        self.write(|s| s.atomically(|s| s.person_pseudonym_in(&keys)))
     }
 
     fn person_pseudonym_in(&mut self, keys: &[String]) -> Result<Pseudonym> {
-        let tx = self.conn.savepoint()?;
+        let tx = &self.conn;
         let mut found: Option<(String, i64)> = None;
         for k in keys {
             found = tx
@@ -130,7 +130,6 @@ impl Store {
             )?
             .execute(params![k, token])?;
         }
-        tx.commit()?;
         Ok(Pseudonym { token, shift_days })
     }
 
@@ -166,17 +165,15 @@ impl Store {
     /// the accounting of disclosures finds the person by the token a recipient quotes. One
     /// transaction (it joins an open group).
     pub fn record_scoped(&mut self, scope: &str, tokens: &[(&str, &str)]) -> Result<()> {
-        let tx = self.conn.savepoint()?;
-        {
-            let mut st = tx.prepare_cached(
+        self.atomically(|s| {
+            let mut st = s.conn.prepare_cached(
                 "INSERT OR IGNORE INTO vault_scoped (token, scope, person) VALUES (?1, ?2, ?3)",
             )?;
             for (token, master) in tokens {
                 st.execute(params![token, scope, master])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The person's vault id for a token: a token some scope received, or the id itself.
