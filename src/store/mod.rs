@@ -338,10 +338,11 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(64);
         // 64 MiB of page cache (SQLite's default is 2 MiB): the outbox's hot pages and the
         // vault's indexes keyed by MACs (every insert lands on a random leaf) stay in memory.
-        // At 8 MiB a backfill re-read pages from the OS for most lookups; at 32 MiB a group
-        // commit's dirty leaves spilled before the commit (scripts/bench-e2e.sh, 200,000 rows:
+        // At 8 MiB a backfill re-read pages from the OS for most lookups; at 32 MiB it still
+        // did at 200,000 incidents, or spilled a group's dirty leaves before its commit (the
+        // system time is what fell; scripts/bench-e2e.sh, 200,000 rows:
         // 64 MiB took `run --once`'s CPU time from 51.6 s to 44.9 s, system time from 11.8 s to
-        // 8.1 s, peak RSS from 57 to 92 MiB, under the 128).
+        // 8.1 s, peak RSS from 57 to 90 MiB, under the 128).
         conn.pragma_update(None, "cache_size", -65536)?;
         // A checkpoint every 10,000 WAL pages (40 MiB) rather than SQLite's 1,000: a page that
         // several group commits rewrite (an index leaf, the audit chain's head) is copied into
