@@ -13,7 +13,9 @@ peers=target/peers
 mkdir -p "$peers"
 if [ ! -x "$peers/venv/bin/python" ] || ! "$peers/venv/bin/python" -c 'import fhir.resources, jsonschema, hl7, hl7apy, kafka' 2>/dev/null; then
   python3 -m venv "$peers/venv"
-  "$peers/venv/bin/pip" install --quiet --disable-pip-version-check \
+  # `python -m pip`, not `bin/pip`: in a target copied from another tree, bin/pip's first line
+  # names that tree's interpreter, and installs there.
+  "$peers/venv/bin/python" -m pip install --quiet --disable-pip-version-check \
     'fhir.resources==6.4.0' 'pydantic<2' 'jsonschema>=4,<5' 'hl7==0.4.5' 'hl7apy==1.3.5' 'kafka-python==3.0.12'
 fi
 if [ ! -s "$peers/package/fhir.schema.json" ]; then
