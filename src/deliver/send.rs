@@ -52,14 +52,17 @@ impl<'s, 'r, 'c> Books<'s, 'r, 'c> {
         self.group.wrote()
     }
 
-    /// The same outcome for several rows (a file, a batched request), then committed.
+    /// The same outcome for several rows (a file, a batched request), committed in one
+    /// transaction: the sending is over, so no sender waits for room in the window, and a file
+    /// of 500 rows took 16 synced commits when its rows went through [`Books::note`]'s groups.
     fn all_rows(
         &mut self,
         rows: &[(Row, Value)],
         r: Result<(), SendError>,
     ) -> Result<(), StoreError> {
+        let store = self.group.store()?;
         for (row, _) in rows {
-            self.note(row, r.clone())?;
+            (self.record)(store, row, r.clone())?;
         }
         self.commit()
     }

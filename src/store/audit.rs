@@ -57,11 +57,11 @@ impl Store {
     /// Appends an entry; inside an open group (`begin`) it commits with the group, otherwise in
     /// a write transaction of its own (it reads the head before writing: see [`Store::write`]).
     pub fn audit_append(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
-        self.write(|s| s.audit_append_in(key, e))
+        self.write(|s| s.atomically(|s| s.audit_append_in(key, e)))
     }
 
     fn audit_append_in(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
-        let tx = self.conn.savepoint()?;
+        let tx = &self.conn;
         let (seq, prev): (i64, String) = tx
             .prepare_cached("SELECT seq, mac FROM audit_head WHERE one = 1")?
             .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -91,7 +91,6 @@ impl Store {
              ON CONFLICT (one) DO UPDATE SET seq = ?1, mac = ?2",
         )?
         .execute(params![seq, m])?;
-        tx.commit()?;
         Ok(seq)
     }
 

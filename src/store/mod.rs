@@ -104,16 +104,29 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         // The delivery loop's statements are prepared once and reused.
         conn.set_prepared_statement_cache_capacity(64);
-        // 32 MiB of page cache (SQLite's default is 2 MiB): the outbox's hot pages and the
-        // upper levels of the vault's and audit's indexes (keyed by MACs, so every insert lands
-        // on a random leaf) stay in memory. At 8 MiB a backfill re-read pages from the OS for
-        // most lookups (scripts/bench-e2e.sh: a third of `run --once`'s system time).
-        conn.pragma_update(None, "cache_size", -32768)?;
+        // 64 MiB of page cache (SQLite's default is 2 MiB): the outbox's hot pages and the
+        // vault's indexes keyed by MACs (every insert lands on a random leaf) stay in memory.
+        // At 8 MiB a backfill re-read pages from the OS for most lookups; at 32 MiB it still
+        // did at 200,000 incidents, or spilled a group's dirty leaves before its commit (the
+        // system time is what fell; scripts/bench-e2e.sh, 200,000 rows:
+        // 64 MiB took `run --once`'s CPU time from 51.6 s to 44.9 s, system time from 11.8 s to
+        // 8.1 s, peak RSS from 57 to 90 MiB, under the 128).
+        conn.pragma_update(None, "cache_size", -65536)?;
         // A checkpoint every 10,000 WAL pages (40 MiB) rather than SQLite's 1,000: a page that
         // several group commits rewrite (an index leaf, the audit chain's head) is copied into
         // the database once per checkpoint, not once per commit. Durability is the WAL's, and
         // the same: each commit is synced before it returns.
         conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
+        // The query planner's stability guarantee: a plan does not depend on the values bound
+        // to a statement. Without it, SQLite (built with STAT4) marks a cached statement whose
+        // WHERE has an OR, a LIMIT or a join on a bound value to be compiled again whenever a
+        // new value is bound: the vault's and the engagements' look-ups were parsed and planned
+        // again for every incident (11% of `run --once`'s CPU time). The store keeps no
+        // statistics (no ANALYZE), so the plans are the same either way.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         let mut store = Store {
             conn,
             seal: None,
@@ -151,6 +164,30 @@ impl Store {
                 if !self.conn.is_autocommit() {
                     let _ = self.conn.execute_batch("ROLLBACK");
                 }
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs `f` inside a savepoint: all its writes or none, within whatever transaction is
+    /// open. The savepoint's statements are prepared once (rusqlite's `savepoint()` parses
+    /// `SAVEPOINT` and `RELEASE` on each call: the vault and the audit trail take one per
+    /// incident and decision).
+    pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        self.conn
+            .prepare_cached("SAVEPOINT pnp_atomic")?
+            .execute([])?;
+        match f(self) {
+            Ok(v) => {
+                self.conn
+                    .prepare_cached("RELEASE pnp_atomic")?
+                    .execute([])?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = self
+                    .conn
+                    .execute_batch("ROLLBACK TO pnp_atomic; RELEASE pnp_atomic");
                 Err(e)
             }
         }
