@@ -182,52 +182,49 @@ pub(super) async fn list(
         Some(s) => s,
         None => None,
     };
+    // What the caller may read, in the status and for the destination asked.
+    let keep = move |destination: &String, st: Status| {
+        only.as_ref().is_none_or(|o| o.contains(destination))
+            && status.is_none_or(|s| st == s)
+            && q.destination.as_ref().is_none_or(|d| d == destination)
+    };
     if q.overdue == Some(true) {
-        return overdue(app, only, status, q.destination).await;
+        let gw = app.gw.clone();
+        return read_rows(
+            &app,
+            move |store| crate::deliver::followup::overdue(store, &gw, chrono::Utc::now()),
+            move |r| keep(&r.destination, r.status),
+        )
+        .await;
     }
-    let (reply, answer) = tokio::sync::oneshot::channel();
-    if let Err(r) = app.queue(super::engine::Command::Store(Box::new(move |store, _| {
-        let _ = reply.send(store.referrals());
-    }))) {
-        return r;
-    }
-    match answer.await {
-        Ok(Ok(all)) => {
-            let rows: Vec<_> = all
-                .into_iter()
-                .filter(|r| only.as_ref().is_none_or(|o| o.contains(&r.destination)))
-                .filter(|r| status.is_none_or(|s| r.status == s))
-                .filter(|r| q.destination.as_ref().is_none_or(|d| &r.destination == d))
-                .collect();
-            axum::Json(serde_json::json!({ "referrals": rows })).into_response()
-        }
-        _ => crate::server::layers::busy("the gateway cannot read it now; try again"),
-    }
+    read_rows(
+        &app,
+        |store| store.referrals(),
+        move |r| keep(&r.destination, r.status),
+    )
+    .await
 }
 
-/// `GET /v1/referrals?overdue=true`: the overdue referrals the caller may read.
-async fn overdue(
-    app: App,
-    only: Option<Vec<String>>,
-    status: Option<Status>,
-    destination: Option<String>,
-) -> Response {
+/// `{"referrals": [...]}`: the rows `read` gives on the engine's store connection that `keep`
+/// keeps.
+async fn read_rows<T, E>(
+    app: &App,
+    read: impl FnOnce(&mut crate::store::Store) -> Result<Vec<T>, E> + Send + 'static,
+    keep: impl Fn(&T) -> bool,
+) -> Response
+where
+    T: serde::Serialize + Send + 'static,
+    E: Send + 'static,
+{
     let (reply, answer) = tokio::sync::oneshot::channel();
-    let gw = app.gw.clone();
     if let Err(r) = app.queue(super::engine::Command::Store(Box::new(move |store, _| {
-        let now = chrono::Utc::now();
-        let _ = reply.send(crate::deliver::followup::overdue(store, &gw, now));
+        let _ = reply.send(read(store));
     }))) {
         return r;
     }
     match answer.await {
         Ok(Ok(all)) => {
-            let rows: Vec<_> = all
-                .into_iter()
-                .filter(|r| only.as_ref().is_none_or(|o| o.contains(&r.destination)))
-                .filter(|r| status.is_none_or(|s| r.status == s))
-                .filter(|r| destination.as_ref().is_none_or(|d| &r.destination == d))
-                .collect();
+            let rows: Vec<T> = all.into_iter().filter(|r| keep(r)).collect();
             axum::Json(serde_json::json!({ "referrals": rows })).into_response()
         }
         _ => crate::server::layers::busy("the gateway cannot read it now; try again"),
