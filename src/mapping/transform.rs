@@ -117,7 +117,11 @@ impl Transform {
             Transform::Lower => owned(v.to_lowercase()),
             Transform::Title => owned(title(&v)),
             Transform::Digits if v.bytes().all(|b| b.is_ascii_digit()) => v,
-            Transform::Digits => owned(v.chars().filter(char::is_ascii_digit).collect()),
+            Transform::Digits => {
+                let mut s = String::with_capacity(v.len());
+                s.extend(v.chars().filter(char::is_ascii_digit));
+                owned(s)
+            }
             Transform::Split { sep, index } => {
                 let parts: Vec<&str> = v.split(sep.as_str()).collect();
                 let i = if *index < 0 {
@@ -133,12 +137,20 @@ impl Transform {
                         .unwrap_or_default(),
                 )
             }
-            Transform::Regex { re, group } => owned(
-                re.captures(&v)
-                    .and_then(|c| c.get(*group))
-                    .map(|m| m.as_str().to_owned())
-                    .unwrap_or_default(),
-            ),
+            // A borrowed value yields a borrowed capture: no copy of the group.
+            Transform::Regex { re, group } => match v {
+                Cow::Borrowed(b) => Cow::Borrowed(
+                    re.captures(b)
+                        .and_then(|c| c.get(*group))
+                        .map_or("", |m| m.as_str()),
+                ),
+                Cow::Owned(o) => owned(
+                    re.captures(&o)
+                        .and_then(|c| c.get(*group))
+                        .map(|m| m.as_str().to_owned())
+                        .unwrap_or_default(),
+                ),
+            },
             Transform::Replace { re, with } => match re.replace_all(&v, with.as_str()) {
                 Cow::Borrowed(_) => v,
                 Cow::Owned(o) => owned(o),
@@ -192,10 +204,13 @@ fn title(v: &str) -> String {
     let mut start = true;
     for c in v.chars() {
         if c.is_alphanumeric() || c == '\'' {
-            if start {
-                out.extend(c.to_uppercase());
-            } else {
-                out.extend(c.to_lowercase());
+            // ASCII by a byte's case, the rest by Unicode's mapping (which may be several
+            // characters long).
+            match (c.is_ascii(), start) {
+                (true, true) => out.push(c.to_ascii_uppercase()),
+                (true, false) => out.push(c.to_ascii_lowercase()),
+                (false, true) => out.extend(c.to_uppercase()),
+                (false, false) => out.extend(c.to_lowercase()),
             }
             start = false;
         } else {

@@ -94,7 +94,7 @@ impl ProgramRules {
         }
         let c = inc.category;
         if self.exclude.contains(&c) {
-            return no(format!("category:{c}:excluded"));
+            return no(rule(c, "excluded"));
         }
         if c == Category::Unmapped {
             return no("category:unmapped".into());
@@ -102,15 +102,21 @@ impl ProgramRules {
         if self.include.contains(&c) {
             return Eligibility {
                 eligible: true,
-                rule: format!("category:{c}:included"),
+                rule: rule(c, "included"),
             };
         }
-        no(format!("category:{c}:not-in-program"))
+        no(rule(c, "not-in-program"))
     }
 
     pub fn apply(&self, inc: &mut Incident) {
         inc.eligibility = self.decide(inc);
     }
+}
+
+/// `category:<c>:<what>`, joined rather than formatted: it is built for every incident, and
+/// `format!` cost about 0.5% of `normalize`.
+fn rule(c: Category, what: &str) -> String {
+    ["category:", c.as_str(), ":", what].concat()
 }
 
 #[cfg(test)]
