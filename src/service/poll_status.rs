@@ -170,7 +170,7 @@ pub(super) fn start_all(
         )
         .map_err(err)?;
         let auth = match &cfg.auth_header_file {
-            Some(f) => Some(read_auth_header(f).map_err(err)?),
+            Some(f) => Some(super::sources::read_auth_header(f).map_err(err)?),
             None => None,
         };
         let store =
@@ -199,32 +199,6 @@ pub(super) fn start_all(
         tracing::info!(destination = %dest, "polling the provider's FHIR server for Task status");
     }
     Ok(())
-}
-
-/// One `Name: value` line; neither is ever logged. (The HTTP poll source reads its
-/// `auth_header_file` the same way.)
-fn read_auth_header(
-    path: &std::path::Path,
-) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        format!(
-            "cannot read auth_header_file {}: {}",
-            path.display(),
-            e.kind()
-        )
-    })?;
-    let bad = || {
-        format!(
-            "auth_header_file {} is not one `Name: value` line",
-            path.display()
-        )
-    };
-    let (name, value) = text.trim().split_once(':').ok_or_else(bad)?;
-    let name =
-        reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;
-    let mut value = reqwest::header::HeaderValue::from_str(value.trim()).map_err(|_| bad())?;
-    value.set_sensitive(true);
-    Ok((name, value))
 }
 
 struct Poller {

@@ -123,7 +123,7 @@ pub(super) fn start(ctx: Context, spec: &SourceSpec) -> Result<(), ServiceError>
         .build()
         .map_err(|e| err(format!("cannot build the HTTPS client: {e}")))?;
     let auth = match auth_header_file {
-        Some(f) => Some(read_auth_header(f).map_err(err)?),
+        Some(f) => Some(read_auth_header(std::path::Path::new(f)).map_err(err)?),
         None => None,
     };
     if let Format::Delimited(o) = &p.adapter.format
@@ -163,13 +163,15 @@ pub(super) fn start(ctx: Context, spec: &SourceSpec) -> Result<(), ServiceError>
     Ok(())
 }
 
-/// One `Name: value` line; neither is ever logged.
-fn read_auth_header(
-    path: &str,
+/// An `auth_header_file`: one `Name: value` line; neither is ever logged. Shared with the
+/// providers' FHIR poller.
+pub(crate) fn read_auth_header(
+    path: &std::path::Path,
 ) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), String> {
+    let shown = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read auth_header_file {path}: {}", e.kind()))?;
-    let bad = || format!("auth_header_file {path} is not one `Name: value` line");
+        .map_err(|e| format!("cannot read auth_header_file {shown}: {}", e.kind()))?;
+    let bad = || format!("auth_header_file {shown} is not one `Name: value` line");
     let (name, value) = text.trim().split_once(':').ok_or_else(bad)?;
     let name =
         reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| bad())?;

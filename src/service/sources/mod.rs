@@ -6,6 +6,7 @@ mod http_poll;
 mod kafka;
 pub(crate) mod mllp;
 
+pub(crate) use http_poll::read_auth_header;
 pub use http_poll::render_url;
 pub use kafka::RESERVED as KAFKA_RESERVED;
 
