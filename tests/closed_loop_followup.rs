@@ -243,6 +243,10 @@ fn a_referral_left_sent_raises_one_alert_and_one_signed_notice_even_across_a_res
         page.contains(&format!("referral {} to prestera is overdue", prestera[0])),
         "{page}"
     );
+    // ... and awaiting acceptance after the destination's accept_within (not the default 72 h).
+    let awaiting = page.split("id=\"awaiting\"").nth(1).unwrap();
+    let awaiting = awaiting.split("<h2").next().unwrap();
+    assert!(awaiting.contains(&prestera[0]), "{awaiting}");
     // Past the QRT's 6 s: accepted in time, nothing was raised for it.
     std::thread::sleep(Duration::from_secs(6));
     assert!(list(&s, &["--overdue", "--destination", "qrt-kanawha"]).is_empty());

@@ -2,7 +2,7 @@
 //! refreshing itself every 5 seconds, no script. Per pipeline its last file and push and what was
 //! read and rejected by kind; each live source's state; per destination what waits, what was
 //! dead-lettered, the oldest pending age, whether it is failing and the kind of its last error;
-//! referrals still awaiting acceptance after 72 hours; alerts (failing destinations, overdue
+//! referrals still awaiting acceptance after their destination's `accept_within` (else 72 hours); alerts (failing destinations, overdue
 //! referrals: docs/closed-loop.md, "Follow-up"). Ids, kinds, counts and times only: no value
 //! of any record, no file name.
 
@@ -15,7 +15,8 @@ use axum::response::{Html, IntoResponse, Response};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// Referrals still `sent` after this long are listed as awaiting acceptance.
+/// Referrals still `sent` after this long are listed as awaiting acceptance, unless their
+/// destination sets its own `accept_within`.
 const AWAITING_HOURS: i64 = 72;
 
 #[derive(Debug, Default)]
@@ -104,9 +105,17 @@ fn gather(store: &Store, gw: &crate::config::Gateway) -> Result<Facts> {
         // The kind only: what precedes the first colon of our own classification.
         dest.last_error = err.map(|e| e.split(':').next().unwrap_or_default().trim().to_string());
     }
-    let limit = chrono::Utc::now() - chrono::Duration::hours(AWAITING_HOURS);
+    let now = chrono::Utc::now();
     for r in store.referrals()? {
-        let old = chrono::DateTime::parse_from_rfc3339(&r.updated_at).is_ok_and(|t| t < limit);
+        // The destination's own `accept_within` when it has one.
+        let within = gw
+            .deliveries
+            .get(&r.destination)
+            .and_then(|d| d.accept_within)
+            .and_then(|w| chrono::Duration::from_std(w).ok())
+            .unwrap_or_else(|| chrono::Duration::hours(AWAITING_HOURS));
+        let old =
+            chrono::DateTime::parse_from_rfc3339(&r.updated_at).is_ok_and(|t| t < now - within);
         if r.status == crate::policy::lifecycle::Status::Sent && old {
             f.awaiting.push((r.id, r.destination, r.updated_at));
         }
@@ -277,7 +286,9 @@ fn render(f: &Facts, app: &App) -> String {
         .collect();
     body += &table(
         "awaiting",
-        &format!("Referrals awaiting acceptance after {AWAITING_HOURS} h"),
+        &format!(
+            "Referrals awaiting acceptance (after their destination's accept_within, else {AWAITING_HOURS} h)"
+        ),
         &["referral", "destination", "sent"],
         &rows,
     );
