@@ -53,6 +53,24 @@ impl Status {
         Status::ALL.into_iter().find(|x| x.as_str() == s)
     }
 
+    /// Only an accepted referral reaches these (`accepted` itself included): reporting one
+    /// means the provider accepted it.
+    pub fn follows_acceptance(self) -> bool {
+        matches!(
+            self,
+            Status::Accepted
+                | Status::InProgress
+                | Status::OnHold
+                | Status::Completed
+                | Status::Failed
+        )
+    }
+
+    /// The person was seen: the first of these is the first service.
+    pub fn is_service(self) -> bool {
+        matches!(self, Status::InProgress | Status::Completed)
+    }
+
     /// No step follows these.
     pub fn is_final(self) -> bool {
         matches!(

@@ -66,7 +66,9 @@ pub fn steps(current: Status, to: Status) -> Vec<(Status, bool)> {
         return Vec::new();
     }
     match (current, to) {
-        (Sent, InProgress | OnHold | Completed | Failed) => vec![(Accepted, true), (to, false)],
+        (Sent, to) if to != Accepted && to.follows_acceptance() => {
+            vec![(Accepted, true), (to, false)]
+        }
         _ => vec![(to, false)],
     }
 }

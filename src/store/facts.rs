@@ -3,6 +3,7 @@
 
 use super::{Result, Store, StoreError};
 use crate::model::{Category, Service};
+use crate::policy::lifecycle::Status;
 use crate::report::Fact;
 use chrono::NaiveDate;
 use rusqlite::params;
@@ -63,8 +64,8 @@ impl Store {
                 "SELECT incident, day, category, county, agency, eligible, naloxone, engaged, consented, referred, person,
                     {}, {}
                  FROM report_facts f WHERE day >= ?1 AND day < ?2 ORDER BY day, incident",
-                reached(ACCEPTED),
-                reached("'completed'")
+                reached(Status::follows_acceptance),
+                reached(|s| s == Status::Completed)
             ),
         )?;
         let rows = st
@@ -111,13 +112,15 @@ impl Store {
     }
 }
 
-/// The statuses a provider reports only after accepting (docs/closed-loop.md): reaching any of
-/// them means the referral was accepted.
-const ACCEPTED: &str = "'accepted', 'in-progress', 'on-hold', 'completed', 'failed'";
-
-/// Whether any consented referral of the fact's incident (`f`) has a reported status in
-/// `statuses` (an SQL list).
-fn reached(statuses: &str) -> String {
+/// Whether any consented referral of the fact's incident (`f`) has a reported status that
+/// `which` picks (an SQL condition; the statuses are our own words, no input).
+fn reached(which: impl Fn(Status) -> bool) -> String {
+    let statuses: Vec<String> = Status::ALL
+        .into_iter()
+        .filter(|s| which(*s))
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let statuses = statuses.join(", ");
     format!(
         "EXISTS (SELECT 1 FROM referral_links l JOIN outbox o ON o.id = l.outbox_id
             JOIN referral_events e ON e.referral = o.idempotency_key
@@ -186,10 +189,13 @@ impl Store {
             }
             let s = out.last_mut().expect("pushed above");
             let h = hours(&called, &at);
-            if ACCEPTED.contains(&format!("'{status}'")) {
+            let Some(status) = Status::parse(&status) else {
+                continue;
+            };
+            if status.follows_acceptance() {
                 s.to_acceptance = first(s.to_acceptance, h);
             }
-            if status == "in-progress" || status == "completed" {
+            if status.is_service() {
                 s.to_first_service = first(s.to_first_service, h);
             }
         }
