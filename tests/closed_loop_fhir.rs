@@ -58,19 +58,8 @@ fn fhir(s: &Service, cmd: &str, client: Option<&str>, mut args: Value) -> Value 
     if let Some(c) = client {
         args["token"] = json!(s.token(c));
     }
-    let python = std::env::var("PNP_PEERS_PYTHON").unwrap_or_else(|_| "python3".into());
-    let out = std::process::Command::new(python)
-        .arg(repo().join("tests/peers/fhir_task_client.py"))
-        .arg(cmd)
-        .arg(args.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "the peer could not parse the answer as FHIR: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The peer fails when it cannot parse the answer as FHIR.
+    let v = common::peers::run_peer("fhir_task_client.py", cmd, &args);
     assert!(
         v["content_type"]
             .as_str()

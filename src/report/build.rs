@@ -123,6 +123,9 @@ const LINKAGE: [&str; 6] = [
     "accepted",
     "completed",
 ];
+/// The columns of the tables by county and by agency, each a subset of the one before.
+const BY_PLACE: [&str; 4] = ["incidents", "eligible", "prss_engaged", "referred"];
+const BY_PLACE_NESTED: [(usize, usize); 3] = [(0, 1), (1, 2), (2, 3)];
 const LINKAGE_NESTED: [(usize, usize); 5] = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)];
 
 /// Counts facts into a grid whose rows are `rows` (key, filter) and columns `stages`; cell keys
@@ -213,8 +216,8 @@ pub fn build(facts: &[Fact], month: Month, min_cell: u64) -> Report {
         "county",
         rows,
         &in_month,
-        &["incidents", "eligible", "prss_engaged", "referred"],
-        &[(0, 1), (1, 2), (2, 3)],
+        &BY_PLACE,
+        &BY_PLACE_NESTED,
     );
     g.notes.push("County of the incident's location; `unknown` when the export names none of West Virginia's 55 counties.".into());
     grids.push(g);
@@ -231,8 +234,8 @@ pub fn build(facts: &[Fact], month: Month, min_cell: u64) -> Report {
         "agency",
         rows,
         &in_month,
-        &["incidents", "eligible", "prss_engaged", "referred"],
-        &[(0, 1), (1, 2), (2, 3)],
+        &BY_PLACE,
+        &BY_PLACE_NESTED,
     );
     g.notes
         .push("Agency: its ORI as the export gives it, else the adapter that read it.".into());
