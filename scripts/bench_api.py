@@ -114,7 +114,7 @@ def drain(endpoints, limit=600.0):
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
     start = time.perf_counter()
     while True:
-        left = conn.execute("SELECT (SELECT count(*) FROM incidents WHERE disclosed_at IS NULL)"
+        left = conn.execute("SELECT (SELECT count(*) FROM undisclosed)"
                             " + (SELECT count(*) FROM outbox WHERE status = 'pending')").fetchone()[0]
         if left == 0 or time.perf_counter() - start > limit:
             return left, time.perf_counter() - start

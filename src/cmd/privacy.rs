@@ -99,7 +99,10 @@ pub fn audit_verify(gw: &Gateway) -> Result<ExitCode> {
     let store = Store::open(&gw.store_path)?;
     match store.audit_verify(&keys(gw)?.audit)? {
         Ok(n) => {
-            println!("audit trail intact: {n} entries");
+            println!(
+                "audit trail intact: {} entries recording {} decisions and events",
+                n.entries, n.decisions
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(b) => {
@@ -239,6 +242,7 @@ pub fn preview(
             destinations: &gw.destinations,
             roster: &gw.roster,
             today,
+            withheld: &mut Default::default(),
         };
         let mut sink = Each {
             file: input.display().to_string(),

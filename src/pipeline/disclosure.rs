@@ -28,25 +28,36 @@ pub struct Disclosure<'a> {
     pub destinations: &'a [Destination],
     pub roster: &'a [Prss],
     pub today: NaiveDate,
+    /// The group's withholds that name no person, consent or payload, counted: they differ in
+    /// nothing but their time, and are audited once per entry when the group ends
+    /// ([`audit_withheld`]).
+    pub withheld: &'a mut Withheld,
 }
 
+/// A decision with its payload's digest as audited.
+pub type Audited = (Decision, Option<String>);
+
+/// Identical audit entries and how many decisions each stands for.
+pub type Withheld = BTreeMap<Entry, u64>;
+
 impl Disclosure<'_> {
-    /// Every destination's decision for one incident, each written to the audit trail.
+    /// Every destination's decision for one incident, each audited at once (one entry per
+    /// decision: `preview` prints them one by one).
     pub fn decide(&mut self, adapter: &str, inc: &Incident) -> Result<Vec<Decision>, StoreError> {
-        Ok(self
-            .decide_audited(adapter, inc)?
-            .into_iter()
-            .map(|(d, _)| d)
-            .collect())
+        let (decided, _) = self.decide_audited(adapter, inc)?;
+        audit_withheld(self.store, &self.keys.audit, self.withheld)?;
+        self.withheld.clear();
+        Ok(decided.into_iter().map(|(d, _)| d).collect())
     }
 
-    /// [`Disclosure::decide`], each decision with its payload's digest as audited (computed
-    /// once: the outbox row records the same).
+    /// Every destination's decision for one incident, each audited (the anonymous withholds
+    /// into [`Disclosure::withheld`]), with its payload's digest as audited (computed once: the
+    /// outbox row records the same); and the incident's vault id.
     pub fn decide_audited(
         &mut self,
         adapter: &str,
         inc: &Incident,
-    ) -> Result<Vec<(Decision, Option<String>)>, StoreError> {
+    ) -> Result<(Vec<Audited>, Pseudonym), StoreError> {
         let engagements = self.store.engagements_for(&inc.incident_id, adapter)?;
         let mut consents = Vec::new();
         for e in &engagements {
@@ -101,19 +112,25 @@ impl Disclosure<'_> {
                 self.store.record_scoped(&scope, &sent)?;
             }
             let digest = d.payload_digest();
-            self.store.audit_append(
-                &self.keys.audit,
-                &Entry {
-                    destination: d.destination.clone(),
-                    profile: d.profile.to_string(),
-                    decision: d.decision.to_string(),
-                    reasons: d.reasons.clone(),
-                    person_token: d.person_token.clone(),
-                    consent_id: d.consent_id.clone(),
-                    fields: d.fields.clone(),
-                    payload_digest: digest.clone(),
-                },
-            )?;
+            let entry = Entry {
+                destination: d.destination.clone(),
+                profile: d.profile.to_string(),
+                decision: d.decision.to_string(),
+                reasons: d.reasons.clone(),
+                person_token: d.person_token.clone(),
+                consent_id: d.consent_id.clone(),
+                fields: d.fields.clone(),
+                payload_digest: digest.clone(),
+            };
+            if !d.delivers()
+                && entry.person_token.is_none()
+                && entry.consent_id.is_none()
+                && entry.payload_digest.is_none()
+            {
+                *self.withheld.entry(entry).or_default() += 1;
+            } else {
+                self.store.audit_append(&self.keys.audit, &entry)?;
+            }
             tracing::debug!(destination = %d.destination, decision = d.decision, reasons = d.reasons.len(), "disclosure decided");
             out.push((d, digest));
         }
@@ -126,7 +143,7 @@ impl Disclosure<'_> {
             &consents,
             &out,
         )?;
-        Ok(out)
+        Ok((out, incident_vault))
     }
 
     /// What the program report counts of this incident (its facts replace earlier ones; a
@@ -141,7 +158,7 @@ impl Disclosure<'_> {
         person_ids: &[Pseudonym],
         engagements: &[crate::model::Engagement],
         consents: &[crate::model::ConsentRecord],
-        decided: &[(Decision, Option<String>)],
+        decided: &[Audited],
     ) -> Result<(), StoreError> {
         let subject = inc
             .persons
@@ -262,7 +279,7 @@ pub fn disclose_groups(
     };
     for _ in 0..groups {
         let mut group = Tally::default();
-        let more = store.write(|s| stage.group(s, &mut group, observe))?;
+        let more = store.write_whole(|s| stage.group(s, &mut group, observe))?;
         tally.merge(&group);
         if !more {
             return Ok(false);
@@ -287,6 +304,20 @@ impl Stage<'_> {
         tally: &mut Tally,
         observe: &mut dyn FnMut(&Decision),
     ) -> Result<bool, StoreError> {
+        let mut withheld = Withheld::new();
+        let more = self.incidents(store, &mut withheld, tally, observe)?;
+        audit_withheld(store, &self.keys.audit, &withheld)?;
+        Ok(more)
+    }
+
+    /// The group's incidents, until the group is full or none is left (then `false`).
+    fn incidents(
+        &self,
+        store: &mut Store,
+        withheld: &mut Withheld,
+        tally: &mut Tally,
+        observe: &mut dyn FnMut(&Decision),
+    ) -> Result<bool, StoreError> {
         let started = Instant::now();
         let mut done = 0;
         loop {
@@ -296,7 +327,7 @@ impl Stage<'_> {
                 return Ok(false);
             }
             for (row_id, adapter, inc) in page {
-                self.incident(store, row_id, &adapter, &inc, tally, observe)?;
+                self.incident(store, withheld, row_id, &adapter, &inc, tally, observe)?;
                 done += 1;
                 // The rest of the page is read again by the next group.
                 if done >= GROUP_INCIDENTS || started.elapsed() >= GROUP_TIME {
@@ -308,21 +339,24 @@ impl Stage<'_> {
 
     /// One incident: its decisions (audited), a delete's withdrawals, the deliveries sealed
     /// into the outbox, and its disclosed mark.
+    #[allow(clippy::too_many_arguments)]
     fn incident(
         &self,
         store: &mut Store,
+        withheld: &mut Withheld,
         row_id: i64,
         adapter: &str,
         inc: &crate::model::Incident,
         tally: &mut Tally,
         observe: &mut dyn FnMut(&Decision),
     ) -> Result<(), StoreError> {
-        let decisions = Disclosure {
+        let (decisions, incident) = Disclosure {
             store,
             keys: self.keys,
             destinations: &self.gw.destinations,
             roster: &self.gw.roster,
             today: self.today,
+            withheld,
         }
         .decide_audited(adapter, inc)?;
         if inc.action == crate::model::Action::Delete {
@@ -347,11 +381,8 @@ impl Stage<'_> {
                 let row = self.enqueue(store, adapter, &d, &payload, &digest)?;
                 if let Some(row) = row.filter(|_| d.profile == "consented-referral") {
                     // The report counts what became of it under the incident's facts.
-                    let incident = store
-                        .incident_pseudonym(&self.keys.vault, adapter, &inc.incident_id)?
-                        .token;
                     let called = inc.times.received.map(|t| t.to_rfc3339());
-                    store.link_referral(row, &incident, called.as_deref())?;
+                    store.link_referral(row, &incident.token, called.as_deref())?;
                 }
                 *tally.queued.entry(d.destination.clone()).or_default() += 1;
             }
@@ -396,6 +427,14 @@ impl Stage<'_> {
             },
         )
     }
+}
+
+/// Audits a group's counted withholds, one entry each, in the group's transaction.
+fn audit_withheld(store: &mut Store, key: &[u8], withheld: &Withheld) -> Result<(), StoreError> {
+    for (entry, n) in withheld {
+        store.audit_append_n(key, entry, *n)?;
+    }
+    Ok(())
 }
 
 /// A deleted incident withdraws what is still queued for it (any destination) and purges those

@@ -4,6 +4,11 @@
 //! consent id, the names of the fields disclosed (never their values) and the payload's digest.
 //! `verify` finds an edited, removed or reordered entry; `disclosures` lists a person's
 //! disclosures (the accounting of 42 CFR 2.24).
+//!
+//! An entry may count several identical decisions (`count`): decisions that withheld and name
+//! no person, consent or payload differ in nothing but their time, so the disclosure stage
+//! writes one entry per destination and reason for a whole group commit (a million-row backfill
+//! made three million such entries).
 
 use super::{Result, Store, now};
 use hmac::{Hmac, KeyInit, Mac};
@@ -12,7 +17,7 @@ use serde::Serialize;
 use sha2::Sha256;
 
 /// One entry, as appended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Entry {
     pub destination: String,
     pub profile: String,
@@ -31,19 +36,35 @@ pub struct Row {
     pub at: String,
     #[serde(flatten)]
     pub entry: Entry,
+    /// How many identical decisions the entry stands for (1 for all but a group's withholds).
+    pub count: u64,
     #[serde(skip)]
     pub mac: String,
 }
 
 const GENESIS: &str = "pnp-gateway audit trail v1";
 
-fn mac(key: &[u8], prev: &str, seq: i64, at: &str, e: &Entry) -> String {
-    let body = serde_json::to_string(&(seq, at, e)).expect("entries serialize");
+/// The entry's link in the chain. A count other than 1 is covered too; an entry of one decision
+/// is signed as before counts existed, so older trails still verify.
+fn mac(key: &[u8], prev: &str, seq: i64, at: &str, e: &Entry, count: u64) -> String {
+    let body = match count {
+        1 => serde_json::to_string(&(seq, at, e)),
+        n => serde_json::to_string(&(seq, at, e, n)),
+    }
+    .expect("entries serialize");
     let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
     m.update(prev.as_bytes());
     m.update(b"\n");
     m.update(body.as_bytes());
     crate::hex::encode(&m.finalize().into_bytes())
+}
+
+/// A trail that verified: its entries, and the decisions and events they stand for (an entry
+/// may count several identical withholds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intact {
+    pub entries: usize,
+    pub decisions: u64,
 }
 
 /// Why verification failed: the first entry that does not hold.
@@ -57,10 +78,15 @@ impl Store {
     /// Appends an entry; inside an open group (`begin`) it commits with the group, otherwise in
     /// a write transaction of its own (it reads the head before writing: see [`Store::write`]).
     pub fn audit_append(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
-        self.write(|s| s.atomically(|s| s.audit_append_in(key, e)))
+        self.audit_append_n(key, e, 1)
     }
 
-    fn audit_append_in(&mut self, key: &[u8], e: &Entry) -> Result<i64> {
+    /// Appends one entry standing for `count` identical decisions.
+    pub fn audit_append_n(&mut self, key: &[u8], e: &Entry, count: u64) -> Result<i64> {
+        self.write(|s| s.atomically(|s| s.audit_append_in(key, e, count)))
+    }
+
+    fn audit_append_in(&mut self, key: &[u8], e: &Entry, count: u64) -> Result<i64> {
         let tx = &self.conn;
         let (seq, prev): (i64, String) = tx
             .prepare_cached("SELECT seq, mac FROM audit_head WHERE one = 1")?
@@ -69,9 +95,9 @@ impl Store {
             .unwrap_or((0, GENESIS.to_string()));
         let seq = seq + 1;
         let at = now();
-        let m = mac(key, &prev, seq, &at, e);
-        tx.prepare_cached("INSERT INTO audit (seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)")?.execute(
+        let m = mac(key, &prev, seq, &at, e, count);
+        tx.prepare_cached("INSERT INTO audit (seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")?.execute(
             params![
                 seq,
                 at,
@@ -83,7 +109,8 @@ impl Store {
                 e.consent_id,
                 serde_json::to_string(&e.fields)?,
                 e.payload_digest,
-                m
+                m,
+                count as i64
             ],
         )?;
         tx.prepare_cached(
@@ -95,7 +122,7 @@ impl Store {
     }
 
     fn audit_rows(&self, person: Option<&str>) -> Result<Vec<Row>> {
-        let sql = "SELECT seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac FROM audit";
+        let sql = "SELECT seq, at, destination, profile, decision, reasons, person_token, consent_id, fields, payload_digest, mac, count FROM audit";
         let sql = match person {
             Some(_) => format!("{sql} WHERE person_token = ?1 ORDER BY seq"),
             None => format!("{sql} ORDER BY rowid"),
@@ -116,6 +143,7 @@ impl Store {
                         fields: Vec::new(),
                         payload_digest: r.get(9)?,
                     },
+                    count: r.get::<_, i64>(11)? as u64,
                     mac: r.get(10)?,
                 },
                 r.get(5)?,
@@ -139,8 +167,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Checks the whole chain, in storage order. `Ok(n)`: n entries, all intact.
-    pub fn audit_verify(&self, key: &[u8]) -> Result<std::result::Result<usize, Broken>> {
+    /// Checks the whole chain, in storage order.
+    pub fn audit_verify(&self, key: &[u8]) -> Result<std::result::Result<Intact, Broken>> {
         let rows = self.audit_rows(None)?;
         let mut prev = GENESIS.to_string();
         for (i, row) in rows.iter().enumerate() {
@@ -154,7 +182,7 @@ impl Store {
                     ),
                 }));
             }
-            if mac(key, &prev, row.seq, &row.at, &row.entry) != row.mac {
+            if mac(key, &prev, row.seq, &row.at, &row.entry, row.count) != row.mac {
                 return Ok(Err(Broken {
                     seq: row.seq,
                     what: format!("entry {} was altered (or the chain before it was)", row.seq),
@@ -178,7 +206,10 @@ impl Store {
                 ),
             }));
         }
-        Ok(Ok(rows.len()))
+        Ok(Ok(Intact {
+            entries: rows.len(),
+            decisions: rows.iter().map(|r| r.count).sum(),
+        }))
     }
 
     /// A person's disclosures (decisions that delivered, to every destination), oldest first.

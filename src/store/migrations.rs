@@ -258,4 +258,54 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 18: the closed loop's FHIR channel (`service::fhir_task`): a provider's Task.businessStatus,
     // a code like the reason, so that the Task the gateway answers with shows what was reported.
     "ALTER TABLE referral_events ADD COLUMN business_status TEXT;",
+    // 19: an entry may stand for several identical decisions (`count`): the disclosure stage
+    // writes a group's withholds that name no person, consent or payload once per destination
+    // and reason, instead of once per incident (see `pipeline::disclosure`).
+    "ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;",
+    // 20: the disclosure stage's queue and marks leave the incidents table. Marking a staged
+    // incident disclosed rewrote its page (about 2 KB of body an incident) into the WAL; the
+    // queue is a table of row ids that the stage reads in order and empties, and the time of
+    // each incident's last disclosure (kept for the purge) a narrow table appended to.
+    "CREATE TABLE undisclosed (id INTEGER PRIMARY KEY);
+    INSERT INTO undisclosed (id) SELECT id FROM incidents WHERE disclosed_at IS NULL;
+    CREATE TABLE disclosed (id INTEGER PRIMARY KEY, at TEXT NOT NULL);
+    INSERT INTO disclosed (id, at) SELECT id, disclosed_at FROM incidents WHERE disclosed_at IS NOT NULL;
+    DROP INDEX incidents_disclosed;
+    ALTER TABLE incidents DROP COLUMN disclosed_at;",
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    /// A store from before the disclosure queue (migration 20) keeps what its incidents'
+    /// marks said: the undisclosed ones are queued, the others keep their time for the purge.
+    #[test]
+    fn the_disclosure_marks_move_into_the_queue_and_the_times() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("store.db");
+        {
+            let c = rusqlite::Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..19] {
+                c.execute_batch(sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 19).unwrap();
+            for (id, at) in [(1, Some("2026-11-01T00:00:00.000Z")), (2, None)] {
+                c.execute(
+                    "INSERT INTO incidents (id, at, adapter, file, record, line, incident_id, action, category, eligible, rule, body, disclosed_at)
+                     VALUES (?1, 'x', 'a', 'f', ?1, ?1, ?1, 'new', 'overdose', 1, 'r', '{}', ?2)",
+                    rusqlite::params![id, at],
+                )
+                .unwrap();
+            }
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        assert_eq!(store.undisclosed_count().unwrap(), 1);
+        let q = |sql: &str| -> String { store.conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(q("SELECT group_concat(id) FROM undisclosed"), "2");
+        assert_eq!(
+            q("SELECT group_concat(id || ' ' || at) FROM disclosed"),
+            "1 2026-11-01T00:00:00.000Z"
+        );
+    }
+}

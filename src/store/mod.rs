@@ -75,6 +75,9 @@ pub struct Store {
     seal: Option<outbox::SealKey>,
     /// Describes unmapped values; `None`: the store's salt (see [`Store::gap_key`]).
     gap_key: Option<crate::mapping::unmapped::GapKey>,
+    /// The open transaction is all or nothing ([`Store::write_whole`]): savepoints inside it
+    /// would only cost their statements and subjournal pages.
+    whole: bool,
 }
 
 pub(crate) fn now() -> String {
@@ -131,6 +134,7 @@ impl Store {
             conn,
             seal: None,
             gap_key: None,
+            whole: false,
         };
         store.migrate()?;
         store.describe_legacy_gaps()?;
@@ -169,11 +173,29 @@ impl Store {
         }
     }
 
+    /// As [`Store::write`] for work that is all or nothing: any error in `f` rolls back the
+    /// whole transaction (a disclosure group), so [`Store::atomically`] takes no savepoint inside
+    /// it. A transaction already open is not known to be whole, and keeps its savepoints.
+    pub(crate) fn write_whole<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        if !self.conn.is_autocommit() {
+            return f(self);
+        }
+        self.write(|s| {
+            s.whole = true;
+            let r = f(s);
+            s.whole = false;
+            r
+        })
+    }
+
     /// Runs `f` inside a savepoint: all its writes or none, within whatever transaction is
-    /// open. The savepoint's statements are prepared once (rusqlite's `savepoint()` parses
+    /// open (inside a whole one, [`Store::write_whole`], the transaction is the savepoint). The savepoint's statements are prepared once (rusqlite's `savepoint()` parses
     /// `SAVEPOINT` and `RELEASE` on each call: the vault and the audit trail take one per
     /// incident and decision).
     pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
+        if self.whole {
+            return f(self);
+        }
         self.conn
             .prepare_cached("SAVEPOINT pnp_atomic")?
             .execute([])?;
@@ -275,16 +297,24 @@ impl Store {
         // A savepoint, not a transaction: the purge may run inside a group of writes.
         self.conn.execute_batch("SAVEPOINT purge")?;
         let purged = (|| {
+            // Disclosed before the cut, and not queued again since (an engagement came).
+            let due = "SELECT id FROM disclosed WHERE at <= ?1 AND id NOT IN (SELECT id FROM undisclosed)";
             self.conn.execute(
-                "INSERT OR REPLACE INTO purged_incidents (adapter, incident_id, purged_at)
-                 SELECT DISTINCT adapter, incident_id, ?2 FROM incidents
-                 WHERE disclosed_at IS NOT NULL AND disclosed_at <= ?1",
+                &format!(
+                    "INSERT OR REPLACE INTO purged_incidents (adapter, incident_id, purged_at)
+                     SELECT DISTINCT adapter, incident_id, ?2 FROM incidents WHERE id IN ({due})"
+                ),
                 params![before, now()],
             )?;
+            let n = self.conn.execute(
+                &format!("DELETE FROM incidents WHERE id IN ({due})"),
+                [&before],
+            )?;
             self.conn.execute(
-                "DELETE FROM incidents WHERE disclosed_at IS NOT NULL AND disclosed_at <= ?1",
-                [before],
-            )
+                &format!("DELETE FROM disclosed WHERE id IN ({due})"),
+                [&before],
+            )?;
+            Ok::<_, rusqlite::Error>(n)
         })();
         match purged {
             Ok(n) => {
@@ -368,11 +398,9 @@ impl Store {
     /// How many staged incidents have not been through the disclosure stage (a progress bar's
     /// length).
     pub fn undisclosed_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM incidents WHERE disclosed_at IS NULL",
-            [],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM undisclosed", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -380,7 +408,7 @@ impl Store {
     /// incident), in the order they were read.
     pub fn undisclosed(&self, limit: usize) -> Result<Vec<(i64, String, Incident)>> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, adapter, body FROM incidents WHERE disclosed_at IS NULL ORDER BY id LIMIT ?1",
+            "SELECT i.id, i.adapter, i.body FROM undisclosed u JOIN incidents i ON i.id = u.id ORDER BY u.id LIMIT ?1",
         )?;
         let rows = st
             .query_map([limit as i64], |r| {
@@ -396,9 +424,13 @@ impl Store {
             .collect()
     }
 
+    /// Takes the incident off the disclosure stage's queue and notes when (for the purge).
     pub fn mark_disclosed(&self, id: i64) -> Result<()> {
         self.conn
-            .prepare_cached("UPDATE incidents SET disclosed_at = ?2 WHERE id = ?1")?
+            .prepare_cached("DELETE FROM undisclosed WHERE id = ?1")?
+            .execute([id])?;
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO disclosed (id, at) VALUES (?1, ?2)")?
             .execute(params![id, now()])?;
         Ok(())
     }
@@ -451,6 +483,9 @@ impl Batch<'_> {
                 inc.eligibility.rule,
                 body
             ])?;
+        self.tx
+            .prepare_cached("INSERT INTO undisclosed (id) VALUES (?1)")?
+            .execute([self.tx.last_insert_rowid()])?;
         // Engagements that came first join the incident now; it goes through the disclosure
         // stage with them.
         self.tx

@@ -264,7 +264,7 @@ impl Store {
                     if joined {
                         // The incident goes through the disclosure stage again, now with its
                         // engagement.
-                        tx.prepare_cached("UPDATE incidents SET disclosed_at = NULL WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.execute(
+                        tx.prepare_cached("INSERT OR IGNORE INTO undisclosed (id) SELECT id FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.execute(
                             params![e.incident_id, e.adapter],
                         )?;
                     }
