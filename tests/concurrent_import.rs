@@ -113,7 +113,7 @@ fn bench_engagement_import_against_many_incidents() {
         }
         // All of them through the disclosure stage already.
         tx.execute_batch(
-            "INSERT INTO disclosed (id, at) SELECT id, '2026-11-27T00:00:00.000Z' FROM incidents",
+            "INSERT OR IGNORE INTO disclosed (id, at) SELECT id, '2026-11-27T00:00:00.000Z' FROM incidents",
         )
         .unwrap();
         tx.commit().unwrap();
