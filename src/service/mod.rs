@@ -31,7 +31,7 @@ pub mod api;
 pub(crate) mod auth;
 mod dispatcher;
 mod engine;
-mod fhir_task;
+pub mod fhir_task;
 mod poll_status;
 mod push;
 mod referrals;

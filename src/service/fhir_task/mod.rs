@@ -12,8 +12,8 @@
 //! those of the layers around the handlers (401, 413, 429, 503: [`outcomes`]), and none quotes
 //! a value the request carried. docs/closed-loop.md has the mapping and the errors.
 
-mod patch;
-mod task;
+pub mod patch;
+pub mod task;
 
 use super::api::App;
 use super::auth::Caller;
