@@ -115,9 +115,17 @@ for where in ${BENCH_WHERE:-disk shm}; do
         "$bin" run --once --config "$dir/gateway.toml"
       read -r secs _ <"$result"
       incidents=$(q "$dir" "SELECT count(*) FROM incidents")
-      decisions=$(q "$dir" "SELECT sum(count) FROM audit WHERE decision IN ('deliver', 'withhold')")
+      # A baseline binary may predate the audit's counts (migration 19) and the disclosure
+      # queue (20).
+      if [ "$(q "$dir" "SELECT count(*) FROM pragma_table_info('audit') WHERE name = 'count'")" = 1 ]; then
+        decisions=$(q "$dir" "SELECT sum(count) FROM audit WHERE decision IN ('deliver', 'withhold')")
+        undisclosed=$(q "$dir" "SELECT count(*) FROM undisclosed")
+      else
+        decisions=$(q "$dir" "SELECT count(*) FROM audit WHERE decision IN ('deliver', 'withhold')")
+        undisclosed=$(q "$dir" "SELECT count(*) FROM incidents WHERE disclosed_at IS NULL")
+      fi
       delivered=$(q "$dir" "SELECT count(*) FROM outbox WHERE status = 'delivered'")
-      pending=$(q "$dir" "SELECT count(*) FROM undisclosed")+$(q "$dir" "SELECT count(*) FROM outbox WHERE status = 'pending'")
+      pending=$undisclosed+$(q "$dir" "SELECT count(*) FROM outbox WHERE status = 'pending'")
       awk -v s="$secs" -v ns="$norm" -v i="$incidents" -v d="$decisions" -v o="$delivered" -v p="$pending" 'BEGIN {
         printf "  %d incidents %10.0f/s, %d decisions %10.0f/s, %d deliveries %10.0f/s; %.1fx normalize; left undisclosed+pending: %s\n",
           i, i / s, d, d / s, o, o / s, s / ns, p }'
