@@ -258,4 +258,13 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 18: the closed loop's FHIR channel (`service::fhir_task`): a provider's Task.businessStatus,
     // a code like the reason, so that the Task the gateway answers with shows what was reported.
     "ALTER TABLE referral_events ADD COLUMN business_status TEXT;",
+    // 19: the FHIR channel's Task ids (see `task_ids`): a Task's logical id is a SHA-256 of its
+    // referral's key, which SQL cannot compute, so no migration can fill this and the outbox's
+    // writer is not made to; the lookup indexes the referrals queued since it last looked (up to
+    // the outbox row id in `meta`), each once, instead of hashing every referral for each id it
+    // does not know. Empty here: the first lookup indexes the referrals already queued.
+    "CREATE TABLE fhir_task_ids (
+        task_id TEXT PRIMARY KEY,
+        referral TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];

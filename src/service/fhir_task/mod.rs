@@ -224,18 +224,15 @@ async fn run(
 /// The referral a request names: by the URL's id (the Task's id, or the referral's id), else by
 /// the Task's identifier; both must name the same one.
 fn resolve(
-    store: &Store,
+    store: &mut Store,
     id: &str,
     key: Option<&str>,
 ) -> Result<Result<Referral, Fail>, StoreError> {
     let mut by_url = store.referral(id)?;
     if by_url.is_none() && looks_like_uuid(id) {
-        // The Task's id is derived from the referral's: compared with each (a program's
-        // referrals are thousands, not millions; a hash each is microseconds).
-        by_url = store
-            .referrals()?
-            .into_iter()
-            .find(|r| task::task_id(&r.id) == id);
+        // The Task's id is a hash of the referral's: looked up in the store's index of them
+        // (`store::task_ids`), not by hashing every referral.
+        by_url = store.referral_by_task_id(id, task::task_id)?;
     }
     let by_key = match key {
         Some(k) => store.referral(k)?,
