@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub sources: BTreeMap<String, SourceState>,
     /// Consented referrals now, by (destination, lifecycle status).
     pub referrals: BTreeMap<(String, String), u64>,
+    /// Providers' answers to referrals, by (channel, kind, outcome): see [`Metrics::answer`].
+    pub answers: BTreeMap<(&'static str, &'static str, &'static str), u64>,
 }
 
 /// What `/readyz` and the metrics say of a live source. No value of any record is in it.
@@ -86,8 +88,30 @@ impl Metrics {
             .unwrap_or_default()
     }
 
+    /// Counts one provider's answer to a referral: `channel` (`hl7_mllp`, `hl7_http`, `fhir`,
+    /// `json`), `kind` (`rri`, `ack`, `other` for an HL7 message that is neither; `task`;
+    /// `status`) and `outcome` (`recorded`, `ignored`: understood, nothing to record;
+    /// `rejected`; `deferred`: the sender is asked to send it again). The labels are
+    /// `&'static str` so that only the gateway's own names, never a value an answer carried,
+    /// can become one.
+    pub fn answer(&self, channel: &'static str, kind: &'static str, outcome: &'static str) {
+        self.update(|s| *s.answers.entry((channel, kind, outcome)).or_default() += 1);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         self.now.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The outcome of an answer taken over HTTP, by its status, for [`Metrics::answer`]: a success
+/// was recorded, a 503 asks for it again (deferred), anything else refused it.
+pub fn outcome_of(status: axum::http::StatusCode) -> &'static str {
+    if status.is_success() {
+        "recorded"
+    } else if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        "deferred"
+    } else {
+        "rejected"
     }
 }
 
@@ -208,6 +232,15 @@ pub fn render(s: &Snapshot) -> String {
         per_destination(&s.referrals, "status"),
     );
     family(
+        "pnp_referral_answers_total",
+        "counter",
+        "Providers' answers to referrals, by channel, kind and outcome.",
+        s.answers
+            .iter()
+            .map(|((c, k, o), v)| (format!("channel=\"{c}\",kind=\"{k}\",outcome=\"{o}\""), *v))
+            .collect(),
+    );
+    family(
         "pnp_pushed_records_total",
         "counter",
         "Records pushed to the service (API or live source), by pipeline and outcome.",
@@ -324,7 +357,11 @@ mod tests {
             .insert(("dhhr-program".into(), "delivered".into()), 29);
         s.failing.insert("prestera".into(), true);
         s.rejected.insert("bad\"kind".into(), 1);
+        s.answers.insert(("hl7_mllp", "rri", "recorded"), 2);
         let text = render(&s);
+        assert!(text.contains(
+            "pnp_referral_answers_total{channel=\"hl7_mllp\",kind=\"rri\",outcome=\"recorded\"} 2\n"
+        ));
         assert!(text.contains("pnp_records_read_total 310\n"));
         assert!(text.contains(
             "pnp_deliveries_total{destination=\"dhhr-program\",outcome=\"delivered\"} 29\n"

@@ -185,6 +185,18 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
         json!({"id": "00000000-0000-5000-8000-000000000000", "status": "accepted"}),
     );
     refused(&r, 404, "not-found");
+    // Read by an unknown Task id: 404 too; by the Task's id: the referral's Task.
+    let r = fhir(
+        &s,
+        "get",
+        Some("prestera"),
+        json!({"id": "00000000-0000-5000-8000-000000000001"}),
+    );
+    refused(&r, 404, "not-found");
+    let r = fhir(&s, "get", Some("prestera"), json!({"id": task}));
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(r["task"]["id"], task.as_str(), "{r}");
+    assert_eq!(r["task"]["identifier"][0]["value"], key.as_str(), "{r}");
     assert_eq!(lifecycle(&s, &key), ("sent".into(), 0));
 
     // Received: the provider has it; no lifecycle step, nothing recorded.
@@ -279,6 +291,19 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
     assert_eq!(lifecycle(&s, &key), ("completed".into(), 2));
     let r = fhir(&s, "get", Some("prestera"), json!({"id": task}));
     assert_eq!(r["task"]["status"], "completed", "{r}");
+    // Each PUT and PATCH the handlers answered, counted (reads are not answers; what
+    // authentication or the body limit refused never reached them).
+    let m = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("admin")}),
+    );
+    let text = m["body"].as_str().unwrap();
+    for (outcome, n) in [("recorded", 2), ("ignored", 1), ("rejected", 10)] {
+        let line = format!(
+            "pnp_referral_answers_total{{channel=\"fhir\",kind=\"task\",outcome=\"{outcome}\"}} {n}\n"
+        );
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
 
     // The command line shows it; the audit trail holds each change and still verifies.
     let out = success(&cli(&["referrals", "show", &key], &s.cfg()));

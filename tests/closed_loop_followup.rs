@@ -64,15 +64,14 @@ fn wait(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
-    let d = tempfile::tempdir().unwrap();
-    let fhir = d.path().join("fhir");
-    std::fs::create_dir_all(&fhir).unwrap();
-    let s = Service::demo(d.path());
+/// The demo with Prestera taking referrals as FHIR transactions and keeping the Task on its own
+/// server (the Python peer, state in `fhir`), polled every 200 ms; the referrals referred and
+/// delivered. The peer process stays alive as long as the returned handle.
+fn polled_prestera(d: &Path, fhir: &Path) -> (Service, common::peers::Process) {
+    std::fs::create_dir_all(fhir).unwrap();
+    let s = Service::demo(d);
     let secret = s.base.join("state/dhhr-research.secret");
-    let (_server, port) = python_peer("fhir_task_server.py", &[&fhir, &secret]);
-    // Prestera takes referrals as FHIR transactions and keeps the Task on its own server.
+    let (server, port) = python_peer("fhir_task_server.py", &[fhir, &secret]);
     let s = s.restart(|text| {
         let edited = text.replace(
             "deliver = { kind = \"file\", folder = \"deliveries/prestera\" }",
@@ -87,6 +86,14 @@ fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
     s.wait_for("the referrals to Prestera delivered", |s| {
         outbox_count(&s.cfg(), "prestera", "delivered") > 0
     });
+    (s, server)
+}
+
+#[test]
+fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
+    let d = tempfile::tempdir().unwrap();
+    let fhir = d.path().join("fhir");
+    let (s, _server) = polled_prestera(d.path(), &fhir);
     let id = ids(&list(&s, &["--destination", "prestera"]))[0].clone();
     // Asked for while the Task is `requested`: no answer yet, the referral stays `sent`.
     wait("the Task polled", 20, || polls(&fhir, &id) >= 2);
@@ -139,6 +146,104 @@ fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
         r["body"]["components"]["source:poll:prestera"]["state"]["state"], "polling",
         "{r}"
     );
+}
+
+/// The poller's state on `/readyz` (`polling`, `backing_off`) and its error count in the metrics.
+fn poller(s: &Service) -> (String, u64) {
+    let r = s.client(
+        "request",
+        json!({"path": "/readyz", "token": s.token("admin")}),
+    );
+    let state = r["body"]["components"]["source:poll:prestera"]["state"]["state"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_string();
+    let m = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("admin")}),
+    );
+    let prefix = "pnp_source_errors_total{pipeline=\"poll:prestera\",kind=\"fhir_task_poll\"} ";
+    let errors = m["body"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("{m}"))
+        .parse()
+        .unwrap();
+    (state, errors)
+}
+
+/// A 404 for one referral's Task is that Task's failure: counted, and the pass goes on to the
+/// destination's other referrals without backing off. A 503 is the server's: backed off.
+#[test]
+fn one_tasks_404_does_not_stop_the_others_and_a_503_backs_off() {
+    let d = tempfile::tempdir().unwrap();
+    let fhir = d.path().join("fhir");
+    let (s, _server) = polled_prestera(d.path(), &fhir);
+    // The demo refers one person to Prestera; a second person (incident 2026-000114's subject,
+    // whom the demo refers to the QRT) consents to Prestera too: a second referral, with a Task
+    // of its own.
+    let consent = json!([{
+        "id": "C-2026-902", "patient_name": "WHITE, RILEY",
+        "disclosing": "Kanawha County Police and Peers program",
+        "information": ["identity", "contact", "referral"], "recipients": ["prestera"],
+        "purpose": "treatment_referral",
+        "right_to_revoke_statement": "I may revoke this consent in writing at any time.",
+        "expires_on": "2027-11-02", "signature": "Riley White", "signed_on": "2026-11-02"
+    }]);
+    let r = s.post(
+        "prss",
+        "/v1/consents",
+        "application/json",
+        &consent.to_string(),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    let csv = "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\n\
+               E-2026-902,2026-000114,generic-cad-csv,subject,PRSS-01,C-2026-902,sud_treatment,prestera,2026-11-02\n";
+    let r = s.post("prss", "/v1/engagements", "text/csv", csv);
+    assert_eq!(r["status"], 200, "{r}");
+    s.wait_for("two referrals to Prestera delivered", |s| {
+        outbox_count(&s.cfg(), "prestera", "delivered") >= 2
+    });
+    let all = ids(&list(&s, &["--destination", "prestera"]));
+    let (gone, other) = (all[0].clone(), all[1].clone());
+    wait("both Tasks polled", 20, || {
+        polls(&fhir, &gone) >= 2 && polls(&fhir, &other) >= 2
+    });
+    let control = |v: Value| std::fs::write(fhir.join("control.json"), v.to_string()).unwrap();
+    // The 404 first, for a few passes, so that the failing Task is the one asked longest ago:
+    // a pass that ended at it would never reach the other again.
+    control(json!({ &gone: {"answer": 404} }));
+    let at = polls(&fhir, &gone);
+    wait("the 404 answered a few times", 20, || {
+        polls(&fhir, &gone) >= at + 3
+    });
+    control(json!({ &gone: {"answer": 404}, &other: {"status": "accepted"} }));
+    wait("the other referral's acceptance followed", 20, || {
+        status_of(&s, &other) == "accepted"
+    });
+    let (state, errors) = poller(&s);
+    assert_eq!(
+        state, "polling",
+        "a 404 for one Task is not the server down"
+    );
+    assert!(errors >= 3, "the 404s are counted: {errors}");
+    assert_eq!(status_of(&s, &gone), "sent");
+    // Still asked for in each pass (its Task may come back).
+    let at = polls(&fhir, &gone);
+    wait("the failing Task asked for again", 20, || {
+        polls(&fhir, &gone) > at
+    });
+
+    // The server failing (503): backed off, and polling again once it answers.
+    control(json!({ &gone: {"answer": 503}, &other: {"status": "accepted"} }));
+    wait("the poller backing off", 20, || {
+        poller(&s).0 == "backing_off"
+    });
+    control(json!({ &other: {"status": "accepted"} }));
+    wait("the poller recovered", 20, || poller(&s).0 == "polling");
+    assert_eq!(status_of(&s, &gone), "sent");
 }
 
 #[test]

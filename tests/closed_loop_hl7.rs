@@ -324,7 +324,50 @@ fn a_provider_answers_its_ref_i12_with_rri_over_mllp_and_https_and_others_change
         (last["reason"].as_str(), last["reported_by"].as_str()),
         (Some("expired"), Some("prestera"))
     );
+
+    // Every answer counted by channel, kind and outcome (the TLS refusal never reached the
+    // listener); no value of any message in the metrics.
+    let text = metrics(&s);
+    for (labels, n) in [
+        ("channel=\"hl7_mllp\",kind=\"rri\",outcome=\"rejected\"", 4),
+        ("channel=\"hl7_mllp\",kind=\"rri\",outcome=\"ignored\"", 1),
+        ("channel=\"hl7_mllp\",kind=\"ack\",outcome=\"ignored\"", 1),
+        ("channel=\"hl7_mllp\",kind=\"rri\",outcome=\"recorded\"", 2),
+        ("channel=\"hl7_http\",kind=\"rri\",outcome=\"rejected\"", 4),
+        ("channel=\"hl7_http\",kind=\"ack\",outcome=\"recorded\"", 1),
+        ("channel=\"hl7_http\",kind=\"rri\",outcome=\"recorded\"", 1),
+    ] {
+        let line = format!("pnp_referral_answers_total{{{labels}}} {n}\n");
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
+    assert_eq!(
+        text.matches("pnp_referral_answers_total{").count(),
+        7,
+        "{text}"
+    );
+    for value in [
+        control.as_str(),
+        &id,
+        &rf1_6,
+        &pid3,
+        "RRI-5",
+        "H-6",
+        "ffffeeee",
+        "PRESTERA",
+    ] {
+        assert!(!text.contains(value), "a value in the metrics:\n{text}");
+    }
     success(&cli(&["audit", "verify"], &s.cfg()));
+}
+
+/// The Prometheus text of `/metrics`, as the admin reads it.
+fn metrics(s: &Service) -> String {
+    let r = s.client(
+        "request",
+        json!({"path": "/metrics", "token": s.token("admin")}),
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    r["body"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -338,6 +381,11 @@ fn an_rri_on_a_listener_that_takes_no_answers_is_refused_and_not_ingested() {
     assert_eq!(acks[0]["control"], "R-9");
     assert_eq!(s.count("SELECT count(*) FROM quarantine"), before);
     assert_eq!(s.count("SELECT count(*) FROM referral_events"), 0);
+    let text = metrics(&s);
+    let line =
+        "pnp_referral_answers_total{channel=\"hl7_mllp\",kind=\"rri\",outcome=\"rejected\"} 1\n";
+    assert!(text.contains(line), "{text}");
+    assert!(!text.contains("R-9"), "{text}");
 }
 
 #[test]
@@ -404,4 +452,12 @@ fn a_signed_status_report_is_checked_against_the_destinations_secret() {
     );
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(status_of(&s, &id), "in-progress");
+    // Counted on the JSON channel: the four refused, the two taken.
+    let text = metrics(&s);
+    for (outcome, n) in [("rejected", 4), ("recorded", 2)] {
+        let line = format!(
+            "pnp_referral_answers_total{{channel=\"json\",kind=\"status\",outcome=\"{outcome}\"}} {n}\n"
+        );
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
 }

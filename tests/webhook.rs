@@ -353,8 +353,9 @@ fn tls_failures_say_what_is_wrong_with_the_certificate() {
         None,
     )
     .unwrap();
-    let tls = pnp_gateway::deliver::hl7out::MllpTls::new("localhost", Some(&ours), None).unwrap();
-    let mut client = pnp_gateway::deliver::hl7out::MllpClient::new(
+    let tls =
+        pnp_gateway::deliver::mllp_client::MllpTls::new("localhost", Some(&ours), None).unwrap();
+    let mut client = pnp_gateway::deliver::mllp_client::MllpClient::new(
         &rx.addr.to_string(),
         Some(tls),
         std::time::Duration::from_secs(5),

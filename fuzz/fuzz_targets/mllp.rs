@@ -2,8 +2,8 @@
 //! or unbounded growth; each frame read as an ACK gives an outcome, never a panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use pnp_gateway::deliver::hl7out::settle;
 use pnp_gateway::deliver::mllp::FrameReader;
+use pnp_gateway::deliver::mllp_client::settle;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&split, rest)) = data.split_first() else { return };

@@ -14,6 +14,7 @@ pub mod hl7out;
 pub mod kafka;
 pub mod limits;
 pub mod mllp;
+pub mod mllp_client;
 pub mod report;
 mod send;
 pub mod webhook;

@@ -6,7 +6,7 @@
 //! when the outcome is committed, so that at most [`WINDOW`] payloads (or, for a batched
 //! webhook, `concurrency × batch_max` if that is more) are ever sent and not yet committed.
 
-use super::{SendError, cancel, fhir, file, hl7out, kafka, limits, webhook};
+use super::{SendError, cancel, fhir, file, hl7out, kafka, limits, mllp_client, webhook};
 use crate::config::gateway::{Delivery, DeliveryKind};
 use crate::store::outbox::Row;
 use crate::store::{Store, StoreError};
@@ -20,7 +20,7 @@ pub(super) enum Sink {
     Http(webhook::Webhook),
     Kafka(kafka::KafkaSink),
     /// One connection per concurrent sender.
-    Mllp(Vec<hl7out::MllpClient>),
+    Mllp(Vec<mllp_client::MllpClient>),
 }
 
 /// Writes an outcome to the store (within the open group commit); an error stops the sending.
@@ -404,7 +404,7 @@ pub(super) fn send(
             let built = client(sinks, dest, || {
                 let tls = match tls {
                     None => None,
-                    Some(t) => Some(hl7out::MllpTls::new(
+                    Some(t) => Some(mllp_client::MllpTls::new(
                         &t.server_name,
                         t.ca_file.as_deref(),
                         t.identity_file.as_deref(),
@@ -413,7 +413,7 @@ pub(super) fn send(
                 let timeout = std::time::Duration::from_millis(*timeout_ms);
                 Ok(Sink::Mllp(
                     (0..*concurrency)
-                        .map(|_| hl7out::MllpClient::new(address, tls.clone(), timeout))
+                        .map(|_| mllp_client::MllpClient::new(address, tls.clone(), timeout))
                         .collect(),
                 ))
             });

@@ -11,7 +11,11 @@
 //! Bundle of at most 1 MiB, at most `max_per_pass` Tasks a pass (those asked longest ago first).
 //! A failing server is backed off (from 0.5 s, doubling up to `every`) with one warning when it
 //! starts failing and one line when it recovers, as the HTTP poll source does; its state is on
-//! `/readyz` and the status page as the live source `poll:<destination>`.
+//! `/readyz` and the status page as the live source `poll:<destination>`. Only failures that say
+//! the server is down or refuses the gateway (see [`Failure::ends_the_pass`]) end a pass: an
+//! answer about one Task that cannot be used (a 404, a Bundle that is not one) is counted,
+//! warned about once per referral, and the pass goes on to the destination's other referrals,
+//! so that one removed Task never stops the loop for everyone else.
 //!
 //! Only codes are read from a Task (its `status`, a `statusReason` coding's code when it is
 //! code-shaped, `lastModified`): never its text, which could name someone. Nothing of a Task,
@@ -85,6 +89,35 @@ pub struct TaskState {
 /// An error's kind: what the health board and the warning say (never a value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure(pub String);
+
+impl Failure {
+    /// Whether the failure is the server's rather than one Task's, so the pass ends and the
+    /// server is backed off: anything but a 4xx about the request (other than 401, 403, 407
+    /// and 429, which say the gateway is refused or too fast, whatever the Task) and an answer
+    /// that does not hold one usable Task. Unknown kinds end the pass: backing off is the safe
+    /// side.
+    pub fn ends_the_pass(&self) -> bool {
+        let one_task = [
+            "bundle_too_large",
+            "not_json",
+            "not_a_bundle",
+            "several_tasks_for_one_referral",
+            "task_without_status",
+        ];
+        if one_task.contains(&self.0.as_str()) {
+            return false;
+        }
+        match self
+            .0
+            .strip_prefix("status_")
+            .and_then(|c| c.parse::<u16>().ok())
+        {
+            Some(401 | 403 | 407 | 429) => true,
+            Some(c) => !(400..500).contains(&c),
+            None => true,
+        }
+    }
+}
 
 /// The Task with identifier `SYSTEM|key` in a searchset Bundle: `None` when there is none (the
 /// server does not hold it, or not yet); an error when the answer is no Bundle or holds more
@@ -189,6 +222,7 @@ pub(super) fn start_all(
             store,
             asked: HashMap::new(),
             refused: HashMap::new(),
+            unreadable: HashMap::new(),
         };
         health.source(&poller.source, |s| {
             s.kind = "fhir_task_poll";
@@ -219,6 +253,9 @@ struct Poller {
     asked: HashMap<String, Instant>,
     /// The status last refused per referral (an illegal step): warned about once.
     refused: HashMap<String, Status>,
+    /// The failure kind of each referral whose Task could not be read on its last ask (a
+    /// failure of that Task only): warned about once per kind.
+    unreadable: HashMap<String, String>,
 }
 
 impl Poller {
@@ -245,7 +282,7 @@ impl Poller {
                     }
                     self.health.source(&self.source, |s| {
                         s.state = "backing_off";
-                        s.last_error = Some(f.0.clone());
+                        s.failed(f.0.clone());
                     });
                     failing = Some(f);
                     let w = backoff;
@@ -271,7 +308,8 @@ impl Poller {
     }
 
     /// Asks for the Tasks of up to `max_per_pass` open referrals, those asked longest ago
-    /// first; the first failure ends the pass (the server is backed off).
+    /// first; a failure of the server ends the pass (it is backed off), one of a Task is
+    /// counted and the pass goes on.
     fn pass(&mut self) -> Result<(), Failure> {
         let open = self
             .store
@@ -280,6 +318,7 @@ impl Poller {
         let ids: std::collections::HashSet<&str> = open.iter().map(|(id, _)| id.as_str()).collect();
         self.asked.retain(|id, _| ids.contains(id.as_str()));
         self.refused.retain(|id, _| ids.contains(id.as_str()));
+        self.unreadable.retain(|id, _| ids.contains(id.as_str()));
         let mut due = open.clone();
         // Never asked first, then the longest ago.
         due.sort_by_key(|(id, _)| self.asked.get(id).copied());
@@ -288,8 +327,26 @@ impl Poller {
             if self.stop.is_set() {
                 break;
             }
-            let task = self.fetch(&id)?;
+            let fetched = self.fetch(&id);
+            if let Err(f) = &fetched
+                && f.ends_the_pass()
+            {
+                return Err(f.clone());
+            }
             self.asked.insert(id.clone(), Instant::now());
+            let task = match fetched {
+                Ok(t) => {
+                    self.unreadable.remove(&id);
+                    t
+                }
+                Err(f) => {
+                    self.health.source(&self.source, |s| s.errors += 1);
+                    if self.unreadable.insert(id.clone(), f.0.clone()).as_ref() != Some(&f.0) {
+                        tracing::warn!(destination = %self.dest, referral = %id, error = %f.0, "a polled Task cannot be read; the other referrals are still asked for");
+                    }
+                    continue;
+                }
+            };
             let Some(task) = task else { continue };
             let Some(to) = lifecycle_of(&task.status) else {
                 continue;
@@ -441,6 +498,37 @@ mod tests {
             "Jane",
         ] {
             assert_eq!(lifecycle_of(none), None, "{none}");
+        }
+    }
+
+    #[test]
+    fn only_the_servers_failures_end_a_pass() {
+        let ends = |k: &str| Failure(k.into()).ends_the_pass();
+        for server in [
+            "connect",
+            "timeout",
+            "request",
+            "body",
+            "status_500",
+            "status_503",
+            "status_401",
+            "status_403",
+            "status_429",
+            "tls_unknown_ca",
+        ] {
+            assert!(ends(server), "{server}");
+        }
+        for one_task in [
+            "status_404",
+            "status_410",
+            "status_400",
+            "not_json",
+            "not_a_bundle",
+            "several_tasks_for_one_referral",
+            "task_without_status",
+            "bundle_too_large",
+        ] {
+            assert!(!ends(one_task), "{one_task}");
         }
     }
 

@@ -43,8 +43,22 @@ pub(super) fn reason_ok(r: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-/// `POST /v1/referrals/{id}/status`.
+/// `POST /v1/referrals/{id}/status`, counted in the metrics by its answer's status
+/// ([`crate::metrics::Metrics::answer`], channel `json`).
 pub(super) async fn report(
+    State(app): State<App>,
+    caller: Extension<Caller>,
+    id: Path<String>,
+    headers: axum::http::HeaderMap,
+    raw: axum::body::Bytes,
+) -> Response {
+    let metrics = app.metrics.clone();
+    let r = report_status(State(app), caller, id, headers, raw).await;
+    metrics.answer("json", "status", crate::metrics::outcome_of(r.status()));
+    r
+}
+
+async fn report_status(
     State(app): State<App>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,

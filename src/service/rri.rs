@@ -62,10 +62,12 @@ fn sender_by_certificate(clients: &[crate::config::server::Client], cn: Option<&
     }
 }
 
-/// What became of an answer: the ACK, and the HTTP status the same outcome takes over HTTPS.
+/// What became of an answer: the ACK, the HTTP status the same outcome takes over HTTPS, and
+/// the outcome's name for the metrics ([`crate::metrics::Metrics::answer`]).
 pub(crate) struct Answer {
     pub ack: String,
     pub http: StatusCode,
+    pub outcome: &'static str,
 }
 
 /// A refusal: the ACK code, the field (`RF1-1`; empty for none), the HL7 error code (table
@@ -86,9 +88,25 @@ fn refuse(msh: &Msh, r: Refuse) -> Answer {
         field = r.field,
         "a provider's HL7 answer was refused"
     );
+    // An AR that asks for the message again (a full queue, a stop, a store failure, a delivery
+    // not yet recorded) is deferred, not refused: the same answer is expected back.
+    let outcome = match (r.code, r.http) {
+        (Code::Reject, StatusCode::SERVICE_UNAVAILABLE | StatusCode::CONFLICT) => "deferred",
+        _ => "rejected",
+    };
     Answer {
         ack: build_ack(msh, r.code, None) + &err_segment(r.field, r.hl7, r.kind, r.reason),
         http: r.http,
+        outcome,
+    }
+}
+
+/// An answer's kind as a metrics label: its MSH-9.1 as one of our own names, never as sent.
+fn kind_label(msg: &[u8]) -> &'static str {
+    match hl7_reply::message_type(msg).as_deref() {
+        Some("RRI") => "rri",
+        Some("ACK") => "ack",
+        _ => "other",
     }
 }
 
@@ -141,6 +159,8 @@ fn hl7_time(ts: &str) -> Option<String> {
 /// What the engine did with a referral's answer.
 enum Done {
     Recorded,
+    /// Understood, and nothing to record (an application accept, a pending RRI).
+    Ignored,
     Refused(Refusal),
     /// The referral is still in the outbox: the answer came before the delivery's commit.
     NotDelivered,
@@ -263,7 +283,7 @@ pub(crate) async fn answer(
                 return Ok(Done::Refused(Refusal::NotYours));
             }
             let (to, reason) = match step {
-                Step::Nothing => return Ok(Done::Recorded),
+                Step::Nothing => return Ok(Done::Ignored),
                 // Not delivered yet: no step, and no note either (a `queued` event would
                 // outlast the delivery, since the latest event is the referral's status).
                 _ if r.status == Status::Queued => return Ok(Done::NotDelivered),
@@ -311,9 +331,14 @@ pub(crate) async fn answer(
         Err(_) => return busy("stopping", "the gateway is stopping; resend"),
     };
     match done {
-        Ok(Done::Recorded) => Answer {
+        Ok(d @ (Done::Recorded | Done::Ignored)) => Answer {
             ack: build_ack(&msh, Code::Accept, None),
             http: StatusCode::OK,
+            outcome: if matches!(d, Done::Recorded) {
+                "recorded"
+            } else {
+                "ignored"
+            },
         },
         Ok(Done::NotDelivered) => refuse(
             &msh,
@@ -361,9 +386,10 @@ pub(crate) async fn over_mllp(
     takes_answers: bool,
     ctx: &super::sources::Context,
 ) -> String {
+    let metrics = &ctx.health.metrics;
     if !takes_answers {
         let msh = parse_msh(msg).unwrap_or_default();
-        return refuse(
+        let a = refuse(
             &msh,
             Refuse {
                 code: Code::Reject,
@@ -373,13 +399,14 @@ pub(crate) async fn over_mllp(
                 reason: "this listener takes no answers to referrals (referral_answers)",
                 http: StatusCode::FORBIDDEN,
             },
-        )
-        .ack;
+        );
+        metrics.answer("hl7_mllp", kind_label(msg), a.outcome);
+        return a.ack;
     }
     let sender = sender_by_certificate(&ctx.gw.clients, cert_name);
-    answer(msg, sender, &ctx.engine, Duration::from_secs(10))
-        .await
-        .ack
+    let a = answer(msg, sender, &ctx.engine, Duration::from_secs(10)).await;
+    metrics.answer("hl7_mllp", kind_label(msg), a.outcome);
+    a.ack
 }
 
 /// `POST /v1/referrals/hl7`: the message as the body (`x-application/hl7-v2+er7` or
@@ -394,12 +421,15 @@ pub(super) async fn post_hl7(
     use axum::response::IntoResponse;
     let ct = super::api::media_type(&headers);
     if ct != ER7 && ct != "text/plain" {
+        app.metrics
+            .answer("hl7_http", kind_label(&body), "rejected");
         return super::auth::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the body is an HL7 v2 message: Content-Type x-application/hl7-v2+er7 or text/plain",
         );
     }
     let a = answer(&body, sender_of(&caller), app.engine(), Duration::ZERO).await;
+    app.metrics.answer("hl7_http", kind_label(&body), a.outcome);
     let mut r = (a.http, a.ack).into_response();
     r.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,

@@ -272,6 +272,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     INSERT INTO disclosed (id, at) SELECT id, disclosed_at FROM incidents WHERE disclosed_at IS NOT NULL;
     DROP INDEX incidents_disclosed;
     ALTER TABLE incidents DROP COLUMN disclosed_at;",
+    // 21: the FHIR channel's Task ids (see `task_ids`): a Task's logical id is a SHA-256 of its
+    // referral's key, which SQL cannot compute, so no migration can fill this and the outbox's
+    // writer is not made to; the lookup indexes the referrals queued since it last looked (up to
+    // the outbox row id in `meta`), each once, instead of hashing every referral for each id it
+    // does not know. Empty here: the first lookup indexes the referrals already queued.
+    "CREATE TABLE fhir_task_ids (
+        task_id TEXT PRIMARY KEY,
+        referral TEXT NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod pushes;
 pub mod referral_lookup;
 pub mod referrals;
 pub mod registry;
+pub mod task_ids;
 pub mod vault;
 
 #[derive(Debug, thiserror::Error)]

@@ -12,6 +12,8 @@ search.html#token), not from the gateway's code.
 - The test moves a Task through its statuses by writing DIR/control.json:
   {"<identifier value>": {"status": "accepted", "reason": "a-code"}, ...}; a Task named there is
   served with that status (and statusReason coding), and `lastModified` the time of the change.
+  {"<identifier value>": {"answer": 404}} makes the search for that identifier answer that HTTP
+  status with an OperationOutcome instead (a Task removed, a server failing for it).
 
 Every request is one JSON line in DIR/requests.ndjson: method, path, identifier, status answered.
 
@@ -101,6 +103,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             counts[value] = counts.get(value, 0) + 1
             write_json("counts.json", counts)
+            failing = control().get(value, {}).get("answer")
+            if failing:
+                return self.answer(failing, {"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "not-found" if failing == 404 else "exception"}]},
+                    identifier=value)
             matches = []
             for v, task in tasks.items():
                 if v != value or not any(i.get("system") == system and i.get("value") == value

@@ -133,12 +133,12 @@ pub(super) async fn put(
 ) -> Response {
     let media = super::api::media_type(&headers);
     if media != FHIR_JSON && media != "application/json" {
-        return Fail::new(
+        let f = Fail::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not-supported",
             "a Task is sent as application/fhir+json",
-        )
-        .into_response();
+        );
+        return refused(&app, f);
     }
     let update = serde_json::from_slice::<Value>(&body)
         .map_err(|_| Fail::invalid("the body is not JSON"))
@@ -146,7 +146,7 @@ pub(super) async fn put(
     let version = if_match(&headers);
     match (update, version) {
         (Ok(u), Ok(v)) => run(app, caller, id, v, Change::Put(u)).await,
-        (Err(f), _) | (_, Err(f)) => f.into_response(),
+        (Err(f), _) | (_, Err(f)) => refused(&app, f),
     }
 }
 
@@ -159,23 +159,31 @@ pub(super) async fn patch(
     body: Bytes,
 ) -> Response {
     if super::api::media_type(&headers) != "application/json-patch+json" {
-        return Fail::new(
+        let f = Fail::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "not-supported",
             "a Task patch is a JSON Patch, application/json-patch+json (FHIRPath Patch is not taken)",
-        )
-        .into_response();
+        );
+        return refused(&app, f);
     }
     let ops = serde_json::from_slice::<Value>(&body)
         .map_err(|_| Fail::invalid("the body is not JSON"))
         .and_then(|d| patch::ops(&d));
     match (ops, if_match(&headers)) {
         (Ok(ops), Ok(v)) => run(app, caller, id, v, Change::Patch(ops)).await,
-        (Err(f), _) | (_, Err(f)) => f.into_response(),
+        (Err(f), _) | (_, Err(f)) => refused(&app, f),
     }
 }
 
-/// Queues the change for the engine (the store's one writer) and answers after its commit.
+/// A PUT or PATCH refused before it is queued, counted like the others.
+fn refused(app: &App, f: Fail) -> Response {
+    app.metrics.answer("fhir", "task", "rejected");
+    f.into_response()
+}
+
+/// Queues the change for the engine (the store's one writer) and answers after its commit; a
+/// PUT or PATCH is counted in the metrics ([`crate::metrics::Metrics::answer`], channel `fhir`),
+/// a read is not: it answers nothing.
 async fn run(
     app: App,
     caller: Caller,
@@ -183,14 +191,38 @@ async fn run(
     version: Option<String>,
     change: Change,
 ) -> Response {
+    let counted = !matches!(change, Change::Read);
+    let metrics = app.metrics.clone();
+    let (r, recorded) = update(app, caller, id, version, change).await;
+    if counted {
+        let outcome = match recorded {
+            Some(false) => "ignored",
+            _ => crate::metrics::outcome_of(r.status()),
+        };
+        metrics.answer("fhir", "task", outcome);
+    }
+    r
+}
+
+/// [`run`]'s work: the answer, and whether a step was recorded (`None` when it failed).
+async fn update(
+    app: App,
+    caller: Caller,
+    id: String,
+    version: Option<String>,
+    change: Change,
+) -> (Response, Option<bool>) {
     let destinations = super::referrals::providers_of(&caller);
     if destinations.is_empty() {
-        return Fail::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("client `{}` has no `provider:` scope", caller.id),
-        )
-        .into_response();
+        return (
+            Fail::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("client `{}` has no `provider:` scope", caller.id),
+            )
+            .into_response(),
+            None,
+        );
     }
     let (reply, answer) = tokio::sync::oneshot::channel();
     let by = caller.id;
@@ -208,34 +240,35 @@ async fn run(
             let _ = reply.send(r);
         },
     ))) {
-        return r; // converted to an OperationOutcome by `outcomes`
+        return (r, None); // converted to an OperationOutcome by `outcomes`
     }
     match answer.await {
-        Ok(Ok(Ok(t))) => fhir(StatusCode::OK, &t),
-        Ok(Ok(Err(f))) => f.into_response(),
+        Ok(Ok(Ok((t, recorded)))) => (fhir(StatusCode::OK, &t), Some(recorded)),
+        Ok(Ok(Err(f))) => (f.into_response(), None),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "a Task update was not stored");
-            crate::server::layers::busy("the gateway cannot store it now; try again")
+            let r = crate::server::layers::busy("the gateway cannot store it now; try again");
+            (r, None)
         }
-        Err(_) => crate::server::layers::busy("the gateway stopped before storing it; try again"),
+        Err(_) => (
+            crate::server::layers::busy("the gateway stopped before storing it; try again"),
+            None,
+        ),
     }
 }
 
 /// The referral a request names: by the URL's id (the Task's id, or the referral's id), else by
 /// the Task's identifier; both must name the same one.
 fn resolve(
-    store: &Store,
+    store: &mut Store,
     id: &str,
     key: Option<&str>,
 ) -> Result<Result<Referral, Fail>, StoreError> {
     let mut by_url = store.referral(id)?;
     if by_url.is_none() && looks_like_uuid(id) {
-        // The Task's id is derived from the referral's: compared with each (a program's
-        // referrals are thousands, not millions; a hash each is microseconds).
-        by_url = store
-            .referrals()?
-            .into_iter()
-            .find(|r| task::task_id(&r.id) == id);
+        // The Task's id is a hash of the referral's: looked up in the store's index of them
+        // (`store::task_ids`), not by hashing every referral.
+        by_url = store.referral_by_task_id(id, task::task_id)?;
     }
     let by_key = match key {
         Some(k) => store.referral(k)?,
@@ -263,7 +296,7 @@ fn looks_like_uuid(s: &str) -> bool {
 }
 
 /// On the engine: resolves, checks the caller and the version, applies the change, records the
-/// step; the Task as it then stands.
+/// step; the Task as it then stands, and whether a step was recorded.
 fn apply(
     store: &mut Store,
     audit_key: &[u8],
@@ -272,7 +305,7 @@ fn apply(
     version: Option<&str>,
     change: Change,
     by: &str,
-) -> Result<Result<Value, Fail>, StoreError> {
+) -> Result<Result<(Value, bool), Fail>, StoreError> {
     let key = match &change {
         Change::Put(u) => u.key.as_deref(),
         _ => None,
@@ -294,7 +327,7 @@ fn apply(
         )));
     }
     let update = match change {
-        Change::Read => return Ok(Ok(current)),
+        Change::Read => return Ok(Ok((current, false))),
         // The id in the body, when there is one, is the URL's (FHIR's update rule), or the
         // gateway's id of this Task (a Task read at the referral's id and sent back there).
         Change::Put(u)
@@ -315,7 +348,9 @@ fn apply(
     };
     let to = match update.step {
         task::Step::To(s) => s,
-        task::Step::Acknowledge if referral.status == Status::Sent => return Ok(Ok(current)),
+        task::Step::Acknowledge if referral.status == Status::Sent => {
+            return Ok(Ok((current, false)));
+        }
         task::Step::Acknowledge => {
             return Ok(Err(Fail::business_rule(format!(
                 "`{}` cannot follow `{}`: the provider has answered already",
@@ -337,7 +372,7 @@ fn apply(
     )? {
         Ok(r) => {
             let events = store.referral_events(&r.id)?;
-            Ok(Ok(task::task(&r, &events)))
+            Ok(Ok((task::task(&r, &events), true)))
         }
         Err(Refusal::NoSuchReferral) => Ok(Err(Fail::not_found())),
         Err(Refusal::NotYours) => Ok(Err(Fail::forbidden())),
