@@ -145,6 +145,9 @@ impl Store {
     /// Opens a group of writes committed together by [`Store::commit`] (one sync instead of
     /// one per write). Writes that use their own transaction join the group as savepoints.
     pub fn begin(&mut self) -> Result<()> {
+        // A new transaction is not whole unless `write_whole` says so (not even after a panic
+        // left the flag set).
+        self.whole = false;
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
         Ok(())
     }
