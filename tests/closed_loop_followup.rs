@@ -244,6 +244,17 @@ fn one_tasks_404_does_not_stop_the_others_and_a_503_backs_off() {
     control(json!({ &other: {"status": "accepted"} }));
     wait("the poller recovered", 20, || poller(&s).0 == "polling");
     assert_eq!(status_of(&s, &gone), "sent");
+
+    // Every Task of a pass failing alike (an endpoint that answers 404 to every search) is
+    // the server wrong as a whole: backed off and shown failing, until a Task reads again.
+    control(json!({ &gone: {"answer": 404}, &other: {"answer": 404} }));
+    wait("the poller backing off when every Task fails", 20, || {
+        poller(&s).0 == "backing_off"
+    });
+    control(json!({ &other: {"status": "accepted"} }));
+    wait("the poller recovered again", 20, || {
+        poller(&s).0 == "polling"
+    });
 }
 
 #[test]

@@ -53,7 +53,7 @@ impl Disclosure<'_> {
     /// Every destination's decision for one incident, each audited (the anonymous withholds
     /// into [`Disclosure::withheld`]), with its payload's digest as audited (computed once: the
     /// outbox row records the same); and the incident's vault id.
-    pub fn decide_audited(
+    fn decide_audited(
         &mut self,
         adapter: &str,
         inc: &Incident,

@@ -269,9 +269,13 @@ impl Poller {
                         tracing::info!(destination = %self.dest, "polling the provider's FHIR server recovered");
                     }
                     backoff = FIRST_BACKOFF.min(self.cfg.every);
+                    // A Task that still cannot be read stays the last error shown.
+                    let clear = self.unreadable.is_empty();
                     self.health.source(&self.source, |s| {
                         s.state = "polling";
-                        s.last_error = None;
+                        if clear {
+                            s.last_error = None;
+                        }
                     });
                     self.cfg.every
                 }
@@ -323,11 +327,17 @@ impl Poller {
         // Never asked first, then the longest ago.
         due.sort_by_key(|(id, _)| self.asked.get(id).copied());
         due.truncate(self.cfg.max_per_pass);
+        // A server that fails every Task of a pass with a failure of one Task (a 404 for each,
+        // a login page instead of a Bundle) is more likely wrong as a whole: the pass then
+        // ends in the first of those failures, and the server is backed off and shown failing.
+        let (mut asked, mut first_failure) = (0usize, None);
+        let mut failed = 0usize;
         for (id, current) in due {
             if self.stop.is_set() {
                 break;
             }
             let fetched = self.fetch(&id);
+            asked += 1;
             if let Err(f) = &fetched
                 && f.ends_the_pass()
             {
@@ -340,7 +350,9 @@ impl Poller {
                     t
                 }
                 Err(f) => {
-                    self.health.source(&self.source, |s| s.errors += 1);
+                    self.health.source(&self.source, |s| s.failed(f.0.clone()));
+                    failed += 1;
+                    first_failure.get_or_insert_with(|| f.clone());
                     if self.unreadable.insert(id.clone(), f.0.clone()).as_ref() != Some(&f.0) {
                         tracing::warn!(destination = %self.dest, referral = %id, error = %f.0, "a polled Task cannot be read; the other referrals are still asked for");
                     }
@@ -357,7 +369,10 @@ impl Poller {
             }
             self.record(&id, steps, &task)?;
         }
-        Ok(())
+        match first_failure {
+            Some(f) if failed == asked => Err(f),
+            _ => Ok(()),
+        }
     }
 
     fn fetch(&self, key: &str) -> Result<Option<TaskState>, Failure> {

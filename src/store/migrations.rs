@@ -265,13 +265,15 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 20: the disclosure stage's queue and marks leave the incidents table. Marking a staged
     // incident disclosed rewrote its page (about 2 KB of body an incident) into the WAL; the
     // queue is a table of row ids that the stage reads in order and empties, and the time of
-    // each incident's last disclosure (kept for the purge) a narrow table appended to.
+    // each incident's last disclosure (kept for the purge) a narrow table appended to, indexed
+    // by time for the purge. `incidents.disclosed_at` stays, unused: dropping it would rewrite
+    // every staged incident at the upgrade, holding the store's lock for as long.
     "CREATE TABLE undisclosed (id INTEGER PRIMARY KEY);
     INSERT INTO undisclosed (id) SELECT id FROM incidents WHERE disclosed_at IS NULL;
     CREATE TABLE disclosed (id INTEGER PRIMARY KEY, at TEXT NOT NULL);
     INSERT INTO disclosed (id, at) SELECT id, disclosed_at FROM incidents WHERE disclosed_at IS NOT NULL;
-    DROP INDEX incidents_disclosed;
-    ALTER TABLE incidents DROP COLUMN disclosed_at;",
+    CREATE INDEX disclosed_by_time ON disclosed (at);
+    DROP INDEX incidents_disclosed;",
     // 21: the FHIR channel's Task ids (see `task_ids`): a Task's logical id is a SHA-256 of its
     // referral's key, which SQL cannot compute, so no migration can fill this and the outbox's
     // writer is not made to; the lookup indexes the referrals queued since it last looked (up to

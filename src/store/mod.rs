@@ -193,11 +193,12 @@ impl Store {
     }
 
     /// Runs `f` inside a savepoint: all its writes or none, within whatever transaction is
-    /// open (inside a whole one, [`Store::write_whole`], the transaction is the savepoint). The savepoint's statements are prepared once (rusqlite's `savepoint()` parses
+    /// open (inside a whole one, [`Store::write_whole`], the transaction is the savepoint).
+    /// The savepoint's statements are prepared once (rusqlite's `savepoint()` parses
     /// `SAVEPOINT` and `RELEASE` on each call: the vault and the audit trail take one per
     /// incident and decision).
     pub(crate) fn atomically<T>(&mut self, f: impl FnOnce(&mut Store) -> Result<T>) -> Result<T> {
-        if self.whole {
+        if self.whole && !self.conn.is_autocommit() {
             return f(self);
         }
         self.conn
