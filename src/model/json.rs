@@ -408,48 +408,59 @@ fn needs_escape(x: u64) -> bool {
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
-    let mut at = 0;
-    // Whole words while no byte in them needs an escape; the rest byte by byte.
-    while let Some(w) = bytes.get(at..at + 8) {
-        let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
-        if needs_escape(x) {
-            break;
+    // Runs of whole words in which no byte needs an escape are copied at once; a word that has
+    // one is gone through byte by byte, and the scan by words goes on after it (a narrative with
+    // quoted speech has a few escapes, not one per word).
+    let (mut run, mut at) = (0, 0);
+    while at < bytes.len() {
+        if let Some(w) = bytes.get(at..at + 8) {
+            let x = u64::from_le_bytes(w.try_into().expect("eight bytes"));
+            if !needs_escape(x) {
+                at += 8;
+                continue;
+            }
         }
-        at += 8;
+        let end = (at + 8).min(bytes.len());
+        for i in at..end {
+            if let Some(esc) = escape(bytes[i]) {
+                out.extend_from_slice(&bytes[run..i]);
+                out.extend_from_slice(esc.as_slice());
+                run = i + 1;
+            }
+        }
+        at = end;
     }
-    out.extend_from_slice(&bytes[..at]);
-    if at < bytes.len() {
-        escape_rest(out, &bytes[at..]);
-    }
+    out.extend_from_slice(&bytes[run..]);
     out.push(b'"');
 }
 
-fn escape_rest(out: &mut Vec<u8>, bytes: &[u8]) {
+/// A byte's escape (`\"`, `\n`, `\u001f`...), or `None` when it stands for itself.
+fn escape(b: u8) -> Option<Escape> {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut run = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let short = match b {
-            b'"' => b'"',
-            b'\\' => b'\\',
-            b'\n' => b'n',
-            b'\r' => b'r',
-            b'\t' => b't',
-            0x08 => b'b',
-            0x0c => b'f',
-            0..=0x1f => 0,
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[run..i]);
-        if short == 0 {
+    let short = match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        0x08 => b'b',
+        0x0c => b'f',
+        0..=0x1f => {
             let hex = [HEX[(b >> 4) as usize], HEX[(b & 0xf) as usize]];
-            out.extend_from_slice(b"\\u00");
-            out.extend_from_slice(&hex);
-        } else {
-            out.extend_from_slice(&[b'\\', short]);
+            return Some(Escape([b'\\', b'u', b'0', b'0', hex[0], hex[1]], 6));
         }
-        run = i + 1;
+        _ => return None,
+    };
+    Some(Escape([b'\\', short, 0, 0, 0, 0], 2))
+}
+
+/// An escape sequence: its bytes and how many of them are used.
+struct Escape([u8; 6], usize);
+
+impl Escape {
+    fn as_slice(&self) -> &[u8] {
+        &self.0[..self.1]
     }
-    out.extend_from_slice(&bytes[run..]);
 }
 
 #[cfg(test)]
