@@ -55,7 +55,7 @@ impl Gen {
         l[self.next() as usize % l.len()]
     }
     fn coin(&mut self) -> bool {
-        self.next() % 2 == 0
+        self.next().is_multiple_of(2)
     }
     fn text(&mut self) -> String {
         self.pick(TEXTS).to_string()
