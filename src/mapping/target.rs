@@ -348,28 +348,34 @@ fn split_name(p: &mut Person, v: &str) {
         Some((last, rest)) => (Some(last.trim()), rest, 2),
         None => (None, v, 3),
     };
-    let mut words: Vec<&str> = rest.split_whitespace().collect();
-    if words.len() >= min_words && words.last().is_some_and(|w| is_suffix(w)) {
-        p.name.suffix = words.pop().and_then(s);
+    // The words are found again by position rather than collected: a name has a handful, and a
+    // `Vec` per name was two allocations per record.
+    let words = || rest.split_whitespace();
+    let word = |i: usize| words().nth(i).unwrap_or_default();
+    let mut n = words().count();
+    if n >= min_words && is_suffix(word(n - 1)) {
+        p.name.suffix = s(word(n - 1));
+        n -= 1;
     }
-    match (last, words.as_slice()) {
-        (Some(l), [first, middle @ ..]) => {
+    match (last, n) {
+        (Some(l), _) => {
             p.name.last = s(l).filter(|_| !l.is_empty());
-            p.name.first = s(first);
-            if let (Some(a), Some(b)) = (middle.first(), middle.last()) {
-                p.name.middle = s(span(a, b));
+            if n >= 1 {
+                p.name.first = s(word(0));
+            }
+            if n >= 2 {
+                p.name.middle = s(span(word(1), word(n - 1)));
             }
         }
-        (Some(l), []) => p.name.last = s(l).filter(|_| !l.is_empty()),
-        (None, [first, middle @ .., last]) => {
-            p.name.first = s(first);
-            p.name.last = s(last);
-            if let (Some(a), Some(b)) = (middle.first(), middle.last()) {
-                p.name.middle = s(span(a, b));
+        (None, 0) => {}
+        (None, 1) => p.name.last = s(word(0)),
+        (None, _) => {
+            p.name.first = s(word(0));
+            p.name.last = s(word(n - 1));
+            if n >= 3 {
+                p.name.middle = s(span(word(1), word(n - 2)));
             }
         }
-        (None, [only]) => p.name.last = s(only),
-        (None, []) => {}
     }
 }
 

@@ -104,9 +104,9 @@ impl Transform {
         let owned = |s: String| Cow::Owned(s);
         Step::Value(match self {
             Transform::Trim => match v {
-                Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
-                Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),
-                Cow::Owned(o) => owned(o.trim().to_owned()),
+                Cow::Borrowed(b) => Cow::Borrowed(trim(b)),
+                Cow::Owned(o) if trim(&o).len() == o.len() => Cow::Owned(o),
+                Cow::Owned(o) => owned(trim(&o).to_owned()),
             },
             // ASCII first: a byte test, not a Unicode property per character.
             Transform::Upper if v.is_ascii() && !v.bytes().any(|b| b.is_ascii_lowercase()) => v,
@@ -199,6 +199,17 @@ impl Transform {
     }
 }
 
+/// `str::trim`, answered from the two end bytes when both are ASCII and not blanks (nearly
+/// every field of an export): `trim` walks characters from both ends to decide that, and ran
+/// on every value twice (before the transforms and in `trim`), about 2% of `normalize`.
+pub fn trim(s: &str) -> &str {
+    let kept = |b: &u8| b.is_ascii() && !matches!(b, b'\t'..=b'\r' | b' ');
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(z)) if kept(a) && kept(z) => s,
+        _ => s.trim(),
+    }
+}
+
 fn title(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     let mut start = true;
@@ -254,5 +265,22 @@ mod tests {
         assert_eq!(run(re.clone(), "46A - CIT"), "");
         assert_eq!(run(re, "46-CIT"), "46");
         assert_eq!(run(Transform::Default("x".into()), ""), "x");
+    }
+
+    /// The fast trim gives `str::trim`'s answer, whatever the ends hold.
+    #[test]
+    fn trim_agrees_with_str_trim() {
+        let ends = [
+            "", "a", " ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1f", "\x7f", "\u{85}",
+            "\u{a0}", "\u{2003}", "\u{3000}", "é", "日", "\"",
+        ];
+        for a in ends {
+            for z in ends {
+                for mid in ["", "x", " x ", "a b"] {
+                    let s = format!("{a}{mid}{z}");
+                    assert_eq!(trim(&s), s.trim(), "{s:?}");
+                }
+            }
+        }
     }
 }

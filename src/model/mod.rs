@@ -5,6 +5,7 @@
 
 mod consent;
 mod engagement;
+pub mod json;
 mod rfc3339;
 mod sensitive;
 pub mod shape;

@@ -22,7 +22,7 @@ pub fn serialize<S: Serializer>(
 
 /// `YYYY-MM-DDTHH:MM:SS±HH:MM` (or `Z`), or `None` when chrono's fuller form is needed (fractional
 /// seconds, years outside 0..=9999, offsets with seconds).
-fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Option<&'b str> {
+pub(super) fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Option<&'b str> {
     let off = dt.offset().local_minus_utc();
     let dt = dt.naive_local();
     let year = dt.year();
