@@ -175,21 +175,13 @@ impl Store {
 
     /// Whether an incident with this id (from this adapter, if given) has been read.
     pub fn has_incident(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
-        let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.query_row(
-            params![incident_id, adapter],
-            |r| r.get(0),
-        )?;
-        Ok(n > 0)
+        has_incident(&self.conn, incident_id, adapter)
     }
 
     /// Whether an incident with this id (from this adapter, if given) was read and has been
     /// removed after its retention.
     pub fn was_purged(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
-        let n: i64 = self.conn.prepare_cached("SELECT count(*) FROM purged_incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?.query_row(
-            params![incident_id, adapter],
-            |r| r.get(0),
-        )?;
-        Ok(n > 0)
+        was_purged(&self.conn, incident_id, adapter)
     }
 
     /// Imports engagements. Each must name a consent in the registry. One whose incident has
@@ -202,19 +194,27 @@ impl Store {
         es: &[&Engagement],
         atomic: bool,
     ) -> Result<Outcomes<EngagementImport>> {
+        // The checks run in the import's transaction (it takes the write lock when it
+        // begins): a purge or an ingest committed between a check and the writes would make
+        // an engagement joined to an incident that is gone, or pending for one that is there.
+        let tx = self.conn.transaction()?;
         let mut checked = Vec::with_capacity(es.len());
         for e in es {
             let adapter = e.adapter.as_deref();
             let mut problems = Vec::new();
-            if self.consent(&e.consent_id)?.is_none() {
+            let known: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM consents WHERE id = ?1")?
+                .query_row([&e.consent_id], |r| r.get(0))
+                .optional()?;
+            if known.is_none() {
                 problems.push(refused(
                     "unknown_consent",
                     Some("consent_id"),
                     format!("consent {} is not in the registry", e.consent_id),
                 ));
             }
-            let joined = self.has_incident(&e.incident_id, adapter)?;
-            if !joined && self.was_purged(&e.incident_id, adapter)? {
+            let joined = has_incident(&tx, &e.incident_id, adapter)?;
+            if !joined && was_purged(&tx, &e.incident_id, adapter)? {
                 problems.push(refused(
                     "incident_purged",
                     Some("incident_id"),
@@ -227,7 +227,6 @@ impl Store {
                 Err(problems)
             });
         }
-        let tx = self.conn.transaction()?;
         let mut out = Vec::with_capacity(es.len());
         for (e, joined) in es.iter().zip(checked) {
             let joined = match joined {
@@ -342,4 +341,26 @@ impl Store {
             revoked_on: revoked.and_then(|r| r.parse().ok()),
         })
     }
+}
+
+fn has_incident(
+    conn: &rusqlite::Connection,
+    incident_id: &str,
+    adapter: Option<&str>,
+) -> Result<bool> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?
+        .query_row(params![incident_id, adapter], |r| r.get(0))?;
+    Ok(n > 0)
+}
+
+fn was_purged(
+    conn: &rusqlite::Connection,
+    incident_id: &str,
+    adapter: Option<&str>,
+) -> Result<bool> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM purged_incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?
+        .query_row(params![incident_id, adapter], |r| r.get(0))?;
+    Ok(n > 0)
 }
