@@ -32,8 +32,9 @@ impl Store {
         }
     }
 
-    /// Indexes the referrals queued after the last indexed outbox row. Reads only when nothing
-    /// was queued since, so a lookup takes the write lock only when there is something to add.
+    /// Indexes the referrals queued after the last indexed outbox row. Reads only when no
+    /// referral was queued since, so a lookup takes the write lock only when there is something
+    /// to add.
     fn index_task_ids(&mut self, derive: fn(&str) -> String) -> Result<()> {
         let through = |s: &Store| -> Result<i64> {
             Ok(s.conn
@@ -42,9 +43,14 @@ impl Store {
                 .optional()?
                 .unwrap_or(0))
         };
+        // The last row that may be a referral: every referral carries its consent, and the
+        // rows with one are few (referrals, their cancellations) and indexed. Rows for the
+        // de-identified destinations, queued all the time, do not make a lookup write.
         let last: i64 = self
             .conn
-            .prepare_cached("SELECT coalesce(max(id), 0) FROM outbox")?
+            .prepare_cached(
+                "SELECT coalesce(max(id), 0) FROM outbox INDEXED BY outbox_by_consent WHERE consent_id IS NOT NULL",
+            )?
             .query_row([], |r| r.get(0))?;
         if last <= through(self)? {
             return Ok(());
@@ -90,7 +96,8 @@ mod tests {
                     adapter: "cad",
                     incident_id: incident,
                     profile,
-                    consent_id: None,
+                    // A referral carries its consent; a de-identified row none.
+                    consent_id: (profile == "consented-referral").then_some("C-1"),
                     person_token: None,
                     fields: &[],
                     payload: &payload,
@@ -118,6 +125,10 @@ mod tests {
         let found = store.referral_by_task_id(&derive(&first), derive).unwrap();
         assert_eq!(found.map(|r| r.id), Some(first.clone()));
         let report = queue(&mut store, "safe-harbor", "i-2");
+        // Only a de-identified row queued since: the lookup reads and writes nothing.
+        let writes = store.conn.total_changes();
+        assert_eq!(store.referral_by_task_id("task-x", derive).unwrap(), None);
+        assert_eq!(store.conn.total_changes(), writes);
         let second = queue(&mut store, "consented-referral", "i-3");
         assert_eq!(
             store.referral_by_task_id(&derive(&report), derive).unwrap(),
