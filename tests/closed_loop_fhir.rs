@@ -293,11 +293,7 @@ fn a_provider_updates_its_task_and_the_referral_follows() {
     assert_eq!(r["task"]["status"], "completed", "{r}");
     // Each PUT and PATCH the handlers answered, counted (reads are not answers; what
     // authentication or the body limit refused never reached them).
-    let m = s.client(
-        "request",
-        json!({"path": "/metrics", "token": s.token("admin")}),
-    );
-    let text = m["body"].as_str().unwrap();
+    let text = s.metrics();
     for (outcome, n) in [("recorded", 2), ("ignored", 1), ("rejected", 10)] {
         let line = format!(
             "pnp_referral_answers_total{{channel=\"fhir\",kind=\"task\",outcome=\"{outcome}\"}} {n}\n"

@@ -158,14 +158,9 @@ fn poller(s: &Service) -> (String, u64) {
         .as_str()
         .unwrap_or_else(|| panic!("{r}"))
         .to_string();
-    let m = s.client(
-        "request",
-        json!({"path": "/metrics", "token": s.token("admin")}),
-    );
+    let m = s.metrics();
     let prefix = "pnp_source_errors_total{pipeline=\"poll:prestera\",kind=\"fhir_task_poll\"} ";
-    let errors = m["body"]
-        .as_str()
-        .unwrap()
+    let errors = m
         .lines()
         .find_map(|l| l.strip_prefix(prefix))
         .unwrap_or_else(|| panic!("{m}"))
@@ -338,18 +333,12 @@ fn a_referral_left_sent_raises_one_alert_and_one_signed_notice_even_across_a_res
         prestera.len()
     );
     // Counted, and on the status page's alerts.
-    let metrics = s.client(
-        "request",
-        json!({"path": "/metrics", "token": s.token("admin")}),
-    );
+    let metrics = s.metrics();
     let counted = format!(
         "pnp_referrals_overdue_total{{destination=\"prestera\"}} {}",
         prestera.len()
     );
-    assert!(
-        metrics["body"].as_str().unwrap().contains(&counted),
-        "{metrics}"
-    );
+    assert!(metrics.contains(&counted), "{metrics}");
     let page = s.client(
         "request",
         json!({"path": "/status", "token": s.token("admin")}),

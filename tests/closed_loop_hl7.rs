@@ -327,7 +327,7 @@ fn a_provider_answers_its_ref_i12_with_rri_over_mllp_and_https_and_others_change
 
     // Every answer counted by channel, kind and outcome (the TLS refusal never reached the
     // listener); no value of any message in the metrics.
-    let text = metrics(&s);
+    let text = s.metrics();
     for (labels, n) in [
         ("channel=\"hl7_mllp\",kind=\"rri\",outcome=\"rejected\"", 4),
         ("channel=\"hl7_mllp\",kind=\"rri\",outcome=\"ignored\"", 1),
@@ -360,16 +360,6 @@ fn a_provider_answers_its_ref_i12_with_rri_over_mllp_and_https_and_others_change
     success(&cli(&["audit", "verify"], &s.cfg()));
 }
 
-/// The Prometheus text of `/metrics`, as the admin reads it.
-fn metrics(s: &Service) -> String {
-    let r = s.client(
-        "request",
-        json!({"path": "/metrics", "token": s.token("admin")}),
-    );
-    assert_eq!(r["status"], 200, "{r}");
-    r["body"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn an_rri_on_a_listener_that_takes_no_answers_is_refused_and_not_ingested() {
     let d = tempfile::tempdir().unwrap();
@@ -381,7 +371,7 @@ fn an_rri_on_a_listener_that_takes_no_answers_is_refused_and_not_ingested() {
     assert_eq!(acks[0]["control"], "R-9");
     assert_eq!(s.count("SELECT count(*) FROM quarantine"), before);
     assert_eq!(s.count("SELECT count(*) FROM referral_events"), 0);
-    let text = metrics(&s);
+    let text = s.metrics();
     let line =
         "pnp_referral_answers_total{channel=\"hl7_mllp\",kind=\"rri\",outcome=\"rejected\"} 1\n";
     assert!(text.contains(line), "{text}");
@@ -453,7 +443,7 @@ fn a_signed_status_report_is_checked_against_the_destinations_secret() {
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(status_of(&s, &id), "in-progress");
     // Counted on the JSON channel: the four refused, the two taken.
-    let text = metrics(&s);
+    let text = s.metrics();
     for (outcome, n) in [("rejected", 4), ("recorded", 2)] {
         let line = format!(
             "pnp_referral_answers_total{{channel=\"json\",kind=\"status\",outcome=\"{outcome}\"}} {n}\n"

@@ -8,15 +8,6 @@ use common::service::Service;
 use common::*;
 use serde_json::json;
 
-fn metrics(s: &Service) -> String {
-    let m = s.client(
-        "request",
-        json!({"path": "/metrics", "token": s.token("admin")}),
-    );
-    assert_eq!(m["status"], 200, "{m}");
-    m["body"].as_str().unwrap().to_string()
-}
-
 /// The value of the series `name{labels}`, if shown.
 fn series(text: &str, name_labels: &str) -> Option<u64> {
     text.lines()
@@ -55,7 +46,7 @@ fn readyz_and_metrics_show_each_source_and_what_it_took_in() {
     assert_eq!(src["state"]["state"], "listening", "{ready}");
     assert_eq!(src["state"]["errors"], 0, "{ready}");
 
-    let text = metrics(&s);
+    let text = s.metrics();
     let hl7 = "pipeline=\"hl7v2\"";
     assert_eq!(
         series(&text, &format!("pnp_source_up{{{hl7},kind=\"mllp\"}}")),
@@ -92,7 +83,7 @@ fn readyz_and_metrics_show_each_source_and_what_it_took_in() {
     s.refer();
     let start = std::time::Instant::now();
     loop {
-        let text = metrics(&s);
+        let text = s.metrics();
         let sent: u64 = text
             .lines()
             .filter(|l| {

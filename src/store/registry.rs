@@ -348,10 +348,7 @@ fn has_incident(
     incident_id: &str,
     adapter: Option<&str>,
 ) -> Result<bool> {
-    let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?
-        .query_row(params![incident_id, adapter], |r| r.get(0))?;
-    Ok(n > 0)
+    names(conn, "incidents", incident_id, adapter)
 }
 
 fn was_purged(
@@ -359,8 +356,20 @@ fn was_purged(
     incident_id: &str,
     adapter: Option<&str>,
 ) -> Result<bool> {
+    names(conn, "purged_incidents", incident_id, adapter)
+}
+
+/// Whether `table` has a row for the incident id (from this adapter, if given).
+fn names(
+    conn: &rusqlite::Connection,
+    table: &'static str,
+    incident_id: &str,
+    adapter: Option<&str>,
+) -> Result<bool> {
     let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM purged_incidents WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)")?
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM {table} WHERE incident_id = ?1 AND (?2 IS NULL OR adapter = ?2)"
+        ))?
         .query_row(params![incident_id, adapter], |r| r.get(0))?;
     Ok(n > 0)
 }

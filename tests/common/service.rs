@@ -107,6 +107,18 @@ impl Service {
         std::fs::read_to_string(self.base.join(format!("state/tokens/{client}.token"))).unwrap()
     }
 
+    /// The Prometheus text of `/metrics`, read with the admin's token as a monitoring system
+    /// would.
+    #[allow(dead_code)] // not every test binary reads the metrics
+    pub fn metrics(&self) -> String {
+        let r = self.client(
+            "request",
+            json!({"path": "/metrics", "token": self.token("admin")}),
+        );
+        assert_eq!(r["status"], 200, "{r}");
+        r["body"].as_str().unwrap().to_string()
+    }
+
     /// One call of the Python client.
     pub fn client(&self, cmd: &str, mut args: Value) -> Value {
         args["url"] = json!(self.url);
