@@ -346,7 +346,22 @@ impl TimeParser {
         ))
     }
 
-    fn place(&self, local: NaiveDateTime) -> Result<Placed, String> {
+    /// Places a local time in the zone: from the cache of uniform days when its day is one
+    /// (see [`super::tzcache`]), else as chrono-tz says.
+    pub(super) fn place(&self, local: NaiveDateTime) -> Result<Placed, String> {
+        if let Some(at) = super::tzcache::uniform_day_offset(self.tz, &local)
+            .and_then(FixedOffset::east_opt)
+            .and_then(|o| local.and_local_timezone(o).single())
+        {
+            return Ok(Placed {
+                at,
+                ambiguous: false,
+            });
+        }
+        self.place_uncached(local)
+    }
+
+    pub(super) fn place_uncached(&self, local: NaiveDateTime) -> Result<Placed, String> {
         let twice = |at: DateTime<Tz>| Placed {
             at: at.fixed_offset(),
             ambiguous: true,

@@ -10,6 +10,7 @@ pub mod hl7path;
 pub mod spec;
 pub mod target;
 pub mod transform;
+mod tzcache;
 pub mod unmapped;
 
 use crate::config::error::{ConfigError, ConfigErrors, line_of};
