@@ -330,14 +330,12 @@ impl Poller {
         // A server that fails every Task of a pass with a failure of one Task (a 404 for each,
         // a login page instead of a Bundle) is more likely wrong as a whole: the pass then
         // ends in the first of those failures, and the server is backed off and shown failing.
-        let (mut asked, mut first_failure) = (0usize, None);
-        let mut failed = 0usize;
+        let (mut read_one, mut first_failure) = (false, None);
         for (id, current) in due {
             if self.stop.is_set() {
                 break;
             }
             let fetched = self.fetch(&id);
-            asked += 1;
             if let Err(f) = &fetched
                 && f.ends_the_pass()
             {
@@ -346,12 +344,12 @@ impl Poller {
             self.asked.insert(id.clone(), Instant::now());
             let task = match fetched {
                 Ok(t) => {
+                    read_one = true;
                     self.unreadable.remove(&id);
                     t
                 }
                 Err(f) => {
                     self.health.source(&self.source, |s| s.failed(f.0.clone()));
-                    failed += 1;
                     first_failure.get_or_insert_with(|| f.clone());
                     if self.unreadable.insert(id.clone(), f.0.clone()).as_ref() != Some(&f.0) {
                         tracing::warn!(destination = %self.dest, referral = %id, error = %f.0, "a polled Task cannot be read; the other referrals are still asked for");
@@ -370,7 +368,7 @@ impl Poller {
             self.record(&id, steps, &task)?;
         }
         match first_failure {
-            Some(f) if failed == asked => Err(f),
+            Some(f) if !read_one => Err(f),
             _ => Ok(()),
         }
     }

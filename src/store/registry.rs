@@ -173,17 +173,6 @@ impl Store {
         Ok(())
     }
 
-    /// Whether an incident with this id (from this adapter, if given) has been read.
-    pub fn has_incident(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
-        has_incident(&self.conn, incident_id, adapter)
-    }
-
-    /// Whether an incident with this id (from this adapter, if given) was read and has been
-    /// removed after its retention.
-    pub fn was_purged(&self, incident_id: &str, adapter: Option<&str>) -> Result<bool> {
-        was_purged(&self.conn, incident_id, adapter)
-    }
-
     /// Imports engagements. Each must name a consent in the registry. One whose incident has
     /// been read joins it, and the incident goes through the disclosure stage again; one whose
     /// incident has not been read yet is kept pending and joins it when it is read (see
@@ -213,8 +202,8 @@ impl Store {
                     format!("consent {} is not in the registry", e.consent_id),
                 ));
             }
-            let joined = has_incident(&tx, &e.incident_id, adapter)?;
-            if !joined && was_purged(&tx, &e.incident_id, adapter)? {
+            let joined = names(&tx, "incidents", &e.incident_id, adapter)?;
+            if !joined && names(&tx, "purged_incidents", &e.incident_id, adapter)? {
                 problems.push(refused(
                     "incident_purged",
                     Some("incident_id"),
@@ -343,23 +332,8 @@ impl Store {
     }
 }
 
-fn has_incident(
-    conn: &rusqlite::Connection,
-    incident_id: &str,
-    adapter: Option<&str>,
-) -> Result<bool> {
-    names(conn, "incidents", incident_id, adapter)
-}
-
-fn was_purged(
-    conn: &rusqlite::Connection,
-    incident_id: &str,
-    adapter: Option<&str>,
-) -> Result<bool> {
-    names(conn, "purged_incidents", incident_id, adapter)
-}
-
-/// Whether `table` has a row for the incident id (from this adapter, if given).
+/// Whether `table` has a row for the incident id (from this adapter, if given): `incidents`,
+/// it has been read; `purged_incidents`, it was read and removed after its retention.
 fn names(
     conn: &rusqlite::Connection,
     table: &'static str,
