@@ -21,10 +21,9 @@ pub use datetime::TimeSettings;
 use serde_json::Value;
 use spec::{FieldSpec, MappingSpec, TableSpec};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use target::{IncidentField, PersonField, ValueKind};
-use transform::{Step, Table, Transform};
+use transform::{CodeMap, Miss, Table, Transform};
 use unmapped::{GapKey, describe_unmapped};
 
 /// A compiled field: where its value comes from, how it is transformed, where it goes.
@@ -271,31 +270,25 @@ impl Mapping {
         }
     }
 
+    /// Runs a field's transforms on `v` in place (see [`Transform::apply`]).
     fn transform<'a, T>(
         &'a self,
-        f: &Field<T>,
-        v: Cow<'a, str>,
+        f: &'a Field<T>,
+        v: &mut Cow<'a, str>,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
-    ) -> Result<Cow<'a, str>, Rejection> {
+    ) -> Result<(), Rejection> {
         // Every value is trimmed first, whatever the format: an export's `"Ann Arbor "` is Ann
         // Arbor, and a value of blanks is no value.
-        let mut v = match v {
-            Cow::Borrowed(s) => Cow::Borrowed(transform::trim(s)),
-            Cow::Owned(s) if transform::trim(&s).len() == s.len() => Cow::Owned(s),
-            Cow::Owned(s) => Cow::Owned(transform::trim(&s).to_owned()),
-        };
+        transform::trim_in_place(v);
         for t in &f.transforms {
-            v = match t.apply(v, &self.tables) {
-                Step::Value(v) => v,
-                Step::Gap { table, code, value } => {
-                    gaps.push(Gap {
-                        table: self.tables[table].name.clone(),
-                        code: describe_unmapped(&code, key),
-                    });
-                    value
-                }
-                Step::Reject { table, code } => {
+            match t.apply(v, &self.tables) {
+                None => {}
+                Some(Miss::Gap { table, code }) => gaps.push(Gap {
+                    table: self.tables[table].name.clone(),
+                    code: describe_unmapped(&code, key),
+                }),
+                Some(Miss::Reject { table, code }) => {
                     let reason = format!(
                         "code {} is not in table `{}`",
                         unmapped::shown(&describe_unmapped(&code, key)),
@@ -303,47 +296,67 @@ impl Mapping {
                     );
                     return Err(Rejection::new("unmapped_code", reason).with_field(&f.name));
                 }
-            };
+            }
         }
-        Ok(v)
+        Ok(())
     }
 
     /// Evaluates one field and stores its value(s). A list target (phone, offense, ...) takes
     /// every element of an array source; `category` takes the weightiest of them (see
     /// [`CATEGORY_PRECEDENCE`]); any other target the first.
     #[allow(clippy::too_many_arguments)]
-    fn apply_field<T: Target>(
-        &self,
-        f: &Field<T>,
-        rec: &RecordView,
+    fn apply_field<'a, T: Target>(
+        &'a self,
+        f: &'a Field<T>,
+        rec: &RecordView<'a>,
         b: &Binding,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
         zone: (Option<chrono_tz::Tz>, Option<datetime::AmbiguousTime>),
         into: &mut T::Into,
     ) -> Result<(), Rejection> {
-        let time = f
-            .time
-            .as_ref()
-            .expect("compiled with a time parser")
-            .adjusted(zone.0, zone.1);
+        let parser = f.time.as_ref().expect("compiled with a time parser");
+        // Only the time fields are given the adapter's zone; the others use their parser as
+        // compiled, with no adjustment to work out.
+        let time = if zone == (None, None) {
+            Cow::Borrowed(parser)
+        } else {
+            parser.adjusted(zone.0, zone.1)
+        };
         let time = &*time;
         let set = |into: &mut T::Into, v: Cow<str>| {
             f.target
                 .set_value(into, v, time)
                 .map_err(|e| set_error(&f.name, f.target.value_kind(), e))
         };
+        // The common case, one column of a delimited row: its text goes through the transforms
+        // borrowed from the row, with no `Raw` or list of values built for it.
+        if let (RecordView::Row(row), None, &[id]) = (rec, &f.constant, f.sources.as_slice()) {
+            let text = b
+                .columns
+                .get(id)
+                .copied()
+                .flatten()
+                .and_then(|i| row.get(i));
+            let mut v = Cow::Borrowed(text.unwrap_or(""));
+            self.transform(f, &mut v, key, gaps)?;
+            return if v.is_empty() {
+                missing(f)
+            } else {
+                set(into, v)
+            };
+        }
         let mut values: Vec<Cow<str>> = Vec::new();
         match self.raw(f, rec, b) {
-            Raw::One(v) => {
-                let v = self.transform(f, v, key, gaps)?;
+            Raw::One(mut v) => {
+                self.transform(f, &mut v, key, gaps)?;
                 if !v.is_empty() {
                     return set(into, v);
                 }
             }
             Raw::Many(items) => {
-                for item in items {
-                    let v = self.transform(f, item, key, gaps)?;
+                for mut v in items {
+                    self.transform(f, &mut v, key, gaps)?;
                     if !v.is_empty() {
                         values.push(v);
                     }
@@ -351,14 +364,7 @@ impl Mapping {
             }
         }
         if values.is_empty() {
-            if f.required {
-                return Err(Rejection::new(
-                    "missing_required",
-                    format!("required field `{}` is empty", f.name),
-                )
-                .with_field(&f.name));
-            }
-            return Ok(());
+            return missing(f);
         }
         if f.target.is_list() {
             for v in values {
@@ -507,6 +513,18 @@ impl Mapping {
     pub fn table_names(&self) -> impl Iterator<Item = &str> {
         self.tables.iter().map(|t| t.name.as_str())
     }
+}
+
+/// A field with no value: a rejection when it is required, else nothing to store.
+fn missing<T>(f: &Field<T>) -> Result<(), Rejection> {
+    if f.required {
+        return Err(Rejection::new(
+            "missing_required",
+            format!("required field `{}` is empty", f.name),
+        )
+        .with_field(&f.name));
+    }
+    Ok(())
 }
 
 fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {

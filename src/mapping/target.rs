@@ -179,7 +179,7 @@ impl IncidentField {
             Action => {
                 inc.action = crate::model::Action::ALL
                     .into_iter()
-                    .find(|a| a.as_str() == v.trim().to_ascii_lowercase())
+                    .find(|a| a.as_str().eq_ignore_ascii_case(v.trim()))
                     .ok_or_else(|| {
                         "not an action (new, update, delete); map the source's codes with a table"
                             .to_string()
@@ -321,11 +321,16 @@ fn number(v: &str, min: f64, max: f64) -> Result<f64, String> {
         .ok_or_else(|| format!("not a number between {min} and {max}"))
 }
 
+/// Compared without case rather than lower-cased first: that was a `String` per flag per record.
 fn boolean(v: &str) -> Result<bool, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "y" | "1" | "t" => Ok(true),
-        "false" | "no" | "n" | "0" | "f" => Ok(false),
-        _ => Err("not a yes/no value (true/false, yes/no, y/n, 1/0)".into()),
+    let v = v.trim();
+    let any = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(v));
+    if any(&["true", "yes", "y", "1", "t"]) {
+        Ok(true)
+    } else if any(&["false", "no", "n", "0", "f"]) {
+        Ok(false)
+    } else {
+        Err("not a yes/no value (true/false, yes/no, y/n, 1/0)".into())
     }
 }
 
@@ -348,11 +353,22 @@ fn split_name(p: &mut Person, v: &str) {
         Some((last, rest)) => (Some(last.trim()), rest, 2),
         None => (None, v, 3),
     };
-    // The words are found again by position rather than collected: a name has a handful, and a
-    // `Vec` per name was two allocations per record.
-    let words = || rest.split_whitespace();
-    let word = |i: usize| words().nth(i).unwrap_or_default();
-    let mut n = words().count();
+    // One pass keeps the count and the words a split can use (the first two and the last
+    // three): a `Vec` per name was two allocations per record, and finding each word again by
+    // position walked the name six times.
+    let (mut head, mut tail, mut total) = ([""; 2], [""; 3], 0);
+    for w in rest.split_whitespace() {
+        if total < 2 {
+            head[total] = w;
+        }
+        tail = [tail[1], tail[2], w];
+        total += 1;
+    }
+    // Word `i`, for `i` among the first two or the last three.
+    let word = |i: usize| {
+        if i < 2 { head[i] } else { tail[i + 3 - total] }
+    };
+    let mut n = total;
     if n >= min_words && is_suffix(word(n - 1)) {
         p.name.suffix = s(word(n - 1));
         n -= 1;
