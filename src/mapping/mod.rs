@@ -7,6 +7,7 @@
 mod compile;
 pub mod datetime;
 pub mod hl7path;
+pub mod reuse;
 pub mod spec;
 pub mod target;
 pub mod transform;
@@ -18,6 +19,7 @@ use crate::formats::{RecordView, Rejection};
 use crate::model::{Category, Incident, Person, Role};
 use datetime::TimeParser;
 pub use datetime::TimeSettings;
+pub use reuse::Scratch;
 use serde_json::Value;
 use spec::{FieldSpec, MappingSpec, TableSpec};
 use std::borrow::Cow;
@@ -81,7 +83,13 @@ pub const CATEGORY_PRECEDENCE: [Category; 8] = [
 /// What a field writes into: an incident or a person.
 trait Target: Copy {
     type Into;
-    fn set_value(self, into: &mut Self::Into, v: Cow<str>, t: &TimeParser) -> Result<(), String>;
+    fn set_value(
+        self,
+        into: &mut Self::Into,
+        v: Cow<str>,
+        t: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String>;
     fn value_kind(self) -> ValueKind;
     /// Whether each value adds to a list.
     fn is_list(self) -> bool;
@@ -89,8 +97,14 @@ trait Target: Copy {
 
 impl Target for IncidentField {
     type Into = Incident;
-    fn set_value(self, into: &mut Incident, v: Cow<str>, t: &TimeParser) -> Result<(), String> {
-        self.set(into, v, t)
+    fn set_value(
+        self,
+        into: &mut Incident,
+        v: Cow<str>,
+        t: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        self.set(into, v, t, scratch)
     }
     fn value_kind(self) -> ValueKind {
         self.kind()
@@ -102,8 +116,14 @@ impl Target for IncidentField {
 
 impl Target for PersonField {
     type Into = Person;
-    fn set_value(self, into: &mut Person, v: Cow<str>, t: &TimeParser) -> Result<(), String> {
-        self.set(into, v, t)
+    fn set_value(
+        self,
+        into: &mut Person,
+        v: Cow<str>,
+        t: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        self.set(into, v, t, scratch)
     }
     fn value_kind(self) -> ValueKind {
         self.kind()
@@ -314,6 +334,7 @@ impl Mapping {
         gaps: &mut Vec<Gap>,
         zone: (Option<chrono_tz::Tz>, Option<datetime::AmbiguousTime>),
         into: &mut T::Into,
+        scratch: &mut Scratch,
     ) -> Result<(), Rejection> {
         let parser = f.time.as_ref().expect("compiled with a time parser");
         // Only the time fields are given the adapter's zone; the others use their parser as
@@ -324,9 +345,9 @@ impl Mapping {
             parser.adjusted(zone.0, zone.1)
         };
         let time = &*time;
-        let set = |into: &mut T::Into, v: Cow<str>| {
+        let mut set = |into: &mut T::Into, v: Cow<str>| {
             f.target
-                .set_value(into, v, time)
+                .set_value(into, v, time, scratch)
                 .map_err(|e| set_error(&f.name, f.target.value_kind(), e))
         };
         // The common case, one column of a delimited row: its text goes through the transforms
@@ -392,7 +413,9 @@ impl Mapping {
     }
 
     /// Maps one record. `gaps` receives the codes that had no table entry, described under
-    /// `key` (see [`unmapped`]).
+    /// `key` (see [`unmapped`]). The incident's strings come from `scratch` when it holds
+    /// buffers of incidents already delivered (see [`reuse`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
         prov: &Provenance,
@@ -400,21 +423,24 @@ impl Mapping {
         b: &Binding,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
+        scratch: &mut Scratch,
     ) -> Result<Incident, Rejection> {
-        let mut inc = Incident::new(&prov.adapter);
-        inc.source.agency_ori = prov.agency_ori.clone();
-        inc.source.system = prov.system.clone();
+        let mut inc = Incident::new("");
+        inc.source.adapter = scratch.copy(&prov.adapter);
+        inc.source.agency_ori = prov.agency_ori.as_deref().map(|o| scratch.copy(o));
+        inc.source.system = prov.system.as_deref().map(|s| scratch.copy(s));
+        inc.persons = scratch.persons();
         // Times last: their zone may depend on the incident's ORI (`timezone_by_ori`).
         let is_time = |f: &&Field<IncidentField>| f.target.kind() == ValueKind::DateTime;
         for f in self.fields.iter().filter(|f| !is_time(f)) {
-            self.apply_field(f, rec, b, key, gaps, (None, None), &mut inc)?;
+            self.apply_field(f, rec, b, key, gaps, (None, None), &mut inc, scratch)?;
         }
         let zone = (
             prov.time.zone_for(inc.source.agency_ori.as_deref()),
             prov.time.ambiguous,
         );
         for f in self.fields.iter().filter(is_time) {
-            self.apply_field(f, rec, b, key, gaps, zone, &mut inc)?;
+            self.apply_field(f, rec, b, key, gaps, zone, &mut inc, scratch)?;
         }
         // Room for the fixed blocks' persons at once: a person is about 400 bytes, and a vector
         // grown by push starts at four of them, an allocation too large for glibc's per-thread
@@ -428,7 +454,8 @@ impl Mapping {
             let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
                 let mut person = Person::new(p.role);
                 for f in &p.fields {
-                    self.apply_field(f, view, b, key, gaps, (None, None), &mut person)?;
+                    let none = (None, None);
+                    self.apply_field(f, view, b, key, gaps, none, &mut person, scratch)?;
                 }
                 if keep_empty || !person.is_empty() {
                     inc.persons.push(person);
@@ -454,7 +481,7 @@ impl Mapping {
             );
         }
         if inc.source.record_id.is_empty() {
-            inc.source.record_id = inc.incident_id.clone();
+            inc.source.record_id = scratch.copy(&inc.incident_id);
         }
         Ok(inc)
     }
@@ -482,7 +509,14 @@ impl Mapping {
                     .field(format!("example `{}`", ex.name))
             };
             let mut gaps = Vec::new();
-            let out = self.apply(prov, &RecordView::Json(&ex.input), &b, &key, &mut gaps);
+            let out = self.apply(
+                prov,
+                &RecordView::Json(&ex.input),
+                &b,
+                &key,
+                &mut gaps,
+                &mut Scratch::default(),
+            );
             match (out, &ex.expect, &ex.rejected) {
                 (Ok(mut inc), Some(expect), _) => {
                     rules.apply(&mut inc);

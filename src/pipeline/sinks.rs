@@ -16,6 +16,8 @@ pub struct JsonLines<O: Write, E: Write> {
     /// One incident's line, reused: it is written by [`crate::model::json`] (serde_json's text
     /// without its per-field machinery) and reaches `out` in one write.
     line: Vec<u8>,
+    /// The incident last written, handed back by [`Sink::spare`].
+    spare: Option<Incident>,
 }
 
 impl<O: Write, E: Write> JsonLines<O, E> {
@@ -25,6 +27,7 @@ impl<O: Write, E: Write> JsonLines<O, E> {
             out,
             err,
             line: Vec::with_capacity(4096),
+            spare: None,
         }
     }
 }
@@ -74,7 +77,12 @@ impl<O: Write, E: Write> Sink for JsonLines<O, E> {
         crate::model::json::write_incident(&mut self.line, &inc);
         self.line.push(b'\n');
         self.out.write_all(&self.line)?;
+        self.spare = Some(inc);
         Ok(())
+    }
+
+    fn spare(&mut self) -> Option<Incident> {
+        self.spare.take()
     }
 
     fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
