@@ -3,8 +3,8 @@
 
 use pnp_gateway::config::Adapter;
 use pnp_gateway::formats::RecordView;
-use pnp_gateway::mapping::{Binding, Scratch};
 use pnp_gateway::mapping::unmapped::GapKey;
+use pnp_gateway::mapping::{Binding, Scratch};
 use pnp_gateway::policy::ProgramRules;
 use std::path::Path;
 

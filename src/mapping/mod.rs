@@ -297,12 +297,13 @@ impl Mapping {
         v: &mut Cow<'a, str>,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
+        scratch: &mut Scratch,
     ) -> Result<(), Rejection> {
         // Every value is trimmed first, whatever the format: an export's `"Ann Arbor "` is Ann
         // Arbor, and a value of blanks is no value.
         transform::trim_in_place(v);
         for t in &f.transforms {
-            match t.apply(v, &self.tables) {
+            match t.apply(v, &self.tables, scratch) {
                 None => {}
                 Some(Miss::Gap { table, code }) => gaps.push(Gap {
                     table: self.tables[table].name.clone(),
@@ -345,7 +346,7 @@ impl Mapping {
             parser.adjusted(zone.0, zone.1)
         };
         let time = &*time;
-        let mut set = |into: &mut T::Into, v: Cow<str>| {
+        let set = |into: &mut T::Into, v: Cow<str>, scratch: &mut Scratch| {
             f.target
                 .set_value(into, v, time, scratch)
                 .map_err(|e| set_error(&f.name, f.target.value_kind(), e))
@@ -360,24 +361,28 @@ impl Mapping {
                 .flatten()
                 .and_then(|i| row.get(i));
             let mut v = Cow::Borrowed(text.unwrap_or(""));
-            self.transform(f, &mut v, key, gaps)?;
-            return if v.is_empty() {
-                missing(f)
-            } else {
-                set(into, v)
+            self.transform(f, &mut v, key, gaps, scratch)?;
+            if v.is_empty() {
+                return missing(f);
+            }
+            // Passed on rebuilt from its parts, not copied whole: the steps wrote it a word at a
+            // time, and reading those words back as one 16-byte move stalled on every field.
+            return match v {
+                Cow::Borrowed(s) => set(into, Cow::Borrowed(s), scratch),
+                Cow::Owned(s) => set(into, Cow::Owned(s), scratch),
             };
         }
         let mut values: Vec<Cow<str>> = Vec::new();
         match self.raw(f, rec, b) {
             Raw::One(mut v) => {
-                self.transform(f, &mut v, key, gaps)?;
+                self.transform(f, &mut v, key, gaps, scratch)?;
                 if !v.is_empty() {
-                    return set(into, v);
+                    return set(into, v, scratch);
                 }
             }
             Raw::Many(items) => {
                 for mut v in items {
-                    self.transform(f, &mut v, key, gaps)?;
+                    self.transform(f, &mut v, key, gaps, scratch)?;
                     if !v.is_empty() {
                         values.push(v);
                     }
@@ -389,7 +394,7 @@ impl Mapping {
         }
         if f.target.is_list() {
             for v in values {
-                set(into, v)?;
+                set(into, v, scratch)?;
             }
             return Ok(());
         }
@@ -407,7 +412,7 @@ impl Mapping {
             values.into_iter().next()
         };
         match pick {
-            Some(v) => set(into, v),
+            Some(v) => set(into, v, scratch),
             None => Ok(()),
         }
     }

@@ -44,6 +44,11 @@ impl Scratch {
         }
     }
 
+    /// An empty buffer, kept or new.
+    pub fn buffer(&mut self) -> String {
+        self.strings.pop().unwrap_or_default()
+    }
+
     /// An empty vector for an incident's persons, with the room the last one had.
     pub fn persons(&mut self) -> Vec<Person> {
         std::mem::take(&mut self.persons)

@@ -1,5 +1,6 @@
 //! Compiled transform steps and code tables.
 
+use super::reuse::Scratch;
 use super::spec::{Missing, TransformSpec};
 use regex::{Regex, RegexBuilder};
 use std::borrow::Cow;
@@ -127,8 +128,14 @@ impl Transform {
     /// moved in and out of each step: the chain runs for every value of every record, and the
     /// moves of the returned value were the hottest part of `transform` (store-forwarding
     /// stalls). A borrowed value stays borrowed whenever the step only narrows it (trim, a regex
-    /// group, an upper-case code) or picks a table entry or default.
-    pub fn apply<'a>(&'a self, v: &mut Cow<'a, str>, tables: &'a [Table]) -> Option<Miss<'a>> {
+    /// group, an upper-case code) or picks a table entry or default; a step that writes a new
+    /// text writes it into a buffer from `scratch` (see [`super::reuse`]).
+    pub fn apply<'a>(
+        &'a self,
+        v: &mut Cow<'a, str>,
+        tables: &'a [Table],
+        scratch: &mut Scratch,
+    ) -> Option<Miss<'a>> {
         match self {
             Transform::Trim => trim_in_place(v),
             // ASCII first: a byte test, not a Unicode property per character.
@@ -147,10 +154,14 @@ impl Transform {
                     *v = Cow::Owned(v.to_lowercase());
                 }
             }
-            Transform::Title => *v = Cow::Owned(title(v)),
+            Transform::Title => {
+                let mut out = scratch.buffer();
+                title(v, &mut out);
+                *v = Cow::Owned(out);
+            }
             Transform::Digits => {
                 if !v.bytes().all(|b| b.is_ascii_digit()) {
-                    let mut s = String::with_capacity(v.len());
+                    let mut s = scratch.buffer();
                     s.extend(v.chars().filter(char::is_ascii_digit));
                     *v = Cow::Owned(s);
                 }
@@ -275,8 +286,9 @@ pub fn trim(s: &str) -> &str {
     }
 }
 
-fn title(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+/// Writes `v` in title case to `out` (empty).
+fn title(v: &str, out: &mut String) {
+    out.reserve(v.len());
     let mut start = true;
     for c in v.chars() {
         if c.is_alphanumeric() || c == '\'' {
@@ -294,7 +306,6 @@ fn title(v: &str) -> String {
             start = true;
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -303,7 +314,8 @@ mod tests {
 
     fn run(t: Transform, v: &str) -> String {
         let mut v = Cow::Borrowed(v);
-        assert!(t.apply(&mut v, &[]).is_none(), "not a value");
+        let scratch = &mut Scratch::default();
+        assert!(t.apply(&mut v, &[], scratch).is_none(), "not a value");
         v.into_owned()
     }
 
