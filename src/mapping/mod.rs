@@ -479,7 +479,7 @@ impl Mapping {
                 (Some(_), RecordView::Row(_)) => {}
             }
         }
-        if inc.incident_id.trim().is_empty() {
+        if transform::trim(&inc.incident_id).is_empty() {
             return Err(
                 Rejection::new("missing_incident_id", "the incident id is empty")
                     .with_field("incident_id"),

@@ -5,6 +5,8 @@
 
 use super::datetime::TimeParser;
 use super::reuse::Scratch;
+// The fast `trim`: values reach their target trimmed, and `str::trim` walked them again.
+use super::transform::trim;
 use crate::model::{Category, Coded, Identifier, IdentifierKind, Incident, Person, Sensitive};
 use std::borrow::Cow;
 
@@ -187,7 +189,7 @@ impl IncidentField {
             Action => {
                 inc.action = crate::model::Action::ALL
                     .into_iter()
-                    .find(|a| a.as_str().eq_ignore_ascii_case(v.trim()))
+                    .find(|a| a.as_str().eq_ignore_ascii_case(trim(&v)))
                     .ok_or_else(|| {
                         "not an action (new, update, delete); map the source's codes with a table"
                             .to_string()
@@ -199,7 +201,7 @@ impl IncidentField {
             CallTypeCode => coded(&mut inc.call_type).code = scratch.text(v),
             CallTypeText => coded(&mut inc.call_type).text = Some(scratch.text(v)),
             Category => {
-                inc.category = crate::model::Category::parse(v.trim()).ok_or_else(|| {
+                inc.category = crate::model::Category::parse(trim(&v)).ok_or_else(|| {
                     format!(
                         "not a program category ({}); map the source's codes with a table",
                         category_names()
@@ -312,7 +314,7 @@ fn placed(
 }
 
 fn years(v: &str) -> Result<u16, String> {
-    v.trim()
+    trim(v)
         .parse()
         .ok()
         .filter(|a| *a <= 130)
@@ -328,7 +330,7 @@ fn category_names() -> String {
 }
 
 fn number(v: &str, min: f64, max: f64) -> Result<f64, String> {
-    v.trim()
+    trim(v)
         .parse::<f64>()
         .ok()
         .filter(|n| n.is_finite() && (min..=max).contains(n))
@@ -337,7 +339,7 @@ fn number(v: &str, min: f64, max: f64) -> Result<f64, String> {
 
 /// Compared without case rather than lower-cased first: that was a `String` per flag per record.
 fn boolean(v: &str) -> Result<bool, String> {
-    let v = v.trim();
+    let v = trim(v);
     let any = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(v));
     if any(&["true", "yes", "y", "1", "t"]) {
         Ok(true)
@@ -364,7 +366,7 @@ fn split_name(p: &mut Person, v: &str, scratch: &mut Scratch) {
     };
     // With a comma: "LAST, FIRST MIDDLE"; `last` is Some (possibly empty) only then.
     let (last, rest, min_words) = match v.split_once(',') {
-        Some((last, rest)) => (Some(last.trim()), rest, 2),
+        Some((last, rest)) => (Some(trim(last)), rest, 2),
         None => (None, v, 3),
     };
     // One pass keeps the count and the words a split can use (the first two and the last

@@ -282,6 +282,8 @@ pub fn trim(s: &str) -> &str {
     let kept = |b: &u8| b.is_ascii() && !matches!(b, b'\t'..=b'\r' | b' ');
     match (s.as_bytes().first(), s.as_bytes().last()) {
         (Some(a), Some(z)) if kept(a) && kept(z) => s,
+        // An empty value (a column left blank) is its own trim.
+        (None, _) => s,
         _ => s.trim(),
     }
 }
