@@ -10,6 +10,13 @@ use pnp_gateway::store::Store;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's allocator: a run allocates and frees many small strings per
+/// record (fields, statements' parameters, payloads). Measured on `run --once` over 100,000 CAD
+/// rows (scripts/bench-e2e.sh's setup, store on tmpfs, alternated with glibc's in one run):
+/// 11.1-11.4 -> 9.4-9.8 user CPU-seconds, peak RSS 92 -> 104 MiB; `normalize` 1-2% faster.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pnp-gateway",

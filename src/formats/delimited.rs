@@ -239,6 +239,7 @@ impl<R: Read + Seek> DelimitedReader<R> {
         self.done = false;
         self.line = line;
         self.core.reset();
+        self.core.set_line(line);
         Ok(())
     }
 
@@ -275,7 +276,9 @@ impl<R: Read + Seek> DelimitedReader<R> {
             let (res, nin, nout, nend) =
                 self.core
                     .read_record(input, &mut self.out[outlen..], &mut self.ends[endlen..]);
-            self.line += memchr_count(b'\n', &input[..nin]);
+            // csv-core counts the `\n` it goes through (every one: it is never copied in bulk),
+            // which spares a second pass over the bytes.
+            self.line = self.core.line();
             self.buf_pos += nin;
             outlen += nout;
             endlen += nend;
@@ -521,8 +524,4 @@ impl<R: Read + Seek> DelimitedReader<R> {
             off += n as u64;
         }
     }
-}
-
-fn memchr_count(needle: u8, hay: &[u8]) -> u64 {
-    memchr::memchr_iter(needle, hay).count() as u64
 }

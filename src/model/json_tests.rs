@@ -228,3 +228,35 @@ fn every_string_escapes_as_serde_json_escapes_it() {
         }
     }
 }
+
+#[test]
+fn escapes_at_every_place_of_every_length() {
+    // Lengths around one, two and three words; one or two characters to escape (or not) at
+    // every place, among ASCII or two-byte characters, so that the short form, the whole words,
+    // the overlapping last word and the byte-by-byte path all meet every case.
+    let specials = [
+        '"', '\\', '\n', '\r', '\t', '\u{8}', '\u{c}', '\0', '\u{1f}', '\u{7f}', 'é', '🚑',
+        '\u{2028}',
+    ];
+    for fill in ['x', 'é'] {
+        for len in 0..=26 {
+            for at in 0..len {
+                for c in specials {
+                    for second in [None, Some(len - 1), Some(0)] {
+                        let mut chars = vec![fill; len];
+                        chars[at] = c;
+                        if let Some(j) = second {
+                            chars[j] = '"';
+                        }
+                        let s: String = chars.into_iter().collect();
+                        let mut v = b"prefix".to_vec();
+                        write_str(&mut v, &s);
+                        let mut want = b"prefix".to_vec();
+                        want.extend(serde_json::to_vec(&s).unwrap());
+                        assert_eq!(v, want, "{s:?}");
+                    }
+                }
+            }
+        }
+    }
+}

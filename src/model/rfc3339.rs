@@ -23,6 +23,13 @@ pub fn serialize<S: Serializer>(
 /// `YYYY-MM-DDTHH:MM:SS±HH:MM` (or `Z`), or `None` when chrono's fuller form is needed (fractional
 /// seconds, years outside 0..=9999, offsets with seconds).
 pub(super) fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Option<&'b str> {
+    let n = format(dt, buf)?;
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+/// [`write`]'s text as bytes, and how many of the 25 it takes (20 or 25): the JSON writer copies
+/// the bytes without checking again that digits and separators are UTF-8.
+pub(super) fn format(dt: &DateTime<FixedOffset>, buf: &mut [u8; 25]) -> Option<usize> {
     let off = dt.offset().local_minus_utc();
     let dt = dt.naive_local();
     let year = dt.year();
@@ -49,14 +56,14 @@ pub(super) fn write<'b>(dt: &DateTime<FixedOffset>, buf: &'b mut [u8; 25]) -> Op
     if off == 0 {
         // chrono writes a zero offset as `Z`.
         buf[19] = b'Z';
-        return std::str::from_utf8(&buf[..20]).ok();
+        return Some(20);
     }
     buf[19] = if off < 0 { b'-' } else { b'+' };
     let m = off.unsigned_abs() / 60;
     two(&mut buf[20..22], m / 60);
     buf[22] = b':';
     two(&mut buf[23..25], m % 60);
-    std::str::from_utf8(&buf[..]).ok()
+    Some(25)
 }
 
 #[cfg(test)]

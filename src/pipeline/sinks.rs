@@ -13,12 +13,17 @@ pub struct JsonLines<O: Write, E: Write> {
     pub file: String,
     pub out: O,
     pub err: E,
-    /// One incident's line, reused: it is written by [`crate::model::json`] (serde_json's text
-    /// without its per-field machinery) and reaches `out` in one write.
+    /// Incidents' lines not yet handed to `out`, written by [`crate::model::json`] (serde_json's
+    /// text without its per-field machinery). They reach `out` a [`PENDING`] at a time and at
+    /// each checkpoint: a write that large goes past a `BufWriter`'s buffer, so each line is
+    /// copied once instead of twice.
     line: Vec<u8>,
     /// The incident last written, handed back by [`Sink::spare`].
     spare: Option<Incident>,
 }
+
+/// How many bytes of lines [`JsonLines`] gathers before writing them.
+const PENDING: usize = 1 << 16;
 
 impl<O: Write, E: Write> JsonLines<O, E> {
     pub fn new(file: String, out: O, err: E) -> Self {
@@ -26,9 +31,24 @@ impl<O: Write, E: Write> JsonLines<O, E> {
             file,
             out,
             err,
-            line: Vec::with_capacity(4096),
+            line: Vec::with_capacity(PENDING + 4096),
             spare: None,
         }
+    }
+
+    /// Hands the gathered lines to `out`.
+    fn write_pending(&mut self) -> std::io::Result<()> {
+        let r = self.out.write_all(&self.line);
+        self.line.clear();
+        r
+    }
+}
+
+/// Lines still gathered when a reading stops on an error reach `out` as they did when each went
+/// to `out` at once (a `BufWriter` writes what it holds when dropped).
+impl<O: Write, E: Write> Drop for JsonLines<O, E> {
+    fn drop(&mut self) {
+        let _ = self.write_pending();
     }
 }
 
@@ -73,10 +93,11 @@ pub fn write_rejected(
 
 impl<O: Write, E: Write> Sink for JsonLines<O, E> {
     fn incident(&mut self, _pos: Position, inc: Incident) -> Result<(), SinkError> {
-        self.line.clear();
         crate::model::json::write_incident(&mut self.line, &inc);
         self.line.push(b'\n');
-        self.out.write_all(&self.line)?;
+        if self.line.len() >= PENDING {
+            self.write_pending()?;
+        }
         self.spare = Some(inc);
         Ok(())
     }
@@ -94,6 +115,7 @@ impl<O: Write, E: Write> Sink for JsonLines<O, E> {
     }
 
     fn checkpoint(&mut self, _cp: Checkpoint, done: bool) -> Result<(), SinkError> {
+        self.write_pending()?;
         if done {
             self.out.flush()?;
             self.err.flush()?;
