@@ -3,8 +3,8 @@
 
 use pnp_gateway::config::Adapter;
 use pnp_gateway::formats::RecordView;
-use pnp_gateway::mapping::Binding;
 use pnp_gateway::mapping::unmapped::GapKey;
+use pnp_gateway::mapping::{Binding, Scratch};
 use pnp_gateway::policy::ProgramRules;
 use std::path::Path;
 
@@ -45,6 +45,7 @@ fn map_one_record(bencher: divan::Bencher) {
                 &b,
                 &key,
                 &mut gaps,
+                &mut Scratch::default(),
             )
             .expect("maps");
         rules.apply(&mut inc);
@@ -64,6 +65,7 @@ fn write_one_incident_as_json(bencher: divan::Bencher) {
             &Binding::default(),
             &GapKey::ephemeral(),
             &mut gaps,
+            &mut Scratch::default(),
         )
         .expect("maps");
     let mut out = Vec::with_capacity(4096);

@@ -320,7 +320,7 @@ fn field<T>(
 }
 
 fn load_table(base: &Path, name: &str, t: &TableSpec) -> Result<Table, String> {
-    let mut map = HashMap::new();
+    let mut map = CodeMap::default();
     let key_of = |k: &str| {
         if t.ignore_case {
             k.to_ascii_uppercase()

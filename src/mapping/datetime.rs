@@ -20,6 +20,8 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::sync::Arc;
+// The fast `trim`: values reach the parser trimmed, and `str::trim` walked them again.
+use super::transform::trim;
 
 pub const DEFAULT_TIMEZONE: &str = "America/New_York";
 pub const DEFAULT_DATETIME_FORMATS: &[&str] = &[
@@ -73,7 +75,7 @@ pub struct TimeSettings {
 impl TimeSettings {
     /// The zone for an incident of `ori`: its own in the table, else the adapter's.
     pub fn zone_for(&self, ori: Option<&str>) -> Option<Tz> {
-        ori.and_then(|o| self.by_ori.get(o.trim()))
+        ori.and_then(|o| self.by_ori.get(trim(o)))
             .copied()
             .or(self.zone)
     }
@@ -298,7 +300,7 @@ impl TimeParser {
 
     /// As [`TimeParser::datetime`], saying whether the local time happened twice.
     pub fn datetime_placed(&self, v: &str) -> Result<Placed, String> {
-        let v = v.trim();
+        let v = trim(v);
         let exact = |at| Placed {
             at,
             ambiguous: false,
@@ -390,7 +392,7 @@ impl TimeParser {
 
     /// A calendar date (date of birth). Errors never quote the value: dates of birth identify.
     pub fn date(&self, v: &str) -> Result<NaiveDate, String> {
-        let v = v.trim();
+        let v = trim(v);
         for f in &self.formats.date {
             if let Format::Pattern { items, fixed, .. } = f {
                 if let Some(at) = fixed.as_ref().and_then(|f| f.read(v)) {

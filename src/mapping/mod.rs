@@ -7,6 +7,7 @@
 mod compile;
 pub mod datetime;
 pub mod hl7path;
+pub mod reuse;
 pub mod spec;
 pub mod target;
 pub mod transform;
@@ -18,13 +19,13 @@ use crate::formats::{RecordView, Rejection};
 use crate::model::{Category, Incident, Person, Role};
 use datetime::TimeParser;
 pub use datetime::TimeSettings;
+pub use reuse::Scratch;
 use serde_json::Value;
 use spec::{FieldSpec, MappingSpec, TableSpec};
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use target::{IncidentField, PersonField, ValueKind};
-use transform::{Step, Table, Transform};
+use transform::{CodeMap, Miss, Table, Transform};
 use unmapped::{GapKey, describe_unmapped};
 
 /// A compiled field: where its value comes from, how it is transformed, where it goes.
@@ -82,7 +83,13 @@ pub const CATEGORY_PRECEDENCE: [Category; 8] = [
 /// What a field writes into: an incident or a person.
 trait Target: Copy {
     type Into;
-    fn set_value(self, into: &mut Self::Into, v: Cow<str>, t: &TimeParser) -> Result<(), String>;
+    fn set_value(
+        self,
+        into: &mut Self::Into,
+        v: Cow<str>,
+        t: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String>;
     fn value_kind(self) -> ValueKind;
     /// Whether each value adds to a list.
     fn is_list(self) -> bool;
@@ -90,8 +97,14 @@ trait Target: Copy {
 
 impl Target for IncidentField {
     type Into = Incident;
-    fn set_value(self, into: &mut Incident, v: Cow<str>, t: &TimeParser) -> Result<(), String> {
-        self.set(into, v, t)
+    fn set_value(
+        self,
+        into: &mut Incident,
+        v: Cow<str>,
+        t: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        self.set(into, v, t, scratch)
     }
     fn value_kind(self) -> ValueKind {
         self.kind()
@@ -103,8 +116,14 @@ impl Target for IncidentField {
 
 impl Target for PersonField {
     type Into = Person;
-    fn set_value(self, into: &mut Person, v: Cow<str>, t: &TimeParser) -> Result<(), String> {
-        self.set(into, v, t)
+    fn set_value(
+        self,
+        into: &mut Person,
+        v: Cow<str>,
+        t: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
+        self.set(into, v, t, scratch)
     }
     fn value_kind(self) -> ValueKind {
         self.kind()
@@ -271,31 +290,26 @@ impl Mapping {
         }
     }
 
+    /// Runs a field's transforms on `v` in place (see [`Transform::apply`]).
     fn transform<'a, T>(
         &'a self,
-        f: &Field<T>,
-        v: Cow<'a, str>,
+        f: &'a Field<T>,
+        v: &mut Cow<'a, str>,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
-    ) -> Result<Cow<'a, str>, Rejection> {
+        scratch: &mut Scratch,
+    ) -> Result<(), Rejection> {
         // Every value is trimmed first, whatever the format: an export's `"Ann Arbor "` is Ann
         // Arbor, and a value of blanks is no value.
-        let mut v = match v {
-            Cow::Borrowed(s) => Cow::Borrowed(transform::trim(s)),
-            Cow::Owned(s) if transform::trim(&s).len() == s.len() => Cow::Owned(s),
-            Cow::Owned(s) => Cow::Owned(transform::trim(&s).to_owned()),
-        };
+        transform::trim_in_place(v);
         for t in &f.transforms {
-            v = match t.apply(v, &self.tables) {
-                Step::Value(v) => v,
-                Step::Gap { table, code, value } => {
-                    gaps.push(Gap {
-                        table: self.tables[table].name.clone(),
-                        code: describe_unmapped(&code, key),
-                    });
-                    value
-                }
-                Step::Reject { table, code } => {
+            match t.apply(v, &self.tables, scratch) {
+                None => {}
+                Some(Miss::Gap { table, code }) => gaps.push(Gap {
+                    table: self.tables[table].name.clone(),
+                    code: describe_unmapped(&code, key),
+                }),
+                Some(Miss::Reject { table, code }) => {
                     let reason = format!(
                         "code {} is not in table `{}`",
                         unmapped::shown(&describe_unmapped(&code, key)),
@@ -303,47 +317,72 @@ impl Mapping {
                     );
                     return Err(Rejection::new("unmapped_code", reason).with_field(&f.name));
                 }
-            };
+            }
         }
-        Ok(v)
+        Ok(())
     }
 
     /// Evaluates one field and stores its value(s). A list target (phone, offense, ...) takes
     /// every element of an array source; `category` takes the weightiest of them (see
     /// [`CATEGORY_PRECEDENCE`]); any other target the first.
     #[allow(clippy::too_many_arguments)]
-    fn apply_field<T: Target>(
-        &self,
-        f: &Field<T>,
-        rec: &RecordView,
+    fn apply_field<'a, T: Target>(
+        &'a self,
+        f: &'a Field<T>,
+        rec: &RecordView<'a>,
         b: &Binding,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
         zone: (Option<chrono_tz::Tz>, Option<datetime::AmbiguousTime>),
         into: &mut T::Into,
+        scratch: &mut Scratch,
     ) -> Result<(), Rejection> {
-        let time = f
-            .time
-            .as_ref()
-            .expect("compiled with a time parser")
-            .adjusted(zone.0, zone.1);
+        let parser = f.time.as_ref().expect("compiled with a time parser");
+        // Only the time fields are given the adapter's zone; the others use their parser as
+        // compiled, with no adjustment to work out.
+        let time = if zone == (None, None) {
+            Cow::Borrowed(parser)
+        } else {
+            parser.adjusted(zone.0, zone.1)
+        };
         let time = &*time;
-        let set = |into: &mut T::Into, v: Cow<str>| {
+        let set = |into: &mut T::Into, v: Cow<str>, scratch: &mut Scratch| {
             f.target
-                .set_value(into, v, time)
+                .set_value(into, v, time, scratch)
                 .map_err(|e| set_error(&f.name, f.target.value_kind(), e))
         };
+        // The common case, one column of a delimited row: its text goes through the transforms
+        // borrowed from the row, with no `Raw` or list of values built for it.
+        if let (RecordView::Row(row), None, &[id]) = (rec, &f.constant, f.sources.as_slice()) {
+            let text = b
+                .columns
+                .get(id)
+                .copied()
+                .flatten()
+                .and_then(|i| row.get(i));
+            let mut v = Cow::Borrowed(text.unwrap_or(""));
+            self.transform(f, &mut v, key, gaps, scratch)?;
+            if v.is_empty() {
+                return missing(f);
+            }
+            // Passed on rebuilt from its parts, not copied whole: the steps wrote it a word at a
+            // time, and reading those words back as one 16-byte move stalled on every field.
+            return match v {
+                Cow::Borrowed(s) => set(into, Cow::Borrowed(s), scratch),
+                Cow::Owned(s) => set(into, Cow::Owned(s), scratch),
+            };
+        }
         let mut values: Vec<Cow<str>> = Vec::new();
         match self.raw(f, rec, b) {
-            Raw::One(v) => {
-                let v = self.transform(f, v, key, gaps)?;
+            Raw::One(mut v) => {
+                self.transform(f, &mut v, key, gaps, scratch)?;
                 if !v.is_empty() {
-                    return set(into, v);
+                    return set(into, v, scratch);
                 }
             }
             Raw::Many(items) => {
-                for item in items {
-                    let v = self.transform(f, item, key, gaps)?;
+                for mut v in items {
+                    self.transform(f, &mut v, key, gaps, scratch)?;
                     if !v.is_empty() {
                         values.push(v);
                     }
@@ -351,18 +390,11 @@ impl Mapping {
             }
         }
         if values.is_empty() {
-            if f.required {
-                return Err(Rejection::new(
-                    "missing_required",
-                    format!("required field `{}` is empty", f.name),
-                )
-                .with_field(&f.name));
-            }
-            return Ok(());
+            return missing(f);
         }
         if f.target.is_list() {
             for v in values {
-                set(into, v)?;
+                set(into, v, scratch)?;
             }
             return Ok(());
         }
@@ -380,13 +412,15 @@ impl Mapping {
             values.into_iter().next()
         };
         match pick {
-            Some(v) => set(into, v),
+            Some(v) => set(into, v, scratch),
             None => Ok(()),
         }
     }
 
     /// Maps one record. `gaps` receives the codes that had no table entry, described under
-    /// `key` (see [`unmapped`]).
+    /// `key` (see [`unmapped`]). The incident's strings come from `scratch` when it holds
+    /// buffers of incidents already delivered (see [`reuse`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &self,
         prov: &Provenance,
@@ -394,21 +428,24 @@ impl Mapping {
         b: &Binding,
         key: &GapKey,
         gaps: &mut Vec<Gap>,
+        scratch: &mut Scratch,
     ) -> Result<Incident, Rejection> {
-        let mut inc = Incident::new(&prov.adapter);
-        inc.source.agency_ori = prov.agency_ori.clone();
-        inc.source.system = prov.system.clone();
+        let mut inc = Incident::new("");
+        inc.source.adapter = scratch.copy(&prov.adapter);
+        inc.source.agency_ori = prov.agency_ori.as_deref().map(|o| scratch.copy(o));
+        inc.source.system = prov.system.as_deref().map(|s| scratch.copy(s));
+        inc.persons = scratch.persons();
         // Times last: their zone may depend on the incident's ORI (`timezone_by_ori`).
         let is_time = |f: &&Field<IncidentField>| f.target.kind() == ValueKind::DateTime;
         for f in self.fields.iter().filter(|f| !is_time(f)) {
-            self.apply_field(f, rec, b, key, gaps, (None, None), &mut inc)?;
+            self.apply_field(f, rec, b, key, gaps, (None, None), &mut inc, scratch)?;
         }
         let zone = (
             prov.time.zone_for(inc.source.agency_ori.as_deref()),
             prov.time.ambiguous,
         );
         for f in self.fields.iter().filter(is_time) {
-            self.apply_field(f, rec, b, key, gaps, zone, &mut inc)?;
+            self.apply_field(f, rec, b, key, gaps, zone, &mut inc, scratch)?;
         }
         // Room for the fixed blocks' persons at once: a person is about 400 bytes, and a vector
         // grown by push starts at four of them, an allocation too large for glibc's per-thread
@@ -422,7 +459,8 @@ impl Mapping {
             let mut one = |view: &RecordView, inc: &mut Incident| -> Result<(), Rejection> {
                 let mut person = Person::new(p.role);
                 for f in &p.fields {
-                    self.apply_field(f, view, b, key, gaps, (None, None), &mut person)?;
+                    let none = (None, None);
+                    self.apply_field(f, view, b, key, gaps, none, &mut person, scratch)?;
                 }
                 if keep_empty || !person.is_empty() {
                     inc.persons.push(person);
@@ -441,14 +479,14 @@ impl Mapping {
                 (Some(_), RecordView::Row(_)) => {}
             }
         }
-        if inc.incident_id.trim().is_empty() {
+        if transform::trim(&inc.incident_id).is_empty() {
             return Err(
                 Rejection::new("missing_incident_id", "the incident id is empty")
                     .with_field("incident_id"),
             );
         }
         if inc.source.record_id.is_empty() {
-            inc.source.record_id = inc.incident_id.clone();
+            inc.source.record_id = scratch.copy(&inc.incident_id);
         }
         Ok(inc)
     }
@@ -476,7 +514,14 @@ impl Mapping {
                     .field(format!("example `{}`", ex.name))
             };
             let mut gaps = Vec::new();
-            let out = self.apply(prov, &RecordView::Json(&ex.input), &b, &key, &mut gaps);
+            let out = self.apply(
+                prov,
+                &RecordView::Json(&ex.input),
+                &b,
+                &key,
+                &mut gaps,
+                &mut Scratch::default(),
+            );
             match (out, &ex.expect, &ex.rejected) {
                 (Ok(mut inc), Some(expect), _) => {
                     rules.apply(&mut inc);
@@ -507,6 +552,18 @@ impl Mapping {
     pub fn table_names(&self) -> impl Iterator<Item = &str> {
         self.tables.iter().map(|t| t.name.as_str())
     }
+}
+
+/// A field with no value: a rejection when it is required, else nothing to store.
+fn missing<T>(f: &Field<T>) -> Result<(), Rejection> {
+    if f.required {
+        return Err(Rejection::new(
+            "missing_required",
+            format!("required field `{}` is empty", f.name),
+        )
+        .with_field(&f.name));
+    }
+    Ok(())
 }
 
 fn set_error(name: &str, kind: ValueKind, e: String) -> Rejection {

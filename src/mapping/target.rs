@@ -4,6 +4,9 @@
 //! `docs/mapping.md` lists these (a test keeps the two in step).
 
 use super::datetime::TimeParser;
+use super::reuse::Scratch;
+// The fast `trim`: values reach their target trimmed, and `str::trim` walked them again.
+use super::transform::trim;
 use crate::model::{Category, Coded, Identifier, IdentifierKind, Incident, Person, Sensitive};
 use std::borrow::Cow;
 
@@ -172,33 +175,40 @@ impl IncidentField {
     /// Stores `v` (non-empty, after transforms). Errors name the expected form, never the
     /// value: any column can hold what a dispatcher typed (docs/privacy.md, "No value in any
     /// message").
-    pub fn set(self, inc: &mut Incident, v: Cow<str>, time: &TimeParser) -> Result<(), String> {
+    /// Owned values are taken from `scratch` (see [`super::reuse`]).
+    pub fn set(
+        self,
+        inc: &mut Incident,
+        v: Cow<str>,
+        time: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
         use IncidentField::*;
         match self {
-            IncidentId => inc.incident_id = v.into_owned(),
+            IncidentId => inc.incident_id = scratch.text(v),
             Action => {
                 inc.action = crate::model::Action::ALL
                     .into_iter()
-                    .find(|a| a.as_str() == v.trim().to_ascii_lowercase())
+                    .find(|a| a.as_str().eq_ignore_ascii_case(trim(&v)))
                     .ok_or_else(|| {
                         "not an action (new, update, delete); map the source's codes with a table"
                             .to_string()
                     })?
             }
-            RecordId => inc.source.record_id = v.into_owned(),
-            AgencyOri => inc.source.agency_ori = Some(v.into_owned()),
-            System => inc.source.system = Some(v.into_owned()),
-            CallTypeCode => coded(&mut inc.call_type).code = v.into_owned(),
-            CallTypeText => coded(&mut inc.call_type).text = Some(v.into_owned()),
+            RecordId => inc.source.record_id = scratch.text(v),
+            AgencyOri => inc.source.agency_ori = Some(scratch.text(v)),
+            System => inc.source.system = Some(scratch.text(v)),
+            CallTypeCode => coded(&mut inc.call_type).code = scratch.text(v),
+            CallTypeText => coded(&mut inc.call_type).text = Some(scratch.text(v)),
             Category => {
-                inc.category = crate::model::Category::parse(v.trim()).ok_or_else(|| {
+                inc.category = crate::model::Category::parse(trim(&v)).ok_or_else(|| {
                     format!(
                         "not a program category ({}); map the source's codes with a table",
                         category_names()
                     )
                 })?
             }
-            Priority => inc.priority = Some(v.into_owned()),
+            Priority => inc.priority = Some(scratch.text(v)),
             Received => inc.times.received = Some(placed(inc, time, &v)?),
             Answered => inc.times.answered = Some(placed(inc, time, &v)?),
             Dispatched => inc.times.dispatched = Some(placed(inc, time, &v)?),
@@ -207,23 +217,23 @@ impl IncidentField {
             // A source that knows its time was in the repeated hour may say so; a `false`
             // never clears what a time of this record set.
             TimesAmbiguous => inc.times.ambiguous |= boolean(&v)?,
-            Street => inc.location.street = Some(Sensitive::new(v.into_owned())),
-            City => inc.location.city = Some(v.into_owned()),
-            County => inc.location.county = Some(v.into_owned()),
-            State => inc.location.state = Some(v.into_owned()),
-            Zip => inc.location.zip = Some(Sensitive::new(v.into_owned())),
+            Street => inc.location.street = Some(Sensitive::new(scratch.text(v))),
+            City => inc.location.city = Some(scratch.text(v)),
+            County => inc.location.county = Some(scratch.text(v)),
+            State => inc.location.state = Some(scratch.text(v)),
+            Zip => inc.location.zip = Some(Sensitive::new(scratch.text(v))),
             Lat => inc.location.lat = Some(Sensitive::new(number(&v, -90.0, 90.0)?)),
             Lon => inc.location.lon = Some(Sensitive::new(number(&v, -180.0, 180.0)?)),
-            Beat => inc.location.beat = Some(v.into_owned()),
-            DispositionCode => coded(&mut inc.disposition).code = v.into_owned(),
-            DispositionText => coded(&mut inc.disposition).text = Some(v.into_owned()),
-            Narrative => inc.narrative = Some(Sensitive::new(v.into_owned())),
+            Beat => inc.location.beat = Some(scratch.text(v)),
+            DispositionCode => coded(&mut inc.disposition).code = scratch.text(v),
+            DispositionText => coded(&mut inc.disposition).text = Some(scratch.text(v)),
+            Narrative => inc.narrative = Some(Sensitive::new(scratch.text(v))),
             NaloxoneAdministered => inc.naloxone_administered = Some(boolean(&v)?),
             Weapon => inc.flags.weapon = Some(boolean(&v)?),
             Violence => inc.flags.violence = Some(boolean(&v)?),
             SubstanceUse => inc.flags.substance_use = Some(boolean(&v)?),
-            Offense => inc.offenses.push(v.into_owned()),
-            Drug => inc.drugs.push(v.into_owned()),
+            Offense => inc.offenses.push(scratch.text(v)),
+            Drug => inc.drugs.push(scratch.text(v)),
         }
         Ok(())
     }
@@ -245,15 +255,21 @@ impl PersonField {
         }
     }
 
-    pub fn set(self, p: &mut Person, v: Cow<str>, time: &TimeParser) -> Result<(), String> {
+    /// Owned values are taken from `scratch` (see [`super::reuse`]).
+    pub fn set(
+        self,
+        p: &mut Person,
+        v: Cow<str>,
+        time: &TimeParser,
+        scratch: &mut Scratch,
+    ) -> Result<(), String> {
         use PersonField::*;
-        let s = |v: &str| Some(Sensitive::new(v.to_owned()));
         match self {
-            Name => split_name(p, &v),
-            Last => p.name.last = s(&v),
-            First => p.name.first = s(&v),
-            Middle => p.name.middle = s(&v),
-            Suffix => p.name.suffix = s(&v),
+            Name => split_name(p, &v, scratch),
+            Last => p.name.last = Some(Sensitive::new(scratch.text(v))),
+            First => p.name.first = Some(Sensitive::new(scratch.text(v))),
+            Middle => p.name.middle = Some(Sensitive::new(scratch.text(v))),
+            Suffix => p.name.suffix = Some(Sensitive::new(scratch.text(v))),
             Dob => p.dob = Some(Sensitive::new(time.date(&v)?)),
             Age => p.age = Some(Sensitive::new(years(&v)?)),
             AgeMin => p.age_min = Some(Sensitive::new(years(&v)?)),
@@ -272,10 +288,10 @@ impl PersonField {
                 if p.identifiers
                     .iter()
                     .any(|i| i.kind == kind && i.value.expose() == &*v) => {}
-            Street => p.address.street = s(&v),
-            City => p.address.city = s(&v),
+            Street => p.address.street = Some(Sensitive::new(scratch.text(v))),
+            City => p.address.city = Some(Sensitive::new(scratch.text(v))),
             State => p.address.state = Some(v.into_owned()),
-            Zip => p.address.zip = s(&v),
+            Zip => p.address.zip = Some(Sensitive::new(scratch.text(v))),
             Id(kind) => p.identifiers.push(Identifier {
                 kind,
                 value: Sensitive::new(v.into_owned()),
@@ -298,7 +314,7 @@ fn placed(
 }
 
 fn years(v: &str) -> Result<u16, String> {
-    v.trim()
+    trim(v)
         .parse()
         .ok()
         .filter(|a| *a <= 130)
@@ -314,25 +330,30 @@ fn category_names() -> String {
 }
 
 fn number(v: &str, min: f64, max: f64) -> Result<f64, String> {
-    v.trim()
+    trim(v)
         .parse::<f64>()
         .ok()
         .filter(|n| n.is_finite() && (min..=max).contains(n))
         .ok_or_else(|| format!("not a number between {min} and {max}"))
 }
 
+/// Compared without case rather than lower-cased first: that was a `String` per flag per record.
 fn boolean(v: &str) -> Result<bool, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "y" | "1" | "t" => Ok(true),
-        "false" | "no" | "n" | "0" | "f" => Ok(false),
-        _ => Err("not a yes/no value (true/false, yes/no, y/n, 1/0)".into()),
+    let v = trim(v);
+    let any = |words: &[&str]| words.iter().any(|w| w.eq_ignore_ascii_case(v));
+    if any(&["true", "yes", "y", "1", "t"]) {
+        Ok(true)
+    } else if any(&["false", "no", "n", "0", "f"]) {
+        Ok(false)
+    } else {
+        Err("not a yes/no value (true/false, yes/no, y/n, 1/0)".into())
     }
 }
 
 /// "LAST, FIRST MIDDLE SUFFIX" when there is a comma, else "FIRST MIDDLE LAST".
-fn split_name(p: &mut Person, v: &str) {
+fn split_name(p: &mut Person, v: &str, scratch: &mut Scratch) {
     const SUFFIXES: &[&str] = &["JR", "SR", "II", "III", "IV", "V"];
-    let s = |x: &str| Some(Sensitive::new(x.to_owned()));
+    let mut s = |x: &str| Some(Sensitive::new(scratch.copy(x)));
     let is_suffix = |w: &str| {
         let w = w.trim_end_matches('.');
         SUFFIXES.iter().any(|x| x.eq_ignore_ascii_case(w))
@@ -345,14 +366,25 @@ fn split_name(p: &mut Person, v: &str) {
     };
     // With a comma: "LAST, FIRST MIDDLE"; `last` is Some (possibly empty) only then.
     let (last, rest, min_words) = match v.split_once(',') {
-        Some((last, rest)) => (Some(last.trim()), rest, 2),
+        Some((last, rest)) => (Some(trim(last)), rest, 2),
         None => (None, v, 3),
     };
-    // The words are found again by position rather than collected: a name has a handful, and a
-    // `Vec` per name was two allocations per record.
-    let words = || rest.split_whitespace();
-    let word = |i: usize| words().nth(i).unwrap_or_default();
-    let mut n = words().count();
+    // One pass keeps the count and the words a split can use (the first two and the last
+    // three): a `Vec` per name was two allocations per record, and finding each word again by
+    // position walked the name six times.
+    let (mut head, mut tail, mut total) = ([""; 2], [""; 3], 0);
+    for w in rest.split_whitespace() {
+        if total < 2 {
+            head[total] = w;
+        }
+        tail = [tail[1], tail[2], w];
+        total += 1;
+    }
+    // Word `i`, for `i` among the first two or the last three.
+    let word = |i: usize| {
+        if i < 2 { head[i] } else { tail[i + 3 - total] }
+    };
+    let mut n = total;
     if n >= min_words && is_suffix(word(n - 1)) {
         p.name.suffix = s(word(n - 1));
         n -= 1;
@@ -392,7 +424,7 @@ mod tests {
 
     fn name(v: &str) -> [Option<String>; 4] {
         let mut p = Person::new(Role::Subject);
-        split_name(&mut p, v);
+        split_name(&mut p, v, &mut Scratch::default());
         let f = |x: &Option<Sensitive<String>>| x.as_ref().map(|s| s.expose().clone());
         [
             f(&p.name.last),
@@ -435,10 +467,15 @@ mod tests {
     fn action_needs_a_canonical_word() {
         let t = TimeParser::default();
         let mut inc = Incident::new("t");
+        let s = &mut Scratch::default();
         IncidentField::Action
-            .set(&mut inc, "Delete".into(), &t)
+            .set(&mut inc, "Delete".into(), &t, s)
             .unwrap();
         assert_eq!(inc.action, Action::Delete);
-        assert!(IncidentField::Action.set(&mut inc, "D".into(), &t).is_err());
+        assert!(
+            IncidentField::Action
+                .set(&mut inc, "D".into(), &t, s)
+                .is_err()
+        );
     }
 }

@@ -1,5 +1,6 @@
 //! Compiled transform steps and code tables.
 
+use super::reuse::Scratch;
 use super::spec::{Missing, TransformSpec};
 use regex::{Regex, RegexBuilder};
 use std::borrow::Cow;
@@ -33,19 +34,33 @@ pub enum Transform {
     },
 }
 
-/// A code table: code → value.
+/// A code table: code → value. Hashed with FxHash rather than SipHash: the keys are the
+/// mapping's own codes (no one can choose them to collide), and a lookup hashes a code of two to
+/// five bytes, where SipHash's setup cost more than the rest of the lookup.
 #[derive(Debug, Clone)]
 pub struct Table {
     pub name: String,
-    pub map: HashMap<String, String>,
+    pub map: CodeMap,
     pub ignore_case: bool,
     pub partial: bool,
 }
 
+/// The map of a [`Table`].
+pub type CodeMap = HashMap<String, String, rustc_hash::FxBuildHasher>;
+
 impl Table {
     pub fn get(&self, code: &str) -> Option<&str> {
-        // Codes are mostly upper case already: no copy for them.
+        // Codes are mostly upper case already: no copy for them, and a short one is upper-cased
+        // on the stack.
         if self.ignore_case && code.bytes().any(|b| b.is_ascii_lowercase()) {
+            let mut buf = [0u8; 32];
+            if let Some(b) = buf.get_mut(..code.len()) {
+                b.copy_from_slice(code.as_bytes());
+                b.make_ascii_uppercase();
+                // Upper-casing ASCII letters keeps UTF-8 valid.
+                let upper = std::str::from_utf8(b).ok()?;
+                return self.map.get(upper).map(String::as_str);
+            }
             self.map.get(&code.to_ascii_uppercase()).map(String::as_str)
         } else {
             self.map.get(code).map(String::as_str)
@@ -53,21 +68,12 @@ impl Table {
     }
 }
 
-/// What a step produced: a value, or a gap to report (a code missing from a table). The code of
-/// a gap or a rejection is the raw value: the mapping engine describes it (see
-/// [`super::unmapped`]) before it leaves.
-pub enum Step<'a> {
-    Value(Cow<'a, str>),
-    Gap {
-        table: usize,
-        code: String,
-        value: Cow<'a, str>,
-    },
-    /// A code missing from a table whose `missing` is `reject`.
-    Reject {
-        table: usize,
-        code: String,
-    },
+/// A code a table step did not find: a gap to report, or a rejection (`missing = "reject"`). The
+/// code is the raw value: the mapping engine describes it (see [`super::unmapped`]) before it
+/// leaves.
+pub enum Miss<'a> {
+    Gap { table: usize, code: Cow<'a, str> },
+    Reject { table: usize, code: Cow<'a, str> },
 }
 
 impl Transform {
@@ -118,27 +124,47 @@ impl Transform {
         })
     }
 
-    pub fn apply<'a>(&self, v: Cow<'a, str>, tables: &'a [Table]) -> Step<'a> {
-        let owned = |s: String| Cow::Owned(s);
-        Step::Value(match self {
-            Transform::Trim => match v {
-                Cow::Borrowed(b) => Cow::Borrowed(trim(b)),
-                Cow::Owned(o) if trim(&o).len() == o.len() => Cow::Owned(o),
-                Cow::Owned(o) => owned(trim(&o).to_owned()),
-            },
+    /// Applies the step to `v` in place. The value is changed where it stands rather than
+    /// moved in and out of each step: the chain runs for every value of every record, and the
+    /// moves of the returned value were the hottest part of `transform` (store-forwarding
+    /// stalls). A borrowed value stays borrowed whenever the step only narrows it (trim, a regex
+    /// group, an upper-case code) or picks a table entry or default; a step that writes a new
+    /// text writes it into a buffer from `scratch` (see [`super::reuse`]).
+    pub fn apply<'a>(
+        &'a self,
+        v: &mut Cow<'a, str>,
+        tables: &'a [Table],
+        scratch: &mut Scratch,
+    ) -> Option<Miss<'a>> {
+        match self {
+            Transform::Trim => trim_in_place(v),
             // ASCII first: a byte test, not a Unicode property per character.
-            Transform::Upper if v.is_ascii() && !v.bytes().any(|b| b.is_ascii_lowercase()) => v,
-            Transform::Upper if v.is_ascii() => owned(v.to_ascii_uppercase()),
-            Transform::Upper if !v.chars().any(char::is_lowercase) => v,
-            Transform::Upper => owned(v.to_uppercase()),
-            Transform::Lower if !v.chars().any(char::is_uppercase) => v,
-            Transform::Lower => owned(v.to_lowercase()),
-            Transform::Title => owned(title(&v)),
-            Transform::Digits if v.bytes().all(|b| b.is_ascii_digit()) => v,
+            Transform::Upper if v.is_ascii() => {
+                if v.bytes().any(|b| b.is_ascii_lowercase()) {
+                    v.to_mut().make_ascii_uppercase();
+                }
+            }
+            Transform::Upper => {
+                if v.chars().any(char::is_lowercase) {
+                    *v = Cow::Owned(v.to_uppercase());
+                }
+            }
+            Transform::Lower => {
+                if v.chars().any(char::is_uppercase) {
+                    *v = Cow::Owned(v.to_lowercase());
+                }
+            }
+            Transform::Title => {
+                let mut out = scratch.buffer();
+                title(v, &mut out);
+                *v = Cow::Owned(out);
+            }
             Transform::Digits => {
-                let mut s = String::with_capacity(v.len());
-                s.extend(v.chars().filter(char::is_ascii_digit));
-                owned(s)
+                if !v.bytes().all(|b| b.is_ascii_digit()) {
+                    let mut s = scratch.buffer();
+                    s.extend(v.chars().filter(char::is_ascii_digit));
+                    *v = Cow::Owned(s);
+                }
             }
             Transform::Split { sep, index } => {
                 let parts: Vec<&str> = v.split(sep.as_str()).collect();
@@ -147,13 +173,12 @@ impl Transform {
                 } else {
                     *index
                 };
-                owned(
-                    usize::try_from(i)
-                        .ok()
-                        .and_then(|i| parts.get(i))
-                        .map(|s| s.to_string())
-                        .unwrap_or_default(),
-                )
+                let part = usize::try_from(i)
+                    .ok()
+                    .and_then(|i| parts.get(i))
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                *v = Cow::Owned(part);
             }
             // A borrowed value yields a borrowed capture: no copy of the group.
             Transform::Regex { re, ascii, group } => {
@@ -161,65 +186,77 @@ impl Transform {
                     Some(a) if v.is_ascii() => a,
                     _ => re,
                 };
-                match v {
+                *v = match &*v {
                     Cow::Borrowed(b) => Cow::Borrowed(
                         re.captures(b)
                             .and_then(|c| c.get(*group))
                             .map_or("", |m| m.as_str()),
                     ),
-                    Cow::Owned(o) => owned(
-                        re.captures(&o)
+                    Cow::Owned(o) => Cow::Owned(
+                        re.captures(o)
                             .and_then(|c| c.get(*group))
                             .map(|m| m.as_str().to_owned())
                             .unwrap_or_default(),
                     ),
+                };
+            }
+            Transform::Replace { re, with } => {
+                if let Cow::Owned(o) = re.replace_all(v, with.as_str()) {
+                    *v = Cow::Owned(o);
                 }
             }
-            Transform::Replace { re, with } => match re.replace_all(&v, with.as_str()) {
-                Cow::Borrowed(_) => v,
-                Cow::Owned(o) => owned(o),
-            },
             Transform::Default(d) => {
                 if v.is_empty() {
-                    Cow::Owned(d.clone())
-                } else {
-                    v
+                    *v = Cow::Borrowed(d);
                 }
             }
             Transform::Table { table, missing } => {
                 if v.is_empty() {
-                    return Step::Value(v);
+                    return None;
                 }
                 let t = &tables[*table];
-                match t.get(&v) {
-                    Some(found) => Cow::Borrowed(found),
-                    None => {
-                        if t.partial {
-                            return Step::Value(match missing {
-                                Missing::Keep => v,
-                                _ => Cow::Borrowed(""),
-                            });
+                match t.get(v) {
+                    Some(found) => *v = Cow::Borrowed(found),
+                    None if t.partial => {
+                        if *missing != Missing::Keep {
+                            *v = Cow::Borrowed("");
                         }
-                        return match missing {
-                            Missing::Reject => Step::Reject {
-                                table: *table,
-                                code: v.into_owned(),
+                    }
+                    None => {
+                        let table = *table;
+                        return Some(match missing {
+                            Missing::Reject => Miss::Reject {
+                                table,
+                                code: std::mem::take(v),
                             },
-                            Missing::Empty => Step::Gap {
-                                table: *table,
-                                code: v.into_owned(),
-                                value: Cow::Borrowed(""),
+                            Missing::Empty => Miss::Gap {
+                                table,
+                                code: std::mem::take(v),
                             },
-                            Missing::Keep => Step::Gap {
-                                table: *table,
-                                code: v.to_string(),
-                                value: v,
+                            Missing::Keep => Miss::Gap {
+                                table,
+                                code: v.clone(),
                             },
-                        };
+                        });
                     }
                 }
             }
-        })
+        }
+        None
+    }
+}
+
+/// [`trim`] of a value in place: a borrowed value is narrowed, an owned one copied only when it
+/// has blanks at its ends.
+pub fn trim_in_place(v: &mut Cow<'_, str>) {
+    match v {
+        Cow::Borrowed(b) => *b = trim(b),
+        Cow::Owned(o) => {
+            let t = trim(o);
+            if t.len() != o.len() {
+                *o = t.to_owned();
+            }
+        }
     }
 }
 
@@ -245,12 +282,15 @@ pub fn trim(s: &str) -> &str {
     let kept = |b: &u8| b.is_ascii() && !matches!(b, b'\t'..=b'\r' | b' ');
     match (s.as_bytes().first(), s.as_bytes().last()) {
         (Some(a), Some(z)) if kept(a) && kept(z) => s,
+        // An empty value (a column left blank) is its own trim.
+        (None, _) => s,
         _ => s.trim(),
     }
 }
 
-fn title(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
+/// Writes `v` in title case to `out` (empty).
+fn title(v: &str, out: &mut String) {
+    out.reserve(v.len());
     let mut start = true;
     for c in v.chars() {
         if c.is_alphanumeric() || c == '\'' {
@@ -268,7 +308,6 @@ fn title(v: &str) -> String {
             start = true;
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -276,10 +315,10 @@ mod tests {
     use super::*;
 
     fn run(t: Transform, v: &str) -> String {
-        match t.apply(Cow::Borrowed(v), &[]) {
-            Step::Value(s) => s.into_owned(),
-            _ => panic!("not a value"),
-        }
+        let mut v = Cow::Borrowed(v);
+        let scratch = &mut Scratch::default();
+        assert!(t.apply(&mut v, &[], scratch).is_none(), "not a value");
+        v.into_owned()
     }
 
     #[test]

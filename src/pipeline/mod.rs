@@ -15,7 +15,7 @@ use crate::formats::nibrs::flat::FlatReader;
 use crate::formats::nibrs::xml::NibrsXmlReader;
 use crate::formats::{Checkpoint, FileError, Item, Position, RecordView, Rejection};
 use crate::mapping::unmapped::GapKey;
-use crate::mapping::{Binding, Gap};
+use crate::mapping::{Binding, Gap, Scratch};
 use crate::model::{Category, Incident};
 use crate::policy::ProgramRules;
 use std::collections::BTreeMap;
@@ -38,6 +38,12 @@ pub trait Sink {
     fn gap(&mut self, gap: Gap) -> Result<(), SinkError>;
     /// Everything before `cp` has been handed over; `done` when the file is fully read.
     fn checkpoint(&mut self, cp: Checkpoint, done: bool) -> Result<(), SinkError>;
+    /// An incident this sink is done with (written out, not kept), handed back so that the
+    /// mapping can fill its strings with the next record's values (see
+    /// [`crate::mapping::reuse`]). A sink that keeps its incidents has none.
+    fn spare(&mut self) -> Option<Incident> {
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +162,7 @@ impl FileRun<'_, '_> {
             gap_key: self.gap_key,
             binding: Binding::default(),
             gaps: Vec::new(),
+            scratch: Scratch::default(),
             since_checkpoint: 0,
             batch_started: std::time::Instant::now(),
             limit: self.limit,
@@ -386,6 +393,7 @@ struct MapState<'a> {
     gap_key: &'a GapKey,
     binding: Binding,
     gaps: Vec<Gap>,
+    scratch: Scratch,
     since_checkpoint: u64,
     batch_started: std::time::Instant,
     limit: Option<u64>,
@@ -406,12 +414,16 @@ impl MapState<'_> {
         match item {
             Item::Record(pos, view) => {
                 self.gaps.clear();
+                if let Some(done) = sink.spare() {
+                    self.scratch.recycle(done);
+                }
                 let out = self.adapter.mapping.apply(
                     &self.adapter.provenance,
                     &view,
                     &self.binding,
                     self.gap_key,
                     &mut self.gaps,
+                    &mut self.scratch,
                 );
                 for g in self.gaps.drain(..) {
                     *stats.gaps.entry(g.clone()).or_default() += 1;

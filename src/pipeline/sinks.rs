@@ -18,6 +18,8 @@ pub struct JsonLines<O: Write, E: Write> {
     /// each checkpoint: a write that large goes past a `BufWriter`'s buffer, so each line is
     /// copied once instead of twice.
     line: Vec<u8>,
+    /// The incident last written, handed back by [`Sink::spare`].
+    spare: Option<Incident>,
 }
 
 /// How many bytes of lines [`JsonLines`] gathers before writing them.
@@ -30,6 +32,7 @@ impl<O: Write, E: Write> JsonLines<O, E> {
             out,
             err,
             line: Vec::with_capacity(PENDING + 4096),
+            spare: None,
         }
     }
 
@@ -95,7 +98,12 @@ impl<O: Write, E: Write> Sink for JsonLines<O, E> {
         if self.line.len() >= PENDING {
             self.write_pending()?;
         }
+        self.spare = Some(inc);
         Ok(())
+    }
+
+    fn spare(&mut self) -> Option<Incident> {
+        self.spare.take()
     }
 
     fn rejected(&mut self, pos: Position, r: Rejection) -> Result<(), SinkError> {
