@@ -196,8 +196,8 @@ pub const GROUP_INCIDENTS: usize = 5000;
 /// other writers (an import, `outbox` commands, the service's pushes) waiting no longer than
 /// that. The vault's match keys and scoped tokens are MACs, so their indexes take a random leaf
 /// per insert, and each commit writes every leaf it touched to the WAL: the larger the group,
-/// the more inserts share a leaf. At 250 ms and 1,000 incidents, 100,000 rows wrote 4.5 GB
-/// through the WAL; at 500 ms and 5,000, 3.2 GB (scripts/bench-e2e.sh on tmpfs, the process's
+/// the more inserts share a leaf. At 250 ms and 1,000 incidents, 100,000 rows wrote 4.9 GB
+/// through the WAL; at 500 ms and 5,000, 3.3 GB (scripts/bench-e2e.sh on tmpfs, the process's
 /// `wchar`); a full second saved nothing more.
 pub const GROUP_TIME: Duration = Duration::from_millis(500);
 /// Staged incidents are read this many at a time: memory holds no more than a page of them.
