@@ -23,10 +23,20 @@
 use super::SendError;
 use crate::config::destination::FileFormat;
 use crate::store::outbox::Row;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+
+/// One NDJSON line: the payload borrowed, not copied into a new JSON object (`json!` cloned
+/// each payload, identifying values and all). The fields are in the order the JSON object's
+/// sorted keys had, so the lines are the same bytes as before.
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    destination: &'a str,
+    idempotency_key: &'a str,
+    payload: &'a Value,
+}
 
 pub fn write_batch(
     folder: &Path,
@@ -71,10 +81,12 @@ pub fn write_batch(
         match format {
             FileFormat::Ndjson => {
                 for (row, payload) in batch {
-                    serde_json::to_writer(
-                        &mut w,
-                        &json!({"idempotency_key": row.idempotency_key, "destination": dest, "payload": payload}),
-                    )?;
+                    let line = Line {
+                        destination: dest,
+                        idempotency_key: &row.idempotency_key,
+                        payload,
+                    };
+                    serde_json::to_writer(&mut w, &line)?;
                     w.write_all(b"\n")?;
                 }
             }
@@ -237,6 +249,7 @@ fn scalar(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn own_temporary_names_only() {

@@ -6,7 +6,7 @@
 use super::SendError;
 use crate::store::outbox::Row;
 use hmac::{Hmac, KeyInit, Mac};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
@@ -120,9 +120,19 @@ impl Webhook {
     /// the same batch); each member keeps its own key, so a receiver deduplicates per referral
     /// even when a retry regroups them.
     pub fn send_batch(&self, chunk: &[(Row, Value)]) -> Result<(), SendError> {
-        let items: Vec<Value> = chunk
+        // Borrowed, not copied into new JSON objects (`json!` cloned each payload); the fields
+        // in the order of the sorted keys the objects had.
+        #[derive(serde::Serialize)]
+        struct Item<'a> {
+            idempotency_key: &'a str,
+            payload: &'a Value,
+        }
+        let items: Vec<Item<'_>> = chunk
             .iter()
-            .map(|(row, payload)| json!({"idempotency_key": row.idempotency_key, "payload": payload}))
+            .map(|(row, payload)| Item {
+                idempotency_key: &row.idempotency_key,
+                payload,
+            })
             .collect();
         let body = serde_json::to_vec(&items).unwrap_or_default();
         let mut h = Sha256::new();
