@@ -190,16 +190,19 @@ impl Disclosure<'_> {
 }
 
 /// A group commit holds at most this many incidents: the group's work and its one sync are
-/// repeated at most this far after a crash.
-pub const GROUP_INCIDENTS: usize = 5000;
+/// repeated at most this far after a crash. Larger groups were measured and are slower at a
+/// backfill's scale (scripts/bench-e2e.sh on tmpfs): 5,000 incidents or 500 ms wrote a third
+/// fewer bytes through the WAL at 100,000 rows and ran 8% faster there, but at 1,000,000 rows
+/// `run --once` took 176-190 s against 157-179 s, with 45 s of system time become 57-65 s (so
+/// did 2,000 incidents: 172 s against 164 s): a group's dirty index leaves outgrew the 64 MiB
+/// page cache and spilled to the WAL before its commit.
+pub const GROUP_INCIDENTS: usize = 1000;
 /// ... and is committed once it has worked this long, so that the write lock it holds keeps
-/// other writers (an import, `outbox` commands, the service's pushes) waiting no longer than
-/// that. The vault's match keys and scoped tokens are MACs, so their indexes take a random leaf
-/// per insert, and each commit writes every leaf it touched to the WAL: the larger the group,
-/// the more inserts share a leaf. At 250 ms and 1,000 incidents, 100,000 rows wrote 4.9 GB
-/// through the WAL; at 500 ms and 5,000, 3.3 GB (scripts/bench-e2e.sh on tmpfs, the process's
-/// `wchar`); a full second saved nothing more.
-pub const GROUP_TIME: Duration = Duration::from_millis(500);
+/// other writers (an import, `outbox` commands) waiting no longer than that. At 50 ms a group
+/// held about 150 incidents on a loaded 2-core machine, and since the vault's and audit's
+/// indexes are keyed by MACs, each commit wrote a random index leaf per insert: about 40 WAL
+/// pages an incident. Larger groups share leaves (scripts/bench-e2e.sh).
+pub const GROUP_TIME: Duration = Duration::from_millis(250);
 /// Staged incidents are read this many at a time: memory holds no more than a page of them.
 const PAGE: usize = 64;
 
