@@ -193,9 +193,9 @@ impl Disclosure<'_> {
 /// repeated at most this far after a crash. Larger groups were measured and are slower at a
 /// backfill's scale (scripts/bench-e2e.sh on tmpfs): 5,000 incidents or 500 ms wrote a third
 /// fewer bytes through the WAL at 100,000 rows and ran 8% faster there, but at 1,000,000 rows
-/// `run --once` took 176-190 s against 157-179 s, with 45 s of system time become 57-65 s (so
-/// did 2,000 incidents: 172 s against 164 s): a group's dirty index leaves outgrew the 64 MiB
-/// page cache and spilled to the WAL before its commit.
+/// `run --once` took 190 s against 179 s, and 2,000 incidents 172 s against 164 s with 57 s of
+/// system time against 45 s (the 1,000-incident run second, with less memory free): a group's
+/// dirty index leaves outgrew the 64 MiB page cache and spilled to the WAL before its commit.
 pub const GROUP_INCIDENTS: usize = 1000;
 /// ... and is committed once it has worked this long, so that the write lock it holds keeps
 /// other writers (an import, `outbox` commands) waiting no longer than that. At 50 ms a group
