@@ -1,10 +1,15 @@
-//! The Kafka source's TLS and SASL settings (`properties`, as for the Kafka destination) reach
-//! librdkafka and are used: against a TLS endpoint of the test's own (tests/peers/tls_probe.py,
-//! Python's ssl; librdkafka's mock cluster speaks neither TLS nor SASL), the gateway's consumer
-//! completes a handshake that names the broker's host and then sends its first Kafka request,
-//! and with a CA that did not sign the broker's certificate it refuses the handshake. SASL's
-//! settings (SCRAM over TLS) are accepted by `check` and by librdkafka at start; the exchange
-//! itself needs a broker and is not tested here.
+//! Kafka's TLS and SASL settings (`properties`, and the SASL password's `sasl_password_file` or
+//! `sasl_password_env`) reach librdkafka and are used. librdkafka's mock cluster speaks neither
+//! TLS nor SASL, so the tests stand endpoints of their own where a broker would be:
+//! - a TLS endpoint (tests/peers/tls_probe.py, Python's ssl): the gateway's consumer completes a
+//!   handshake that names the broker's host and then sends its first Kafka request, and with a
+//!   CA that did not sign the broker's certificate it refuses the handshake;
+//! - a SASL endpoint (tests/peers/sasl_probe.py: kafka-python's protocol classes answer
+//!   ApiVersions, SaslHandshake and SaslAuthenticate, `scramp` checks SCRAM): the consumer (over
+//!   TLS, SCRAM-SHA-512, the password from a file) and the producer (SCRAM-SHA-256, the password
+//!   from an environment variable) authenticate with the configured password, and one that is
+//!   wrong is refused; the password is written nowhere, in the store or in what the gateway
+//!   prints. Neither endpoint is a broker: nothing is consumed or delivered through them.
 
 mod common;
 
@@ -51,7 +56,15 @@ fn gateway(dir: &Path, port: u16, ca: &Path) -> std::path::PathBuf {
         ),
     )
     .unwrap();
-    success(&cli(&["check"], &cfg));
+    // The password written in the config works, with a warning that does not quote it.
+    let out = cli(&["check"], &cfg);
+    success(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("sasl_password_file"),
+        "{err}"
+    );
+    assert!(!err.contains("not-a-real-secret"), "{err}");
     cfg
 }
 
@@ -131,5 +144,238 @@ fn the_consumer_speaks_tls_to_the_broker_it_trusts_and_refuses_one_it_does_not()
             .as_str()
             .is_some_and(|r| r.contains("UNKNOWN_CA"))),
         "{all:?}"
+    );
+}
+
+/// The SASL endpoint, knowing the user `pnp-gateway` and `password`; TLS with `tls`'s
+/// server certificate when given.
+fn sasl_probe(log: &Path, password: &str, tls: Option<&Path>) -> (Process, u16) {
+    let mut args = vec![
+        "pnp-gateway".to_string(),
+        password.to_string(),
+        log.display().to_string(),
+    ];
+    if let Some(dir) = tls {
+        args.push(dir.join("server.pem").display().to_string());
+        args.push(dir.join("server.key").display().to_string());
+    }
+    python_peer("sasl_probe.py", &args)
+}
+
+fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// `run` with its standard error kept in `err` and `env` set.
+fn run_logged(cfg: &Path, err: &Path, env: &[(&str, &str)]) -> Proc {
+    Proc(
+        bin()
+            .args(["run", "--config"])
+            .arg(cfg)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(err).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// The authentication outcomes the endpoint recorded.
+fn outcomes(log: &Path) -> Vec<serde_json::Value> {
+    entries(log)
+        .into_iter()
+        .filter(|e| e.get("auth").is_some())
+        .collect()
+}
+
+/// Neither the store nor `text` holds `password`.
+fn assert_nowhere(dir: &Path, text: &str, password: &str) {
+    assert!(!text.contains(password), "the password was printed");
+    for f in ["state/g.db", "state/g.db-wal"] {
+        if let Ok(b) = std::fs::read(dir.join(f)) {
+            assert!(
+                !b.windows(password.len()).any(|w| w == password.as_bytes()),
+                "the password is in {f}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_consumer_authenticates_with_scram_over_tls_with_the_password_from_its_file() {
+    const PASSWORD: &str = "consumer-pw-5f3a9c1e";
+    let d = tempfile::tempdir().unwrap();
+    let tls = d.path().join("ca");
+    std::fs::create_dir_all(&tls).unwrap();
+    let (ca, _, _) = certs(&tls);
+    let log = d.path().join("sasl.log");
+    let (_probe, port) = sasl_probe(&log, PASSWORD, Some(&tls));
+
+    let consumer = |name: &str, password: &str| {
+        let dir = d.path().join(name);
+        write_adapter(&dir, "cad-stream", "kind = \"ndjson\"", SMALL_MAPPING);
+        std::fs::create_dir_all(dir.join("secrets")).unwrap();
+        std::fs::write(dir.join("secrets/kafka.pw"), format!("{password}\n")).unwrap();
+        let cfg = dir.join("gateway.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[store]\npath = \"state/g.db\"\n[program]\ninclude = [\"overdose\"]\n\
+                 [[pipeline]]\nadapter = \"cad-stream\"\nfolder = \"drop\"\n\
+                 source = {{ kind = \"kafka\", brokers = \"localhost:{port}\", topic = \"cad.incidents\", group_id = \"pnp\", \
+                 sasl_password_file = \"secrets/kafka.pw\", \
+                 properties = {{ \"security.protocol\" = \"sasl_ssl\", \"ssl.ca.location\" = \"{}\", \
+                 \"sasl.mechanisms\" = \"SCRAM-SHA-512\", \"sasl.username\" = \"pnp-gateway\" }} }}\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        // Written 0644 (the umask's usual): `check` names the file, never what it holds.
+        let pw = dir.join("secrets/kafka.pw");
+        set_mode(&pw, 0o644);
+        let out = cli(&["check"], &cfg);
+        success(&out);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("warning: {} (a SASL password)", pw.display())),
+            "{err}"
+        );
+        assert!(!err.contains(password), "{err}");
+        set_mode(&pw, 0o600);
+        let out = cli(&["check"], &cfg);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("warning"));
+        (dir, cfg)
+    };
+
+    // The right password: the exchange succeeds, and the client goes on with Kafka requests.
+    let (dir, cfg) = consumer("gw", PASSWORD);
+    let err = d.path().join("gw.err");
+    let gw = run_logged(&cfg, &err, &[]);
+    wait_for(&log, "an authenticated request", |e| {
+        e.iter().any(|e| e["authenticated"] == true)
+    });
+    drop(gw);
+    let first = &outcomes(&log)[0];
+    assert_eq!(first["mechanism"], "SCRAM-SHA-512", "{first}");
+    assert_eq!(first["user"], "pnp-gateway", "{first}");
+    assert_eq!(first["auth"], "ok", "{first}");
+    assert_nowhere(&dir, &std::fs::read_to_string(&err).unwrap(), PASSWORD);
+
+    // A wrong password: the endpoint refuses it, and nothing goes on.
+    std::fs::remove_file(&log).unwrap();
+    let (dir, cfg) = consumer("gw-wrong", "not-the-password");
+    let err = d.path().join("gw-wrong.err");
+    let gw = run_logged(&cfg, &err, &[]);
+    wait_for(&log, "a refused exchange", |e| {
+        e.iter().any(|e| e["auth"] == "failed")
+    });
+    drop(gw);
+    let all = entries(&log);
+    assert!(
+        all.iter().all(|e| e["auth"] == "failed"),
+        "only refusals: {all:?}"
+    );
+    assert_nowhere(
+        &dir,
+        &std::fs::read_to_string(&err).unwrap(),
+        "not-the-password",
+    );
+}
+
+#[test]
+fn the_producer_authenticates_with_the_password_from_its_environment_variable() {
+    const PASSWORD: &str = "producer-pw-0b7e44d2";
+    let d = tempfile::tempdir().unwrap();
+    let log = d.path().join("sasl.log");
+    let (_probe, port) = sasl_probe(&log, PASSWORD, None);
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/dhhr-program\" }",
+        &format!(
+            "deliver = {{ kind = \"kafka\", brokers = \"127.0.0.1:{port}\", topic = \"pnp.program\", timeout_ms = 2000, \
+             sasl_password_env = \"PNP_TEST_KAFKA_PASSWORD\", \
+             properties = {{ \"security.protocol\" = \"sasl_plaintext\", \"sasl.mechanisms\" = \"SCRAM-SHA-256\", \"sasl.username\" = \"pnp-gateway\" }} }}"
+        ),
+    );
+    std::fs::write(&cfg, text).unwrap();
+    success(&cli(&["check"], &cfg));
+    success(&cli(&["keys", "init"], &cfg));
+    let dir = cfg.parent().unwrap().to_path_buf();
+    let run_once = |password: &str| {
+        bin()
+            .args(["run", "--once", "--config"])
+            .arg(&cfg)
+            .env("PNP_GATEWAY_TODAY", TODAY)
+            .env("PNP_TEST_KAFKA_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+
+    // The right password: the exchange succeeds. The endpoint is not a broker, so the
+    // payloads stay queued for a retry, as with a broker that does not answer.
+    let out = run_once(PASSWORD);
+    let first = &outcomes(&log)[0];
+    assert_eq!(first["mechanism"], "SCRAM-SHA-256", "{first}");
+    assert_eq!(first["user"], "pnp-gateway", "{first}");
+    assert_eq!(first["auth"], "ok", "{first}");
+    assert!(entries(&log).iter().any(|e| e["authenticated"] == true));
+    assert_eq!(outbox_count(&cfg, "dhhr-program", "delivered"), 0);
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_nowhere(&dir, &printed, PASSWORD);
+
+    // A wrong password: refused, and the retry's reason says so.
+    std::fs::remove_file(&log).unwrap();
+    let out = run_once("not-the-password");
+    let all = outcomes(&log);
+    assert!(
+        !all.is_empty() && all.iter().all(|e| e["auth"] == "failed"),
+        "{all:?}"
+    );
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_nowhere(&dir, &printed, "not-the-password");
+    // The warning and the rows' reason name the refused login, not only "all brokers down".
+    assert!(printed.contains("SASL authentication error"), "{printed}");
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'pending' AND last_error LIKE '%SASL authentication error%'"
+        ),
+        DEMO_ELIGIBLE as i64
+    );
+}
+
+#[test]
+fn a_variable_that_is_not_set_is_named_and_the_rows_wait() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = pnp_gateway::demo::write_tree(&d.path().join("demo")).unwrap();
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "deliver = { kind = \"file\", folder = \"deliveries/dhhr-program\" }",
+        "deliver = { kind = \"kafka\", brokers = \"127.0.0.1:9\", topic = \"pnp.program\", timeout_ms = 500, \
+         sasl_password_env = \"PNP_TEST_KAFKA_UNSET\", \
+         properties = { \"security.protocol\" = \"sasl_plaintext\", \"sasl.mechanisms\" = \"PLAIN\", \"sasl.username\" = \"pnp-gateway\" } }",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    success(&cli(&["keys", "init"], &cfg));
+    let out = cli(&["run", "--once"], &cfg);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("PNP_TEST_KAFKA_UNSET"),
+        "the warning names the variable"
+    );
+    assert_eq!(outbox_count(&cfg, "dhhr-program", "delivered"), 0);
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM outbox WHERE destination = 'dhhr-program' AND status = 'pending' AND last_error LIKE '%PNP_TEST_KAFKA_UNSET%'"
+        ),
+        DEMO_ELIGIBLE as i64
     );
 }

@@ -65,6 +65,8 @@ pub enum DeliveryKind {
         topic: String,
         timeout_ms: u64,
         properties: std::collections::BTreeMap<String, String>,
+        /// Where the SASL password is read from when the producer starts.
+        sasl_password: super::sasl::SaslPassword,
     },
 }
 

@@ -112,6 +112,11 @@ pub enum DeliverSpec {
         timeout_ms: u64,
         #[serde(default)]
         properties: BTreeMap<String, String>,
+        /// The SASL password's file (trimmed), instead of `sasl.password` in `properties`
+        /// (see `config::sasl`).
+        sasl_password_file: Option<String>,
+        /// The environment variable holding the SASL password (read before the file).
+        sasl_password_env: Option<String>,
     },
 }
 
@@ -332,9 +337,18 @@ impl DestinationSpec {
             brokers,
             topic,
             properties,
+            sasl_password_file,
+            sasl_password_env,
             ..
         }) = &self.deliver
         {
+            if let Err(e) = crate::config::sasl::SaslPassword::validate(
+                sasl_password_file.as_deref(),
+                sasl_password_env.as_deref(),
+                properties,
+            ) {
+                errors.push(format!("kafka: {e}"));
+            }
             if brokers.trim().is_empty() {
                 errors.push("kafka `brokers` is empty (host:port[,host:port...])".into());
             }

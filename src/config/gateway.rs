@@ -263,6 +263,25 @@ impl Gateway {
         }
         let mut destinations = Vec::new();
         let mut warnings = Vec::new();
+        // A Kafka password written in the config works, but the file then holds a secret.
+        let inline = "the SASL password is written in the config (`sasl.password` in `properties`): `sasl_password_file` or `sasl_password_env` keeps it out";
+        for p in &spec.pipelines {
+            if let Some(super::source::SourceSpec::Kafka { properties, .. }) = &p.source
+                && properties.contains_key("sasl.password")
+            {
+                warnings.push(
+                    ConfigError::new(path, inline).field(format!("pipeline `{}`", p.adapter)),
+                );
+            }
+        }
+        for d in &spec.destinations {
+            if let Some(super::destination::DeliverSpec::Kafka { properties, .. }) = &d.deliver
+                && properties.contains_key("sasl.password")
+            {
+                warnings
+                    .push(ConfigError::new(path, inline).field(format!("destination `{}`", d.id)));
+            }
+        }
         for (i, d) in spec.destinations.iter().enumerate() {
             let line = text
                 .match_indices("[[destination]]")
@@ -435,11 +454,17 @@ impl Gateway {
                             topic,
                             timeout_ms,
                             properties,
+                            sasl_password_file,
+                            sasl_password_env,
                         } => DeliveryKind::Kafka {
                             brokers: brokers.clone(),
                             topic: topic.clone(),
                             timeout_ms: *timeout_ms,
                             properties: properties.clone(),
+                            sasl_password: super::sasl::SaslPassword::new(
+                                sasl_password_file.as_ref().map(|f| base.join(f)),
+                                sasl_password_env.clone(),
+                            ),
                         },
                         spec => {
                             let (h, fhir) = spec.http()?;
@@ -477,7 +502,7 @@ impl Gateway {
     }
 
     /// The existing files and folders that hold a secret or identifying values (the store and
-    /// its `-wal`/`-shm`, key files, shared secrets and client keys, the folders of file
+    /// its `-wal`/`-shm`, key files, shared secrets, SASL passwords and client keys, the folders of file
     /// destinations that receive identifying values) and that group or others can read: what,
     /// where and the mode. Paths only, never contents (src/owner_only.rs says why they should be
     /// 0600 and 0700).
@@ -518,7 +543,19 @@ impl Gateway {
                 DeliveryKind::Hl7 { tls: Some(t), .. } => {
                     files.extend(t.identity_file.clone().map(|f| ("a client key", f)));
                 }
+                DeliveryKind::Kafka { sasl_password, .. } => {
+                    files.extend(sasl_password.file.clone().map(|f| ("a SASL password", f)));
+                }
                 _ => {}
+            }
+        }
+        for p in &self.pipelines {
+            if let Some(super::source::SourceSpec::Kafka {
+                sasl_password_file: Some(f),
+                ..
+            }) = &p.source
+            {
+                files.push(("a SASL password", PathBuf::from(f)));
             }
         }
         files

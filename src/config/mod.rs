@@ -7,6 +7,7 @@ pub mod destination;
 pub mod error;
 pub mod followup;
 pub mod gateway;
+pub mod sasl;
 pub mod server;
 pub mod source;
 

@@ -61,6 +61,11 @@ pub enum SourceSpec {
         /// librdkafka properties (TLS, SASL), as for the Kafka destination.
         #[serde(default)]
         properties: BTreeMap<String, String>,
+        /// The SASL password's file (trimmed), instead of `sasl.password` in `properties`
+        /// (see `config::sasl`).
+        sasl_password_file: Option<String>,
+        /// The environment variable holding the SASL password (read before the file).
+        sasl_password_env: Option<String>,
     },
 }
 
@@ -154,6 +159,8 @@ impl SourceSpec {
                 topic,
                 group_id,
                 properties,
+                sasl_password_file,
+                sasl_password_env,
             } => {
                 if brokers.is_empty() || topic.is_empty() || group_id.is_empty() {
                     return err("brokers", "brokers, topic and group_id must not be empty");
@@ -169,7 +176,12 @@ impl SourceSpec {
                         ),
                     ));
                 }
-                Ok(())
+                crate::config::sasl::SaslPassword::validate(
+                    sasl_password_file.as_deref(),
+                    sasl_password_env.as_deref(),
+                    properties,
+                )
+                .map_err(|e| ("sasl_password_file".to_string(), e))
             }
         }
     }
@@ -200,7 +212,9 @@ impl SourceSpec {
                 join(auth_header_file);
                 join(ca_file);
             }
-            SourceSpec::Kafka { .. } => {}
+            SourceSpec::Kafka {
+                sasl_password_file, ..
+            } => join(sasl_password_file),
         }
         self
     }

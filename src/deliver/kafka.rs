@@ -57,7 +57,8 @@ struct Reports {
     arrived: Condvar,
     /// The last cluster-wide error since the last delivered message (e.g. all brokers down), to
     /// say why messages timed out.
-    cluster_error: Mutex<Option<String>>,
+    /// With it, whether it says why (a refused login, a failed TLS handshake).
+    cluster_error: Mutex<Option<(String, bool)>>,
 }
 
 impl ClientContext for Reports {
@@ -68,11 +69,27 @@ impl ClientContext for Reports {
     }
 
     /// Cluster-wide errors come again and again while brokers are unreachable: kept for the
-    /// failing-destination warning's reason, logged at debug.
+    /// failing-destination warning's reason, logged at debug. "All brokers down" follows a
+    /// refused SASL login or a failed TLS handshake: it does not replace those, so that the
+    /// warning names them, with librdkafka's reason (the broker's address and what failed;
+    /// never a credential).
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", %error, reason, "cluster error");
+        use RDKafkaErrorCode as C;
+        let code = error.rdkafka_error_code();
+        let telling = matches!(
+            code,
+            Some(C::Authentication | C::SaslAuthenticationFailed | C::SSL)
+        );
         if let Ok(mut last) = self.cluster_error.lock() {
-            *last = Some(error.to_string());
+            if code == Some(C::AllBrokersDown) && last.as_ref().is_some_and(|l| l.1) {
+                return;
+            }
+            *last = Some(if telling {
+                (format!("{error}: {reason}"), true)
+            } else {
+                (error.to_string(), false)
+            });
         }
     }
 }
@@ -92,7 +109,7 @@ impl ProducerContext for Reports {
             Err((e, _)) => {
                 let mut err = classify(e);
                 if let Ok(last) = self.cluster_error.lock()
-                    && let Some(why) = last.as_deref()
+                    && let Some((why, _)) = last.as_ref()
                 {
                     err.message = format!("{} (cluster: {why})", err.message);
                 }
@@ -143,11 +160,13 @@ impl KafkaSink {
         topic: &str,
         timeout: Duration,
         properties: &BTreeMap<String, String>,
+        sasl_password: &crate::config::sasl::SaslPassword,
     ) -> Result<KafkaSink, String> {
         let mut cfg = ClientConfig::new();
         for (k, v) in properties {
             cfg.set(k, v);
         }
+        sasl_password.apply(&mut cfg)?;
         cfg.set("bootstrap.servers", brokers)
             .set("client.id", "pnp-gateway")
             .set("enable.idempotence", "true")

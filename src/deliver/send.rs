@@ -436,10 +436,12 @@ pub(super) fn send(
             topic,
             timeout_ms,
             properties,
+            sasl_password,
         } => {
             let built = client(sinks, dest, || {
                 let timeout = std::time::Duration::from_millis(*timeout_ms);
-                kafka::KafkaSink::new(brokers, topic, timeout, properties).map(Sink::Kafka)
+                kafka::KafkaSink::new(brokers, topic, timeout, properties, sasl_password)
+                    .map(Sink::Kafka)
             });
             let k = match built {
                 Ok(Sink::Kafka(k)) => k,

@@ -129,6 +129,8 @@ pub(super) fn start(ctx: Context, spec: &SourceSpec) -> Result<(), ServiceError>
         topic,
         group_id,
         properties,
+        sasl_password_file,
+        sasl_password_env,
     } = spec
     else {
         unreachable!("a Kafka spec");
@@ -143,6 +145,13 @@ pub(super) fn start(ctx: Context, spec: &SourceSpec) -> Result<(), ServiceError>
     for (k, v) in properties {
         cfg.set(k, v);
     }
+    // The spec's paths are resolved against the config's folder (`SourceSpec::resolve`).
+    crate::config::sasl::SaslPassword::new(
+        sasl_password_file.as_ref().map(Into::into),
+        sasl_password_env.clone(),
+    )
+    .apply(&mut cfg)
+    .map_err(|e| ServiceError::Source(format!("pipeline `{}`: Kafka: {e}", p.id)))?;
     cfg.set("bootstrap.servers", brokers)
         .set("group.id", group_id)
         .set("client.id", "pnp-gateway")
