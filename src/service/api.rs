@@ -24,6 +24,8 @@ pub struct App {
     pub(super) health: Arc<Health>,
     pub(super) metrics: Arc<crate::metrics::Metrics>,
     auth: Arc<Auth>,
+    /// Signed status reports' signatures, each taken once (`service::signed`).
+    pub(super) used_signatures: Arc<super::signed::Used>,
 }
 
 impl App {
@@ -45,6 +47,7 @@ impl App {
             health,
             metrics,
             auth,
+            used_signatures: Arc::default(),
         })
     }
 

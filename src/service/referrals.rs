@@ -72,12 +72,16 @@ async fn report_status(
             &format!("client `{}` has no `provider:` scope", caller.id),
         );
     }
-    // A signed body is checked before it is read (service::signed).
-    if super::signed::is_signed(&headers)
-        && let Err(r) = super::signed::check(&app, &destinations, &id, &headers, &raw).await
-    {
-        return r;
-    }
+    // A signed body is checked before it is read (service::signed); its signature is taken
+    // for good once the report is recorded, and given back otherwise.
+    let taken = if super::signed::is_signed(&headers) {
+        match super::signed::check(&app, &destinations, &id, &headers, &raw).await {
+            Ok(t) => Some(t),
+            Err(r) => return r,
+        }
+    } else {
+        None
+    };
     let json = headers
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -134,7 +138,12 @@ async fn report_status(
         return r;
     }
     match answer.await {
-        Ok(Ok(Ok(referral))) => (StatusCode::OK, axum::Json(referral)).into_response(),
+        Ok(Ok(Ok(referral))) => {
+            if let Some(t) = taken {
+                t.keep();
+            }
+            (StatusCode::OK, axum::Json(referral)).into_response()
+        }
         Ok(Ok(Err(Refusal::NoSuchReferral))) => {
             error(StatusCode::NOT_FOUND, "no referral with this id")
         }

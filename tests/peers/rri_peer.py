@@ -13,7 +13,9 @@
         POSTs a JSON body signed as the gateway signs its webhooks (hmac and hashlib of the
         standard library): X-PNP-Timestamp, X-PNP-Signature "v2=" + hex HMAC-SHA256(secret,
         f"{timestamp}.{key}.{body}"), with the bearer token. "tamper": "bad" (a wrong signature),
-        "stale" (ten minutes old). Prints {"status", "body"}.
+        "stale" (ten minutes old). Prints {"status", "body"}; with "times": n, sends the very same
+        request (timestamp, signature, body) n times, as a replay would, and prints
+        {"answers": [{"status", "body"}, ...]}.
 """
 import hashlib
 import hmac
@@ -140,16 +142,19 @@ def main():
         sig = "v2=" + hmac.new(secret, msg, hashlib.sha256).hexdigest()
         if args.get("tamper") == "bad":
             sig = sig[:-2] + ("00" if not sig.endswith("00") else "11")
-        status, _, body = https(args, "POST", args["body"], {
-            "Content-Type": "application/json",
-            "X-PNP-Timestamp": str(ts),
-            "X-PNP-Signature": sig,
-        })
-        try:
-            body = json.loads(body)
-        except ValueError:
-            pass
-        print(json.dumps({"status": status, "body": body}))
+        answers = []
+        for _ in range(args.get("times", 1)):
+            status, _, body = https(args, "POST", args["body"], {
+                "Content-Type": "application/json",
+                "X-PNP-Timestamp": str(ts),
+                "X-PNP-Signature": sig,
+            })
+            try:
+                body = json.loads(body)
+            except ValueError:
+                pass
+            answers.append({"status": status, "body": body})
+        print(json.dumps(answers[0] if "times" not in args else {"answers": answers}))
 
 
 main()
