@@ -218,6 +218,19 @@ fn one_tasks_404_does_not_stop_the_others_and_a_503_backs_off() {
     wait("the other referral's acceptance followed", 20, || {
         status_of(&s, &other) == "accepted"
     });
+    // Warned about once, however many passes answer 404 for it; naming the referral, never the
+    // server's address.
+    let warned: Vec<String> = s
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("a polled Task cannot be read"))
+        .cloned()
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains(&gone), "{warned:?}");
+    assert!(!warned[0].contains("127.0.0.1"), "{warned:?}");
     let (state, errors) = poller(&s);
     assert_eq!(
         state, "polling",

@@ -14,6 +14,8 @@ pub struct Service {
     pub base: PathBuf,
     /// The MLLP listener of the demo's HL7 pipeline.
     pub mllp: Option<std::net::SocketAddr>,
+    /// What `run` printed on standard error since it listened (`demo --serve`'s is not kept).
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Service {
@@ -58,6 +60,7 @@ impl Service {
             url: e["api"].as_str().unwrap().to_string(),
             base,
             mllp: e["mllp"]["hl7v2"].as_str().map(|a| a.parse().unwrap()),
+            log: Default::default(),
         }
     }
 
@@ -90,12 +93,19 @@ impl Service {
             }
         }
         let port = port.unwrap();
-        std::thread::spawn(move || lines.for_each(drop));
+        let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let keep = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
         Service {
             child,
             url: format!("https://localhost:{port}"),
             base: base.to_owned(),
             mllp,
+            log,
         }
     }
 
