@@ -89,7 +89,7 @@ impl Metrics {
     }
 
     /// Counts one provider's answer to a referral: `channel` (`hl7_mllp`, `hl7_http`, `fhir`,
-    /// `json`), `kind` (`rri`, `ack`, `other` for an HL7 message that is neither; `task`;
+    /// `json`, `fhir_poll` for a Task the gateway read from the provider's server), `kind` (`rri`, `ack`, `other` for an HL7 message that is neither; `task`;
     /// `status`) and `outcome` (`recorded`, `ignored`: understood, nothing to record;
     /// `rejected`; `deferred`: the sender is asked to send it again). The labels are
     /// `&'static str` so that only the gateway's own names, never a value an answer carried,

@@ -137,6 +137,11 @@ fn a_polled_provider_moves_its_task_and_the_gateway_follows_until_completed() {
     assert!(!out.contains("free text"), "{out}");
     assert_deidentified(&out, "referrals show");
     success(&cli(&["audit", "verify"], &s.cfg()));
+    // Counted as providers' answers: the two Tasks read that moved the referral.
+    let m = s.metrics();
+    let line =
+        "pnp_referral_answers_total{channel=\"fhir_poll\",kind=\"task\",outcome=\"recorded\"} 2\n";
+    assert!(m.contains(line), "no `{line}` in:\n{m}");
     // The poller's state is on /readyz.
     let r = s.client(
         "request",
@@ -243,6 +248,19 @@ fn one_tasks_404_does_not_stop_the_others_and_a_503_backs_off() {
     wait("the failing Task asked for again", 20, || {
         polls(&fhir, &gone) > at
     });
+
+    // A Task whose status is not a legal next step (accepted, then rejected): not recorded,
+    // counted as a rejected answer once however many passes read it.
+    control(json!({ &gone: {"answer": 404}, &other: {"status": "rejected"} }));
+    let at = polls(&fhir, &other);
+    wait("the refused status read a few times", 20, || {
+        polls(&fhir, &other) >= at + 3
+    });
+    assert_eq!(status_of(&s, &other), "accepted");
+    let m = s.metrics();
+    let line =
+        "pnp_referral_answers_total{channel=\"fhir_poll\",kind=\"task\",outcome=\"rejected\"} 1\n";
+    assert!(m.contains(line), "no `{line}` in:\n{m}");
 
     // The server failing (503): backed off, and polling again once it answers.
     control(json!({ &gone: {"answer": 503}, &other: {"status": "accepted"} }));

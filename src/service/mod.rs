@@ -152,6 +152,12 @@ impl Health {
     }
 
     /// Every live source's state, by pipeline id.
+    /// Counts a provider's answer (`Metrics::answer`): the FHIR poller's are the Tasks it
+    /// read, as a provider's own reports are what they sent.
+    pub fn answer(&self, channel: &'static str, kind: &'static str, outcome: &'static str) {
+        self.metrics.answer(channel, kind, outcome);
+    }
+
     pub fn sources(&self) -> std::collections::BTreeMap<String, SourceState> {
         self.metrics.sources()
     }

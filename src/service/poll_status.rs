@@ -466,6 +466,7 @@ impl Poller {
         match answer.blocking_recv() {
             Ok(Ok(None)) => {
                 tracing::info!(destination = %self.dest, referral = %id, status = %task.status, "a polled Task's status recorded");
+                self.health.answer("fhir_poll", "task", "recorded");
                 Ok(())
             }
             Ok(Ok(Some((to, refusal)))) => {
@@ -475,6 +476,8 @@ impl Poller {
                     Refusal::NotYours => "another destination's referral".into(),
                 };
                 if self.refused.insert(id.to_string(), to) != Some(to) {
+                    // Counted once, as warned: the same refused status is read at every pass.
+                    self.health.answer("fhir_poll", "task", "rejected");
                     tracing::warn!(destination = %self.dest, referral = %id, status = to.as_str(), reason = %why, "a polled Task's status is not a legal next step; not recorded");
                 }
                 Ok(())
