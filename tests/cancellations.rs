@@ -399,3 +399,93 @@ fn a_revocation_dated_ahead_cancels_when_its_day_comes() {
     assert_eq!(reqs[5]["body"]["reason"], "consent_revoked");
     assert_eq!(reqs[5]["signature_ok"], true);
 }
+
+/// A referral whose failed attempt may have reached the receiver (an HTTP 500: the receiver
+/// may have kept the request before it failed) is cancelled when its consent is revoked,
+/// although it was never delivered; one the receiver refused (a 400) is withdrawn with nothing
+/// sent.
+#[test]
+fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let secret = dir.join("intake.secret");
+    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
+    let rx = receiver(dir, &secret);
+    let cfg = tree(
+        dir,
+        &format!(
+            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/hook\", secret_file = \"{}\", ca_file = \"{}\" }}",
+            rx.port,
+            secret.display(),
+            dir.join("ca.pem").display()
+        ),
+    );
+    success(&cli(&["keys", "init"], &cfg));
+    let people = &PEOPLE[..2];
+    let consents = dir.join("consents.json");
+    let all: Vec<String> = people
+        .iter()
+        .map(|(n, l, f, _)| consent(n, l, f, ""))
+        .collect();
+    std::fs::write(&consents, format!("[{}]", all.join(",\n"))).unwrap();
+    import(&cfg, "consent", &consents);
+    let engagements = dir.join("engagements.csv");
+    let mut csv =
+        "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\n"
+            .to_string();
+    for (n, ..) in people {
+        csv += &format!("E-{n},INC-{n},hl7v2,subject,PRSS-09,C-{n},mat,intake,2026-11-20\n");
+    }
+    std::fs::write(&engagements, csv).unwrap();
+    import(&cfg, "engagement", &engagements);
+
+    // INC-9001's referral meets a 500, then a 400 (dead-lettered); INC-9002's only a 400.
+    rx.set(500);
+    let (n, l, f, dob) = people[0];
+    std::fs::write(dir.join("exports/hl7/a.hl7"), hl7("I12", n, l, f, dob)).unwrap();
+    success(&cli(&["run", "--once"], &cfg));
+    rx.set(400);
+    let (n, l, f, dob) = people[1];
+    std::fs::write(dir.join("exports/hl7/b.hl7"), hl7("I12", n, l, f, dob)).unwrap();
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(outbox_count(&cfg, "intake", "dead"), 2);
+    assert_eq!(outbox_count(&cfg, "intake", "delivered"), 0);
+    let (first, second) = (referral_key(&cfg, "9001"), referral_key(&cfg, "9002"));
+
+    // Both consents revoked: both referrals withdrawn; only INC-9001's gets a cancellation.
+    let revoked = dir.join("revoked.json");
+    let both: Vec<String> = people
+        .iter()
+        .map(|(n, l, f, _)| consent(n, l, f, r#", "revoked_on": "2026-11-26""#))
+        .collect();
+    std::fs::write(&revoked, format!("[{}]", both.join(",\n"))).unwrap();
+    let imported = import(&cfg, "consent", &revoked);
+    assert!(imported.contains("queued 1 cancellation"), "{imported}");
+    assert_eq!(outbox_count(&cfg, "intake", "withdrawn"), 2);
+    rx.set(200);
+    success(&cli(&["run", "--once"], &cfg));
+    let cancellations: Vec<serde_json::Value> = rx
+        .requests()
+        .into_iter()
+        .filter(|r| r["status"] == 200 && r["body"]["event"] == "referral.cancelled")
+        .collect();
+    assert_eq!(cancellations.len(), 1, "{cancellations:?}");
+    let b = &cancellations[0]["body"];
+    assert_eq!(b["referral"]["idempotency_key"], first.as_str());
+    assert_eq!(b["referral"]["id"], "E-9001");
+    assert_eq!(b["reason"], "consent_revoked");
+    assert!(
+        rx.requests()
+            .iter()
+            .all(|r| r["body"]["referral"]["idempotency_key"] != second.as_str()),
+        "nothing for the referral the receiver refused"
+    );
+    assert_eq!(
+        store_count(
+            &cfg,
+            "SELECT count(*) FROM audit WHERE decision = 'cancellation-delivered'"
+        ),
+        1
+    );
+    success(&cli(&["audit", "verify"], &cfg));
+}

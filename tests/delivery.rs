@@ -252,7 +252,7 @@ fn one_incident_in_order_and_a_stuck_incident_blocks_no_other() {
     assert_eq!(due, [a1, b1], "A's update waits behind A's first payload");
     // A's first payload fails and waits: A's update still waits, B goes on.
     store
-        .mark_failed(a1, "down", Some("2099-01-01T01:00:00.000Z"))
+        .mark_failed(a1, "down", Some("2099-01-01T01:00:00.000Z"), false)
         .unwrap();
     let due = due_ids(&store, now);
     assert_eq!(due, [b1]);

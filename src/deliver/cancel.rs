@@ -1,8 +1,9 @@
 //! Cancellations out. A destination that received a consented referral is told when the
 //! referral is cancelled: its incident deleted at the source (an HL7 cancel such as REF^I14 or
 //! ADT^A11/A13, a NIBRS delete) or its consent revoked. A referral still queued is withdrawn
-//! instead (it never reached the destination, so there is nothing to take back); only a
-//! delivered one is owed a cancellation. The cancellation is an outbox row of its own after the
+//! instead (it never reached the destination, so there is nothing to take back); a delivered
+//! one is owed a cancellation, and so is one withdrawn after an attempt that may have reached
+//! the destination (written, and no answer settled it: `SendError::may_have_arrived`). The cancellation is an outbox row of its own after the
 //! referral's (see `store::cancellations`), with minimum data: the referral's idempotency key
 //! (what the destination already holds: the webhook's `Idempotency-Key`, the FHIR Task's
 //! identifier, the REF^I12's MSH-10), the referral's id (the engagement, as RF1-6 and PID-3 of

@@ -49,6 +49,8 @@ pub fn write_batch(
         retryable: true,
         message: format!("{what} in {}: {}", folder.display(), e.kind()),
         retry_after: None,
+        // Files and Kafka messages carry no referral that a cancellation would follow.
+        may_have_arrived: false,
     };
     if owner_only {
         crate::owner_only::create_dir_all(folder)

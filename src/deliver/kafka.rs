@@ -145,6 +145,9 @@ pub fn classify(e: &KafkaError) -> SendError {
         retryable: !permanent,
         message: format!("kafka: {e}"),
         retry_after: None,
+        // A Kafka destination is told of no cancellation (a de-identified payload names no
+        // referral), so whether a timed-out message was written changes nothing.
+        may_have_arrived: false,
     }
 }
 
@@ -268,6 +271,7 @@ impl KafkaSink {
                         retryable: true,
                         message: "kafka: no delivery report before the timeout".into(),
                         retry_after: None,
+                        may_have_arrived: false,
                     })
                 }),
             })

@@ -116,6 +116,7 @@ impl MllpClient {
             retryable: false,
             message: format!("`{}` is not host:port", self.addr),
             retry_after: None,
+            may_have_arrived: false,
         })?;
         let tcp = TcpStream::connect_timeout(&sock, self.timeout)
             .map_err(|e| retry(format!("cannot connect: {}", e.kind())))?;
@@ -179,9 +180,10 @@ impl MllpClient {
             .write_all(&mllp::frame(message.as_bytes()))
             .and_then(|_| stream.flush())
             .map_err(|e| retry(format!("cannot send: {}", e.kind())))?;
+        // Written: from here on, a failure may leave the message with the receiver.
         let ack = reader.read_frame(stream).map_err(|e| {
             use std::io::ErrorKind as K;
-            retry(match e.kind() {
+            unsettled(match e.kind() {
                 K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => {
                     "no ACK: the receiver closed the connection without one".into()
                 }
@@ -195,11 +197,21 @@ impl MllpClient {
     }
 }
 
+/// A failed attempt to try again; the receiver did not get the message, or said so.
 fn retry(m: String) -> SendError {
     SendError {
         retryable: true,
         message: m,
         retry_after: None,
+        may_have_arrived: false,
+    }
+}
+
+/// A failed attempt to try again after the message was written and no ACK settled it.
+fn unsettled(m: String) -> SendError {
+    SendError {
+        may_have_arrived: true,
+        ..retry(m)
     }
 }
 
@@ -208,12 +220,12 @@ pub fn settle(ack: &str, control: &str) -> Result<(), SendError> {
     let msa = ack
         .split(['\r', '\n'])
         .find(|s| s.starts_with("MSA|"))
-        .ok_or_else(|| retry("the ACK has no MSA segment".into()))?;
+        .ok_or_else(|| unsettled("the ACK has no MSA segment".into()))?;
     let f: Vec<&str> = msa.split('|').collect();
     let code = f.get(1).copied().unwrap_or("");
     let about = f.get(2).copied().unwrap_or("");
     if about != control {
-        return Err(retry(format!(
+        return Err(unsettled(format!(
             "the ACK answers message `{about}`, not `{control}`"
         )));
     }
@@ -224,8 +236,9 @@ pub fn settle(ack: &str, control: &str) -> Result<(), SendError> {
             retryable: false,
             message: format!("{code}: the receiver found an error in the message"),
             retry_after: None,
+            may_have_arrived: false,
         }),
-        other => Err(retry(format!("unknown acknowledgment code `{other}`"))),
+        other => Err(unsettled(format!("unknown acknowledgment code `{other}`"))),
     }
 }
 
@@ -233,7 +246,42 @@ pub fn settle(ack: &str, control: &str) -> Result<(), SendError> {
 mod tests {
     use super::*;
 
+    /// An ACK that settles nothing leaves the message perhaps with the receiver; one that
+    /// refuses it does not.
+    #[test]
+    fn what_an_ack_says_of_where_the_message_is() {
+        let ack = |code: &str, about: &str| {
+            format!("MSH|^~\\&|R|F|S|F|20261201||ACK|A1|P|2.5.1\rMSA|{code}|{about}\r")
+        };
+        let may = |r: Result<(), SendError>| r.unwrap_err().may_have_arrived;
+        assert!(settle(&ack("AA", "M1"), "M1").is_ok());
+        assert!(!may(settle(&ack("AR", "M1"), "M1")));
+        assert!(!may(settle(&ack("AE", "M1"), "M1")));
+        assert!(may(settle(&ack("AA", "M0"), "M1")), "another message's ACK");
+        assert!(may(settle(&ack("ZZ", "M1"), "M1")));
+        assert!(may(settle("MSH|^~\\&|R\r", "M1")), "no MSA");
+    }
+
     /// A receiver that ACKs one message per connection, then closes it (an idle timeout).
+    #[test]
+    fn a_receiver_that_reads_and_closes_may_hold_the_message_one_never_reached_does_not() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut c, _) = l.accept().unwrap();
+            mllp::FrameReader::new(1 << 20).read_frame(&mut c).unwrap();
+            // closed when dropped, with no ACK
+        });
+        let mut client = MllpClient::new(&addr, None, Duration::from_secs(5));
+        let msg = "MSH|^~\\&|A||B||20260101||REF^I12^REF_I12|M1|P|2.5.1\r";
+        let e = client.send(msg, "M1").unwrap_err();
+        assert!(e.may_have_arrived, "{e:?}");
+        server.join().unwrap();
+        // Nobody listens there now: never sent.
+        let e = client.send(msg, "M1").unwrap_err();
+        assert!(!e.may_have_arrived, "{e:?}");
+    }
+
     #[test]
     fn a_connection_closed_by_the_receiver_is_reopened_without_a_failure() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

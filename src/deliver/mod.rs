@@ -40,6 +40,13 @@ pub struct SendError {
     /// How long the receiver asked us to wait (HTTP `Retry-After`), in seconds: the next
     /// attempt waits at least that long.
     pub retry_after: Option<u64>,
+    /// The payload may have reached the receiver although the attempt failed: it was written
+    /// and no answer settled it (a timeout or a lost connection after the request or message
+    /// went out, an HTTP 5xx, no ACK). A referral withdrawn after such an attempt is owed a
+    /// cancellation as a delivered one is (`store::cancellations`): the receiver may hold it.
+    /// False where the receiver never got it or said it did not take it (no connection, a
+    /// TLS failure, a 4xx, AR or AE).
+    pub may_have_arrived: bool,
 }
 
 /// Counts of one dispatch pass.
@@ -251,7 +258,7 @@ fn dispatch_all(
                             || attempts >= delivery.retry.max_attempts
                             || age_h >= delivery.retry.max_age_hours as i64;
                         if give_up {
-                            store.mark_failed(row.id, &e.message, None)?;
+                            store.mark_failed(row.id, &e.message, None, e.may_have_arrived)?;
                             alerts.raise(id, what, Trouble::DeadLettering, &e.message);
                             audit(store, audit_key, row, "dead-lettered", vec![e.message])?;
                             *stats.dead.entry(id.clone()).or_default() += 1;
@@ -265,7 +272,12 @@ fn dispatch_all(
                             )
                             .max(asked);
                             let next = stamp(now + chrono::Duration::milliseconds(wait as i64));
-                            store.mark_failed(row.id, &e.message, Some(&next))?;
+                            store.mark_failed(
+                                row.id,
+                                &e.message,
+                                Some(&next),
+                                e.may_have_arrived,
+                            )?;
                             *stats.retried.entry(id.clone()).or_default() += 1;
                         }
                     }

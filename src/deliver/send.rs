@@ -357,6 +357,7 @@ fn client<'a>(
             retryable: true,
             message,
             retry_after: None,
+            may_have_arrived: false,
         })?;
         sinks.insert(dest.to_string(), sink);
     }
@@ -364,6 +365,7 @@ fn client<'a>(
         retryable: true,
         message: "no client".into(),
         retry_after: None,
+        may_have_arrived: false,
     })
 }
 

@@ -165,6 +165,8 @@ impl Webhook {
             .send();
         match res {
             Err(e) => Err(SendError {
+                // Sent, perhaps, unless the connection or its TLS handshake failed.
+                may_have_arrived: !e.is_connect() && crate::tls::failure(&e).is_none(),
                 retryable: true,
                 message: format!(
                     "request failed: {}",
@@ -193,11 +195,15 @@ impl Webhook {
                         retryable: true,
                         message: format!("HTTP {status}"),
                         retry_after,
+                        // A 5xx may come after the receiver kept the request; 408 and 429
+                        // say it was not taken.
+                        may_have_arrived: status >= 500,
                     }),
                     _ => Err(SendError {
                         retryable: false,
                         message: format!("HTTP {status}: refused by the receiver"),
                         retry_after: None,
+                        may_have_arrived: false,
                     }),
                 }
             }

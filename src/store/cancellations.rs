@@ -19,11 +19,20 @@ pub struct NewCancellation<'a> {
     pub fields: &'a [String],
 }
 
+/// The rows a receiver may hold: delivered ones, and those withdrawn after an attempt that may
+/// have left the payload with it (`deliver::SendError::may_have_arrived`: written, and no
+/// answer settled it). A withdrawn row is not sent again, so telling the receiver is the only
+/// way to take back what it may have.
+const HELD: &str =
+    "(o.status = 'delivered' OR (o.status = 'withdrawn' AND o.may_have_arrived = 1))";
+
 impl Store {
-    /// Delivered referral rows of an incident that have no cancellation yet.
+    /// Referral rows of an incident that its destination may hold (delivered, or withdrawn
+    /// after an attempt that may have arrived) and that have no cancellation yet. Read after
+    /// the incident's queued rows are withdrawn.
     pub fn delivered_for_incident(&self, adapter: &str, incident_id: &str) -> Result<Vec<Row>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE adapter = ?1 AND incident_id = ?2 AND status = 'delivered'
+            "SELECT {COLUMNS} FROM outbox o WHERE adapter = ?1 AND incident_id = ?2 AND {HELD}
                AND cancels IS NULL AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.cancels = o.id)
              ORDER BY id"
         );
@@ -32,13 +41,14 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// A destination's delivered referral rows under a consent revoked on or before `today`
-    /// (YYYY-MM-DD) that have no cancellation yet: those delivered before the revocation was
+    /// A destination's referral rows it may hold (as [`Store::delivered_for_incident`]) under a
+    /// consent revoked on or before `today` (YYYY-MM-DD) that have no cancellation yet: those
+    /// delivered (or withdrawn after an attempt that may have arrived) before the revocation was
     /// recorded, and those whose send was under way while it was (recorded as delivered after
     /// it). Read before each dispatch pass: only the revoked consents' rows are read.
     pub fn delivered_under_revoked(&self, destination: &str, today: &str) -> Result<Vec<Row>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM outbox o WHERE destination = ?1 AND status = 'delivered' AND cancels IS NULL
+            "SELECT {COLUMNS} FROM outbox o WHERE destination = ?1 AND {HELD} AND cancels IS NULL
                AND consent_id IN (SELECT id FROM consents WHERE revoked_on IS NOT NULL AND revoked_on <= ?2)
                AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.cancels = o.id)
              ORDER BY id"

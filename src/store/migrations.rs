@@ -283,6 +283,11 @@ pub(super) const MIGRATIONS: &[&str] = &[
         task_id TEXT PRIMARY KEY,
         referral TEXT NOT NULL
     ) WITHOUT ROWID;",
+    // 22: whether a failed attempt may have left the payload with its receiver (written, and
+    // no answer settled it: `deliver::SendError::may_have_arrived`). A referral withdrawn after
+    // one is owed a cancellation as a delivered one is. Rows attempted before this migration
+    // are 0: what their attempts left is not known.
+    "ALTER TABLE outbox ADD COLUMN may_have_arrived INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[cfg(test)]

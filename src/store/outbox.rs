@@ -231,13 +231,21 @@ impl Store {
     }
 
     /// A failed attempt: retried at `next`, or dead-lettered (payload kept for replay).
-    pub fn mark_failed(&self, id: i64, error: &str, next: Option<&str>) -> Result<()> {
+    /// `may_have_arrived`: the receiver may hold the payload anyway; once true for a row it
+    /// stays true.
+    pub fn mark_failed(
+        &self,
+        id: i64,
+        error: &str,
+        next: Option<&str>,
+        may_have_arrived: bool,
+    ) -> Result<()> {
         match next {
-            Some(n) => self.conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1")?.execute(
-                params![id, error, n],
+            Some(n) => self.conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, may_have_arrived = max(may_have_arrived, ?4) WHERE id = ?1")?.execute(
+                params![id, error, n, may_have_arrived],
             )?,
-            None => self.conn.prepare_cached("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2 WHERE id = ?1")?.execute(
-                params![id, error],
+            None => self.conn.prepare_cached("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2, may_have_arrived = max(may_have_arrived, ?3) WHERE id = ?1")?.execute(
+                params![id, error, may_have_arrived],
             )?,
         };
         Ok(())
