@@ -12,9 +12,10 @@ pub fn encode(bytes: &[u8]) -> String {
     s
 }
 
-/// The bytes of an even-length hex string (either case); `None` for anything else.
+/// The bytes of an even-length hex string (either case); `None` for anything else, a sign
+/// among them (`u8::from_str_radix` alone takes `+f` for `0f`: one value, two spellings).
 pub fn decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -31,5 +32,7 @@ mod tests {
         assert_eq!(super::decode("00AB10"), Some(vec![0, 0xab, 0x10]));
         assert_eq!(super::decode("abc"), None);
         assert_eq!(super::decode("zz"), None);
+        assert_eq!(super::decode("+f"), None);
+        assert_eq!(super::decode("-1"), None);
     }
 }

@@ -189,14 +189,18 @@ fn outcomes(log: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Neither the store nor `text` holds `password`.
-fn assert_nowhere(dir: &Path, text: &str, password: &str) {
+/// Neither the store `db` (which must exist) nor its WAL nor `text` holds `password`.
+fn assert_nowhere(db: &Path, text: &str, password: &str) {
     assert!(!text.contains(password), "the password was printed");
-    for f in ["state/g.db", "state/g.db-wal"] {
-        if let Ok(b) = std::fs::read(dir.join(f)) {
+    assert!(db.exists(), "no store at {}", db.display());
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    for f in [db.to_path_buf(), std::path::PathBuf::from(wal)] {
+        if let Ok(b) = std::fs::read(&f) {
             assert!(
                 !b.windows(password.len()).any(|w| w == password.as_bytes()),
-                "the password is in {f}"
+                "the password is in {}",
+                f.display()
             );
         }
     }
@@ -260,7 +264,11 @@ fn the_consumer_authenticates_with_scram_over_tls_with_the_password_from_its_fil
     assert_eq!(first["mechanism"], "SCRAM-SHA-512", "{first}");
     assert_eq!(first["user"], "pnp-gateway", "{first}");
     assert_eq!(first["auth"], "ok", "{first}");
-    assert_nowhere(&dir, &std::fs::read_to_string(&err).unwrap(), PASSWORD);
+    assert_nowhere(
+        &dir.join("state/g.db"),
+        &std::fs::read_to_string(&err).unwrap(),
+        PASSWORD,
+    );
 
     // A wrong password: the endpoint refuses it, and nothing goes on.
     std::fs::remove_file(&log).unwrap();
@@ -277,7 +285,7 @@ fn the_consumer_authenticates_with_scram_over_tls_with_the_password_from_its_fil
         "only refusals: {all:?}"
     );
     assert_nowhere(
-        &dir,
+        &dir.join("state/g.db"),
         &std::fs::read_to_string(&err).unwrap(),
         "not-the-password",
     );
@@ -326,7 +334,7 @@ fn the_producer_authenticates_with_the_password_from_its_environment_variable() 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_nowhere(&dir, &printed, PASSWORD);
+    assert_nowhere(&dir.join("state/gateway.db"), &printed, PASSWORD);
 
     // A wrong password: refused, and the retry's reason says so.
     std::fs::remove_file(&log).unwrap();
@@ -341,7 +349,7 @@ fn the_producer_authenticates_with_the_password_from_its_environment_variable() 
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_nowhere(&dir, &printed, "not-the-password");
+    assert_nowhere(&dir.join("state/gateway.db"), &printed, "not-the-password");
     // The warning and the rows' reason name the refused login, not only "all brokers down".
     assert!(printed.contains("SASL authentication error"), "{printed}");
     assert_eq!(

@@ -1,6 +1,6 @@
 //! A Kafka client's SASL password, kept out of gateway.toml: the Kafka source's and the Kafka
-//! destination's `sasl_password_file` (a file, trimmed) or `sasl_password_env` (an environment
-//! variable, read first), as a webhook's signing secret. The config names where the password is;
+//! destination's `sasl_password_file` (a file) or `sasl_password_env` (an environment variable,
+//! read first), trimmed, as a webhook's signing secret. The config names where the password is;
 //! it is read when the client starts and goes straight to librdkafka's `sasl.password`. A
 //! password written in `properties` as `sasl.password` still works, but then the config file
 //! holds a secret.
@@ -17,14 +17,13 @@ pub struct SaslPassword {
 
 /// The `security.protocol` values under which librdkafka authenticates with SASL.
 const SASL_PROTOCOLS: &[&str] = &["sasl_ssl", "sasl_plaintext"];
+/// The SASL mechanisms that use `sasl.password` (librdkafka's default, GSSAPI, and OAUTHBEARER
+/// do not: a password given for them would go unused).
+const PASSWORD_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 impl SaslPassword {
     pub fn new(file: Option<PathBuf>, env: Option<String>) -> SaslPassword {
         SaslPassword { file, env }
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.file.is_some() || self.env.is_some()
     }
 
     /// Checks a spec's `sasl_password_file`/`sasl_password_env` against its `properties`: the
@@ -36,7 +35,8 @@ impl SaslPassword {
         env: Option<&str>,
         properties: &BTreeMap<String, String>,
     ) -> Result<(), String> {
-        if file.is_some_and(str::is_empty) || env.is_some_and(str::is_empty) {
+        let blank = |s: &str| s.trim().is_empty();
+        if file.is_some_and(blank) || env.is_some_and(blank) {
             return Err("`sasl_password_file` and `sasl_password_env` must not be empty".into());
         }
         if file.is_none() && env.is_none() {
@@ -57,6 +57,20 @@ impl SaslPassword {
         {
             return Err(
                 "`sasl_password_file`/`sasl_password_env` need `security.protocol` = \"sasl_ssl\" (or \"sasl_plaintext\") in `properties`: otherwise the client does not authenticate"
+                    .into(),
+            );
+        }
+        // `sasl.mechanism` is librdkafka's alias of `sasl.mechanisms`.
+        let mechanism = properties
+            .get("sasl.mechanisms")
+            .or_else(|| properties.get("sasl.mechanism"))
+            .map(|m| m.trim().to_ascii_uppercase());
+        if !mechanism
+            .as_deref()
+            .is_some_and(|m| PASSWORD_MECHANISMS.contains(&m))
+        {
+            return Err(
+                "`sasl_password_file`/`sasl_password_env` need `sasl.mechanisms` = \"SCRAM-SHA-512\", \"SCRAM-SHA-256\" or \"PLAIN\" in `properties`: librdkafka's default (GSSAPI) does not use a password"
                     .into(),
             );
         }
@@ -159,12 +173,24 @@ mod tests {
         none.remove("security.protocol");
         assert!(SaslPassword::validate(Some("kafka.pw"), None, &none).is_err());
 
+        let mut default_mechanism = ok.clone();
+        default_mechanism.remove("sasl.mechanisms");
+        let e = SaslPassword::validate(Some("kafka.pw"), None, &default_mechanism).unwrap_err();
+        assert!(e.contains("sasl.mechanisms"), "{e}");
+        let mut oauth = ok.clone();
+        oauth.insert("sasl.mechanisms".into(), "OAUTHBEARER".into());
+        assert!(SaslPassword::validate(Some("kafka.pw"), None, &oauth).is_err());
+        let mut alias = default_mechanism.clone();
+        alias.insert("sasl.mechanism".into(), "scram-sha-256".into());
+        assert!(SaslPassword::validate(Some("kafka.pw"), None, &alias).is_ok());
+
         let mut no_user = ok.clone();
         no_user.remove("sasl.username");
         let e = SaslPassword::validate(None, Some("KAFKA_PW"), &no_user).unwrap_err();
         assert!(e.contains("sasl.username"), "{e}");
 
         assert!(SaslPassword::validate(Some(""), None, &ok).is_err());
+        assert!(SaslPassword::validate(None, Some(" "), &ok).is_err());
     }
 
     #[test]

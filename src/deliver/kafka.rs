@@ -28,6 +28,10 @@ use std::time::{Duration, Instant};
 /// The version of the JSON value's shape, sent as the `pnp-schema-version` header.
 pub const SCHEMA_VERSION: &str = "1";
 
+/// How long a refused login or a failed TLS handshake stays the reason given for the brokers
+/// being down.
+const TELLING_FOR: Duration = Duration::from_secs(60);
+
 /// Properties the gateway sets itself; a destination's `properties` may not override them.
 pub const RESERVED: &[&str] = &[
     "bootstrap.servers",
@@ -57,8 +61,8 @@ struct Reports {
     arrived: Condvar,
     /// The last cluster-wide error since the last delivered message (e.g. all brokers down), to
     /// say why messages timed out.
-    /// With it, whether it says why (a refused login, a failed TLS handshake).
-    cluster_error: Mutex<Option<(String, bool)>>,
+    /// With it, when it came if it says why (a refused login, a failed TLS handshake).
+    cluster_error: Mutex<Option<(String, Option<Instant>)>>,
 }
 
 impl ClientContext for Reports {
@@ -70,9 +74,10 @@ impl ClientContext for Reports {
 
     /// Cluster-wide errors come again and again while brokers are unreachable: kept for the
     /// failing-destination warning's reason, logged at debug. "All brokers down" follows a
-    /// refused SASL login or a failed TLS handshake: it does not replace those, so that the
-    /// warning names them, with librdkafka's reason (the broker's address and what failed;
-    /// never a credential).
+    /// refused SASL login or a failed TLS handshake: it does not replace one of those from the
+    /// last [`TELLING_FOR`], so that the warning names it, with librdkafka's reason (the
+    /// broker's address and what failed; never a credential). An older one is not the cause
+    /// any more: librdkafka retries a broker within seconds and reports a refusal again.
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::debug!(target: "librdkafka", %error, reason, "cluster error");
         use RDKafkaErrorCode as C;
@@ -82,13 +87,15 @@ impl ClientContext for Reports {
             Some(C::Authentication | C::SaslAuthenticationFailed | C::SSL)
         );
         if let Ok(mut last) = self.cluster_error.lock() {
-            if code == Some(C::AllBrokersDown) && last.as_ref().is_some_and(|l| l.1) {
+            let recent =
+                |l: &(String, Option<Instant>)| l.1.is_some_and(|t| t.elapsed() < TELLING_FOR);
+            if code == Some(C::AllBrokersDown) && last.as_ref().is_some_and(recent) {
                 return;
             }
             *last = Some(if telling {
-                (format!("{error}: {reason}"), true)
+                (format!("{error}: {reason}"), Some(Instant::now()))
             } else {
-                (error.to_string(), false)
+                (error.to_string(), None)
             });
         }
     }

@@ -72,8 +72,8 @@ async fn report_status(
             &format!("client `{}` has no `provider:` scope", caller.id),
         );
     }
-    // A signed body is checked before it is read (service::signed); its signature is taken
-    // for good once the report is recorded, and given back otherwise.
+    // A signed body is checked before it is read (service::signed); whether its signature
+    // stays taken is decided where the report is stored.
     let taken = if super::signed::is_signed(&headers) {
         match super::signed::check(&app, &destinations, &id, &headers, &raw).await {
             Ok(t) => Some(t),
@@ -132,18 +132,20 @@ async fn report_status(
                 &at,
                 &by,
             );
+            // Recorded or refused, the report was read: its signature stays taken, whatever
+            // becomes of the answer. A store error gives it back (dropped).
+            if r.is_ok()
+                && let Some(t) = taken
+            {
+                t.keep();
+            }
             let _ = reply.send(r);
         },
     ))) {
         return r;
     }
     match answer.await {
-        Ok(Ok(Ok(referral))) => {
-            if let Some(t) = taken {
-                t.keep();
-            }
-            (StatusCode::OK, axum::Json(referral)).into_response()
-        }
+        Ok(Ok(Ok(referral))) => (StatusCode::OK, axum::Json(referral)).into_response(),
         Ok(Ok(Err(Refusal::NoSuchReferral))) => {
             error(StatusCode::NOT_FOUND, "no referral with this id")
         }

@@ -33,9 +33,10 @@ pub(super) fn is_signed(headers: &HeaderMap) -> bool {
 }
 
 /// The signatures of the signed reports taken (or being taken) while their timestamp is fresh,
-/// so that each is taken once. In memory: a signature is fresh for at most ten minutes (five on
-/// either side of the clock), and a restarted gateway forgets those it took; a replay then is
-/// a step already taken, refused or recorded again without change. Bounded: when it holds
+/// so that each is taken once, by the MAC's bytes (a header that spells them otherwise is the
+/// same signature). In memory: a signature is fresh for at most ten minutes (five on either side
+/// of the clock), and a restarted gateway forgets those it took; a replay then is a step
+/// already taken, refused or recorded again without change. Bounded: when it holds
 /// [`Used::MAX`] fresh signatures, further signed reports are 503 until some expire.
 #[derive(Default)]
 pub(super) struct Used {
@@ -74,8 +75,11 @@ impl Used {
     }
 }
 
-/// A signature taken for a report under way: given back when dropped, unless the report was
-/// recorded ([`Taken::keep`]), so that a report refused or not stored can be sent again.
+/// A signature taken for a report under way: given back when dropped, unless kept
+/// ([`Taken::keep`]). The report's store step decides, on the engine's thread: kept once the
+/// step ran (recorded or refused: a refused report is not taken again later, when its step
+/// may have become legal), given back when the store failed or the step never ran (the
+/// request was refused before it, the gateway stopped), so that it can be sent again.
 pub(super) struct Taken {
     used: Arc<Used>,
     signature: Option<String>,
@@ -165,10 +169,17 @@ pub(super) async fn check(
             "X-PNP-Signature is not v2= HMAC-SHA256 of \"{timestamp}.{referral id}.{body}\" under the destination's secret",
         ));
     }
-    match app.used_signatures.take(&signature, ts, now) {
+    // Kept by the MAC's bytes, not by how the header spelled them (hex in either case).
+    let mac = signature
+        .strip_prefix(crate::deliver::webhook::SCHEME)
+        .and_then(|s| s.strip_prefix('='))
+        .and_then(crate::hex::decode)
+        .map(|b| crate::hex::encode(&b))
+        .unwrap_or(signature);
+    match app.used_signatures.take(&mac, ts, now) {
         Ok(()) => Ok(Taken {
             used: app.used_signatures.clone(),
-            signature: Some(signature),
+            signature: Some(mac),
         }),
         Err(Refused::Replayed) => Err((
             StatusCode::CONFLICT,

@@ -7,6 +7,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+/// A line of `r` without its line end (lossily: a line that is not UTF-8 does not end the
+/// reading); `None` at the end.
+fn read_line(r: &mut impl BufRead) -> Option<String> {
+    let mut buf = Vec::new();
+    match r.read_until(b'\n', &mut buf) {
+        Ok(n) if n > 0 => Some(String::from_utf8_lossy(&buf).trim_end().to_string()),
+        _ => None,
+    }
+}
+
 /// A running service, killed when dropped.
 pub struct Service {
     pub child: Child,
@@ -78,13 +88,13 @@ impl Service {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
         let wants_mllp = std::fs::read_to_string(base.join("gateway.toml"))
             .unwrap()
             .contains("kind = \"mllp\"");
         let (mut port, mut mllp) = (None, None);
         while port.is_none() || (wants_mllp && mllp.is_none()) {
-            let line = lines.next().expect("run ended before it listened").unwrap();
+            let line = read_line(&mut err).expect("run ended before it listened");
             if let Some(rest) = line.strip_prefix("API on https://") {
                 port = Some(rest.rsplit(':').next().unwrap().trim().to_string());
             }
@@ -95,8 +105,9 @@ impl Service {
         let port = port.unwrap();
         let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         let keep = log.clone();
+        // Drained to the end, so that `run` never blocks writing to it.
         std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
+            while let Some(line) = read_line(&mut err) {
                 keep.lock().unwrap().push(line);
             }
         });

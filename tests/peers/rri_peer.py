@@ -15,7 +15,8 @@
         f"{timestamp}.{key}.{body}"), with the bearer token. "tamper": "bad" (a wrong signature),
         "stale" (ten minutes old). Prints {"status", "body"}; with "times": n, sends the very same
         request (timestamp, signature, body) n times, as a replay would, and prints
-        {"answers": [{"status", "body"}, ...]}.
+        {"answers": [{"status", "body"}, ...]}; with "respell": true, the third and later
+        spell the signature's hex in capitals (the same signature, written otherwise).
 """
 import hashlib
 import hmac
@@ -143,11 +144,12 @@ def main():
         if args.get("tamper") == "bad":
             sig = sig[:-2] + ("00" if not sig.endswith("00") else "11")
         answers = []
-        for _ in range(args.get("times", 1)):
+        for i in range(args.get("times", 1)):
+            spelled = "v2=" + sig[3:].upper() if args.get("respell") and i >= 2 else sig
             status, _, body = https(args, "POST", args["body"], {
                 "Content-Type": "application/json",
                 "X-PNP-Timestamp": str(ts),
-                "X-PNP-Signature": sig,
+                "X-PNP-Signature": spelled,
             })
             try:
                 body = json.loads(body)

@@ -1,4 +1,4 @@
-"""A Kafka endpoint that authenticates clients with SASL, for tests/kafka_sasl.rs: it shows
+"""A Kafka endpoint that authenticates clients with SASL, for tests/kafka_tls.rs: it shows
 that the gateway's Kafka clients (the source's consumer, the destination's producer) carry out
 the SASL exchange with the credentials they were configured with. It is not a broker: it
 answers ApiVersions, SaslHandshake and SaslAuthenticate, records the outcome, and closes the
@@ -68,6 +68,8 @@ class Exchange:
         self.server = None
         self.step = 0
         self.client_user = None
+        # Set only once the client's proof (or PLAIN password) is checked and right.
+        self.authenticated = False
 
     def handshake(self, mechanism):
         if mechanism not in MECHANISMS:
@@ -171,12 +173,13 @@ def main():
                     )
                     send(sock, r, correlation_id)
                     if outcome is not None:
+                        ex.authenticated = outcome == "ok"
                         record({"mechanism": ex.mechanism, "user": ex.client_user, "auth": outcome})
                         if outcome != "ok":
                             return
                 else:
                     # The first request after the exchange (Metadata): not a broker, so done.
-                    record({"after": api_key, "authenticated": ex.client_user is not None})
+                    record({"after": api_key, "authenticated": ex.authenticated})
                     return
         except Exception as e:  # a test peer: whatever went wrong goes to the log
             record({"error": type(e).__name__})
