@@ -104,27 +104,32 @@ fn referral_key(cfg: &Path, n: &str) -> String {
     )
 }
 
+/// Consents of `people` to `intake`, and an engagement referring each one's incident there.
+fn consent_and_engage(cfg: &Path, dir: &Path, people: &[(&str, &str, &str, &str)]) {
+    let consents = dir.join("consents.json");
+    let all: Vec<String> = people
+        .iter()
+        .map(|(n, l, f, _)| consent(n, l, f, ""))
+        .collect();
+    std::fs::write(&consents, format!("[{}]", all.join(",\n"))).unwrap();
+    import(cfg, "consent", &consents);
+    let engagements = dir.join("engagements.csv");
+    let mut csv =
+        "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\n"
+            .to_string();
+    for (n, ..) in people {
+        csv += &format!("E-{n},INC-{n},hl7v2,subject,PRSS-09,C-{n},mat,intake,2026-11-20\n");
+    }
+    std::fs::write(&engagements, csv).unwrap();
+    import(cfg, "engagement", &engagements);
+}
+
 /// Runs the whole story against the configured destination; returns the config.
 fn story(dir: &Path, deliver: &str) -> PathBuf {
     let cfg = tree(dir, deliver);
     success(&cli(&["check"], &cfg));
     success(&cli(&["keys", "init"], &cfg));
-    let consents = dir.join("consents.json");
-    let all: Vec<String> = PEOPLE
-        .iter()
-        .map(|(n, l, f, _)| consent(n, l, f, ""))
-        .collect();
-    std::fs::write(&consents, format!("[{}]", all.join(",\n"))).unwrap();
-    import(&cfg, "consent", &consents);
-    let engagements = dir.join("engagements.csv");
-    let mut csv =
-        "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\n"
-            .to_string();
-    for (n, ..) in PEOPLE {
-        csv += &format!("E-{n},INC-{n},hl7v2,subject,PRSS-09,C-{n},mat,intake,2026-11-20\n");
-    }
-    std::fs::write(&engagements, csv).unwrap();
-    import(&cfg, "engagement", &engagements);
+    consent_and_engage(&cfg, dir, &PEOPLE);
 
     // Four referrals; the third is cancelled in the same file, while it is still queued.
     let mut first: String = PEOPLE
@@ -422,22 +427,7 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     );
     success(&cli(&["keys", "init"], &cfg));
     let people = &PEOPLE[..2];
-    let consents = dir.join("consents.json");
-    let all: Vec<String> = people
-        .iter()
-        .map(|(n, l, f, _)| consent(n, l, f, ""))
-        .collect();
-    std::fs::write(&consents, format!("[{}]", all.join(",\n"))).unwrap();
-    import(&cfg, "consent", &consents);
-    let engagements = dir.join("engagements.csv");
-    let mut csv =
-        "id,incident_id,adapter,person_role,prss_id,consent_id,service,provider,engaged_on\n"
-            .to_string();
-    for (n, ..) in people {
-        csv += &format!("E-{n},INC-{n},hl7v2,subject,PRSS-09,C-{n},mat,intake,2026-11-20\n");
-    }
-    std::fs::write(&engagements, csv).unwrap();
-    import(&cfg, "engagement", &engagements);
+    consent_and_engage(&cfg, dir, people);
 
     // INC-9001's referral meets a 500, then a 400 (dead-lettered); INC-9002's only a 400.
     rx.set(500);

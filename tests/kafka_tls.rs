@@ -41,21 +41,33 @@ fn probe(dir: &Path, log: &Path) -> (Process, u16) {
     )
 }
 
-fn gateway(dir: &Path, port: u16, ca: &Path) -> std::path::PathBuf {
+/// A gateway in `dir` consuming from the broker at localhost:`port` over SASL_SSL with
+/// SCRAM-SHA-512, trusting `ca`; `password` is the source's setting that gives the password
+/// (`sasl_password_file = ...`, or `"sasl.password" = ...` among the properties).
+fn consumer_config(dir: &Path, port: u16, ca: &Path, password: &str) -> std::path::PathBuf {
     write_adapter(dir, "cad-stream", "kind = \"ndjson\"", SMALL_MAPPING);
+    let (setting, property) = match password.strip_prefix("\"sasl.password\"") {
+        Some(_) => ("", format!(", {password}")),
+        None => (password, String::new()),
+    };
     let cfg = dir.join("gateway.toml");
     std::fs::write(
         &cfg,
         format!(
             "[store]\npath = \"state/g.db\"\n[program]\ninclude = [\"overdose\"]\n\
              [[pipeline]]\nadapter = \"cad-stream\"\nfolder = \"drop\"\n\
-             source = {{ kind = \"kafka\", brokers = \"localhost:{port}\", topic = \"cad.incidents\", group_id = \"pnp\", \
+             source = {{ kind = \"kafka\", brokers = \"localhost:{port}\", topic = \"cad.incidents\", group_id = \"pnp\", {setting} \
              properties = {{ \"security.protocol\" = \"sasl_ssl\", \"ssl.ca.location\" = \"{}\", \
-             \"sasl.mechanisms\" = \"SCRAM-SHA-512\", \"sasl.username\" = \"pnp-gateway\", \"sasl.password\" = \"not-a-real-secret\" }} }}\n",
+             \"sasl.mechanisms\" = \"SCRAM-SHA-512\", \"sasl.username\" = \"pnp-gateway\"{property} }} }}\n",
             ca.display()
         ),
     )
     .unwrap();
+    cfg
+}
+
+fn gateway(dir: &Path, port: u16, ca: &Path) -> std::path::PathBuf {
+    let cfg = consumer_config(dir, port, ca, "\"sasl.password\" = \"not-a-real-secret\"");
     // The password written in the config works, with a warning that does not quote it.
     let out = cli(&["check"], &cfg);
     success(&out);
@@ -218,23 +230,14 @@ fn the_consumer_authenticates_with_scram_over_tls_with_the_password_from_its_fil
 
     let consumer = |name: &str, password: &str| {
         let dir = d.path().join(name);
-        write_adapter(&dir, "cad-stream", "kind = \"ndjson\"", SMALL_MAPPING);
         std::fs::create_dir_all(dir.join("secrets")).unwrap();
         std::fs::write(dir.join("secrets/kafka.pw"), format!("{password}\n")).unwrap();
-        let cfg = dir.join("gateway.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[store]\npath = \"state/g.db\"\n[program]\ninclude = [\"overdose\"]\n\
-                 [[pipeline]]\nadapter = \"cad-stream\"\nfolder = \"drop\"\n\
-                 source = {{ kind = \"kafka\", brokers = \"localhost:{port}\", topic = \"cad.incidents\", group_id = \"pnp\", \
-                 sasl_password_file = \"secrets/kafka.pw\", \
-                 properties = {{ \"security.protocol\" = \"sasl_ssl\", \"ssl.ca.location\" = \"{}\", \
-                 \"sasl.mechanisms\" = \"SCRAM-SHA-512\", \"sasl.username\" = \"pnp-gateway\" }} }}\n",
-                ca.display()
-            ),
-        )
-        .unwrap();
+        let cfg = consumer_config(
+            &dir,
+            port,
+            &ca,
+            "sasl_password_file = \"secrets/kafka.pw\",",
+        );
         // Written 0644 (the umask's usual): `check` names the file, never what it holds.
         let pw = dir.join("secrets/kafka.pw");
         set_mode(&pw, 0o644);
