@@ -406,9 +406,10 @@ fn a_revocation_dated_ahead_cancels_when_its_day_comes() {
 }
 
 /// A referral whose failed attempt may have reached the receiver (an HTTP 500: the receiver
-/// may have kept the request before it failed) is cancelled when its consent is revoked,
-/// although it was never delivered; one the receiver refused (a 400) is withdrawn with nothing
-/// sent.
+/// may have kept the request before it failed) is cancelled when it is withdrawn, although it
+/// was never delivered: by a delete of its incident, or by a revocation dated ahead once its day
+/// comes (the referral dead-lettered meanwhile). One the receiver refused (a 400) is withdrawn
+/// with nothing sent.
 #[test]
 fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     let d = tempfile::tempdir().unwrap();
@@ -426,48 +427,83 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
         ),
     );
     success(&cli(&["keys", "init"], &cfg));
-    let people = &PEOPLE[..2];
-    consent_and_engage(&cfg, dir, people);
+    consent_and_engage(&cfg, dir, &PEOPLE[..3]);
+    let referral = |file: &str, event: &str, i: usize| {
+        let (n, l, f, dob) = PEOPLE[i];
+        std::fs::write(dir.join("exports/hl7").join(file), hl7(event, n, l, f, dob)).unwrap();
+        success(&cli(&["run", "--once"], &cfg));
+    };
+    let cancellations = || -> Vec<serde_json::Value> {
+        rx.requests()
+            .into_iter()
+            .filter(|r| r["status"] == 200 && r["body"]["event"] == "referral.cancelled")
+            .map(|r| r["body"].clone())
+            .collect()
+    };
 
-    // INC-9001's referral meets a 500, then a 400 (dead-lettered); INC-9002's only a 400.
+    // INC-9001's referral meets a 500, then a 400 (dead-lettered); INC-9002's only a 400;
+    // INC-9003's a 500 (still pending).
     rx.set(500);
-    let (n, l, f, dob) = people[0];
-    std::fs::write(dir.join("exports/hl7/a.hl7"), hl7("I12", n, l, f, dob)).unwrap();
-    success(&cli(&["run", "--once"], &cfg));
+    referral("a.hl7", "I12", 0);
     rx.set(400);
-    let (n, l, f, dob) = people[1];
-    std::fs::write(dir.join("exports/hl7/b.hl7"), hl7("I12", n, l, f, dob)).unwrap();
-    success(&cli(&["run", "--once"], &cfg));
+    referral("b.hl7", "I12", 1);
+    rx.set(500);
+    referral("c.hl7", "I12", 2);
     assert_eq!(outbox_count(&cfg, "intake", "dead"), 2);
+    assert_eq!(outbox_count(&cfg, "intake", "pending"), 1);
     assert_eq!(outbox_count(&cfg, "intake", "delivered"), 0);
-    let (first, second) = (referral_key(&cfg, "9001"), referral_key(&cfg, "9002"));
-
-    // Both consents revoked: both referrals withdrawn; only INC-9001's gets a cancellation.
-    let revoked = dir.join("revoked.json");
-    let both: Vec<String> = people
+    let keys: Vec<String> = ["9001", "9002", "9003"]
         .iter()
-        .map(|(n, l, f, _)| consent(n, l, f, r#", "revoked_on": "2026-11-26""#))
+        .map(|n| referral_key(&cfg, n))
         .collect();
-    std::fs::write(&revoked, format!("[{}]", both.join(",\n"))).unwrap();
-    let imported = import(&cfg, "consent", &revoked);
-    assert!(imported.contains("queued 1 cancellation"), "{imported}");
-    assert_eq!(outbox_count(&cfg, "intake", "withdrawn"), 2);
+
+    // INC-9003 deleted at its source: withdrawn, and cancelled.
     rx.set(200);
+    referral("d.hl7", "I14", 2);
+    let got = cancellations();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["referral"]["idempotency_key"], keys[2].as_str());
+    assert_eq!(got[0]["reason"], "incident_deleted");
+
+    // C-9002 revoked now: withdrawn, nothing sent. C-9001 revoked as of tomorrow: nothing yet.
+    let (n, l, f, _) = PEOPLE[1];
+    let revoked = dir.join("revoked.json");
+    std::fs::write(
+        &revoked,
+        format!("[{}]", consent(n, l, f, r#", "revoked_on": "2026-11-26""#)),
+    )
+    .unwrap();
+    let imported = import(&cfg, "consent", &revoked);
+    assert!(!imported.contains("cancellation"), "{imported}");
+    success(&cli(
+        &["consent", "revoke", "C-9001", "--on", "2026-11-28"],
+        &cfg,
+    ));
     success(&cli(&["run", "--once"], &cfg));
-    let cancellations: Vec<serde_json::Value> = rx
-        .requests()
-        .into_iter()
-        .filter(|r| r["status"] == 200 && r["body"]["event"] == "referral.cancelled")
-        .collect();
-    assert_eq!(cancellations.len(), 1, "{cancellations:?}");
-    let b = &cancellations[0]["body"];
-    assert_eq!(b["referral"]["idempotency_key"], first.as_str());
-    assert_eq!(b["referral"]["id"], "E-9001");
-    assert_eq!(b["reason"], "consent_revoked");
+    assert_eq!(outbox_count(&cfg, "intake", "dead"), 1, "INC-9001's waits");
+    assert_eq!(cancellations().len(), 1);
+
+    // Its day: the dead-lettered referral is withdrawn, and cancelled, once.
+    for _ in 0..2 {
+        success(
+            &bin()
+                .args(["run", "--once", "--config"])
+                .arg(&cfg)
+                .env("PNP_GATEWAY_TODAY", "2026-11-28")
+                .output()
+                .unwrap(),
+        );
+    }
+    assert_eq!(outbox_count(&cfg, "intake", "withdrawn"), 3);
+    let got = cancellations();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1]["referral"]["idempotency_key"], keys[0].as_str());
+    assert_eq!(got[1]["referral"]["id"], "E-9001");
+    assert_eq!(got[1]["reason"], "consent_revoked");
     assert!(
         rx.requests()
             .iter()
-            .all(|r| r["body"]["referral"]["idempotency_key"] != second.as_str()),
+            .all(|r| r["body"]["referral"]["idempotency_key"] != keys[1].as_str()),
         "nothing for the referral the receiver refused"
     );
     assert_eq!(
@@ -475,7 +511,7 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
             &cfg,
             "SELECT count(*) FROM audit WHERE decision = 'cancellation-delivered'"
         ),
-        1
+        2
     );
     success(&cli(&["audit", "verify"], &cfg));
 }

@@ -61,7 +61,7 @@ pub fn consent_revoke(gw: &Gateway, id: &str, on: NaiveDate) -> Result<ExitCode>
 pub(crate) fn print_cancelled(cancelled: usize) {
     if cancelled > 0 {
         println!(
-            "queued {cancelled} cancellation(s) of referrals already delivered under revoked consents"
+            "queued {cancelled} cancellation(s) of referrals delivered (or perhaps received) under revoked consents"
         );
     }
 }

@@ -3,7 +3,10 @@
 //! ADT^A11/A13, a NIBRS delete) or its consent revoked. A referral still queued is withdrawn
 //! instead (it never reached the destination, so there is nothing to take back); a delivered
 //! one is owed a cancellation, and so is one withdrawn after an attempt that may have reached
-//! the destination (written, and no answer settled it: `SendError::may_have_arrived`). The cancellation is an outbox row of its own after the
+//! the destination (written, and no answer settled it: `SendError::may_have_arrived`). A
+//! FHIR server that holds no Task for such a referral creates one, cancelled, from the
+//! conditional update: the provider learns of a referral it may never have taken, by its key
+//! and id only. The cancellation is an outbox row of its own after the
 //! referral's (see `store::cancellations`), with minimum data: the referral's idempotency key
 //! (what the destination already holds: the webhook's `Idempotency-Key`, the FHIR Task's
 //! identifier, the REF^I12's MSH-10), the referral's id (the engagement, as RF1-6 and PID-3 of
@@ -192,8 +195,9 @@ pub fn is_told(gw: &Gateway, destination: &str) -> bool {
         )
 }
 
-/// After a delete of an incident: a cancellation after each of its delivered referrals.
-/// Returns how many were queued.
+/// After a delete of an incident (its queued rows withdrawn first): a cancellation after each
+/// of its referrals that a destination may hold (delivered, or withdrawn after an attempt that
+/// may have arrived). Returns how many were queued.
 pub fn queue_for_incident(
     store: &mut Store,
     gw: &Gateway,
@@ -202,14 +206,16 @@ pub fn queue_for_incident(
     adapter: &str,
     incident_id: &str,
 ) -> Result<usize, StoreError> {
-    let rows = store.delivered_for_incident(adapter, incident_id)?;
+    let rows = store.held_for_incident(adapter, incident_id)?;
     queue(store, gw, seal, audit_key, rows, Reason::IncidentDeleted)
 }
 
-/// A cancellation after each delivered referral whose consent is revoked as of `today` and that
-/// has none yet: run after a revocation is recorded, and before each dispatch pass (which
-/// catches a revocation that takes effect later, and a referral whose send was under way while
-/// the revocation was recorded). Returns how many were queued.
+/// What still waits under a consent revoked as of `today` is withdrawn (with its audit entry),
+/// then a cancellation is queued after each referral the destination may hold (delivered, or
+/// withdrawn after an attempt that may have arrived) under such a consent that has none yet.
+/// Run after a revocation is recorded, and before each dispatch pass (which catches a
+/// revocation that takes effect later, dead-lettered rows included, and a referral whose send
+/// was under way while the revocation was recorded). Returns how many cancellations were queued.
 pub fn queue_for_revoked(
     store: &mut Store,
     gw: &Gateway,
@@ -217,19 +223,31 @@ pub fn queue_for_revoked(
     audit_key: &[u8],
     today: NaiveDate,
 ) -> Result<usize, StoreError> {
+    for (row, consent, on) in store.queued_under_revoked(&today.to_string())? {
+        let reason = format!("consent_revoked: consent {consent} was revoked on {on}");
+        store.write(|s| {
+            s.withdraw(row.id, &reason)?;
+            s.audit_append(
+                audit_key,
+                &row.audit_entry("withdrawn", vec![reason.clone()]),
+            )
+            .map(|_| ())
+        })?;
+    }
     let mut queued = 0;
     for dest in gw.deliveries.keys().filter(|d| is_told(gw, d)) {
-        let rows = store.delivered_under_revoked(dest, &today.to_string())?;
+        let rows = store.held_under_revoked(dest, &today.to_string())?;
         queued += queue(store, gw, seal, audit_key, rows, Reason::ConsentRevoked)?;
     }
     Ok(queued)
 }
 
 /// Whether [`queue_for_revoked`] has anything to queue (it needs the keys; this does not).
+/// Rows still waiting under a revoked consent are the caller's to withdraw first.
 pub fn owed_for_revoked(store: &Store, gw: &Gateway, today: NaiveDate) -> Result<bool, StoreError> {
     for dest in gw.deliveries.keys().filter(|d| is_told(gw, d)) {
         if !store
-            .delivered_under_revoked(dest, &today.to_string())?
+            .held_under_revoked(dest, &today.to_string())?
             .is_empty()
         {
             return Ok(true);

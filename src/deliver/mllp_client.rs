@@ -262,7 +262,8 @@ mod tests {
         assert!(may(settle("MSH|^~\\&|R\r", "M1")), "no MSA");
     }
 
-    /// A receiver that ACKs one message per connection, then closes it (an idle timeout).
+    /// A receiver that reads the message and closes without an ACK may hold it; an address
+    /// nobody listens on never got it.
     #[test]
     fn a_receiver_that_reads_and_closes_may_hold_the_message_one_never_reached_does_not() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -282,6 +283,7 @@ mod tests {
         assert!(!e.may_have_arrived, "{e:?}");
     }
 
+    /// A receiver that ACKs one message per connection, then closes it (an idle timeout).
     #[test]
     fn a_connection_closed_by_the_receiver_is_reopened_without_a_failure() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

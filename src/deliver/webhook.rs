@@ -219,7 +219,16 @@ pub fn client(
     identity_file: Option<&Path>,
     timeout: Duration,
 ) -> Result<reqwest::blocking::Client, String> {
-    let mut b = reqwest::blocking::Client::builder().timeout(timeout);
+    // No redirect is followed: a 307 would send the signed body (person data, for a referral)
+    // to whatever host it names, and a 303 turn the POST into a GET whose 2xx would count as
+    // delivered. A 3xx is the receiver's refusal, dead-lettered with its status.
+    // The connection (TCP and TLS) has its own timeout, under the request's: a connection that
+    // never completes is then "cannot connect" (the payload never left), not a timeout after
+    // sending that may have left it with the receiver (`SendError::may_have_arrived`).
+    let mut b = reqwest::blocking::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout * 9 / 10)
+        .redirect(reqwest::redirect::Policy::none());
     if let Some(ca) = ca_file {
         let pem = std::fs::read(ca)
             .map_err(|e| format!("cannot read the CA file {}: {e}", ca.display()))?;
@@ -254,6 +263,106 @@ pub fn retry_after_secs(v: &str, now: chrono::DateTime<chrono::Utc>) -> Option<u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    /// A listener on loopback whose connections `serve` handles, one thread each.
+    fn listener(serve: impl Fn(std::net::TcpStream) + Send + Sync + 'static) -> String {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let serve = std::sync::Arc::new(serve);
+        std::thread::spawn(move || {
+            for c in l.incoming().flatten() {
+                let serve = serve.clone();
+                std::thread::spawn(move || serve(c));
+            }
+        });
+        addr
+    }
+
+    fn hook(url: &str) -> Webhook {
+        Webhook::new(url, b"s".to_vec(), None, None, Duration::from_millis(800)).unwrap()
+    }
+
+    /// Reads a request's head (and whatever body came with it).
+    fn read_request(c: &mut std::net::TcpStream) {
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+    }
+
+    /// Whether the payload may have reached the receiver, by how the attempt failed: a
+    /// connection or TLS handshake that never completes, or a refused connection, never sent
+    /// it; a request read and left unanswered may have; a 5xx may have; a 4xx did not.
+    #[test]
+    fn what_a_failed_request_says_of_where_the_payload_is() {
+        // Accepts, never speaks TLS: the connection never completes.
+        let silent = listener(|c| {
+            std::thread::sleep(Duration::from_secs(3));
+            drop(c)
+        });
+        let e = hook(&format!("https://{silent}/hook"))
+            .send("k1", b"{}", "application/json")
+            .unwrap_err();
+        assert!(!e.may_have_arrived, "{e:?}");
+        // Nobody there.
+        let closed = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = hook(&format!("http://{closed}/hook"))
+            .send("k1", b"{}", "application/json")
+            .unwrap_err();
+        assert!(!e.may_have_arrived, "{e:?}");
+        // Reads the request, then closes without an answer.
+        let reads = listener(|mut c| {
+            read_request(&mut c);
+            drop(c)
+        });
+        let e = hook(&format!("http://{reads}/hook"))
+            .send("k1", b"{}", "application/json")
+            .unwrap_err();
+        assert!(e.may_have_arrived, "{e:?}");
+        let answers = |status: &'static str| {
+            move |mut c: std::net::TcpStream| {
+                read_request(&mut c);
+                let _ = write!(c, "HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+            }
+        };
+        let five = listener(answers("500 Internal Server Error"));
+        let e = hook(&format!("http://{five}/hook"))
+            .send("k1", b"{}", "application/json")
+            .unwrap_err();
+        assert!(e.may_have_arrived && e.retryable, "{e:?}");
+        let four = listener(answers("400 Bad Request"));
+        let e = hook(&format!("http://{four}/hook"))
+            .send("k1", b"{}", "application/json")
+            .unwrap_err();
+        assert!(!e.may_have_arrived && !e.retryable, "{e:?}");
+    }
+
+    /// A redirect is not followed: the signed body goes nowhere else, and the 3xx is a refusal.
+    #[test]
+    fn a_redirect_is_refused_not_followed() {
+        static ELSEWHERE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let elsewhere = listener(|mut c| {
+            ELSEWHERE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            read_request(&mut c);
+            let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+        });
+        let location = format!("http://{elsewhere}/stolen");
+        let addr = listener(move |mut c| {
+            read_request(&mut c);
+            let _ = write!(
+                c,
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\n\r\n"
+            );
+        });
+        let e = hook(&format!("http://{addr}/hook"))
+            .send("k1", b"{\"person\":\"x\"}", "application/json")
+            .unwrap_err();
+        assert!(!e.retryable && e.message.contains("307"), "{e:?}");
+        assert_eq!(ELSEWHERE.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
 
     #[test]
     fn the_key_is_signed() {

@@ -30,7 +30,7 @@ impl Store {
     /// Referral rows of an incident that its destination may hold (delivered, or withdrawn
     /// after an attempt that may have arrived) and that have no cancellation yet. Read after
     /// the incident's queued rows are withdrawn.
-    pub fn delivered_for_incident(&self, adapter: &str, incident_id: &str) -> Result<Vec<Row>> {
+    pub fn held_for_incident(&self, adapter: &str, incident_id: &str) -> Result<Vec<Row>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox o WHERE adapter = ?1 AND incident_id = ?2 AND {HELD}
                AND cancels IS NULL AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.cancels = o.id)
@@ -41,12 +41,12 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// A destination's referral rows it may hold (as [`Store::delivered_for_incident`]) under a
+    /// A destination's referral rows it may hold (as [`Store::held_for_incident`]) under a
     /// consent revoked on or before `today` (YYYY-MM-DD) that have no cancellation yet: those
     /// delivered (or withdrawn after an attempt that may have arrived) before the revocation was
     /// recorded, and those whose send was under way while it was (recorded as delivered after
     /// it). Read before each dispatch pass: only the revoked consents' rows are read.
-    pub fn delivered_under_revoked(&self, destination: &str, today: &str) -> Result<Vec<Row>> {
+    pub fn held_under_revoked(&self, destination: &str, today: &str) -> Result<Vec<Row>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM outbox o WHERE destination = ?1 AND {HELD} AND cancels IS NULL
                AND consent_id IN (SELECT id FROM consents WHERE revoked_on IS NOT NULL AND revoked_on <= ?2)

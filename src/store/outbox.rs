@@ -244,7 +244,9 @@ impl Store {
             Some(n) => self.conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, may_have_arrived = max(may_have_arrived, ?4) WHERE id = ?1")?.execute(
                 params![id, error, n, may_have_arrived],
             )?,
-            None => self.conn.prepare_cached("UPDATE outbox SET status = 'dead', attempts = attempts + 1, last_error = ?2, may_have_arrived = max(may_have_arrived, ?3) WHERE id = ?1")?.execute(
+            // A row withdrawn while its last attempt was under way (a revocation by another
+            // process) stays withdrawn.
+            None => self.conn.prepare_cached("UPDATE outbox SET status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END, attempts = attempts + 1, last_error = ?2, may_have_arrived = max(may_have_arrived, ?3) WHERE id = ?1")?.execute(
                 params![id, error, may_have_arrived],
             )?,
         };
@@ -257,6 +259,27 @@ impl Store {
             params![id, reason],
         )?;
         Ok(())
+    }
+
+    /// Pending and dead rows disclosed under a consent revoked on or before `today`
+    /// (YYYY-MM-DD), with the consent's id and revocation date: a revocation dated ahead whose
+    /// day has come withdraws them (the send-time check sees only the rows due, never the
+    /// dead-lettered ones). Not the cancellations.
+    pub fn queued_under_revoked(&self, today: &str) -> Result<Vec<(Row, String, String)>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, (SELECT revoked_on FROM consents c WHERE c.id = outbox.consent_id) FROM outbox
+             WHERE status IN ('pending', 'dead') AND cancels IS NULL
+               AND consent_id IN (SELECT id FROM consents WHERE revoked_on IS NOT NULL AND revoked_on <= ?1)
+             ORDER BY id"
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let n = st.column_count();
+        let rows = st.query_map([today], |r| {
+            let o = row(r)?;
+            let consent = o.consent_id.clone().unwrap_or_default();
+            Ok((o, consent, r.get::<_, String>(n - 1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Pending and dead rows disclosed under a consent: withdrawn when it is revoked. Not the
