@@ -452,6 +452,9 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     assert_eq!(outbox_count(&cfg, "intake", "dead"), 2);
     assert_eq!(outbox_count(&cfg, "intake", "pending"), 1);
     assert_eq!(outbox_count(&cfg, "intake", "delivered"), 0);
+    // `outbox list` says which may have arrived: INC-9001's and INC-9003's.
+    let listed = success(&cli(&["outbox", "list", "--destination", "intake"], &cfg));
+    assert_eq!(listed.matches("(may have arrived)").count(), 2, "{listed}");
     let keys: Vec<String> = ["9001", "9002", "9003"]
         .iter()
         .map(|n| referral_key(&cfg, n))

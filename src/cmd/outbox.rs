@@ -13,7 +13,7 @@ fn print(rows: &[Row]) -> Result<()> {
     for r in rows {
         writeln!(
             o,
-            "{:>6}  {:<9}  {:<14}  {:<18}  attempts {:<3} next {}  {}{}{}",
+            "{:>6}  {:<9}  {:<14}  {:<18}  attempts {:<3} next {}  {}{}{}{}",
             r.id,
             r.status,
             r.destination,
@@ -26,7 +26,12 @@ fn print(rows: &[Row]) -> Result<()> {
                 .unwrap_or_default(),
             r.cancels
                 .map(|c| format!(" (cancels {c})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if r.may_have_arrived {
+                " (may have arrived)"
+            } else {
+                ""
+            }
         )?;
     }
     writeln!(o, "{} row(s)", rows.len())?;

@@ -96,6 +96,9 @@ pub struct Row {
     /// Set on a cancellation: the referral row whose delivery it cancels (see
     /// [`super::cancellations`]).
     pub cancels: Option<i64>,
+    /// A failed attempt may have left the payload with the receiver (migration 22): a
+    /// withdrawn referral with it is owed a cancellation.
+    pub may_have_arrived: bool,
 }
 
 impl Row {
@@ -119,7 +122,7 @@ impl Row {
     }
 }
 
-pub(super) const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL, cancels";
+pub(super) const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL, cancels, may_have_arrived";
 
 pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     let fields: String = r.get(13)?;
@@ -143,6 +146,7 @@ pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
         replay_of: r.get(16)?,
         has_payload: r.get(17)?,
         cancels: r.get(18)?,
+        may_have_arrived: r.get(19)?,
     })
 }
 
