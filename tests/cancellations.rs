@@ -219,21 +219,25 @@ fn story(dir: &Path, deliver: &str) -> PathBuf {
     cfg
 }
 
-/// The story with `intake` delivering over HTTPS (`kind` webhook or fhir, at `path`) to the
-/// Python receiver that verifies signatures.
-fn https_story(dir: &Path, kind: &str, path: &str) -> (common::peers::Receiver, PathBuf) {
+/// The Python receiver that verifies signatures, and the `deliver` line that sends `intake`'s
+/// rows to it over HTTPS (`kind` webhook or fhir, at `path`).
+fn https_receiver(dir: &Path, kind: &str, path: &str) -> (common::peers::Receiver, String) {
     let secret = dir.join("intake.secret");
     std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
     let rx = receiver(dir, &secret);
-    let cfg = story(
-        dir,
-        &format!(
-            "deliver = {{ kind = \"{kind}\", url = \"https://localhost:{}{path}\", secret_file = \"{}\", ca_file = \"{}\" }}",
-            rx.port,
-            secret.display(),
-            dir.join("ca.pem").display()
-        ),
+    let deliver = format!(
+        "deliver = {{ kind = \"{kind}\", url = \"https://localhost:{}{path}\", secret_file = \"{}\", ca_file = \"{}\" }}",
+        rx.port,
+        secret.display(),
+        dir.join("ca.pem").display()
     );
+    (rx, deliver)
+}
+
+/// The story with `intake` delivering over HTTPS to the Python receiver.
+fn https_story(dir: &Path, kind: &str, path: &str) -> (common::peers::Receiver, PathBuf) {
+    let (rx, deliver) = https_receiver(dir, kind, path);
+    let cfg = story(dir, &deliver);
     (rx, cfg)
 }
 
@@ -414,18 +418,8 @@ fn a_revocation_dated_ahead_cancels_when_its_day_comes() {
 fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let secret = dir.join("intake.secret");
-    std::fs::write(&secret, "a-shared-secret-for-the-receiver-0123456789\n").unwrap();
-    let rx = receiver(dir, &secret);
-    let cfg = tree(
-        dir,
-        &format!(
-            "deliver = {{ kind = \"webhook\", url = \"https://localhost:{}/hook\", secret_file = \"{}\", ca_file = \"{}\" }}",
-            rx.port,
-            secret.display(),
-            dir.join("ca.pem").display()
-        ),
-    );
+    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
+    let cfg = tree(dir, &deliver);
     success(&cli(&["keys", "init"], &cfg));
     consent_and_engage(&cfg, dir, &PEOPLE[..3]);
     let referral = |file: &str, event: &str, i: usize| {
