@@ -124,6 +124,18 @@ fn consent_and_engage(cfg: &Path, dir: &Path, people: &[(&str, &str, &str, &str)
     import(cfg, "engagement", &engagements);
 }
 
+/// An import of `PEOPLE[i]`'s consent revoked as of the day before [`TODAY`]; what it printed.
+fn revoke_by_import(cfg: &Path, dir: &Path, i: usize) -> String {
+    let (n, l, f, _) = PEOPLE[i];
+    let revoked = dir.join("revoked.json");
+    std::fs::write(
+        &revoked,
+        format!("[{}]", consent(n, l, f, r#", "revoked_on": "2026-11-26""#)),
+    )
+    .unwrap();
+    import(cfg, "consent", &revoked)
+}
+
 /// Runs the whole story against the configured destination; returns the config.
 fn story(dir: &Path, deliver: &str) -> PathBuf {
     let cfg = tree(dir, deliver);
@@ -153,14 +165,7 @@ fn story(dir: &Path, deliver: &str) -> PathBuf {
     success(&cli(&["run", "--once"], &cfg));
 
     // C-9002 is revoked, by an import, after delivery.
-    let (n, l, f, _) = PEOPLE[1];
-    let revoked = dir.join("revoked.json");
-    std::fs::write(
-        &revoked,
-        format!("[{}]", consent(n, l, f, r#", "revoked_on": "2026-11-26""#)),
-    )
-    .unwrap();
-    let imported = import(&cfg, "consent", &revoked);
+    let imported = revoke_by_import(&cfg, dir, 1);
     success(&cli(&["run", "--once"], &cfg));
 
     // One cancellation per delivered referral, each after its referral and sent (the revoked
@@ -463,14 +468,7 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     assert_eq!(got[0]["reason"], "incident_deleted");
 
     // C-9002 revoked now: withdrawn, nothing sent. C-9001 revoked as of tomorrow: nothing yet.
-    let (n, l, f, _) = PEOPLE[1];
-    let revoked = dir.join("revoked.json");
-    std::fs::write(
-        &revoked,
-        format!("[{}]", consent(n, l, f, r#", "revoked_on": "2026-11-26""#)),
-    )
-    .unwrap();
-    let imported = import(&cfg, "consent", &revoked);
+    let imported = revoke_by_import(&cfg, dir, 1);
     assert!(!imported.contains("cancellation"), "{imported}");
     success(&cli(
         &["consent", "revoke", "C-9001", "--on", "2026-11-28"],
