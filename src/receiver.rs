@@ -132,16 +132,29 @@ pub fn verify(
     body: &[u8],
     signature: &str,
 ) -> bool {
-    let scheme = crate::deliver::webhook::SCHEME;
-    let Some(tag) = signature
-        .strip_prefix(scheme)
+    signature_tag(signature)
+        .is_some_and(|tag| verify_tag(secret, timestamp, idempotency_key, body, &tag))
+}
+
+/// The MAC an `X-PNP-Signature` header carries: the bytes of its `v2=` hex, `None` for any
+/// other scheme or for what is not hex.
+pub fn signature_tag(signature: &str) -> Option<Vec<u8>> {
+    signature
+        .strip_prefix(crate::deliver::webhook::SCHEME)
         .and_then(|s| s.strip_prefix('='))
         .and_then(crate::hex::decode)
-    else {
-        return false;
-    };
+}
+
+/// [`verify`] for a MAC already read from its header ([`signature_tag`]).
+pub fn verify_tag(
+    secret: &[u8],
+    timestamp: &str,
+    idempotency_key: &str,
+    body: &[u8],
+    tag: &[u8],
+) -> bool {
     crate::deliver::webhook::signing_mac(secret, timestamp, idempotency_key, body)
-        .verify_slice(&tag)
+        .verify_slice(tag)
         .is_ok()
 }
 

@@ -224,15 +224,7 @@ pub fn queue_for_revoked(
     today: NaiveDate,
 ) -> Result<usize, StoreError> {
     for (row, consent, on) in store.queued_under_revoked(&today.to_string())? {
-        let reason = format!("consent_revoked: consent {consent} was revoked on {on}");
-        store.write(|s| {
-            s.withdraw(row.id, &reason)?;
-            s.audit_append(
-                audit_key,
-                &row.audit_entry("withdrawn", vec![reason.clone()]),
-            )
-            .map(|_| ())
-        })?;
+        withdraw_revoked(store, audit_key, &row, &consent, &on)?;
     }
     let mut queued = 0;
     for dest in gw.deliveries.keys().filter(|d| is_told(gw, d)) {
@@ -240,6 +232,26 @@ pub fn queue_for_revoked(
         queued += queue(store, gw, seal, audit_key, rows, Reason::ConsentRevoked)?;
     }
     Ok(queued)
+}
+
+/// Withdraws `row`, still queued under `consent` revoked `on`, and purges its payload, with
+/// its audit entry, in one transaction.
+pub fn withdraw_revoked(
+    store: &mut Store,
+    audit_key: &[u8],
+    row: &Row,
+    consent: &str,
+    on: &str,
+) -> Result<(), StoreError> {
+    let reason = format!("consent_revoked: consent {consent} was revoked on {on}");
+    store.write(|s| {
+        s.withdraw(row.id, &reason)?;
+        s.audit_append(
+            audit_key,
+            &row.audit_entry("withdrawn", vec![reason.clone()]),
+        )
+        .map(|_| ())
+    })
 }
 
 /// Whether [`queue_for_revoked`] has anything to queue (it needs the keys; this does not).

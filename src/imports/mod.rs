@@ -234,13 +234,8 @@ pub fn withdraw(
             &loaded
         }
     };
-    let reason = format!("consent_revoked: consent {id} was revoked on {on}");
     for row in &queued {
-        store.withdraw(row.id, &reason)?;
-        store.audit_append(
-            &keys.audit,
-            &row.audit_entry("withdrawn", vec![reason.clone()]),
-        )?;
+        crate::deliver::cancel::withdraw_revoked(store, &keys.audit, row, id, &on.to_string())?;
     }
     let seal = keys
         .outbox

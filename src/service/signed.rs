@@ -163,19 +163,16 @@ pub(super) async fn check(
             "X-PNP-Timestamp is missing or more than five minutes from the gateway's clock",
         ));
     };
-    if !crate::receiver::verify(&secret, &timestamp, id, body, &signature) {
+    let Some(tag) = crate::receiver::signature_tag(&signature)
+        .filter(|tag| crate::receiver::verify_tag(&secret, &timestamp, id, body, tag))
+    else {
         return Err(unauthorized(
             "bad_signature",
             "X-PNP-Signature is not v2= HMAC-SHA256 of \"{timestamp}.{referral id}.{body}\" under the destination's secret",
         ));
-    }
+    };
     // Kept by the MAC's bytes, not by how the header spelled them (hex in either case).
-    let mac = signature
-        .strip_prefix(crate::deliver::webhook::SCHEME)
-        .and_then(|s| s.strip_prefix('='))
-        .and_then(crate::hex::decode)
-        .map(|b| crate::hex::encode(&b))
-        .unwrap_or(signature);
+    let mac = crate::hex::encode(&tag);
     match app.used_signatures.take(&mac, ts, now) {
         Ok(()) => Ok(Taken {
             used: app.used_signatures.clone(),
