@@ -15,12 +15,9 @@ With CERT and KEY the endpoint speaks TLS first (security.protocol = sasl_ssl). 
 {"mechanism": ..., "user": ..., "auth": "ok" | "failed" | "unsupported"}. The password a
 client sent is never written.
 """
-import json
-import socket
 import ssl
 import struct
 import sys
-import threading
 
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.sasl import (
@@ -30,6 +27,8 @@ from kafka.protocol.sasl import (
     SaslHandshakeResponse,
 )
 from scramp import ScramException, ScramMechanism
+
+from probe_common import recorder, serve_forever
 
 MECHANISMS = ["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"]
 # Kafka's error codes (org.apache.kafka.common.protocol.Errors).
@@ -112,11 +111,7 @@ def main():
     if len(sys.argv) > 5:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(sys.argv[4], sys.argv[5])
-    lock = threading.Lock()
-
-    def record(entry):
-        with lock, open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+    record = recorder(log)
 
     def serve(conn):
         conn.settimeout(10)
@@ -186,14 +181,7 @@ def main():
         finally:
             sock.close()
 
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    print("PORT %d" % srv.getsockname()[1], flush=True)
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    serve_forever(serve)
 
 
 if __name__ == "__main__":

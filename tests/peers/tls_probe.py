@@ -9,12 +9,12 @@ closes.
 Prints `PORT n` once listening; appends one JSON line per connection to LOG:
 {"handshake": "ok", "sni": ..., "api_key": n} or {"handshake": "failed", "reason": ...}.
 """
-import json
-import socket
 import ssl
 import struct
 import sys
 import threading
+
+from probe_common import recorder, serve_forever
 
 
 def main():
@@ -28,11 +28,7 @@ def main():
         sni.name = name
 
     ctx.sni_callback = remember
-    lock = threading.Lock()
-
-    def record(entry):
-        with lock, open(log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
+    record = recorder(log)
 
     def serve(conn):
         conn.settimeout(10)
@@ -58,14 +54,7 @@ def main():
         record(entry)
         tls.close()
 
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
-    print("PORT %d" % srv.getsockname()[1], flush=True)
-    while True:
-        conn, _ = srv.accept()
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+    serve_forever(serve)
 
 
 if __name__ == "__main__":
