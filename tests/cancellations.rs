@@ -510,3 +510,59 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     );
     success(&cli(&["audit", "verify"], &cfg));
 }
+
+/// A run stopped (kill -9) while a referral's request was with the receiver, before the answer:
+/// the receiver may hold the referral, and what the store says of the attempt must say so. Its
+/// consent revoked, the referral is withdrawn (not sent again) and the receiver told.
+#[test]
+fn a_referral_whose_send_a_crash_interrupted_is_cancelled_when_withdrawn() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
+    let cfg = tree(dir, &deliver);
+    success(&cli(&["keys", "init"], &cfg));
+    consent_and_engage(&cfg, dir, &PEOPLE[..1]);
+    let (n, l, f, dob) = PEOPLE[0];
+    std::fs::write(dir.join("exports/hl7/a.hl7"), hl7("I12", n, l, f, dob)).unwrap();
+
+    rx.hold();
+    let mut run = bin()
+        .args(["run", "--once", "--config"])
+        .arg(&cfg)
+        .env("PNP_GATEWAY_TODAY", TODAY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while rx.requests().is_empty() {
+        assert!(
+            start.elapsed().as_secs() < 60,
+            "the referral never reached the receiver"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.kill().unwrap(); // SIGKILL: nothing after the send is recorded
+    run.wait().unwrap();
+    let key = referral_key(&cfg, n);
+    assert_eq!(rx.requests()[0]["idempotency_key"], key.as_str());
+    assert_eq!(outbox_count(&cfg, "intake", "pending"), 1);
+    let listed = success(&cli(&["outbox", "list", "--destination", "intake"], &cfg));
+    assert!(listed.contains("(may have arrived)"), "{listed}");
+
+    rx.set(200);
+    revoke_by_import(&cfg, dir, 0);
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(outbox_count(&cfg, "intake", "withdrawn"), 1);
+    let sent: Vec<serde_json::Value> = rx.requests().into_iter().skip(1).collect();
+    assert_eq!(
+        sent.len(),
+        1,
+        "one cancellation, and the referral not again: {sent:?}"
+    );
+    assert_eq!(sent[0]["status"], 200);
+    assert_eq!(sent[0]["body"]["event"], "referral.cancelled");
+    assert_eq!(sent[0]["body"]["referral"]["idempotency_key"], key.as_str());
+    assert_eq!(sent[0]["body"]["reason"], "consent_revoked");
+    success(&cli(&["audit", "verify"], &cfg));
+}

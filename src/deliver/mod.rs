@@ -284,6 +284,14 @@ fn dispatch_all(
                 }
                 Ok(())
             };
+            // Referrals about to go out are marked first: a run stopped before their outcome is
+            // recorded leaves them marked, and a withdrawal then owes a cancellation.
+            let referrals: Vec<i64> = batch
+                .iter()
+                .filter(|(r, _)| r.consent_id.is_some() && r.cancels.is_none())
+                .map(|(r, _)| r.id)
+                .collect();
+            store.mark_sending(&referrals)?;
             let mut books = Books::new(store, &mut record);
             send(delivery, id, &batch, sinks, pace, &mut books)?;
             books.commit()?;

@@ -21,10 +21,11 @@ pub struct NewCancellation<'a> {
 
 /// The rows a receiver may hold: delivered ones, and those withdrawn after an attempt that may
 /// have left the payload with it (`deliver::SendError::may_have_arrived`: written, and no
-/// answer settled it). A withdrawn row is not sent again, so telling the receiver is the only
-/// way to take back what it may have.
-const HELD: &str =
-    "(o.status = 'delivered' OR (o.status = 'withdrawn' AND o.may_have_arrived = 1))";
+/// answer settled it), or whose outcome was never recorded (`sending`: the run stopped, or
+/// another process withdrew the row while its send was under way). A withdrawn row is not sent
+/// again, so telling the receiver is the only way to take back what it may have.
+const HELD: &str = "(o.status = 'delivered'
+    OR (o.status = 'withdrawn' AND (o.may_have_arrived = 1 OR o.sending = 1)))";
 
 impl Store {
     /// Referral rows of an incident that its destination may hold (delivered, or withdrawn

@@ -288,6 +288,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // one is owed a cancellation as a delivered one is. Rows attempted before this migration
     // are 0: what their attempts left is not known.
     "ALTER TABLE outbox ADD COLUMN may_have_arrived INTEGER NOT NULL DEFAULT 0;",
+    // 23: a referral's send under way (`Store::mark_sending`, committed before the request or
+    // message is written; cleared by its recorded outcome). One still set afterwards is an
+    // attempt whose outcome a stopped run never recorded: it may have arrived.
+    "ALTER TABLE outbox ADD COLUMN sending INTEGER NOT NULL DEFAULT 0;",
 ];
 
 #[cfg(test)]

@@ -96,7 +96,8 @@ pub struct Row {
     /// Set on a cancellation: the referral row whose delivery it cancels (see
     /// [`super::cancellations`]).
     pub cancels: Option<i64>,
-    /// A failed attempt may have left the payload with the receiver (migration 22): a
+    /// A failed attempt may have left the payload with the receiver (migration 22), or an
+    /// attempt is under way or was stopped before its outcome was recorded (migration 23): a
     /// withdrawn referral with it is owed a cancellation.
     pub may_have_arrived: bool,
 }
@@ -122,7 +123,7 @@ impl Row {
     }
 }
 
-pub(super) const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL, cancels, may_have_arrived";
+pub(super) const COLUMNS: &str = "id, idempotency_key, destination, adapter, incident_id, profile, status, attempts, created_at, next_attempt_at, last_error, consent_id, person_token, fields, payload_digest, delivered_at, replay_of, payload IS NOT NULL, cancels, max(may_have_arrived, sending)";
 
 pub(super) fn row(r: &rusqlite::Row) -> rusqlite::Result<Row> {
     let fields: String = r.get(13)?;
@@ -228,10 +229,30 @@ impl Store {
 
     pub fn mark_delivered(&self, id: i64, keep_payload: bool) -> Result<()> {
         self.conn.prepare_cached("UPDATE outbox SET status = 'delivered', attempts = attempts + 1, delivered_at = ?2, last_error = NULL,
-             payload = CASE WHEN ?3 THEN payload ELSE NULL END WHERE id = ?1")?.execute(
+             payload = CASE WHEN ?3 THEN payload ELSE NULL END, sending = 0 WHERE id = ?1")?.execute(
             params![id, now(), keep_payload],
         )?;
         Ok(())
+    }
+
+    /// Referral rows about to be sent, committed before the first byte goes out: until the
+    /// attempt's outcome is recorded ([`Store::mark_delivered`], [`Store::mark_failed`]), the
+    /// receiver may hold the referral, and a withdrawal owes it a cancellation
+    /// (`super::cancellations`). A row still marked from an attempt a stopped run never
+    /// recorded keeps that: it may have arrived.
+    pub fn mark_sending(&mut self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(|s| {
+            let mut st = s.conn.prepare_cached(
+                "UPDATE outbox SET may_have_arrived = max(may_have_arrived, sending), sending = 1 WHERE id = ?1",
+            )?;
+            for id in ids {
+                st.execute([id])?;
+            }
+            Ok(())
+        })
     }
 
     /// A failed attempt: retried at `next`, or dead-lettered (payload kept for replay).
@@ -245,12 +266,12 @@ impl Store {
         may_have_arrived: bool,
     ) -> Result<()> {
         match next {
-            Some(n) => self.conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, may_have_arrived = max(may_have_arrived, ?4) WHERE id = ?1")?.execute(
+            Some(n) => self.conn.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3, may_have_arrived = max(may_have_arrived, ?4), sending = 0 WHERE id = ?1")?.execute(
                 params![id, error, n, may_have_arrived],
             )?,
             // A row withdrawn while its last attempt was under way (a revocation by another
             // process) stays withdrawn.
-            None => self.conn.prepare_cached("UPDATE outbox SET status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END, attempts = attempts + 1, last_error = ?2, may_have_arrived = max(may_have_arrived, ?3) WHERE id = ?1")?.execute(
+            None => self.conn.prepare_cached("UPDATE outbox SET status = CASE WHEN status = 'pending' THEN 'dead' ELSE status END, attempts = attempts + 1, last_error = ?2, may_have_arrived = max(may_have_arrived, ?3), sending = 0 WHERE id = ?1")?.execute(
                 params![id, error, may_have_arrived],
             )?,
         };

@@ -89,6 +89,12 @@ impl Receiver {
         std::fs::write(&self.mode, format!("{status} {secs}")).unwrap();
     }
 
+    /// Records each request and answers nothing until [`Receiver::set`] (its status is 0 in
+    /// [`Receiver::requests`]).
+    pub fn hold(&self) {
+        std::fs::write(&self.mode, "hold").unwrap();
+    }
+
     pub fn requests(&self) -> Vec<serde_json::Value> {
         recorded(&self.log)
     }

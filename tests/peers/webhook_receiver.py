@@ -7,7 +7,8 @@ header must be `v2=` + hex HMAC-SHA256(secret, f"{X-PNP-Timestamp}.{Idempotency-
 minutes); any other scheme or a wrong signature is answered 401. Each request is recorded as one
 JSON line in LOG, with its timestamp, signature and raw body (so a test can replay it). The
 status it answers otherwise is read from MODE (a file the test rewrites: "200", "503",
-"400"...; "503 120" also sends `Retry-After: 120`).
+"400"...; "503 120" also sends `Retry-After: 120`; "hold" records the request and answers
+nothing until MODE says something else, so that a test can stop the sender mid-request).
 
 Usage: webhook_receiver.py CERT KEY SECRET_FILE LOG MODE  (prints "PORT <n>" when listening)
 """
@@ -23,6 +24,10 @@ cert, key, secret_file, log_path, mode_path = sys.argv[1:6]
 secret = open(secret_file, "rb").read().strip()
 
 
+def read_mode():
+    return (open(mode_path).read().strip() or "200").split()
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -33,8 +38,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         got = self.headers.get("X-PNP-Signature", "")
         fresh = ts.isdigit() and abs(time.time() - int(ts)) < 300
         ok = hmac.compare_digest(want.encode(), got.encode()) and fresh
-        mode = (open(mode_path).read().strip() or "200").split()
-        status = int(mode[0]) if ok else 401
+        mode = read_mode()
+        held = ok and mode[0] == "hold"
+        status = 0 if held else int(mode[0]) if ok else 401
         with open(log_path, "a") as log:
             log.write(json.dumps({
                 "path": self.path,
@@ -48,6 +54,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "status": status,
                 "body": json.loads(body),
             }) + "\n")
+        while held and mode[0] == "hold":
+            time.sleep(0.05)
+            mode = read_mode()
+        if held:
+            status = int(mode[0])
         self.send_response(status)
         if ok and len(mode) > 1:
             self.send_header("Retry-After", mode[1])
