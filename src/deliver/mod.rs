@@ -285,7 +285,9 @@ fn dispatch_all(
                 Ok(())
             };
             // Referrals about to go out are marked first: a run stopped before their outcome is
-            // recorded leaves them marked, and a withdrawal then owes a cancellation.
+            // recorded leaves them marked, and a withdrawal then owes a cancellation. The whole
+            // batch is marked in one commit, so a stop part-way also marks those not yet sent:
+            // they get a cancellation they did not need, never the reverse.
             let referrals: Vec<i64> = batch
                 .iter()
                 .filter(|(r, _)| r.consent_id.is_some() && r.cancels.is_none())
