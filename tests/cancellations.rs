@@ -526,14 +526,7 @@ fn a_referral_whose_send_a_crash_interrupted_is_cancelled_when_withdrawn() {
     std::fs::write(dir.join("exports/hl7/a.hl7"), hl7("I12", n, l, f, dob)).unwrap();
 
     rx.hold();
-    let mut run = bin()
-        .args(["run", "--once", "--config"])
-        .arg(&cfg)
-        .env("PNP_GATEWAY_TODAY", TODAY)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut run = cli_spawn(&["run", "--once"], &cfg);
     let start = std::time::Instant::now();
     while rx.requests().is_empty() {
         assert!(

@@ -60,14 +60,7 @@ fn kill_9_during_the_disclosure_stage_loses_nothing_and_duplicates_nothing() {
     let deadline = Instant::now() + Duration::from_secs(300);
     while kills_mid_stage < 4 && Instant::now() < deadline {
         let before = count(&cfg, disclosed);
-        let mut child = bin()
-            .args(["run", "--once", "--config"])
-            .arg(&cfg)
-            .env("PNP_GATEWAY_TODAY", TODAY)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = cli_spawn(&["run", "--once"], &cfg);
         // Kill once the run has moved on by a few groups (a fifth of the rest, at least).
         let target = before + ((staged - before) / 5).max(1);
         loop {

@@ -108,6 +108,20 @@ pub fn cli(args: &[&str], cfg: &Path) -> std::process::Output {
         .unwrap()
 }
 
+/// `pnp-gateway ARGS --config CFG`, as of [`TODAY`], started and left running (for a test that
+/// stops it, SIGKILL, part-way); its output is dropped.
+pub fn cli_spawn(args: &[&str], cfg: &Path) -> std::process::Child {
+    bin()
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .env("PNP_GATEWAY_TODAY", TODAY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// The command's stdout, after asserting it succeeded.
 pub fn success(o: &std::process::Output) -> String {
     assert!(
