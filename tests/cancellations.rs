@@ -559,3 +559,46 @@ fn a_referral_whose_send_a_crash_interrupted_is_cancelled_when_withdrawn() {
     assert_eq!(sent[0]["body"]["reason"], "consent_revoked");
     success(&cli(&["audit", "verify"], &cfg));
 }
+
+/// A referral the senders never took (the destination failed on the one before it) never left:
+/// it is not listed as one that may have arrived, and withdrawn, it gets no cancellation.
+#[test]
+fn a_referral_never_sent_gets_no_cancellation() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path();
+    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
+    let cfg = tree(dir, &deliver.replace(" }", ", concurrency = 1 }"));
+    success(&cli(&["keys", "init"], &cfg));
+    consent_and_engage(&cfg, dir, &PEOPLE[..2]);
+    for (i, file) in ["a.hl7", "b.hl7"].iter().enumerate() {
+        let (n, l, f, dob) = PEOPLE[i];
+        std::fs::write(dir.join("exports/hl7").join(file), hl7("I12", n, l, f, dob)).unwrap();
+    }
+    rx.set(503);
+    success(&cli(&["run", "--once"], &cfg));
+    let first = referral_key(&cfg, PEOPLE[0].0);
+    let never = referral_key(&cfg, PEOPLE[1].0);
+    let keys: Vec<String> = rx
+        .requests()
+        .iter()
+        .map(|r| r["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(keys, [first], "the 503 stops the pass before the second");
+    let listed = success(&cli(&["outbox", "list", "--destination", "intake"], &cfg));
+    assert_eq!(listed.matches("(may have arrived)").count(), 1, "{listed}");
+
+    rx.set(200);
+    let imported = revoke_by_import(&cfg, dir, 1);
+    assert!(!imported.contains("cancellation"), "{imported}");
+    success(&cli(&["run", "--once"], &cfg));
+    assert_eq!(outbox_count(&cfg, "intake", "delivered"), 1);
+    assert_eq!(outbox_count(&cfg, "intake", "withdrawn"), 1);
+    assert!(
+        rx.requests().iter().all(
+            |r| r["body"]["referral"]["idempotency_key"] != never.as_str()
+                && r["idempotency_key"] != never.as_str()
+        ),
+        "nothing of or about the referral that never left"
+    );
+    success(&cli(&["audit", "verify"], &cfg));
+}

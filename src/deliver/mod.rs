@@ -226,6 +226,8 @@ fn dispatch_all(
             // and its bookkeeping repeats at most `send::WINDOW` payloads (or a batched
             // webhook's requests in flight), under the same idempotency keys.
             let mut failed = false;
+            // The rows whose outcome was recorded: the others were never handed to a sender.
+            let mut recorded: std::collections::HashSet<i64> = Default::default();
             let Dispatcher {
                 alerts,
                 sinks,
@@ -235,6 +237,7 @@ fn dispatch_all(
             } = state;
             let pace = paces.get(id);
             let mut record = |store: &mut Store, row: &Row, outcome: Result<(), SendError>| {
+                recorded.insert(row.id);
                 if let Some(p) = progress.as_mut() {
                     p.advance(Delivering, 1);
                 }
@@ -287,7 +290,10 @@ fn dispatch_all(
             // Referrals about to go out are marked first: a run stopped before their outcome is
             // recorded leaves them marked, and a withdrawal then owes a cancellation. The whole
             // batch is marked in one commit, so a stop part-way also marks those not yet sent:
-            // they get a cancellation they did not need, never the reverse.
+            // they get a cancellation they did not need, never the reverse. Those the senders
+            // never took (the destination failed on an earlier row) are unmarked once the
+            // sending is over; after a store error they stay marked, as some may have gone out
+            // with their outcome unrecorded.
             let referrals: Vec<i64> = batch
                 .iter()
                 .filter(|(r, _)| r.consent_id.is_some() && r.cancels.is_none())
@@ -297,6 +303,12 @@ fn dispatch_all(
             let mut books = Books::new(store, &mut record);
             send(delivery, id, &batch, sinks, pace, &mut books)?;
             books.commit()?;
+            drop(books);
+            let untried: Vec<i64> = referrals
+                .into_iter()
+                .filter(|r| !recorded.contains(r))
+                .collect();
+            store.unmark_sending(&untried)?;
             if failed {
                 pass_failed = true;
                 break; // this destination is failing: the others go on

@@ -255,6 +255,23 @@ impl Store {
         })
     }
 
+    /// Rows [`Store::mark_sending`] marked that were never sent after all (the destination
+    /// failed on an earlier row of the batch).
+    pub fn unmark_sending(&mut self, ids: &[i64]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.write(|s| {
+            let mut st = s
+                .conn
+                .prepare_cached("UPDATE outbox SET sending = 0 WHERE id = ?1")?;
+            for id in ids {
+                st.execute([id])?;
+            }
+            Ok(())
+        })
+    }
+
     /// A failed attempt: retried at `next`, or dead-lettered (payload kept for replay).
     /// `may_have_arrived`: the receiver may hold the payload anyway; once true for a row it
     /// stays true.
