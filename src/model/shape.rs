@@ -1,33 +1,252 @@
 //! The shape of a code: what the gateway may show of an agency's value (an unmapped code in a
 //! message) and send of it to a de-identified recipient (an agency code in a payload). One rule
 //! for both, so that what is shown and what is sent cannot drift apart.
+//!
+//! A shape cannot prove a value is a code: a word typed alone (`SMITH`) looks like `MEDICAL`,
+//! and `3-17` like the call type `11-8`. What the rule refuses is every shape that carries a
+//! name joined to another, a number long enough to be a phone, an SSN or a date, a month with a
+//! day, a house number with its street, an address or a link. A mapping that passes an agency's
+//! codes through a code table (`table` with `missing = "empty"`) sends only the table's values.
 
 /// The most characters a code may have.
 pub const MAX_CODE_CHARS: usize = 16;
 
-/// The most digits a code may hold: seven make a phone number (`555-0199`), nine an SSN.
-const MAX_CODE_DIGITS: usize = 6;
+/// The most digits a code may hold: six make a date (`031781`), seven a phone number
+/// (`555-0199`), nine an SSN; vehicle-code sections have five (`10851`).
+const MAX_CODE_DIGITS: usize = 5;
 
-/// Whether `v` looks like a code and may be shown: at most [`MAX_CODE_CHARS`] characters, no
-/// whitespace or control characters, at most six digits (so no phone number, SSN, 8-digit date
-/// or other long number), no `@` (an email), and not a date written with separators
-/// (`7/4/90`, `1990-07-04`). A single word such as a surname typed alone still passes: the rule
-/// cannot tell `SMITH` from `MEDICAL`.
+/// Punctuation a code may hold besides letters and digits (`10-56`, `46A-CIT`, `F11.20`,
+/// `W/I`, `M_H`, `#2`, `C+`, an HL7 event `ADT^A31`). Anything else (`,` between a surname and a given name, `:` in a
+/// link, `'`, `@`, brackets, letters outside ASCII) is not a code's.
+const CODE_PUNCTUATION: &[u8] = b"-._/#+^";
+
+/// Month names as agencies abbreviate them in dates (`17MAR1981`, `MAR17`).
+const MONTHS: [&str; 12] = [
+    "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+];
+
+/// Labels of an identifier typed before its digits (`SSN4329`, `DOB0317`).
+const ID_LABELS: [&str; 5] = ["SSN", "DOB", "DL", "PH", "TEL"];
+
+/// Whether `v` looks like a code and may be shown: at most [`MAX_CODE_CHARS`] ASCII letters,
+/// digits and `-._/#+^`, at most five digits, and none of these shapes: a date (`7/4/90`,
+/// `03/17`, `1990-07-04`), a month beside digits (`17MAR1981`), an identifier's label beside
+/// digits (`SSN4329`), two words of four letters or more joined by punctuation
+/// (`RIVERS-TAYLOR`, `TAYLOR.RIVERS`), a house number beside a street name (`4187MAPLE`). A
+/// single word such as a surname typed alone still passes: the rule cannot tell `SMITH` from
+/// `MEDICAL`.
 pub fn is_code_shaped(v: &str) -> bool {
-    let n = v.chars().count();
-    n > 0
-        && n <= MAX_CODE_CHARS
-        && !v.chars().any(|c| c.is_whitespace() || c.is_control())
-        && v.chars().filter(char::is_ascii_digit).count() <= MAX_CODE_DIGITS
-        && !v.contains('@')
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_CODE_CHARS
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || CODE_PUNCTUATION.contains(c))
+        && b.iter().filter(|c| c.is_ascii_digit()).count() <= MAX_CODE_DIGITS
         && !is_date_shaped(v)
+        && !has_digits_beside(v, 1, |word| {
+            MONTHS
+                .iter()
+                .any(|m| word.starts_with(m) || word.ends_with(m))
+        })
+        && !has_digits_beside(v, 1, |word| ID_LABELS.iter().any(|l| word.ends_with(l)))
+        && !has_digits_beside(v, 2, |word| word.len() >= 4)
+        && !joins_two_words(v)
 }
 
-/// Three groups of digits joined by `/`, `-` or `.` (`7/4/90`, `2026-3-1`, `04.07.1990`).
+/// Whether a de-identified recipient may be sent `v` as the agency code of the canonical field
+/// `field`: where the field's values are a known small set, only those; elsewhere
+/// [`is_code_shaped`].
+pub fn is_sendable_code(field: &str, v: &str) -> bool {
+    match field {
+        // The canonical values a mapping's sex table gives, or the one letter an agency's
+        // system writes.
+        "sex" => {
+            matches!(v, "male" | "female" | "other" | "unknown")
+                || (v.len() == 1 && v.as_bytes()[0].is_ascii_alphabetic())
+        }
+        // A USPS state or territory code.
+        "location.state" | "address.state" => {
+            v.len() == 2 && v.bytes().all(|c| c.is_ascii_alphabetic())
+        }
+        // NIBRS and agency letters (`W`, `H`), CDC race and ethnicity codes (`2106-3`).
+        "race" | "ethnicity" => {
+            is_code_shaped(v) && (v.bytes().all(|c| c.is_ascii_alphabetic()) || is_cdc_code(v))
+        }
+        _ => is_code_shaped(v),
+    }
+}
+
+/// A CDC Race & Ethnicity code: four digits, `-`, a check digit (`2106-3`, `2135-2`).
+fn is_cdc_code(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() == 6 && b[4] == b'-' && b[..4].iter().all(u8::is_ascii_digit) && b[5].is_ascii_digit()
+}
+
+/// Groups of digits joined by `/` (`03/17`, `7/4/90`), or three groups joined by `-` or `.`
+/// (`2026-3-1`, `04.07.1990`). Two groups joined by `-` stay: `10-56` and `11-8` are call types.
 fn is_date_shaped(v: &str) -> bool {
+    let all_digits = |g: &&str| (1..=4).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit());
+    let slashed: Vec<&str> = v.split('/').collect();
+    if slashed.len() >= 2 && slashed.iter().all(all_digits) {
+        return true;
+    }
     let groups: Vec<&str> = v.split(['/', '-', '.']).collect();
-    groups.len() == 3
-        && groups
-            .iter()
-            .all(|g| (1..=4).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_digit()))
+    groups.len() == 3 && groups.iter().all(all_digits)
+}
+
+/// Whether a run of letters for which `word` holds (upper-cased) touches a run of at least
+/// `digits` digits (`MAR17`, `17MAR1981`, `SSN4329`, `4187MAPLE`).
+fn has_digits_beside(v: &str, digits: usize, word: impl Fn(&str) -> bool) -> bool {
+    let runs = runs(v);
+    runs.iter().enumerate().any(|(i, r)| {
+        r.chars().all(|c| c.is_ascii_alphabetic())
+            && word(&r.to_ascii_uppercase())
+            && [i.checked_sub(1), Some(i + 1)]
+                .into_iter()
+                .flatten()
+                .filter_map(|j| runs.get(j))
+                .any(|n| n.len() >= digits && n.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+/// Two runs of four letters or more with only punctuation between them (`RIVERS-TAYLOR`).
+fn joins_two_words(v: &str) -> bool {
+    let words: Vec<&str> = v
+        .split(|c: char| CODE_PUNCTUATION.contains(&(c as u8)) && c.is_ascii())
+        .collect();
+    words.windows(2).any(|w| {
+        w.iter()
+            .all(|x| x.len() >= 4 && x.bytes().all(|b| b.is_ascii_alphabetic()))
+    })
+}
+
+/// `v` cut where letters meet digits or punctuation: `17MAR1981` → `17`, `MAR`, `1981`.
+fn runs(v: &str) -> Vec<&str> {
+    let kind = |c: u8| {
+        if c.is_ascii_alphabetic() {
+            0
+        } else if c.is_ascii_digit() {
+            1
+        } else {
+            2
+        }
+    };
+    let b = v.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    for i in 1..=b.len() {
+        if i == b.len() || kind(b[i]) != kind(b[i - 1]) {
+            if kind(b[start]) != 2 {
+                out.push(&v[start..i]);
+            } else {
+                out.push("");
+            }
+            start = i;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Codes of the test data and the sample exports stay codes.
+    #[test]
+    fn agency_codes_keep_their_shape() {
+        for code in [
+            "OD",
+            "XQ9",
+            "10-56",
+            "11-8",
+            "245",
+            "10851",
+            "46A-CIT",
+            "emergency",
+            "35A",
+            "5150",
+            "647F",
+            "CW",
+            "F11.20",
+            "W/I",
+            "REF",
+            "1",
+            "WELF",
+            "DOMV",
+            "SUIC",
+            "MH",
+            "ODF",
+            "2106-3",
+            "TRAF2",
+            "ADT^A31",
+        ] {
+            assert!(is_code_shaped(code), "{code}");
+        }
+    }
+
+    /// What a privacy probe typed into code columns (surname, given name, date of birth, SSN,
+    /// street): none of it is a code.
+    #[test]
+    fn names_dates_and_numbers_are_not_codes() {
+        for not in [
+            "",
+            "ZEBEDIAH QUANTRELL",
+            "ZQXALPHA,QWYLLA",
+            "QWYLLA.ZQXALPHA",
+            "ZQXALPHA-QWYLLA",
+            "RIVERS^TAYLOR",
+            "219-09-9999",
+            "219099999",
+            "(304)555-0199",
+            "304.555.0199",
+            "555-0199",
+            "07/04/1990",
+            "1990-07-04",
+            "7/4/90",
+            "03/17",
+            "17MAR1981",
+            "MAR171981",
+            "MAR17",
+            "DOB031781",
+            "031781",
+            "1981-03-17",
+            "SSN4329",
+            "4187ZQXBRIDGE",
+            "https://x",
+            "z.q@example.org",
+            "O'BRIEN",
+            "JOSÉ",
+            "ABCDEFGHIJKLMNOPQ",
+            "A\tB",
+        ] {
+            assert!(!is_code_shaped(not), "{not}");
+        }
+    }
+
+    #[test]
+    fn fields_with_a_known_set_send_only_its_values() {
+        for (field, ok) in [
+            ("sex", "male"),
+            ("sex", "F"),
+            ("location.state", "WV"),
+            ("race", "W"),
+            ("race", "2106-3"),
+            ("ethnicity", "H"),
+            ("call_type.code", "10-56"),
+        ] {
+            assert!(is_sendable_code(field, ok), "{field} {ok}");
+        }
+        for (field, not) in [
+            ("sex", "ZQXALPHA"),
+            ("sex", "03/17"),
+            ("sex", "031781"),
+            ("race", "SSN4329"),
+            ("race", "17MAR1981"),
+            ("race", "3-17"),
+            ("location.state", "WVA1"),
+            ("address.state", "ZQXFERN"),
+        ] {
+            assert!(!is_sendable_code(field, not), "{field} {not}");
+        }
+    }
 }

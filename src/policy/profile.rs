@@ -308,7 +308,7 @@ impl Profile {
         // typed into the call-type column is not a code.
         if !consented
             && d.nature == Nature::AgencyCode
-            && matches!(&raw, Raw::Text(t) if !crate::model::shape::is_code_shaped(t))
+            && matches!(&raw, Raw::Text(t) if !crate::model::shape::is_sendable_code(d.name, t))
         {
             return None;
         }
