@@ -235,3 +235,27 @@ fn a_file_cut_anywhere_after_a_report_is_never_silent() {
         );
     }
 }
+
+/// A `<` typed into a report's text (`Sam <ZEBEDIAH>`) breaks the markup: the report is a
+/// rejection whose reason says what is wrong and quotes nothing of the text, quick-xml's
+/// message naming the "tag" being the name itself.
+#[test]
+fn broken_markup_in_a_value_is_rejected_without_quoting_it() {
+    let d = tempfile::tempdir().unwrap();
+    let body = format!(
+        "{HEAD}{}{}{TAIL}",
+        report("T-1", "I", "", "Sam <ZEBEDIAH> called"),
+        report("T-2", "I", "", "b"),
+    );
+    let f = d.path().join("lt.xml");
+    std::fs::write(&f, &body).unwrap();
+    let c = read(&nibrs_xml(d.path(), LIMIT), &f);
+    assert_eq!(c.rejected.len(), 1, "{:?}", c.rejected);
+    let r = &c.rejected[0].1;
+    assert_eq!(r.kind, "invalid_xml");
+    assert!(
+        r.reason.contains("does not match its start tag") && !r.reason.contains("ZEBEDIAH"),
+        "{}",
+        r.reason
+    );
+}

@@ -330,10 +330,23 @@ fn parsers_quote_no_field_content() {
         r#"{"$id": "urn:y", "incidentComponent": [{"$id": "c1", "lastUpdateTimeStamp": "2026-03-01T10:00:00Z", "personReference": {"$ref": "ZEBEDIAH QUANTRELL"}}]}"#,
     )
     .unwrap();
+    // NENA's sample with a `<` typed into the vCard's name: the embedded XML breaks there.
+    let eido_xml = d.path().join("x.json");
+    let sample =
+        std::fs::read_to_string(repo().join("tests/data/eido/nena_sample_call_transfer_eido.json"))
+            .unwrap();
+    let broken = sample.replacen(
+        "Tschofenig</text></fn>",
+        "<ZEBEDIAH> Tschofenig</text></fn>",
+        1,
+    );
+    assert_ne!(broken, sample);
+    std::fs::write(&eido_xml, broken).unwrap();
     for (adapter, file, kind) in [
         ("hl7v2", &hl7, "bad_hl7"),
         ("nena-eido", &eido, "not_eido"),
         ("nena-eido", &eido_ref, "not_eido"),
+        ("nena-eido", &eido_xml, "not_eido"),
     ] {
         let o = bin()
             .current_dir(repo())

@@ -12,6 +12,7 @@ pub mod hl7_reply;
 pub mod json;
 pub mod nibrs;
 pub mod sniff;
+pub mod xml_error;
 
 use serde::Serialize;
 

@@ -14,7 +14,10 @@ pub(super) fn xml_fields(xml: &str) -> Result<HashMap<String, String>, String> {
     let mut stack: Vec<String> = Vec::new();
     let mut depth_guard = 0usize;
     loop {
-        match r.read_event().map_err(|e| format!("XML: {e}"))? {
+        match r
+            .read_event()
+            .map_err(|e| format!("XML: {}", crate::formats::xml_error::described(&e)))?
+        {
             Event::Start(e) => {
                 depth_guard += 1;
                 if depth_guard > 64 {
@@ -54,7 +57,10 @@ pub(super) fn xml_texts(xml: &str, names: &[&str]) -> Result<Vec<String>, String
     let mut out = Vec::new();
     let mut inside = 0usize;
     loop {
-        match r.read_event().map_err(|e| format!("XML: {e}"))? {
+        match r
+            .read_event()
+            .map_err(|e| format!("XML: {}", crate::formats::xml_error::described(&e)))?
+        {
             Event::Start(e) if names.contains(&e.local_name().as_ref()) => inside += 1,
             Event::End(e) if names.contains(&e.local_name().as_ref()) => {
                 inside = inside.saturating_sub(1)
@@ -82,7 +88,10 @@ pub(super) fn vcard(xml: &str) -> Result<VCard, String> {
     let mut v = VCard::default();
     let mut stack: Vec<String> = Vec::new();
     loop {
-        match r.read_event().map_err(|e| format!("XML: {e}"))? {
+        match r
+            .read_event()
+            .map_err(|e| format!("XML: {}", crate::formats::xml_error::described(&e)))?
+        {
             Event::Start(e) => {
                 if stack.len() > 64 {
                     return Err("XML nested deeper than 64 levels".into());

@@ -278,7 +278,8 @@ impl<R: BufRead> NibrsXmlReader<R> {
                     let (from, n) = report
                         .as_ref()
                         .map_or((at, self.record + 1), |(p, _)| (p.byte, p.record));
-                    return Err(self.tail(kind, format!("{e} (near byte {at})"), from, n));
+                    let what = crate::formats::xml_error::described(&e);
+                    return Err(self.tail(kind, format!("{what} (near byte {at})"), from, n));
                 }
             };
             match ev {
