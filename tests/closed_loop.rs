@@ -70,6 +70,22 @@ fn a_provider_moves_its_referral_through_the_lifecycle_and_nothing_else() {
     );
     assert_eq!(r["status"], 400, "{r}");
     assert_eq!(status_of(&s, &id), "sent");
+    // A body that is no report, or whose fields are of the wrong kind or unknown: refused in
+    // words of our own, quoting nothing of it (serde's message would).
+    for body in [
+        json!("Jane Doe 219-09-9999"),
+        json!({"status": 3045550199u64}),
+        json!({"status": "accepted", "Jane Doe": 1}),
+    ] {
+        let r = report(&s, "prestera", &id, body);
+        assert_eq!(r["status"], 400, "{r}");
+        let text = r["body"].to_string();
+        assert!(r["body"]["error"].as_str().is_some(), "{r}");
+        for seeded in ["Jane", "219-09-9999", "3045550199"] {
+            assert!(!text.contains(seeded), "{text}");
+        }
+    }
+    assert_eq!(status_of(&s, &id), "sent");
     // Accepted, then completed.
     let r = report(
         &s,

@@ -96,9 +96,27 @@ async fn report_status(
             "the body is JSON: Content-Type application/json",
         );
     }
-    let body: Report = match axum::Json::<Report>::from_bytes(&raw) {
-        Ok(axum::Json(b)) => b,
-        Err(rejection) => return rejection.into_response(),
+    // Read by serde_json, answered in words of our own: serde's message quotes what it could
+    // not take (`invalid type: string "..."`, an unknown field's name), and a body may hold
+    // anything a provider's system put in it.
+    let body: Report = match serde_json::from_slice(&raw) {
+        Ok(b) => b,
+        Err(e) => {
+            let what = match e.classify() {
+                serde_json::error::Category::Data => {
+                    "a field is missing, unknown or of the wrong type"
+                }
+                _ => "not JSON",
+            };
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "the body is {{\"status\": ..., \"reason\": ..., \"at\": ...}}: {what} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            );
+        }
     };
     let Some(to) = Status::parse(&body.status) else {
         return error(
