@@ -173,6 +173,11 @@ fn imports_are_all_or_nothing_with_clear_errors() {
             format!("[{}]", consent("A", r#","colour":"blue""#)),
             "field `colour`: is not a known field",
         ),
+        // A name and a phone number shifted into the id: refused, and never quoted.
+        (
+            format!("[{}]", consent("QUANTRELL, ZEBEDIAH 304-555-0199", "")),
+            "field `id`: is not an id",
+        ),
     ];
     for (i, (body, want)) in cases.iter().enumerate() {
         // A good consent first in the same file: with --atomic it must not be imported either.
@@ -196,9 +201,30 @@ fn imports_are_all_or_nothing_with_clear_errors() {
         assert_eq!(out.status.code(), Some(1), "{want}: {err}");
         assert!(err.contains(want), "want {want:?} in {err}");
         assert!(err.contains("nothing imported"));
+        assert!(
+            !err.contains("QUANTRELL") && !err.contains("555-0199"),
+            "{err}"
+        );
     }
     let list = success(&cli(&["consent", "list"], &cfg));
     assert_eq!(list, "", "nothing was imported: {list}");
+
+    // An engagement whose consent_id holds a name and a phone number: refused, never quoted.
+    let f = dir.join("e0.csv");
+    std::fs::write(&f, "id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,QUANTRELL 304-555-0199,mat,prestera,2026-03-01\n").unwrap();
+    let out = bin()
+        .args(["engagement", "import", "--config"])
+        .arg(&cfg)
+        .arg(&f)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(err.contains("field `consent_id`: is not an id"), "{err}");
+    assert!(
+        !err.contains("QUANTRELL") && !err.contains("555-0199"),
+        "{err}"
+    );
 
     let f = dir.join("e.csv");
     std::fs::write(&f, "id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,C-9,mat,prestera,2026-03-01\n").unwrap();

@@ -52,6 +52,8 @@ pub fn check_consents(
             };
             if c.id.trim().is_empty() {
                 fault(Some("id"), "invalid", "is empty");
+            } else if !crate::model::shape::is_id_shaped(&c.id) {
+                fault(Some("id"), "invalid", crate::model::shape::ID_SHAPE);
             }
             let missing = missing_elements(c);
             if !missing.is_empty() && !opts.accept_incomplete {

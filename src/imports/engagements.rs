@@ -33,6 +33,19 @@ pub fn check_engagements(
         |e: &Engagement| e.id.as_str(),
         atomic,
         |report, at, e| {
+            // Ids are quoted in messages and kept in the clear: a name or a number shifted
+            // into one is refused before it is either.
+            for (field, v) in [("id", &e.id), ("consent_id", &e.consent_id)] {
+                if !crate::model::shape::is_id_shaped(v) {
+                    report.add(
+                        at,
+                        None,
+                        Some(field),
+                        "invalid",
+                        crate::model::shape::ID_SHAPE,
+                    );
+                }
+            }
             if !gw.destinations.iter().any(|d| d.id == e.provider) {
                 let reason = format!("is no destination in {}", gw.path.display());
                 report.add(

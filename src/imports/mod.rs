@@ -110,7 +110,11 @@ impl ImportReport {
         reason: &str,
     ) {
         self.problems.push(Problem {
-            record: id.filter(|i| !i.trim().is_empty()).map(str::to_owned),
+            // Quoted only when it looks like an id: a name shifted into the id column is not
+            // one, and the line says where the record is.
+            record: id
+                .filter(|i| crate::model::shape::is_id_shaped(i))
+                .map(str::to_owned),
             line: at.line,
             resource: at.resource,
             field: field.map(str::to_owned),

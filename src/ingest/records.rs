@@ -474,7 +474,10 @@ pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
     }
     let status = r["status"].as_str().unwrap_or("");
     if status != "active" {
-        return Err(format!("status is `{status}`, not `active`"));
+        return Err(match crate::model::shape::is_code_shaped(status) {
+            true => format!("status is `{status}`, not `active`"),
+            false => "status is not `active`".into(),
+        });
     }
     let provision = &r["provision"];
     if provision["type"] == "deny" {

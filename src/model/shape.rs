@@ -76,6 +76,30 @@ pub fn is_sendable_code(field: &str, v: &str) -> bool {
     }
 }
 
+/// The most characters a record's id (a consent's, an engagement's) may have.
+pub const MAX_ID_CHARS: usize = 64;
+
+/// What an id must look like, for a reason that refuses one (it never quotes it).
+pub const ID_SHAPE: &str =
+    "is not an id: at most 64 ASCII letters, digits and `-_.:`, not a phone number, SSN or date";
+
+/// Whether `v` looks like a record's id (`C-2026-0001`, a UUID) and may be quoted in a message:
+/// at most [`MAX_ID_CHARS`] ASCII letters, digits and `-_.:`, and not a bare phone number or
+/// SSN (7, 9, 10 or 11 digits with separators at most) or a date. A name typed into the id
+/// column (`RIVERS, TAYLOR`, `RIVERS 304-555-0199`) is not an id; a word alone still looks like
+/// one.
+pub fn is_id_shaped(v: &str) -> bool {
+    let b = v.as_bytes();
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    let only_digits = b.iter().all(|c| c.is_ascii_digit() || b"-.".contains(c));
+    !b.is_empty()
+        && b.len() <= MAX_ID_CHARS
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
+        && !(only_digits && matches!(digits, 7 | 9 | 10 | 11))
+        && !is_date_shaped(v)
+}
+
 /// A CDC Race & Ethnicity code: four digits, `-`, a check digit (`2106-3`, `2135-2`).
 fn is_cdc_code(v: &str) -> bool {
     let b = v.as_bytes();
@@ -220,6 +244,33 @@ mod tests {
             "A\tB",
         ] {
             assert!(!is_code_shaped(not), "{not}");
+        }
+    }
+
+    #[test]
+    fn ids_are_quoted_and_names_and_numbers_are_not() {
+        for id in [
+            "C-2026-0001",
+            "E-9001",
+            "C-9001",
+            "3f2a6c1e-58aa-4c2b-9d7e-0a1b2c3d4e5f",
+            "urn:x:1",
+        ] {
+            assert!(is_id_shaped(id), "{id}");
+        }
+        for not in [
+            "",
+            "RIVERS, TAYLOR",
+            "RIVERS 304-555-0199",
+            "219-09-9999",
+            "219099999",
+            "304-555-0199",
+            "555-0199",
+            "03/17/1981",
+            "1981-03-17",
+            "O'BRIEN",
+        ] {
+            assert!(!is_id_shaped(not), "{not}");
         }
     }
 
