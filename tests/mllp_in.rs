@@ -106,3 +106,51 @@ fn kill_between_receipt_and_commit_gets_no_ack_and_the_resent_message_is_stored_
     assert!(acks.len() == 3 && acks.iter().all(accepted), "{acks:?}");
     assert_eq!(hl7_incidents(&s), 3, "nothing lost, nothing doubled");
 }
+
+/// A sender whose counter restarted sends another message under a control id it used before:
+/// stored too, not ACKed and dropped. The first one sent again with a new MSH-7 time (some
+/// senders stamp each try) is a resend: ACKed, stored once. A message in ISO 8859-1 is rejected
+/// as not UTF-8 (AE, quarantined), not refused for want of a control id (AR, resent for ever).
+#[test]
+fn a_reused_control_id_is_another_message_and_a_resend_is_not() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    let msg = |time: &str, visit: &str, last: &str| {
+        format!(
+            "MSH|^~\\&|EDIS|HOSP|PNP|WV|{time}||REF^I12^REF_I12|R-1|P|2.5.1\rRF1|A^Active|R^Routine|MED^Medical||I^Inpatient|{visit}\rPID|1||4242^^^HOSP^MR||{last}^SAM||19900101|M\rDG1|1||F11.20^Opioid dependence^I10|||A\r"
+        )
+    };
+    let before = hl7_incidents(&s);
+    let acks = s.mllp_send(json!({"messages": [
+        msg("20260301101500", "VISIT-A", "BROOK"),
+        msg("20260301111500", "VISIT-B", "FIELD"),
+        msg("20260301121500", "VISIT-A", "BROOK"),
+    ]}));
+    assert_eq!(acks.len(), 3, "{acks:?}");
+    assert!(acks.iter().all(|a| a["code"] == "AA"), "{acks:?}");
+    assert_eq!(
+        hl7_incidents(&s),
+        before + 2,
+        "both messages stored, the resend once"
+    );
+    for visit in ["VISIT-A", "VISIT-B"] {
+        assert_eq!(
+            s.count(&format!(
+                "SELECT count(*) FROM incidents WHERE adapter = 'hl7v2' AND incident_id = '{visit}'"
+            )),
+            1
+        );
+    }
+
+    let quarantined = s.count("SELECT count(*) FROM quarantine WHERE adapter = 'hl7v2'");
+    let acks = s.mllp_send(json!({
+        "messages": [msg("20260301131500", "VISIT-C", "NU\u{f1}EZ").replace("R-1", "L-1")],
+        "encoding": "latin-1",
+    }));
+    assert_eq!(acks[0]["code"], "AE", "{acks:?}");
+    assert_eq!(acks[0]["control"], "L-1", "{acks:?}");
+    assert_eq!(
+        s.count("SELECT count(*) FROM quarantine WHERE adapter = 'hl7v2'"),
+        quarantined + 1
+    );
+}

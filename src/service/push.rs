@@ -159,7 +159,10 @@ fn write_spool(path: &Path, body: &[u8]) -> std::io::Result<()> {
 /// once a push under KEY is spooled and begun but not read: a crash between receipt and commit.
 fn fault_hook(key: &str) {
     #[cfg(debug_assertions)]
-    if std::env::var("PNP_GATEWAY_FAULT_ABORT_ON_PUSH").is_ok_and(|k| k == key) {
+    // An MLLP push's key is its control id, `#`, a digest of the message.
+    if std::env::var("PNP_GATEWAY_FAULT_ABORT_ON_PUSH")
+        .is_ok_and(|k| k == key || key.split('#').next() == Some(k.as_str()))
+    {
         eprintln!("PNP_GATEWAY_FAULT_ABORT_ON_PUSH: aborting before reading push {key}");
         std::process::abort();
     }

@@ -3,7 +3,8 @@
 with a CA, the same framing over Python's ssl (python-hl7's client has no TLS). Each message's
 ACK is parsed with python-hl7.
 
-    mllp_client.py '{"host", "port", "files": [...]? , "messages": [...]?, "ca"?, "cert"?, "key"?}'
+    mllp_client.py '{"host", "port", "files": [...]? , "messages": [...]?, "encoding"?, "ca"?, "cert"?, "key"?}'
+The messages are sent in `encoding` (default utf-8; "latin-1" for a sender of ISO 8859-1).
 Prints one JSON line per message: {"code": MSA-1, "control": MSA-2, "err": ERR-8 text or null},
 or {"error": "..."} when the connection closed without an ACK or answered something else (then
 it stops).
@@ -17,6 +18,7 @@ import hl7
 from hl7.client import MLLPClient
 
 args = json.loads(sys.argv[1])
+encoding = args.get("encoding", "utf-8")
 messages = list(args.get("messages", []))
 for f in args.get("files", []):
     with open(f, "rb") as fh:
@@ -48,7 +50,7 @@ if args.get("ca"):
     sock = ctx.wrap_socket(socket.create_connection((args["host"], args["port"]), timeout=30), server_hostname="localhost")
 
     def send(m):
-        sock.sendall(b"\x0b" + m.encode() + b"\x1c\r")
+        sock.sendall(b"\x0b" + m.encode(encoding) + b"\x1c\r")
         data = b""
         while not data.endswith(b"\x1c\r"):
             chunk = sock.recv(65536)
@@ -61,7 +63,7 @@ else:
     client.socket.settimeout(30)
 
     def send(m):
-        data = client.send_message(m.encode())
+        data = client.send_message(m.encode(encoding))
         if not data:
             raise ConnectionError("closed without an ACK")
         return data

@@ -3,7 +3,9 @@
 //! Per message: the MSH is read for the control id (MSH-10), the sender (MSH-3 and MSH-4, or the
 //! client certificate's name under mutual TLS), the version and the accept-acknowledgement type
 //! (MSH-15: present means enhanced mode). The message goes to the engine as a push keyed by the
-//! sender and the control id, so a message resent (a lost ACK) is ACKed again and stored once.
+//! sender, the control id and a digest of the message without its MSH-7 time, so a message
+//! resent (a lost ACK; some senders stamp a new MSH-7) is ACKed again and stored once, and
+//! another message under a control id already used (a sender's counter restarted) is stored too.
 //! The answer: original mode AA (stored), AE (every record of it rejected, quarantined: an ERR
 //! segment names the field and the kind), AR (the store cannot take it now: resend); enhanced
 //! mode CA, CE, CR likewise. Frames are bounded (`max_frame_bytes`), connections counted and
@@ -222,7 +224,10 @@ pub(crate) struct Msh {
 }
 
 pub(crate) fn parse_msh(msg: &[u8]) -> Option<Msh> {
-    let text = std::str::from_utf8(msg).ok()?;
+    // Read lossily: a message in another encoding (ISO 8859-1, MSH-18) still has an ASCII MSH,
+    // and is then rejected by the parser as not UTF-8 (AE, quarantined) instead of refused
+    // here for want of a control id (AR, which a sender resends for ever).
+    let text = String::from_utf8_lossy(msg);
     // A byte-order mark before the MSH is the sender's editor's, not the message's.
     let line = text
         .split(['\r', '\n'])
@@ -320,6 +325,35 @@ pub(crate) fn escape(s: &str) -> String {
     o
 }
 
+/// The push key of a message: its control id, then 64 bits of a SHA-256 of the message with
+/// MSH-7 (the time it was sent) blanked, so that only a resend shares it.
+fn push_key(control_id: &str, msg: &[u8]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let start = msg.windows(3).position(|w| w == b"MSH").unwrap_or(0);
+    let end = msg[start..]
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .map_or(msg.len(), |e| start + e);
+    let msh = &msg[start..end];
+    match msh.get(3) {
+        Some(&sep) => {
+            for (i, f) in msh.split(|&b| b == sep).enumerate() {
+                // f[0] = "MSH", f[1] = MSH-2, so MSH-7 = f[6].
+                if i != 6 {
+                    h.update(f);
+                }
+                h.update([sep]);
+            }
+        }
+        None => h.update(msh),
+    }
+    h.update(&msg[..start]);
+    h.update(&msg[end..]);
+    let digest = h.finalize();
+    format!("{control_id}#{}", crate::hex::encode(&digest[..8]))
+}
+
 /// One message: to the engine, then the ACK that says what became of it.
 async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
     let Some(msh) = parse_msh(msg).filter(|m| !m.control_id.is_empty()) else {
@@ -347,7 +381,7 @@ async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
     let mut cmd = Command::Push {
         pipeline: ctx.pipeline,
         client: sender,
-        key: msh.control_id.clone(),
+        key: push_key(&msh.control_id, msg),
         body: body.into(),
         cursor: None,
         reply,
@@ -373,7 +407,7 @@ async fn handle(msg: &[u8], cert_name: Option<&str>, ctx: &Context) -> String {
     }
     match answer.await {
         Ok(Ok(a)) => ack_for(&msh, &a),
-        // The same control id from the same sender with other bytes: taken once already.
+        // The same message from the same sender with another MSH-7: taken once already.
         Ok(Err(PushError::KeyReused)) => build_ack(&msh, Code::Accept, None),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "an MLLP message was not stored; the sender is told to resend");
