@@ -222,6 +222,49 @@ fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
     assert!(closed(&mut s), "a stalled body kept its connection");
 }
 
+/// A body trickled a byte at a time, each before the idle timeout, is still answered 408 once the
+/// whole request has taken the idle timeout: it cannot hold a request slot for as long as it likes.
+#[test]
+fn a_trickled_body_is_answered_408_within_the_idle_timeout() {
+    let d = tempfile::tempdir().unwrap();
+    let rx = receive(
+        d.path(),
+        &["--idle-timeout-secs", "2", "--header-timeout-secs", "30"],
+    );
+    let mut s = tls(rx.addr, &rx.ca);
+    s.write_all(post_head(1000, "k-trickled").as_bytes())
+        .unwrap();
+    s.flush().unwrap();
+    s.sock
+        .set_read_timeout(Some(Duration::from_millis(400)))
+        .unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while t.elapsed() < Duration::from_secs(10)
+        && !String::from_utf8_lossy(&got).contains("\r\n\r\n")
+    {
+        if s.write_all(b" ").and_then(|()| s.flush()).is_err() {
+            break;
+        }
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 408"),
+        "{text:?} after {:?}",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    // And the receiver still serves.
+    assert_eq!(get(&mut tls(rx.addr, &rx.ca)), 405);
+}
+
 #[test]
 fn connections_over_the_cap_wait_and_are_served_once_others_close() {
     let d = tempfile::tempdir().unwrap();

@@ -2,8 +2,8 @@
 //! at once (a full server sheds with 503 and `Retry-After` instead of queueing, so a burst never
 //! holds more request bodies in memory than the budget allows), the body size (413 on a declared
 //! `Content-Length` over it, before a byte is read; a body that turns out longer is cut off at the
-//! limit), and the time a body may take to arrive (408), so that a client trickling a body cannot
-//! hold a request slot.
+//! limit), the time a body may pause (408), and the time a whole request may take (408, the
+//! listener's `idle_timeout`), so that a client trickling a body cannot hold a request slot.
 
 use super::Limits;
 use axum::Router;
@@ -28,12 +28,26 @@ pub fn bounded(router: Router, limits: &Limits) -> Router {
             ServiceBuilder::new()
                 .layer(HandleErrorLayer::new(shed))
                 .load_shed()
-                .concurrency_limit(limits.concurrent_requests()),
+                .concurrency_limit(limits.concurrent_requests())
+                // The whole request, body included: the body timeout above only bounds the
+                // pause between two pieces of a body, so a client trickling a byte a second
+                // would hold its slot (and the budget's share) for as long as it liked.
+                .timeout(limits.idle_timeout),
         )
 }
 
-/// The answer to a request shed because the server is full: retry in a second.
-async fn shed(_: tower::BoxError) -> Response {
+/// The answer to a request shed because the server is full (503, retry in a second), or one
+/// that took longer than the listener allows (408).
+async fn shed(e: tower::BoxError) -> Response {
+    if e.is::<tower::timeout::error::Elapsed>() {
+        return (
+            StatusCode::REQUEST_TIMEOUT,
+            axum::Json(serde_json::json!({
+                "error": "the request took too long: its body came too slowly, or it could not be answered in time"
+            })),
+        )
+            .into_response();
+    }
     busy("the server is busy; try again")
 }
 
