@@ -81,6 +81,35 @@ fn an_idempotency_key_reused_for_another_body_is_refused() {
     assert_eq!(r["status"], 422, "{r}");
 }
 
+/// A body of bad rows gets an answer listing the first 100 and counting all of them, not one
+/// as large as the body many times over; `quarantine list` has every one.
+#[test]
+fn an_answer_lists_a_hundred_rejections_and_counts_them_all() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    let header = "IncidentNumber,ORI,CallType,CallTypeDesc,Priority,ReceivedTime,DispatchedTime,ArrivedTime,ClearedTime,Address,City,County,State,Zip,Latitude,Longitude,Beat,Disposition,NaloxoneGiven,WeaponInvolved,SubjectName,SubjectDOB,SubjectSex,SubjectRace,SubjectPhone,SubjectSSN,SubjectAddress,CallerName,CallerPhone,Narrative";
+    let rows: String = (0..250)
+        .map(|i| {
+            format!("BAD-{i},WV0200100,OD,OVERDOSE,1,the day before,,,,,,,,,,,,,,,,,,,,,,,,\n")
+        })
+        .collect();
+    let body = format!("{header}\n{rows}");
+    let r = s.client(
+        "request",
+        json!({
+            "method": "POST", "path": "/v1/pipelines/generic-cad-csv/exports",
+            "token": s.token("agency"),
+            "headers": {"Idempotency-Key": "k-bad-rows", "Content-Type": "text/csv"},
+            "body": body,
+        }),
+    );
+    assert_eq!(r["status"], 202, "{r}");
+    assert_eq!(r["body"]["accepted"], 0);
+    assert_eq!(r["body"]["rejected"].as_array().unwrap().len(), 100);
+    assert_eq!(r["body"]["rejected_total"], 250);
+    assert_eq!(r["body"]["rejected"][0]["kind"], "bad_date");
+}
+
 #[test]
 fn no_credentials_a_wrong_token_or_scope_or_a_body_over_the_limit_store_nothing() {
     let d = tempfile::tempdir().unwrap();

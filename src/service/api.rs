@@ -179,7 +179,7 @@ async fn push(
         Some(_) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "Idempotency-Key must be letters, digits, - and _ (at most 128)",
+                "Idempotency-Key must be letters, digits, - and _ (at most 200)",
             );
         }
     };

@@ -265,10 +265,9 @@ impl Engine {
                     && !a.replayed
                 {
                     self.metrics.update(|s| {
-                        for (outcome, n) in [
-                            ("accepted", a.accepted),
-                            ("rejected", a.rejected.len() as u64),
-                        ] {
+                        for (outcome, n) in
+                            [("accepted", a.accepted), ("rejected", a.rejected_count())]
+                        {
                             *s.pushed.entry((p.id.clone(), outcome.into())).or_default() += n;
                         }
                     });

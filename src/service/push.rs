@@ -17,10 +17,25 @@ use std::path::Path;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct PushAnswer {
     pub accepted: u64,
+    /// The first [`LISTED`] rejected records; `rejected_total` counts them all (`quarantine
+    /// list` shows every one).
     pub rejected: Vec<Rejected>,
+    #[serde(default)]
+    pub rejected_total: u64,
     /// True when this key was answered before and nothing was read again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replayed: bool,
+}
+
+/// The most rejected records an answer lists: a small body of bad rows would otherwise get an
+/// answer many times its size (a 4 MB body of one-field rows: 258 MB, and as much memory).
+pub const LISTED: u32 = 100;
+
+impl PushAnswer {
+    /// Every rejected record, listed or not (an answer stored before the count lists them all).
+    pub fn rejected_count(&self) -> u64 {
+        self.rejected_total.max(self.rejected.len() as u64)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -99,10 +114,11 @@ pub fn push(
     store.push_begin(client, &p.id, key, &sha, &file)?;
     fault_hook(key);
     crate::ingest::ingest_file(store, &p.adapter, rules, &spool, None, None, stats)?;
+    let (head, rejected_total) = store.quarantine_head_of(&p.adapter.name, &file, LISTED)?;
     let answer = PushAnswer {
         accepted: store.incidents_from(&p.adapter.name, &file)?,
-        rejected: store
-            .quarantine_of(&p.adapter.name, &file)?
+        rejected_total,
+        rejected: head
             .into_iter()
             .map(|q| Rejected {
                 record: q.record,

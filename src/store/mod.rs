@@ -365,21 +365,38 @@ impl Store {
     }
 
     pub fn quarantine(&self) -> Result<Vec<QuarantineRow>> {
-        self.quarantine_where("1", [])
+        self.quarantine_where("1", [], u32::MAX)
     }
 
     /// The rejections of one file (a pushed export's spool file), in order.
     pub fn quarantine_of(&self, adapter: &str, file: &str) -> Result<Vec<QuarantineRow>> {
-        self.quarantine_where("adapter = ?1 AND file = ?2", [adapter, file])
+        self.quarantine_where("adapter = ?1 AND file = ?2", [adapter, file], u32::MAX)
+    }
+
+    /// The first `limit` rejections of a file, and how many there are in all: a push's answer
+    /// lists a few, not a copy of the quarantine as large as the body.
+    pub fn quarantine_head_of(
+        &self,
+        adapter: &str,
+        file: &str,
+        limit: u32,
+    ) -> Result<(Vec<QuarantineRow>, u64)> {
+        let head = self.quarantine_where("adapter = ?1 AND file = ?2", [adapter, file], limit)?;
+        let total: i64 = self
+            .conn
+            .prepare_cached("SELECT count(*) FROM quarantine WHERE adapter = ?1 AND file = ?2")?
+            .query_row([adapter, file], |r| r.get(0))?;
+        Ok((head, total as u64))
     }
 
     fn quarantine_where<P: rusqlite::Params>(
         &self,
         filter: &str,
         p: P,
+        limit: u32,
     ) -> Result<Vec<QuarantineRow>> {
         let mut st = self.conn.prepare(&format!(
-            "SELECT id, at, adapter, file, record, line, kind, field, reason FROM quarantine WHERE {filter} ORDER BY id"
+            "SELECT id, at, adapter, file, record, line, kind, field, reason FROM quarantine WHERE {filter} ORDER BY id LIMIT {limit}"
         ))?;
         let rows = st.query_map(p, |r| {
             Ok(QuarantineRow {

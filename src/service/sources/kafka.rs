@@ -423,7 +423,7 @@ impl Source {
                         .copied()
                 })
                 .collect();
-            tracing::warn!(pipeline = %self.pipeline, partition, first, last, rejected = a.rejected.len(), offsets = ?at, "records of a Kafka batch quarantined");
+            tracing::warn!(pipeline = %self.pipeline, partition, first, last, rejected = a.rejected_count(), offsets = ?at, "records of a Kafka batch quarantined");
         }
         tracing::debug!(pipeline = %self.pipeline, partition, first, last, accepted = a.accepted, replayed = a.replayed, "Kafka batch committed");
     }
