@@ -305,6 +305,22 @@ fn the_prss_posts_consents_as_fhir_engagements_and_a_revocation_that_withdraws()
         (Some(2), Some("not_on_roster")),
         "{bad}"
     );
+    assert_eq!(bad["body"]["problems_total"], 1, "{bad}");
+    // A file of 150 such rows: the first 100 listed, all 150 counted.
+    let rows: String = (0..150)
+        .map(|i| {
+            format!("E-X{i},2026-000101,PRSS-99,C-2026-001,prestera,sud_treatment,2026-03-02\n")
+        })
+        .collect();
+    let many = s.post(
+        "prss",
+        "/v1/engagements",
+        "text/csv",
+        &format!("id,incident_id,prss_id,consent_id,provider,service,engaged_on\n{rows}"),
+    );
+    assert_eq!(many["status"], 200, "{many}");
+    assert_eq!(many["body"]["problems"].as_array().unwrap().len(), 100);
+    assert_eq!(many["body"]["problems_total"], 150);
 
     // The export and the engagements: Jane Doe's referral to Prestera waits (Prestera is down).
     assert_eq!(s.push("agency", "march")["status"], 202);

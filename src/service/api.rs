@@ -264,8 +264,8 @@ fn prss_text(caller: &Caller, body: Bytes) -> Result<String, Response> {
         .map_err(|_| error(StatusCode::BAD_REQUEST, "the body is not UTF-8"))
 }
 
-/// An import's answer: 200 with the report (each bad record with line, field, kind and reason);
-/// 422 when `atomic` refused it all.
+/// An import's answer: 200 with the report (the first [`super::push::LISTED`] problems, each
+/// with line, field, kind and reason, and `problems_total`); 422 when `atomic` refused it all.
 fn import_answer(
     r: Result<
         Result<crate::imports::ImportReport, crate::imports::ImportError>,
@@ -279,7 +279,14 @@ fn import_answer(
             } else {
                 StatusCode::OK
             };
-            (status, axum::Json(report)).into_response()
+            // A file of bad rows would get an answer many times its size (a 1 MB engagements
+            // file: 49 MB); `problems_total` counts what the list leaves out.
+            let mut report = report;
+            let total = report.problems.len();
+            report.problems.truncate(super::push::LISTED as usize);
+            let mut body = serde_json::to_value(&report).unwrap_or_default();
+            body["problems_total"] = serde_json::json!(total);
+            (status, axum::Json(body)).into_response()
         }
         Ok(Err(e)) => import_error(&e),
         Err(_) => crate::server::layers::busy("the gateway stopped before storing it; try again"),
