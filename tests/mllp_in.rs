@@ -154,3 +154,80 @@ fn a_reused_control_id_is_another_message_and_a_resend_is_not() {
         quarantined + 1
     );
 }
+
+/// Strangers cannot wear the listener down: a frame trickled in is answered AR once its
+/// `frame_timeout_secs` is up, however often a byte comes; unfinished frames over
+/// `max_inflight_bytes` (all connections together) get AR `busy` and their connection closed;
+/// a sender with a whole message is still served.
+#[test]
+fn a_trickled_frame_times_out_and_unfinished_frames_have_a_budget() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let d = tempfile::tempdir().unwrap();
+    let base = Service::demo(d.path()).base.clone();
+    let cfg = base.join("gateway.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let at = text.find("kind = \"mllp\", listen = \"").unwrap();
+    let end = at + text[at..].find(" }").unwrap();
+    let text = format!(
+        "{}kind = \"mllp\", listen = \"127.0.0.1:0\", frame_timeout_secs = 1, max_frame_bytes = 1000, max_inflight_bytes = 2000{}",
+        &text[..at],
+        &text[end..]
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let s = Service::run(&base);
+    let addr = s.mllp.unwrap();
+    let answer = |c: &mut std::net::TcpStream| {
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while !got.ends_with(b"\x1c\r") {
+            match c.read(&mut b) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        String::from_utf8_lossy(&got).to_string()
+    };
+
+    // A frame trickled a byte every 200 ms: AR within a couple of seconds, then closed.
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    c.write_all(b"\x0bMSH|").unwrap();
+    let t = Instant::now();
+    let mut got = String::new();
+    while t.elapsed() < Duration::from_secs(6) && !got.contains("MSA|") {
+        let _ = c.write_all(b"x");
+        let mut b = [0u8; 4096];
+        if let Ok(n) = c.read(&mut b) {
+            got += &String::from_utf8_lossy(&b[..n]);
+        }
+    }
+    assert!(
+        got.contains("MSA|AR") && got.contains("frame_timeout"),
+        "{got:?}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(4), "{:?}", t.elapsed());
+
+    // Two connections hold 900 bytes each of frames they never finish; a third's 500 bytes
+    // would pass the budget of 2000.
+    let hold = |n: usize| {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut bytes = b"\x0b".to_vec();
+        bytes.resize(n, b'x');
+        c.write_all(&bytes).unwrap();
+        c
+    };
+    let _a = hold(900);
+    let _b = hold(900);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut third = hold(500);
+    let busy = answer(&mut third);
+    assert!(busy.contains("MSA|AR") && busy.contains("busy"), "{busy:?}");
+    // A whole small message still goes through.
+    let acks = s.mllp_send(json!({"messages": [
+        "MSH|^~\\&|EDIS|HOSP|PNP|WV|20260301101500||REF^I12^REF_I12|S-1|P|2.5.1\rRF1|A^Active|R^Routine|MED^Medical||I^Inpatient|SMALL-1\r"
+    ]}));
+    assert_eq!(acks[0]["code"], "AA", "{acks:?}");
+}

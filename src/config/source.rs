@@ -28,6 +28,14 @@ pub enum SourceSpec {
         /// Seconds a connection may stay silent before it is closed.
         #[serde(default = "default_idle")]
         idle_timeout_secs: u64,
+        /// Seconds a frame may take from its first byte to its last (AR beyond, and the
+        /// connection closed): a sender trickling a frame cannot hold a connection for ever.
+        #[serde(default = "default_frame_timeout")]
+        frame_timeout_secs: u64,
+        /// Bytes of unfinished frames held at once over all connections (AR `busy` beyond, and
+        /// the connection closed): 64 MiB by default, four frames of the largest size.
+        #[serde(default = "default_mllp_inflight")]
+        max_inflight_bytes: usize,
         /// Takes providers' answers to referrals (RRI^I12, application ACKs) from senders whose
         /// client certificate names a `[[client]]` with a `provider:` scope (docs/closed-loop.md);
         /// needs `client_ca`. Off: such a message is refused (AR), never read as an incident.
@@ -78,6 +86,12 @@ fn default_mllp_connections() -> usize {
 fn default_idle() -> u64 {
     300
 }
+fn default_frame_timeout() -> u64 {
+    30
+}
+fn default_mllp_inflight() -> usize {
+    64 << 20
+}
 fn default_every() -> u64 {
     60
 }
@@ -106,6 +120,8 @@ impl SourceSpec {
                 max_frame_bytes,
                 max_connections,
                 idle_timeout_secs,
+                frame_timeout_secs,
+                max_inflight_bytes,
                 referral_answers,
             } => {
                 if *referral_answers && client_ca.is_none() {
@@ -126,10 +142,20 @@ impl SourceSpec {
                         "client certificates need `tls_cert` and `tls_key`",
                     );
                 }
-                if *max_frame_bytes == 0 || *max_connections == 0 || *idle_timeout_secs == 0 {
+                if *max_frame_bytes == 0
+                    || *max_connections == 0
+                    || *idle_timeout_secs == 0
+                    || *frame_timeout_secs == 0
+                {
                     return err(
                         "max_frame_bytes",
-                        "max_frame_bytes, max_connections and idle_timeout_secs must be above 0",
+                        "max_frame_bytes, max_connections, idle_timeout_secs and frame_timeout_secs must be above 0",
+                    );
+                }
+                if max_inflight_bytes < max_frame_bytes {
+                    return err(
+                        "max_inflight_bytes",
+                        "must hold at least one frame of max_frame_bytes",
                     );
                 }
                 Ok(())

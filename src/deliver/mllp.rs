@@ -19,6 +19,9 @@ pub fn frame(message: &[u8]) -> Vec<u8> {
 pub struct FrameReader {
     max: usize,
     buf: Vec<u8>,
+    /// How far the end marker was looked for already: a frame arriving a byte at a time is
+    /// searched once over, not once per byte.
+    searched: usize,
 }
 
 impl FrameReader {
@@ -26,25 +29,38 @@ impl FrameReader {
         FrameReader {
             max,
             buf: Vec::new(),
+            searched: 0,
         }
+    }
+
+    /// Bytes held of a frame not complete yet.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
     }
 
     /// The next complete frame already buffered, if any.
     pub fn take_frame(&mut self) -> io::Result<Option<Vec<u8>>> {
         let Some(start) = self.buf.iter().position(|&b| b == START) else {
             self.buf.clear(); // noise before any frame
+            self.searched = 0;
             return Ok(None);
         };
         if start > 0 {
             self.buf.drain(..start);
+            self.searched = 0;
         }
-        if let Some(end) = self.buf.windows(2).position(|w| w == END) {
+        let from = self.searched.saturating_sub(1);
+        if let Some(end) = self.buf[from..].windows(2).position(|w| w == END) {
+            let end = from + end;
             let msg = self.buf[1..end].to_vec();
             self.buf.drain(..end + 2);
+            self.searched = 0;
             return Ok(Some(msg));
         }
+        self.searched = self.buf.len();
         if self.buf.len() > self.max + 3 {
             self.buf.clear();
+            self.searched = 0;
             return Err(io::Error::other(format!(
                 "a frame larger than {} bytes",
                 self.max

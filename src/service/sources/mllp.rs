@@ -8,8 +8,9 @@
 //! another message under a control id already used (a sender's counter restarted) is stored too.
 //! The answer: original mode AA (stored), AE (every record of it rejected, quarantined: an ERR
 //! segment names the field and the kind), AR (the store cannot take it now: resend); enhanced
-//! mode CA, CE, CR likewise. Frames are bounded (`max_frame_bytes`), connections counted and
-//! closed when idle.
+//! mode CA, CE, CR likewise. Frames are bounded in size (`max_frame_bytes`) and in the time they
+//! take (`frame_timeout_secs`), the bytes of unfinished frames over all connections
+//! (`max_inflight_bytes`), connections counted and closed when idle.
 
 use super::Context;
 use crate::config::source::SourceSpec;
@@ -38,6 +39,8 @@ pub(super) fn start(
         max_frame_bytes,
         max_connections,
         idle_timeout_secs,
+        frame_timeout_secs,
+        max_inflight_bytes,
         referral_answers,
     } = spec
     else {
@@ -62,6 +65,8 @@ pub(super) fn start(
         max_frame: *max_frame_bytes,
         max_connections: *max_connections,
         idle: Duration::from_secs(*idle_timeout_secs),
+        frame_timeout: Duration::from_secs(*frame_timeout_secs),
+        max_inflight: *max_inflight_bytes,
     };
     let pipeline = ctx.gw.pipelines[ctx.pipeline].id.clone();
     ctx.health.source(&pipeline, |s| {
@@ -86,6 +91,41 @@ struct Limits {
     max_frame: usize,
     max_connections: usize,
     idle: Duration,
+    frame_timeout: Duration,
+    max_inflight: usize,
+}
+
+/// The bytes of unfinished frames a connection holds, counted in the listener's budget
+/// (`max_inflight_bytes`) and given back when it closes.
+struct Held {
+    budget: Arc<AtomicU64>,
+    mine: u64,
+}
+
+impl Held {
+    /// Counts `now` bytes held instead of the last count; false (and nothing counted) when the
+    /// budget cannot take the difference.
+    fn set(&mut self, now: usize, max: usize) -> bool {
+        let now = now as u64;
+        if now > self.mine {
+            let more = now - self.mine;
+            let before = self.budget.fetch_add(more, Ordering::SeqCst);
+            if before + more > max as u64 {
+                self.budget.fetch_sub(more, Ordering::SeqCst);
+                return false;
+            }
+        } else {
+            self.budget.fetch_sub(self.mine - now, Ordering::SeqCst);
+        }
+        self.mine = now;
+        true
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget.fetch_sub(self.mine, Ordering::SeqCst);
+    }
 }
 
 /// Mutual TLS here is required when `client_ca` is given: a sender is known by its certificate.
@@ -107,6 +147,7 @@ async fn accept_loop(
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let open = Arc::new(AtomicU64::new(0));
+    let budget = Arc::new(AtomicU64::new(0));
     let pipeline = ctx.gw.pipelines[ctx.pipeline].id.clone();
     let mut stop = ctx.stop.clone();
     loop {
@@ -126,13 +167,17 @@ async fn accept_loop(
             _ = stop.fired() => return,
         };
         let (ctx, tls, open) = (ctx.clone(), tls.clone(), open.clone());
+        let held = Held {
+            budget: budget.clone(),
+            mine: 0,
+        };
         tokio::spawn(async move {
             let _slot = slot;
             let n = open.fetch_add(1, Ordering::SeqCst) + 1;
             let p = ctx.gw.pipelines[ctx.pipeline].id.clone();
             ctx.health.source(&p, |s| s.connections = Some(n));
             match tls {
-                None => session(tcp, None, &ctx, limits).await,
+                None => session(tcp, None, &ctx, limits, held).await,
                 Some(a) => {
                     if let Ok(Ok(s)) = tokio::time::timeout(limits.idle, a.accept(tcp)).await {
                         let name = s
@@ -141,7 +186,7 @@ async fn accept_loop(
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .and_then(|c| crate::tls::common_name(c.as_ref()));
-                        session(s, name, &ctx, limits).await;
+                        session(s, name, &ctx, limits, held).await;
                     }
                 }
             }
@@ -158,22 +203,66 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     cert_name: Option<String>,
     ctx: &Context,
     limits: Limits,
+    mut held: Held,
 ) {
     let mut frames = FrameReader::new(limits.max_frame);
     let mut buf = vec![0u8; 64 * 1024];
+    // When the unfinished frame's first byte came.
+    let mut began: Option<tokio::time::Instant> = None;
+    let refuse = |kind: &'static str, why: &'static str| {
+        frame(build_ack(&Msh::default(), Code::Reject, Some(("", kind, why))).as_bytes())
+    };
     loop {
-        let msg = match frames.take_frame() {
-            Ok(Some(m)) => m,
+        let taken = frames.take_frame();
+        // What the connection holds now counts in the listener's budget; a frame taken is
+        // handled with its bytes counted no more.
+        held.set(frames.buffered(), limits.max_inflight);
+        let msg = match taken {
+            Ok(Some(m)) => {
+                began = None;
+                m
+            }
             Ok(None) => {
+                let now = tokio::time::Instant::now();
+                let wait = match frames.buffered() {
+                    0 => {
+                        began = None;
+                        limits.idle
+                    }
+                    _ => {
+                        let deadline = *began.get_or_insert(now) + limits.frame_timeout;
+                        limits.idle.min(deadline.saturating_duration_since(now))
+                    }
+                };
                 let mut stop = ctx.stop.clone();
                 let read = tokio::select! {
-                    r = tokio::time::timeout(limits.idle, stream.read(&mut buf)) => r,
+                    r = tokio::time::timeout(wait, stream.read(&mut buf)) => r,
                     _ = stop.fired() => return,
                 };
                 match read {
                     Ok(Ok(n)) if n > 0 => {
+                        if !held.set(frames.buffered() + n, limits.max_inflight) {
+                            let busy = refuse(
+                                "busy",
+                                "the listener holds as many unfinished messages as it takes; resend",
+                            );
+                            let _ = stream.write_all(&busy).await;
+                            return;
+                        }
                         frames.push(&buf[..n]);
                         continue;
+                    }
+                    Err(_)
+                        if began.is_some_and(|b| {
+                            b + limits.frame_timeout <= tokio::time::Instant::now()
+                        }) =>
+                    {
+                        let late = refuse(
+                            "frame_timeout",
+                            "the message did not arrive in time; resend",
+                        );
+                        let _ = stream.write_all(&late).await;
+                        return;
                     }
                     _ => return, // closed, failed or idle
                 }
@@ -181,16 +270,11 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             Err(_) => {
                 // Over the frame limit: refused, and the connection closed (the rest of the
                 // frame would be read as noise).
-                let ack = build_ack(
-                    &Msh::default(),
-                    Code::Reject,
-                    Some((
-                        "",
-                        "frame_too_large",
-                        "the message is larger than this listener takes",
-                    )),
+                let large = refuse(
+                    "frame_too_large",
+                    "the message is larger than this listener takes",
                 );
-                let _ = stream.write_all(&frame(ack.as_bytes())).await;
+                let _ = stream.write_all(&large).await;
                 return;
             }
         };
