@@ -366,15 +366,18 @@ pub(crate) fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) 
     } else {
         &msh.processing_id
     };
+    let f = ack_field;
     let mut ack = format!(
-        "MSH|^~\\&|{}|{}|{}|{}|{now}||ACK^{}^ACK|ACK{now}{}|{processing}|{version}\rMSA|{code}|{}\r",
-        msh.receiving_app,
-        msh.receiving_facility,
-        msh.sending_app,
-        msh.sending_facility,
-        msh.trigger,
-        &msh.control_id.chars().take(10).collect::<String>(),
-        msh.control_id,
+        "MSH|^~\\&|{}|{}|{}|{}|{now}||ACK^{}^ACK|ACK{now}{}|{}|{}\rMSA|{code}|{}\r",
+        f(&msh.receiving_app),
+        f(&msh.receiving_facility),
+        f(&msh.sending_app),
+        f(&msh.sending_facility),
+        f(&msh.trigger),
+        f(&msh.control_id.chars().take(10).collect::<String>()),
+        f(processing),
+        f(version),
+        f(&msh.control_id),
     );
     if let Some((field, kind, reason)) = err {
         // ERR-3 HL7 error code 207 (application internal error); ERR-4 severity E; ERR-8 the
@@ -393,6 +396,25 @@ pub(crate) fn build_ack(msh: &Msh, code: Code, err: Option<(&str, &str, &str)>) 
 }
 
 /// HL7 escapes for text put into a field.
+/// A value of the message copied into a field of the ACK, which is written with the standard
+/// separators: a `|` (a sender with other separators may have one in a field) is escaped, and a
+/// control character (a stray frame byte, a line end) becomes a space, so the ACK keeps its
+/// structure. Components (`^`) stay, as the sender wrote them.
+fn ack_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(|c| c == '|' || c.is_control()) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut o = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        match c {
+            '|' => o += "\\F\\",
+            c if c.is_control() => o.push(' '),
+            c => o.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(o)
+}
+
 pub(crate) fn escape(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
@@ -551,5 +573,19 @@ mod tests {
             ack.contains("field PID-7: bad_date: not a date \\F\\ or \\S\\"),
             "{ack}"
         );
+    }
+
+    /// A sender with `#` for its field separator may have a `|` in MSH-10, and a stray frame
+    /// byte may sit in a field: the ACK, written with `|`, keeps two segments of its fields.
+    #[test]
+    fn the_ack_keeps_its_structure_whatever_the_sender_put_in_its_fields() {
+        let m = parse_msh(b"MSH#^~\\&#EMS#WV\x0bEMS#PNP#WV#2026##ADT^A01#inj|MSA|AA#P#2.5.1\r")
+            .unwrap();
+        let ack = build_ack(&m, Code::Accept, None);
+        let segments: Vec<&str> = ack.trim_end_matches('\r').split('\r').collect();
+        assert_eq!(segments.len(), 2, "{ack:?}");
+        assert_eq!(segments[1], "MSA|AA|inj\\F\\MSA\\F\\AA", "{ack:?}");
+        assert_eq!(segments[0].split('|').count(), 12, "{ack:?}");
+        assert!(!ack.contains('\x0b'), "{ack:?}");
     }
 }
