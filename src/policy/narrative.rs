@@ -192,7 +192,11 @@ impl KnownMatcher {
     /// `None` if the matcher cannot be built (too large); the caller withholds the text.
     pub(crate) fn new(alts: &[Alt]) -> Option<KnownMatcher> {
         let mut all: Vec<&Alt> = alts.iter().collect();
-        all.sort_by_key(|a| std::cmp::Reverse(a.re.len()));
+        // By the length of the spelling, a name's plural aside (see `spellings::PLURAL`).
+        all.sort_by_key(|a| {
+            let plurals = a.re.matches(spellings::PLURAL).count() * spellings::PLURAL.len();
+            std::cmp::Reverse(a.re.len() - plurals)
+        });
         all.dedup_by(|a, b| a.re == b.re && a.keep == b.keep);
         let combined = all
             .iter()
@@ -404,6 +408,33 @@ mod tests {
         // Without a consent the subject's name goes too, and unknown words with it.
         let out = scrub_narrative(text, &inc, None, &all, Mode::SafeWords);
         assert!(out.starts_with("[NAME] met her neighbour [NAME]"), "{out}");
+    }
+
+    /// What an independent probe found kept in a referral's narrative: the subject's date of
+    /// birth typed without separators, a relative's surname as a plural or in lower case, and
+    /// the street's name without its number.
+    #[test]
+    fn compact_dates_plural_names_and_bare_street_names_go() {
+        let inc = incident();
+        let identity = |d: &FieldDef| d.name.starts_with("name.");
+        for (text, want) in [
+            ("DOB 070490 per subject.", "DOB [DATE] per subject."),
+            ("dob:07041990", "dob:[ID]"),
+            ("DOB 19900704.", "DOB [ID]."),
+            ("born Jul. 4, '90 per subject.", "born [DATE] per subject."),
+            ("The Roes called again.", "The [NAME] called again."),
+            ("ROES and RICHARDS", "[NAME] and [NAME]"),
+            ("roe's car", "[NAME]'s car"),
+            (
+                "walked toward Example from Main",
+                "walked toward [ADDRESS] from Main",
+            ),
+            ("subject lives on EXAMPLE", "subject lives on [ADDRESS]"),
+            ("the hollow was dark", "the hollow was dark"),
+        ] {
+            let out = scrub_narrative(text, &inc, Some(0), &identity, Mode::Patterns);
+            assert_eq!(out, want, "{text}");
+        }
     }
 
     #[test]

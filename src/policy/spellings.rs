@@ -123,17 +123,22 @@ const MONTHS: [&str; 12] = [
     "dec(?:ember)?",
 ];
 
-/// A date (of birth) as `1990-07-04`, `07/04/1990`, `7-4-90`, `July 4, 1990`, `4 Jul 1990`.
+/// A date (of birth) as `1990-07-04`, `07/04/1990`, `7-4-90`, `July 4, 1990`, `4 Jul 1990`,
+/// `Jul. 4, '90`, and in the digits officers type without separators: `070490`, `07041990`,
+/// `19900704`.
 pub fn date(d: NaiveDate) -> Vec<String> {
     let (y, m, day) = (d.year(), d.month(), d.day());
     let yy = y.rem_euclid(100);
     let month = MONTHS[d.month0() as usize];
     let ord = r"(?:st|nd|rd|th)?";
+    let year = format!(r"(?:{y}|(?:'|’){yy:02})");
     vec![
         format!(r"\b{y}[/.-]0?{m}[/.-]0?{day}\b"),
         format!(r"\b0?{m}[/.-]0?{day}[/.-](?:{y}|{yy:02})\b"),
-        format!(r"\b(?:{month})\.?\s+0?{day}{ord},?\s+{y}\b"),
-        format!(r"\b0?{day}{ord}\s+(?:of\s+)?(?:{month})\.?,?\s+{y}\b"),
+        format!(r"\b(?:{month})\.?\s+0?{day}{ord},?\s+{year}\b"),
+        format!(r"\b0?{day}{ord}\s+(?:of\s+)?(?:{month})\.?,?\s+{year}\b"),
+        format!(r"\b{m:02}{day:02}(?:{y}|{yy:02})\b"),
+        format!(r"\b{y}{m:02}{day:02}\b"),
     ]
 }
 
@@ -226,9 +231,21 @@ pub fn street(v: &str) -> Vec<String> {
     if numbered && suffixed && parts.len() >= 3 {
         out.push(wrap(&join(&parts[..parts.len() - 1]), base[0], ""));
         out.push(wrap(&join(&parts[1..]), base[1], ""));
+        // The street's name alone (`walked toward Example`), when it is a word of its own:
+        // four letters or more, no direction.
+        let name = &parts[1..parts.len() - 1];
+        let letters: usize = base[1..base.len() - 1].iter().map(|w| letters(w)).sum();
+        if letters >= 4 && name.iter().all(|(_, street_word)| !street_word) {
+            out.push(wrap(&join(name), base[1], ""));
+        }
     }
     out
 }
+
+/// The plural a name may take in a narrative (`the Roes called`). [`super::narrative`] orders
+/// spellings by their length without it, so that it does not put a name before a longer value
+/// that holds it (an email).
+pub const PLURAL: &str = "(?:s|es)?";
 
 /// Which name fields a spelling shows.
 pub type NameParts = &'static [&'static str];
@@ -280,8 +297,9 @@ pub fn names(
     };
     let (fv, mv, lv) = (trim(first), trim(middle), trim(last));
     let mut out: Vec<(String, NameParts)> = Vec::new();
+    // A name also as a plural (`the Does`, `DOES`; `Doe's` is `Doe` and `'s` already).
     let mut push = |core: String, head: &str, tail: &str, parts: NameParts| {
-        out.push((wrap(&core, head, tail), parts));
+        out.push((wrap(&format!("{core}{PLURAL}"), head, tail), parts));
     };
     if let (Some(l), Some(f)) = (&l, &f) {
         let comma = r"\s*,\s*";
