@@ -110,6 +110,30 @@ fn an_answer_lists_a_hundred_rejections_and_counts_them_all() {
     assert_eq!(r["body"]["rejected"][0]["kind"], "bad_date");
 }
 
+/// The framework's own refusals (a path that is not UTF-8, a method the route lacks, no such
+/// endpoint) come as the API's JSON errors too, quoting nothing of the request.
+#[test]
+fn every_refusal_is_a_json_error() {
+    let d = tempfile::tempdir().unwrap();
+    let s = Service::demo(d.path());
+    for (method, path, status) in [
+        ("GET", "/v1/referrals/QUANTRELL%FF", 400),
+        ("DELETE", "/v1/consents", 405),
+        ("GET", "/v1/no-such-thing", 404),
+    ] {
+        let r = s.client(
+            "request",
+            json!({"method": method, "path": path, "token": s.token("prss")}),
+        );
+        assert_eq!(r["status"], status, "{method} {path}: {r}");
+        assert!(
+            r["body"]["error"].as_str().is_some(),
+            "{method} {path}: {r}"
+        );
+        assert!(!r.to_string().contains("QUANTRELL"), "{r}");
+    }
+}
+
 #[test]
 fn no_credentials_a_wrong_token_or_scope_or_a_body_over_the_limit_store_nothing() {
     let d = tempfile::tempdir().unwrap();

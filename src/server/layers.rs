@@ -16,6 +16,7 @@ use tower::ServiceBuilder;
 /// `router` under `limits`' per-request bounds.
 pub fn bounded(router: Router, limits: &Limits) -> Router {
     router
+        .layer(axum::middleware::map_response(json_errors))
         // axum's own 2 MB default for extracted bodies is replaced by the listener's limit.
         .layer(DefaultBodyLimit::disable())
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
@@ -34,6 +35,38 @@ pub fn bounded(router: Router, limits: &Limits) -> Router {
                 // would hold its slot (and the budget's share) for as long as it liked.
                 .timeout(limits.idle_timeout),
         )
+}
+
+/// Every error answer as JSON: axum's and tower-http's own refusals (a path or query that does
+/// not parse, a body over the limit, a method the route lacks) come as plain text or empty, and
+/// an extractor's text may quote what the request held (`Invalid UTF-8 in `id``, a query
+/// value). Answers already JSON (ours, FHIR's OperationOutcome) pass as they are.
+async fn json_errors(res: Response) -> Response {
+    let status = res.status();
+    let json = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return res;
+    }
+    let why = match status {
+        StatusCode::BAD_REQUEST => "the request is malformed: its path, query or body",
+        StatusCode::NOT_FOUND => "no such endpoint",
+        StatusCode::METHOD_NOT_ALLOWED => "this endpoint does not take this method",
+        StatusCode::PAYLOAD_TOO_LARGE => "the body is larger than this server takes",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "this endpoint does not take this content type",
+        s => s.canonical_reason().unwrap_or("the request was refused"),
+    };
+    let (mut parts, _) = res.into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::json!({ "error": why }).to_string();
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 /// The answer to a request shed because the server is full (503, retry in a second), or one
