@@ -69,15 +69,7 @@ fn an_idempotency_key_reused_for_another_body_is_refused() {
     let d = tempfile::tempdir().unwrap();
     let s = Service::demo(d.path());
     assert_eq!(s.push("agency", "k-1")["status"], 202);
-    let r = s.client(
-        "request",
-        json!({
-            "method": "POST", "path": "/v1/pipelines/generic-cad-csv/exports",
-            "token": s.token("agency"),
-            "headers": {"Idempotency-Key": "k-1", "Content-Type": "text/csv"},
-            "body": "another body",
-        }),
-    );
+    let r = s.push_csv("agency", "k-1", "another body");
     assert_eq!(r["status"], 422, "{r}");
 }
 
@@ -94,15 +86,7 @@ fn an_answer_lists_a_hundred_rejections_and_counts_them_all() {
         })
         .collect();
     let body = format!("{header}\n{rows}");
-    let r = s.client(
-        "request",
-        json!({
-            "method": "POST", "path": "/v1/pipelines/generic-cad-csv/exports",
-            "token": s.token("agency"),
-            "headers": {"Idempotency-Key": "k-bad-rows", "Content-Type": "text/csv"},
-            "body": body,
-        }),
-    );
+    let r = s.push_csv("agency", "k-bad-rows", &body);
     assert_eq!(r["status"], 202, "{r}");
     assert_eq!(r["body"]["accepted"], 0);
     assert_eq!(r["body"]["rejected"].as_array().unwrap().len(), 100);

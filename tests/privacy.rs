@@ -209,33 +209,32 @@ fn imports_are_all_or_nothing_with_clear_errors() {
     let list = success(&cli(&["consent", "list"], &cfg));
     assert_eq!(list, "", "nothing was imported: {list}");
 
+    // One engagement row, imported: its exit code and stderr.
+    let engagement = |name: &str, consent: &str| {
+        let f = dir.join(name);
+        std::fs::write(&f, format!("id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,{consent},mat,prestera,2026-03-01\n")).unwrap();
+        let out = bin()
+            .args(["engagement", "import", "--config"])
+            .arg(&cfg)
+            .arg(&f)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
     // An engagement whose consent_id holds a name and a phone number: refused, never quoted.
-    let f = dir.join("e0.csv");
-    std::fs::write(&f, "id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,QUANTRELL 304-555-0199,mat,prestera,2026-03-01\n").unwrap();
-    let out = bin()
-        .args(["engagement", "import", "--config"])
-        .arg(&cfg)
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, err) = engagement("e0.csv", "QUANTRELL 304-555-0199");
+    assert_eq!(code, Some(1));
     assert!(err.contains("field `consent_id`: is not an id"), "{err}");
     assert!(
         !err.contains("QUANTRELL") && !err.contains("555-0199"),
         "{err}"
     );
 
-    let f = dir.join("e.csv");
-    std::fs::write(&f, "id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,C-9,mat,prestera,2026-03-01\n").unwrap();
-    let out = bin()
-        .args(["engagement", "import", "--config"])
-        .arg(&cfg)
-        .arg(&f)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1));
+    let (code, err) = engagement("e.csv", "C-9");
+    assert_eq!(code, Some(1));
     assert!(
         err.contains(
             "e.csv:2: engagement E1: field `consent_id`: consent C-9 is not in the registry"

@@ -165,6 +165,21 @@ impl Service {
         )
     }
 
+    /// Pushes `body` (CSV) to the generic CAD pipeline under `key`.
+    #[allow(dead_code)] // not every test binary pushes a body of its own
+    pub fn push_csv(&self, client: &str, key: &str, body: &str) -> Value {
+        self.client(
+            "request",
+            json!({
+                "method": "POST",
+                "path": "/v1/pipelines/generic-cad-csv/exports",
+                "token": self.token(client),
+                "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"},
+                "body": body,
+            }),
+        )
+    }
+
     pub fn post(&self, client: &str, path: &str, content_type: &str, body: &str) -> Value {
         self.client(
             "request",
