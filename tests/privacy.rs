@@ -212,7 +212,7 @@ fn imports_are_all_or_nothing_with_clear_errors() {
     // One engagement row, imported: its exit code and stderr.
     let engagement = |name: &str, consent: &str| {
         let f = dir.join(name);
-        std::fs::write(&f, format!("id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,NO-SUCH-INCIDENT,PRSS-01,{consent},mat,prestera,2026-03-01\n")).unwrap();
+        std::fs::write(&f, format!("id,incident_id,prss_id,consent_id,service,provider,engaged_on\nE1,{},PRSS-01,{consent},mat,prestera,2026-03-01\n", if name == "e1.csv" { "QUANTRELL 219-09-9999" } else { "NO-SUCH-INCIDENT" })).unwrap();
         let out = bin()
             .args(["engagement", "import", "--config"])
             .arg(&cfg)
@@ -232,6 +232,17 @@ fn imports_are_all_or_nothing_with_clear_errors() {
         !err.contains("QUANTRELL") && !err.contains("555-0199"),
         "{err}"
     );
+
+    // One whose incident_id holds a name and an SSN: refused, never quoted nor kept.
+    let (code, err) = engagement("e1.csv", "C-9");
+    assert_eq!(code, Some(1));
+    assert!(err.contains("field `incident_id`: is not an id"), "{err}");
+    assert!(
+        !err.contains("QUANTRELL") && !err.contains("219-09"),
+        "{err}"
+    );
+    let listed = success(&cli(&["engagement", "list"], &cfg));
+    assert!(!listed.contains("QUANTRELL"), "{listed}");
 
     let (code, err) = engagement("e.csv", "C-9");
     assert_eq!(code, Some(1));

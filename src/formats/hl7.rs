@@ -322,10 +322,15 @@ fn incident_message(out: Value, processing_ids: &[String]) -> Result<Value, Reje
             "D" => "debugging",
             _ => "a processing ID the adapter does not take",
         };
+        // The value is quoted only when it looks like a code: MSH-11 may hold anything.
+        let shown = match crate::model::shape::is_code_shaped(processing) && processing.len() <= 3 {
+            true => format!(" (`{processing}`)"),
+            false => String::new(),
+        };
         return Err(Rejection::new(
             "training_message",
             format!(
-                "MSH-11 marks the message as {what} (`{processing}`); the adapter takes {} (`processing_ids`)",
+                "MSH-11 marks the message as {what}{shown}; the adapter takes {} (`processing_ids`)",
                 processing_ids.join(", ")
             ),
         )

@@ -35,7 +35,11 @@ pub fn check_engagements(
         |report, at, e| {
             // Ids are quoted in messages and kept in the clear: a name or a number shifted
             // into one is refused before it is either.
-            for (field, v) in [("id", &e.id), ("consent_id", &e.consent_id)] {
+            for (field, v) in [
+                ("id", &e.id),
+                ("consent_id", &e.consent_id),
+                ("incident_id", &e.incident_id),
+            ] {
                 if !crate::model::shape::is_id_shaped(v) {
                     report.add(
                         at,

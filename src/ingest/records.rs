@@ -474,9 +474,18 @@ pub fn fhir_consent(r: &Value) -> Result<crate::model::Consent, String> {
     }
     let status = r["status"].as_str().unwrap_or("");
     if status != "active" {
-        return Err(match crate::model::shape::is_code_shaped(status) {
+        // Quoted only when it is one of R4's Consent.status codes: anything else could be
+        // anything.
+        const STATUSES: [&str; 5] = [
+            "draft",
+            "proposed",
+            "rejected",
+            "inactive",
+            "entered-in-error",
+        ];
+        return Err(match STATUSES.contains(&status) {
             true => format!("status is `{status}`, not `active`"),
-            false => "status is not `active`".into(),
+            false => "status is not `active` (nor another Consent.status code)".into(),
         });
     }
     let provision = &r["provision"];

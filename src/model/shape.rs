@@ -83,20 +83,28 @@ pub const MAX_ID_CHARS: usize = 64;
 pub const ID_SHAPE: &str =
     "is not an id: at most 64 ASCII letters, digits and `-_.:`, not a phone number, SSN or date";
 
-/// Whether `v` looks like a record's id (`C-2026-0001`, a UUID) and may be quoted in a message:
-/// at most [`MAX_ID_CHARS`] ASCII letters, digits and `-_.:`, and not a bare phone number or
-/// SSN (7, 9, 10 or 11 digits with separators at most) or a date. A name typed into the id
-/// column (`RIVERS, TAYLOR`, `RIVERS 304-555-0199`) is not an id; a word alone still looks like
-/// one.
+/// Whether `v` looks like a record's id (`C-2026-0001`, `2026-000101`, a UUID) and may be
+/// quoted in a message: at most [`MAX_ID_CHARS`] ASCII letters, digits and `-_.:`, and not an
+/// SSN (`219-09-9999`, nine digits alone), a phone number written with its separators
+/// (`304-555-0199`, `555-0199`) or a date. A name typed into the id column (`RIVERS, TAYLOR`,
+/// `RIVERS 304-555-0199`) is not an id; a word alone, or a number alone, still looks like one.
 pub fn is_id_shaped(v: &str) -> bool {
     let b = v.as_bytes();
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    let only_digits = b.iter().all(|c| c.is_ascii_digit() || b"-.".contains(c));
+    let groups: Vec<&str> = v.split(['-', '.']).collect();
+    let numeric = groups
+        .iter()
+        .all(|g| !g.is_empty() && g.bytes().all(|c| c.is_ascii_digit()));
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let ssn_or_phone = numeric
+        && matches!(
+            lens.as_slice(),
+            [9] | [3, 2, 4] | [3, 3, 4] | [3, 4] | [1, 3, 3, 4]
+        );
     !b.is_empty()
         && b.len() <= MAX_ID_CHARS
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"-_.:".contains(c))
-        && !(only_digits && matches!(digits, 7 | 9 | 10 | 11))
+        && !ssn_or_phone
         && !is_date_shaped(v)
 }
 
@@ -255,6 +263,8 @@ mod tests {
             "C-9001",
             "3f2a6c1e-58aa-4c2b-9d7e-0a1b2c3d4e5f",
             "urn:x:1",
+            "2026-000101",
+            "1234567",
         ] {
             assert!(is_id_shaped(id), "{id}");
         }

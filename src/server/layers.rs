@@ -40,15 +40,16 @@ pub fn bounded(router: Router, limits: &Limits) -> Router {
 /// Every error answer as JSON: axum's and tower-http's own refusals (a path or query that does
 /// not parse, a body over the limit, a method the route lacks) come as plain text or empty, and
 /// an extractor's text may quote what the request held (`Invalid UTF-8 in `id``, a query
-/// value). Answers already JSON (ours, FHIR's OperationOutcome) pass as they are.
+/// value). Answers of any other type (ours in JSON, FHIR's OperationOutcome, an HL7 ACK to a
+/// provider's message) pass as they are.
 async fn json_errors(res: Response) -> Response {
     let status = res.status();
-    let json = res
+    let framework = res
         .headers()
         .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
-    if !(status.is_client_error() || status.is_server_error()) || json {
+        .map(|v| v.to_str().unwrap_or("").starts_with("text/plain"))
+        .unwrap_or(true);
+    if !(status.is_client_error() || status.is_server_error()) || !framework {
         return res;
     }
     let why = match status {

@@ -432,7 +432,8 @@ pub(crate) fn escape(s: &str) -> String {
 }
 
 /// The push key of a message: its control id, then 64 bits of a SHA-256 of the message with
-/// MSH-7 (the time it was sent) blanked, so that only a resend shares it.
+/// MSH-7 (the time it was sent) blanked and its segments however they end, so that only a
+/// resend shares it. Bytes before the MSH (a byte-order mark) are not the message's.
 fn push_key(control_id: &str, msg: &[u8]) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
@@ -454,8 +455,14 @@ fn push_key(control_id: &str, msg: &[u8]) -> String {
         }
         None => h.update(msh),
     }
-    h.update(&msg[..start]);
-    h.update(&msg[end..]);
+    // The segments after the MSH, whatever ends them (a resend may use LF, or lose its last CR).
+    for segment in msg[end..]
+        .split(|&b| b == b'\r' || b == b'\n')
+        .filter(|s| !s.is_empty())
+    {
+        h.update(b"\r");
+        h.update(segment);
+    }
     let digest = h.finalize();
     format!("{control_id}#{}", crate::hex::encode(&digest[..8]))
 }
