@@ -58,19 +58,27 @@ pub fn is_code_shaped(v: &str) -> bool {
 /// [`is_code_shaped`].
 pub fn is_sendable_code(field: &str, v: &str) -> bool {
     match field {
-        // The canonical values a mapping's sex table gives, or the one letter an agency's
-        // system writes.
+        // The canonical values a mapping's sex table gives, in any case, or the one or two
+        // letters an agency's system writes (`M`, `NB`).
         "sex" => {
-            matches!(v, "male" | "female" | "other" | "unknown")
-                || (v.len() == 1 && v.as_bytes()[0].is_ascii_alphabetic())
+            ["male", "female", "other", "unknown"]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(v))
+                || ((1..=2).contains(&v.len()) && v.bytes().all(|c| c.is_ascii_alphabetic()))
         }
         // A USPS state or territory code.
         "location.state" | "address.state" => {
             v.len() == 2 && v.bytes().all(|c| c.is_ascii_alphabetic())
         }
-        // NIBRS and agency letters (`W`, `H`), CDC race and ethnicity codes (`2106-3`).
+        // NIBRS and agency letters (`W`, `H`, `A/PI`, `W-H`), a short number (`1`), CDC race
+        // and ethnicity codes (`2106-3`); not a month and day (`3-17`).
         "race" | "ethnicity" => {
-            is_code_shaped(v) && (v.bytes().all(|c| c.is_ascii_alphabetic()) || is_cdc_code(v))
+            let digits = v.bytes().filter(u8::is_ascii_digit).count();
+            let joined = v.contains(['-', '/', '.']);
+            is_code_shaped(v)
+                && (v.bytes().all(|c| c.is_ascii_alphabetic())
+                    || is_cdc_code(v)
+                    || (v.len() <= 4 && (digits == 0 || (digits <= 2 && !joined))))
         }
         _ => is_code_shaped(v),
     }
@@ -289,6 +297,12 @@ mod tests {
         for (field, ok) in [
             ("sex", "male"),
             ("sex", "F"),
+            ("sex", "MALE"),
+            ("sex", "Unknown"),
+            ("sex", "NB"),
+            ("race", "1"),
+            ("race", "A/PI"),
+            ("race", "W-H"),
             ("location.state", "WV"),
             ("race", "W"),
             ("race", "2106-3"),
