@@ -153,31 +153,26 @@ impl Service {
 
     /// Pushes the generic sample export as `client` under `key`.
     pub fn push(&self, client: &str, key: &str) -> Value {
-        self.client(
-            "request",
-            json!({
-                "method": "POST",
-                "path": "/v1/pipelines/generic-cad-csv/exports",
-                "token": self.token(client),
-                "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"},
-                "body_file": self.sample(),
-            }),
-        )
+        let file = self.sample().display().to_string();
+        self.push_body(client, key, ("body_file", file.into()))
     }
 
     /// Pushes `body` (CSV) to the generic CAD pipeline under `key`.
     #[allow(dead_code)] // not every test binary pushes a body of its own
     pub fn push_csv(&self, client: &str, key: &str, body: &str) -> Value {
-        self.client(
-            "request",
-            json!({
-                "method": "POST",
-                "path": "/v1/pipelines/generic-cad-csv/exports",
-                "token": self.token(client),
-                "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"},
-                "body": body,
-            }),
-        )
+        self.push_body(client, key, ("body", body.into()))
+    }
+
+    /// A push to the generic CAD pipeline, its body given as the client script takes it.
+    fn push_body(&self, client: &str, key: &str, (field, body): (&str, Value)) -> Value {
+        let mut request = json!({
+            "method": "POST",
+            "path": "/v1/pipelines/generic-cad-csv/exports",
+            "token": self.token(client),
+            "headers": {"Idempotency-Key": key, "Content-Type": "text/csv"},
+        });
+        request[field] = body;
+        self.client("request", request)
     }
 
     pub fn post(&self, client: &str, path: &str, content_type: &str, body: &str) -> Value {
