@@ -239,6 +239,16 @@ fn https_receiver(dir: &Path, kind: &str, path: &str) -> (common::peers::Receive
     (rx, deliver)
 }
 
+/// The tree with `intake` a webhook to the Python receiver (`more` added to its `deliver`
+/// table), keys made, and the first `people` of [`PEOPLE`] consented and engaged.
+fn webhook_tree(dir: &Path, more: &str, people: usize) -> (common::peers::Receiver, PathBuf) {
+    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
+    let cfg = tree(dir, &deliver.replace(" }", &format!("{more} }}")));
+    success(&cli(&["keys", "init"], &cfg));
+    consent_and_engage(&cfg, dir, &PEOPLE[..people]);
+    (rx, cfg)
+}
+
 /// The story with `intake` delivering over HTTPS to the Python receiver.
 fn https_story(dir: &Path, kind: &str, path: &str) -> (common::peers::Receiver, PathBuf) {
     let (rx, deliver) = https_receiver(dir, kind, path);
@@ -423,10 +433,7 @@ fn a_revocation_dated_ahead_cancels_when_its_day_comes() {
 fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
-    let cfg = tree(dir, &deliver);
-    success(&cli(&["keys", "init"], &cfg));
-    consent_and_engage(&cfg, dir, &PEOPLE[..3]);
+    let (rx, cfg) = webhook_tree(dir, "", 3);
     let referral = |file: &str, event: &str, i: usize| {
         let (n, l, f, dob) = PEOPLE[i];
         std::fs::write(dir.join("exports/hl7").join(file), hl7(event, n, l, f, dob)).unwrap();
@@ -518,10 +525,7 @@ fn a_referral_that_may_have_arrived_is_cancelled_when_withdrawn() {
 fn a_referral_whose_send_a_crash_interrupted_is_cancelled_when_withdrawn() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
-    let cfg = tree(dir, &deliver);
-    success(&cli(&["keys", "init"], &cfg));
-    consent_and_engage(&cfg, dir, &PEOPLE[..1]);
+    let (rx, cfg) = webhook_tree(dir, "", 1);
     let (n, l, f, dob) = PEOPLE[0];
     std::fs::write(dir.join("exports/hl7/a.hl7"), hl7("I12", n, l, f, dob)).unwrap();
 
@@ -566,10 +570,7 @@ fn a_referral_whose_send_a_crash_interrupted_is_cancelled_when_withdrawn() {
 fn a_referral_never_sent_gets_no_cancellation() {
     let d = tempfile::tempdir().unwrap();
     let dir = d.path();
-    let (rx, deliver) = https_receiver(dir, "webhook", "/hook");
-    let cfg = tree(dir, &deliver.replace(" }", ", concurrency = 1 }"));
-    success(&cli(&["keys", "init"], &cfg));
-    consent_and_engage(&cfg, dir, &PEOPLE[..2]);
+    let (rx, cfg) = webhook_tree(dir, ", concurrency = 1", 2);
     for (i, file) in ["a.hl7", "b.hl7"].iter().enumerate() {
         let (n, l, f, dob) = PEOPLE[i];
         std::fs::write(dir.join("exports/hl7").join(file), hl7("I12", n, l, f, dob)).unwrap();

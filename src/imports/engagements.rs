@@ -43,7 +43,7 @@ pub fn check_engagements(
                 if !crate::model::shape::is_id_shaped(v) {
                     report.add(
                         at,
-                        None,
+                        Some(&e.id),
                         Some(field),
                         "invalid",
                         crate::model::shape::ID_SHAPE,

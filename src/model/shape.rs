@@ -16,8 +16,8 @@ pub const MAX_CODE_CHARS: usize = 16;
 const MAX_CODE_DIGITS: usize = 5;
 
 /// Punctuation a code may hold besides letters and digits (`10-56`, `46A-CIT`, `F11.20`,
-/// `W/I`, `M_H`, `#2`, `C+`, an HL7 event `ADT^A31`). Anything else (`,` between a surname and a given name, `:` in a
-/// link, `'`, `@`, brackets, letters outside ASCII) is not a code's.
+/// `W/I`, `M_H`, `#2`, `C+`, an HL7 event `ADT^A31`). Anything else (`,` between a surname and
+/// a given name, `:` in a link, `'`, `@`, brackets, letters outside ASCII) is not a code's.
 const CODE_PUNCTUATION: &[u8] = b"-._/#+^";
 
 /// Month names as agencies abbreviate them in dates (`17MAR1981`, `MAR17`).

@@ -241,30 +241,25 @@ impl Store {
     /// (`super::cancellations`). A row still marked from an attempt a stopped run never
     /// recorded keeps that: it may have arrived.
     pub fn mark_sending(&mut self, ids: &[i64]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.write(|s| {
-            let mut st = s.conn.prepare_cached(
-                "UPDATE outbox SET may_have_arrived = max(may_have_arrived, sending), sending = 1 WHERE id = ?1",
-            )?;
-            for id in ids {
-                st.execute([id])?;
-            }
-            Ok(())
-        })
+        self.update_each(
+            "UPDATE outbox SET may_have_arrived = max(may_have_arrived, sending), sending = 1 WHERE id = ?1",
+            ids,
+        )
     }
 
     /// Rows [`Store::mark_sending`] marked that were never sent after all (the destination
     /// failed on an earlier row of the batch).
     pub fn unmark_sending(&mut self, ids: &[i64]) -> Result<()> {
+        self.update_each("UPDATE outbox SET sending = 0 WHERE id = ?1", ids)
+    }
+
+    /// `sql` (taking a row id as `?1`) for each of `ids`, in one write transaction.
+    fn update_each(&mut self, sql: &str, ids: &[i64]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         self.write(|s| {
-            let mut st = s
-                .conn
-                .prepare_cached("UPDATE outbox SET sending = 0 WHERE id = ?1")?;
+            let mut st = s.conn.prepare_cached(sql)?;
             for id in ids {
                 st.execute([id])?;
             }

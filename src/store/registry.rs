@@ -199,10 +199,8 @@ impl Store {
                 problems.push(refused(
                     "unknown_consent",
                     Some("consent_id"),
-                    match crate::model::shape::is_id_shaped(&e.consent_id) {
-                        true => format!("consent {} is not in the registry", e.consent_id),
-                        false => "the consent it names is not in the registry".to_string(),
-                    },
+                    // Quoted: `imports::check_engagements` took only an id-shaped consent_id.
+                    format!("consent {} is not in the registry", e.consent_id),
                 ));
             }
             let joined = names(&tx, "incidents", &e.incident_id, adapter)?;
